@@ -1,0 +1,104 @@
+//! The `jobmesh` command line: global options, the subcommand tree, and error reporting at the edge.
+//!
+//! Each subcommand group lives in its own module under [`crate::commands`]; this file only lists them.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::commands;
+use crate::home::Home;
+
+/// A peer-to-peer compute market: content-addressed storage, deterministic WebAssembly jobs, lottery payments.
+#[derive(Debug, Parser)]
+#[command(
+    name = "jobmesh",
+    version,
+    about,
+    long_about = None,
+    after_help = "Examples:\n  jobmesh init\n  echo hello | jobmesh add -\n  jobmesh cat bafkreie...\n\nEvery subcommand has its own --help with an example."
+)]
+pub struct Cli {
+    /// Options every subcommand understands.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by every subcommand.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Data directory (identity, blocks, pins). Default: $JOBMESH_HOME, else the platform data dir.
+    #[arg(long, global = true, env = "JOBMESH_HOME", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// Every subcommand group of `jobmesh`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the data directory and this node's identity (an ed25519 key, shown as a libp2p PeerId).
+    Init(commands::init::InitArgs),
+}
+
+/// What every subcommand receives: where the data lives and how to print.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The data directory.
+    pub home: Home,
+    /// `--json` was given.
+    pub json: bool,
+}
+
+impl Context {
+    /// Prints one JSON value on stdout.
+    pub fn print_json(&self, value: &serde_json::Value) {
+        println!("{value}");
+    }
+}
+
+/// Parses the command line, runs the command and turns an error into one line on stderr and exit code 1.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let ctx = Context {
+        home: Home::new(cli.global.data_dir.clone().unwrap_or_else(Home::platform_default)),
+        json: cli.global.json,
+    };
+    match dispatch(&ctx, &cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            report_error(&ctx, &err);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(ctx: &Context, command: &Command) -> anyhow::Result<()> {
+    match command {
+        Command::Init(args) => commands::init::run(ctx, args),
+    }
+}
+
+/// Errors are one line (`error: outer: inner: cause`), or a JSON object with `--json`. Never a backtrace.
+fn report_error(ctx: &Context, err: &anyhow::Error) {
+    if ctx.json {
+        eprintln!("{}", serde_json::json!({ "error": format!("{err:#}") }));
+    } else {
+        eprintln!("error: {err:#}");
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,4 @@
+//! One module per group of subcommands. Each defines its clap arguments and a `run` function that takes the
+//! shared [`crate::cli::Context`]. Add a group by adding a module here and a variant in `cli::Command`.
+
+pub mod init;

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every jobmesh test on a fresh machine: installs what the tests need (scripts/setup.d/*.sh, from the
+# package registries only), then checks formatting, lints and runs the whole test suite.
+# This is the README's test command; .ci/run calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# A target dir outside the clone is kept between runs as a cache; a fresh machine simply builds into it.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/jobmesh/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+mkdir -p "$CARGO_TARGET_DIR"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+for setup in scripts/setup.d/*.sh; do
+  [ -e "$setup" ] || continue
+  step "setup: $setup"
+  bash "$setup"
+done
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy (all targets, -D warnings)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo nextest (every crate, every test)"
+cargo nextest run --workspace --locked --no-fail-fast
+
+step "doc tests"
+cargo test --workspace --locked --doc
