@@ -1,0 +1,305 @@
+//! The sled-backed block store: blocks keyed by multihash, recursive pins, garbage collection, verification.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use cid::Cid;
+
+use crate::hash::verify_block;
+use crate::{dag, StoreError};
+
+/// Page-cache size of the sled database. Kept small so that streaming a 4 GiB file stays within tens of MiB.
+const CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// What garbage collection removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GcStats {
+    /// Blocks removed.
+    pub removed_blocks: u64,
+    /// Bytes of block data removed.
+    pub removed_bytes: u64,
+    /// Blocks kept because a pin reaches them.
+    pub kept_blocks: u64,
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Blocks whose bytes match their hash.
+    pub ok: u64,
+    /// Blocks whose bytes do not match (their raw multihash keys, as CIDv1 raw for display).
+    pub corrupt: Vec<Cid>,
+    /// Pins whose DAG is incomplete (a block is missing).
+    pub incomplete_pins: Vec<Cid>,
+}
+
+/// A block store on disk. Cheap to clone; safe to share between threads.
+///
+/// Blocks are keyed by their multihash, as in kubo, so a CIDv0 and a CIDv1 dag-pb CID of the same bytes name the
+/// same block. Only one process can open a store at a time (sled takes a file lock).
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    blocks: sled::Tree,
+    pins: sled::Tree,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+/// Name of the sled tree holding block bytes (public so fault-injection tests can reach below the store).
+pub const BLOCKS_TREE: &str = "blocks";
+const PINS_TREE: &str = "pins";
+
+impl Store {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(CACHE_BYTES)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(io) if is_lock_conflict(&io) => StoreError::io(
+                    format!(
+                        "the block store {} is in use by another process (is a node running?)",
+                        dir.display()
+                    ),
+                    io,
+                ),
+                sled::Error::Io(io) => {
+                    StoreError::io(format!("cannot open the block store {}", dir.display()), io)
+                }
+                other => StoreError::Db(other),
+            })?;
+        Ok(Store {
+            blocks: db.open_tree(BLOCKS_TREE)?,
+            pins: db.open_tree(PINS_TREE)?,
+            db,
+        })
+    }
+
+    /// Stores a block after checking that `data` matches `cid`. Returns whether it was new.
+    pub fn put(&self, cid: &Cid, data: &[u8]) -> Result<bool, StoreError> {
+        verify_block(cid, data)?;
+        self.put_verified(cid, data)
+    }
+
+    /// Stores a block the caller has just hashed itself.
+    pub(crate) fn put_verified(&self, cid: &Cid, data: &[u8]) -> Result<bool, StoreError> {
+        let key = cid.hash().to_bytes();
+        if self.blocks.contains_key(&key)? {
+            return Ok(false);
+        }
+        self.blocks.insert(key, data)?;
+        Ok(true)
+    }
+
+    /// Reads a block and checks its bytes against the CID; a mismatch is `Err(Corrupt)`, never returned data.
+    pub fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.blocks.get(cid.hash().to_bytes())? {
+            None => Ok(None),
+            Some(bytes) => {
+                verify_block(cid, &bytes)?;
+                Ok(Some(bytes.to_vec()))
+            }
+        }
+    }
+
+    /// Like [`Store::get`] but a missing block is an error.
+    pub fn get_required(&self, cid: &Cid) -> Result<Vec<u8>, StoreError> {
+        self.get(cid)?.ok_or(StoreError::NotFound(*cid))
+    }
+
+    /// Whether the block is present (not verified).
+    pub fn has(&self, cid: &Cid) -> Result<bool, StoreError> {
+        Ok(self.blocks.contains_key(cid.hash().to_bytes())?)
+    }
+
+    /// Size of a block in bytes, if present (not verified).
+    pub fn size(&self, cid: &Cid) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .blocks
+            .get(cid.hash().to_bytes())?
+            .map(|b| b.len() as u64))
+    }
+
+    /// Removes a block; returns whether it was present. Pins are not consulted: use [`Store::gc`] for that.
+    pub fn remove(&self, cid: &Cid) -> Result<bool, StoreError> {
+        Ok(self.blocks.remove(cid.hash().to_bytes())?.is_some())
+    }
+
+    /// Number of blocks and total bytes stored.
+    pub fn usage(&self) -> Result<(u64, u64), StoreError> {
+        let mut count = 0;
+        let mut bytes = 0;
+        for entry in self.blocks.iter() {
+            let (_, v) = entry?;
+            count += 1;
+            bytes += v.len() as u64;
+        }
+        Ok((count, bytes))
+    }
+
+    /// Makes everything written so far durable.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Pins `root` recursively. Every block of its DAG must be present, so a pin always means "complete here".
+    pub fn pin(&self, root: &Cid) -> Result<(), StoreError> {
+        dag::walk(self, root, |_, _| Ok(()))?;
+        self.flush()?;
+        self.pins.insert(root.to_bytes(), b"recursive".as_slice())?;
+        self.flush()
+    }
+
+    /// Removes a pin; returns whether it existed.
+    pub fn unpin(&self, root: &Cid) -> Result<bool, StoreError> {
+        let existed = self.pins.remove(root.to_bytes())?.is_some();
+        self.flush()?;
+        Ok(existed)
+    }
+
+    /// Whether `root` is pinned directly.
+    pub fn is_pinned(&self, root: &Cid) -> Result<bool, StoreError> {
+        Ok(self.pins.contains_key(root.to_bytes())?)
+    }
+
+    /// Every pinned root.
+    pub fn pins(&self) -> Result<Vec<Cid>, StoreError> {
+        self.pins
+            .iter()
+            .keys()
+            .map(|k| {
+                let k = k?;
+                Cid::try_from(k.as_ref()).map_err(|e| StoreError::InvalidCid {
+                    text: hex_of(&k),
+                    reason: format!("bad pin key: {e}"),
+                })
+            })
+            .collect()
+    }
+
+    /// Removes every block no pin reaches.
+    pub fn gc(&self) -> Result<GcStats, StoreError> {
+        let mut live: HashSet<Vec<u8>> = HashSet::new();
+        for root in self.pins()? {
+            dag::walk_present(self, &root, &mut |cid| {
+                live.insert(cid.hash().to_bytes());
+            })?;
+        }
+        let mut stats = GcStats::default();
+        for entry in self.blocks.iter() {
+            let (key, value) = entry?;
+            if live.contains(key.as_ref()) {
+                stats.kept_blocks += 1;
+            } else {
+                self.blocks.remove(&key)?;
+                stats.removed_blocks += 1;
+                stats.removed_bytes += value.len() as u64;
+            }
+        }
+        self.flush()?;
+        Ok(stats)
+    }
+
+    /// Re-hashes every block and checks that every pinned DAG is complete.
+    pub fn verify(&self) -> Result<VerifyReport, StoreError> {
+        let mut report = VerifyReport::default();
+        for entry in self.blocks.iter() {
+            let (key, value) = entry?;
+            let mh = multihash::Multihash::<64>::from_bytes(&key).map_err(|e| {
+                StoreError::InvalidCid {
+                    text: hex_of(&key),
+                    reason: format!("bad block key: {e}"),
+                }
+            })?;
+            let cid = Cid::new_v1(crate::RAW, mh);
+            match verify_block(&cid, &value) {
+                Ok(()) => report.ok += 1,
+                Err(StoreError::Corrupt { cid } | StoreError::UnsupportedHash { cid, .. }) => {
+                    report.corrupt.push(cid)
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        for root in self.pins()? {
+            let mut complete = true;
+            let result = dag::walk(self, &root, |_, _| Ok(()));
+            if let Err(StoreError::NotFound(_) | StoreError::Corrupt { .. }) = result {
+                complete = false;
+            } else {
+                result?;
+            }
+            if !complete {
+                report.incomplete_pins.push(root);
+            }
+        }
+        Ok(report)
+    }
+
+    /// Iterates over the multihash keys of all blocks (for providing them on the network).
+    pub fn block_keys(&self) -> impl Iterator<Item = Result<Vec<u8>, StoreError>> {
+        self.blocks.iter().keys().map(|k| Ok(k?.to_vec()))
+    }
+}
+
+/// sled reports a held file lock as a wrapped `WouldBlock` ("could not acquire lock on …").
+fn is_lock_conflict(err: &std::io::Error) -> bool {
+    err.kind() == std::io::ErrorKind::WouldBlock
+        || err.to_string().contains("could not acquire lock")
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cid_of_raw;
+
+    #[test]
+    fn put_get_round_trip_and_rejects_mismatch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let cid = cid_of_raw(b"hello");
+        assert!(store.put(&cid, b"hello").unwrap());
+        assert!(!store.put(&cid, b"hello").unwrap());
+        assert_eq!(store.get(&cid).unwrap().unwrap(), b"hello");
+        assert!(matches!(
+            store.put(&cid, b"HELLO"),
+            Err(StoreError::Corrupt { .. })
+        ));
+        assert!(store.get(&cid_of_raw(b"other")).unwrap().is_none());
+    }
+
+    #[test]
+    fn corrupted_bytes_on_disk_are_reported_not_returned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let cid = cid_of_raw(b"hello");
+        store.put(&cid, b"hello").unwrap();
+        // Flip the stored bytes below the store's API, as bit rot would.
+        store
+            .blocks
+            .insert(cid.hash().to_bytes(), b"jello".as_slice())
+            .unwrap();
+        assert!(matches!(store.get(&cid), Err(StoreError::Corrupt { .. })));
+        let report = store.verify().unwrap();
+        assert_eq!(report.corrupt.len(), 1);
+    }
+
+    #[test]
+    fn second_open_reports_store_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Store::open(dir.path()).unwrap();
+        let err = Store::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("in use"), "{err}");
+    }
+}

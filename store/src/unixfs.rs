@@ -1,0 +1,492 @@
+//! UnixFS files: the importer (bytes → blocks and a root CID) and the exporter (root CID → bytes).
+//!
+//! The importer streams: it holds one chunk and, per tree level, at most `max_links` pending links, so memory
+//! stays flat whatever the file size. Its output is byte-for-byte what kubo (`ipfs add --cid-version=1`) and
+//! the JS importer produce for the same [`Profile`]: fixed-size chunks, balanced layout, `blocksizes` per
+//! child, cumulative `Tsize` on links, and a one-chunk file reduced to its single leaf.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::Path;
+
+use cid::{Cid, Version};
+
+use crate::dag::{codec_of, malformed};
+use crate::hash::HashAlg;
+use crate::pb::{self, PbLink, UnixFsType};
+use crate::{Store, StoreError, DAG_PB, RAW};
+
+/// How a file is cut into blocks. The same bytes under the same profile always give the same root CID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    /// Short name shown to users (`kubo`, `helia`, `v0`).
+    pub name: &'static str,
+    /// CID version of every block.
+    pub cid_version: Version,
+    /// Leaves are raw blocks (true) or dag-pb UnixFS `file` nodes (false, the CIDv0 legacy layout).
+    pub raw_leaves: bool,
+    /// Bytes per chunk.
+    pub chunk_size: usize,
+    /// Links per internal node of the balanced tree.
+    pub max_links: usize,
+    /// Hash function of every block.
+    pub hash: HashAlg,
+}
+
+impl Profile {
+    /// kubo's `ipfs add --cid-version=1`: CIDv1, sha2-256, raw leaves, 256 KiB chunks, 174 links.
+    pub const KUBO: Profile = Profile {
+        name: "kubo",
+        cid_version: Version::V1,
+        raw_leaves: true,
+        chunk_size: 256 * 1024,
+        max_links: 174,
+        hash: HashAlg::Sha2_256,
+    };
+    /// Helia's default: CIDv1, sha2-256, raw leaves, 1 MiB chunks, 1024 links.
+    pub const HELIA: Profile = Profile {
+        name: "helia",
+        cid_version: Version::V1,
+        raw_leaves: true,
+        chunk_size: 1024 * 1024,
+        max_links: 1024,
+        hash: HashAlg::Sha2_256,
+    };
+    /// Legacy CIDv0 (`Qm…`): dag-pb leaves, sha2-256, 256 KiB chunks, 174 links.
+    pub const V0: Profile = Profile {
+        name: "v0",
+        cid_version: Version::V0,
+        raw_leaves: false,
+        chunk_size: 256 * 1024,
+        max_links: 174,
+        hash: HashAlg::Sha2_256,
+    };
+
+    /// Every named profile.
+    pub const ALL: [Profile; 3] = [Profile::KUBO, Profile::HELIA, Profile::V0];
+
+    /// Looks a profile up by name.
+    pub fn by_name(name: &str) -> Result<Profile, StoreError> {
+        Profile::ALL
+            .into_iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| {
+                StoreError::InvalidProfile(format!(
+                    "unknown profile {name:?} (use kubo, helia or v0)"
+                ))
+            })
+    }
+
+    /// The same profile with another hash function (CIDv0 only allows sha2-256).
+    pub fn with_hash(mut self, hash: HashAlg) -> Result<Profile, StoreError> {
+        if self.cid_version == Version::V0 && hash != HashAlg::Sha2_256 {
+            return Err(StoreError::InvalidProfile(format!(
+                "CIDv0 (profile {}) only supports sha2-256, not {hash}",
+                self.name
+            )));
+        }
+        self.hash = hash;
+        Ok(self)
+    }
+
+    fn cid(&self, codec: u64, data: &[u8]) -> Cid {
+        let mh = self.hash.digest(data);
+        match self.cid_version {
+            Version::V0 => Cid::new_v0(mh).expect("v0 profile is sha2-256 dag-pb"),
+            Version::V1 => Cid::new_v1(codec, mh),
+        }
+    }
+}
+
+/// The result of importing one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Imported {
+    /// Root CID of the file.
+    pub root: Cid,
+    /// File size in bytes.
+    pub size: u64,
+    /// Number of blocks produced (duplicates included).
+    pub blocks: u64,
+}
+
+/// A link waiting for its parent: child CID, cumulative DAG size, file bytes below it.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    cid: Cid,
+    tsize: u64,
+    file_size: u64,
+}
+
+/// Streaming balanced-tree builder.
+struct Builder<'a, F> {
+    profile: &'a Profile,
+    sink: F,
+    levels: Vec<Vec<Pending>>,
+    blocks: u64,
+    size: u64,
+}
+
+impl<F: FnMut(&Cid, &[u8]) -> Result<(), StoreError>> Builder<'_, F> {
+    fn emit(&mut self, codec: u64, bytes: &[u8]) -> Result<Cid, StoreError> {
+        let cid = self.profile.cid(codec, bytes);
+        (self.sink)(&cid, bytes)?;
+        self.blocks += 1;
+        Ok(cid)
+    }
+
+    fn leaf(&mut self, chunk: &[u8]) -> Result<Pending, StoreError> {
+        self.size += chunk.len() as u64;
+        let file_size = chunk.len() as u64;
+        if self.profile.raw_leaves {
+            let cid = self.emit(RAW, chunk)?;
+            Ok(Pending {
+                cid,
+                tsize: file_size,
+                file_size,
+            })
+        } else {
+            let data = pb::encode_unixfs_file(Some(chunk), file_size, &[]);
+            let node = pb::encode_node(&[], Some(&data));
+            let cid = self.emit(DAG_PB, &node)?;
+            Ok(Pending {
+                cid,
+                tsize: node.len() as u64,
+                file_size,
+            })
+        }
+    }
+
+    fn parent(&mut self, children: &[Pending]) -> Result<Pending, StoreError> {
+        let file_size: u64 = children.iter().map(|c| c.file_size).sum();
+        let blocksizes: Vec<u64> = children.iter().map(|c| c.file_size).collect();
+        let links: Vec<PbLink> = children
+            .iter()
+            .map(|c| PbLink {
+                hash: c.cid.to_bytes(),
+                name: Some(String::new()),
+                tsize: Some(c.tsize),
+            })
+            .collect();
+        let data = pb::encode_unixfs_file(None, file_size, &blocksizes);
+        let node = pb::encode_node(&links, Some(&data));
+        let cid = self.emit(DAG_PB, &node)?;
+        let tsize = node.len() as u64 + children.iter().map(|c| c.tsize).sum::<u64>();
+        Ok(Pending {
+            cid,
+            tsize,
+            file_size,
+        })
+    }
+
+    /// Adds a node at `level`, folding full levels into parents as it goes.
+    fn push(&mut self, mut level: usize, mut node: Pending) -> Result<(), StoreError> {
+        loop {
+            if self.levels.len() <= level {
+                self.levels.push(Vec::with_capacity(self.profile.max_links));
+            }
+            self.levels[level].push(node);
+            if self.levels[level].len() < self.profile.max_links {
+                return Ok(());
+            }
+            let full = std::mem::take(&mut self.levels[level]);
+            node = self.parent(&full)?;
+            level += 1;
+        }
+    }
+
+    /// Folds what is left, level by level, exactly like the reference balanced layout.
+    fn finish(mut self) -> Result<Imported, StoreError> {
+        let mut level = 0;
+        loop {
+            let is_top = self.levels[level + 1..].iter().all(Vec::is_empty);
+            let pending = std::mem::take(&mut self.levels[level]);
+            if is_top && pending.len() == 1 {
+                return Ok(Imported {
+                    root: pending[0].cid,
+                    size: self.size,
+                    blocks: self.blocks,
+                });
+            }
+            if !pending.is_empty() {
+                let parent = self.parent(&pending)?;
+                if self.levels.len() <= level + 1 {
+                    self.levels.push(Vec::new());
+                }
+                self.levels[level + 1].push(parent);
+            }
+            level += 1;
+        }
+    }
+}
+
+/// Cuts `reader` into blocks under `profile`, handing each block to `sink` (children before parents), and
+/// returns the root. An empty input gives the CID of an empty file, as kubo does.
+pub fn import<R: Read>(
+    mut reader: R,
+    profile: &Profile,
+    sink: impl FnMut(&Cid, &[u8]) -> Result<(), StoreError>,
+) -> Result<Imported, StoreError> {
+    if profile.chunk_size == 0 || profile.max_links < 2 {
+        return Err(StoreError::InvalidProfile(
+            "chunk size must be > 0 and links per node ≥ 2".into(),
+        ));
+    }
+    let mut builder = Builder {
+        profile,
+        sink,
+        levels: vec![Vec::new()],
+        blocks: 0,
+        size: 0,
+    };
+    let mut chunk = vec![0u8; profile.chunk_size];
+    let mut first = true;
+    loop {
+        let filled = read_full(&mut reader, &mut chunk)?;
+        if filled == 0 && !first {
+            break;
+        }
+        first = false;
+        let leaf = builder.leaf(&chunk[..filled])?;
+        builder.push(0, leaf)?;
+        if filled < chunk.len() {
+            break;
+        }
+    }
+    builder.finish()
+}
+
+/// Reads until `buf` is full or the input ends; returns how many bytes were read.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> Result<usize, StoreError> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(StoreError::io("cannot read the input", e)),
+        }
+    }
+    Ok(filled)
+}
+
+impl Store {
+    /// Imports a file into the store and pins it. On any error the blocks this call added are removed again,
+    /// so a failed add leaves the store as it was; after a crash, unpinned leftovers are removed by `gc`.
+    pub fn add_file<R: Read>(&self, reader: R, profile: &Profile) -> Result<Imported, StoreError> {
+        let mut added: Vec<Cid> = Vec::new();
+        let result = import(reader, profile, |cid, bytes| {
+            if self.put_verified(cid, bytes)? {
+                added.push(*cid);
+            }
+            Ok(())
+        })
+        .and_then(|imported| {
+            self.pin(&imported.root)?;
+            Ok(imported)
+        });
+        if result.is_err() {
+            for cid in &added {
+                let _ = self.remove(cid);
+            }
+            let _ = self.flush();
+        }
+        result
+    }
+}
+
+/// Writes the bytes of the UnixFS file (or raw block) `root` to `out`; returns the number of bytes written.
+/// Blocks are read one at a time, hash-checked, so memory stays flat for any file size.
+pub fn cat(store: &Store, root: &Cid, out: &mut impl Write) -> Result<u64, StoreError> {
+    let mut written = 0u64;
+    let mut stack = vec![*root];
+    while let Some(cid) = stack.pop() {
+        let block = store.get_required(&cid)?;
+        let (data, children) = file_parts(&cid, &block, &cid == root)?;
+        if let Some(data) = data {
+            out.write_all(data.as_ref())
+                .map_err(|e| StoreError::io("cannot write the output", e))?;
+            written += data.as_ref().len() as u64;
+        }
+        stack.extend(children.into_iter().rev());
+    }
+    out.flush()
+        .map_err(|e| StoreError::io("cannot write the output", e))?;
+    Ok(written)
+}
+
+/// The bytes one block of a file carries itself (borrowed for raw leaves) and its children, in order.
+type FileParts<'a> = (Option<std::borrow::Cow<'a, [u8]>>, Vec<Cid>);
+
+/// Splits one block of a file into the bytes it carries and its children.
+fn file_parts<'a>(cid: &Cid, block: &'a [u8], is_root: bool) -> Result<FileParts<'a>, StoreError> {
+    match codec_of(cid) {
+        RAW => Ok((Some(std::borrow::Cow::Borrowed(block)), Vec::new())),
+        DAG_PB => {
+            let node = pb::decode_node(block).map_err(|r| malformed(cid, "dag-pb", r))?;
+            let fs = pb::decode_unixfs(node.data.as_deref().unwrap_or_default())
+                .map_err(|r| malformed(cid, "UnixFS", r))?;
+            match fs.kind {
+                UnixFsType::File | UnixFsType::Raw => {}
+                other if is_root => {
+                    return Err(StoreError::NotAFile {
+                        cid: *cid,
+                        kind: other.name(),
+                    })
+                }
+                other => {
+                    return Err(malformed(
+                        cid,
+                        "UnixFS file",
+                        format!("a {} inside a file", other.name()),
+                    ))
+                }
+            }
+            let children = node
+                .links
+                .iter()
+                .map(|l| {
+                    Cid::try_from(l.hash.as_slice())
+                        .map_err(|e| malformed(cid, "dag-pb", format!("bad link: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((fs.data.map(std::borrow::Cow::Owned), children))
+        }
+        codec => Err(StoreError::UnsupportedCodec { codec, cid: *cid }),
+    }
+}
+
+/// Writes `root` to `path`: a file's bytes, or a directory tree (created fresh; existing paths are refused).
+pub fn export_to_path(store: &Store, root: &Cid, path: &Path) -> Result<u64, StoreError> {
+    if path.exists() {
+        return Err(StoreError::io(
+            format!("{} already exists", path.display()),
+            std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+        ));
+    }
+    let block = store.get_required(root)?;
+    if codec_of(root) == DAG_PB {
+        let node = pb::decode_node(&block).map_err(|r| malformed(root, "dag-pb", r))?;
+        let fs = pb::decode_unixfs(node.data.as_deref().unwrap_or_default())
+            .map_err(|r| malformed(root, "UnixFS", r))?;
+        if fs.kind == UnixFsType::Directory {
+            fs::create_dir_all(path)
+                .map_err(|e| StoreError::io(format!("cannot create {}", path.display()), e))?;
+            let mut total = 0;
+            for link in &node.links {
+                let child = Cid::try_from(link.hash.as_slice())
+                    .map_err(|e| malformed(root, "dag-pb", format!("bad link: {e}")))?;
+                let name = link.name.as_deref().unwrap_or_default();
+                if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+                    return Err(malformed(
+                        root,
+                        "UnixFS directory",
+                        format!("unsafe entry name {name:?}"),
+                    ));
+                }
+                total += export_to_path(store, &child, &path.join(name))?;
+            }
+            return Ok(total);
+        }
+    }
+    let tmp = path.with_extension("jobmesh-partial");
+    let file = fs::File::create(&tmp)
+        .map_err(|e| StoreError::io(format!("cannot create {}", tmp.display()), e))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let written = cat(store, root, &mut out).inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })?;
+    drop(out);
+    fs::rename(&tmp, path)
+        .map_err(|e| StoreError::io(format!("cannot write {}", path.display()), e))?;
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cid_of(bytes: &[u8], profile: &Profile) -> Cid {
+        import(bytes, profile, |_, _| Ok(())).unwrap().root
+    }
+
+    #[test]
+    fn well_known_cids() {
+        // `ipfs add --cid-version=1` / `ipfs add` of an empty file and of "hello world\n".
+        assert_eq!(
+            cid_of(b"", &Profile::KUBO).to_string(),
+            "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+        );
+        assert_eq!(
+            cid_of(b"", &Profile::V0).to_string(),
+            "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH"
+        );
+        assert_eq!(
+            cid_of(b"hello world\n", &Profile::V0).to_string(),
+            "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"
+        );
+    }
+
+    #[test]
+    fn round_trip_through_store_for_every_profile_and_boundary() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for profile in Profile::ALL {
+            let profile = Profile {
+                chunk_size: 16,
+                max_links: 3,
+                ..profile
+            };
+            for len in [
+                0usize,
+                1,
+                15,
+                16,
+                17,
+                48,
+                49,
+                16 * 9,
+                16 * 9 + 1,
+                16 * 27 + 5,
+            ] {
+                let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+                let imported = store.add_file(bytes.as_slice(), &profile).unwrap();
+                assert_eq!(imported.size, len as u64);
+                let mut out = Vec::new();
+                cat(&store, &imported.root, &mut out).unwrap();
+                assert_eq!(out, bytes, "profile {} len {len}", profile.name);
+            }
+        }
+    }
+
+    #[test]
+    fn cidv0_with_blake3_is_refused() {
+        assert!(Profile::V0.with_hash(HashAlg::Blake3).is_err());
+        assert!(Profile::KUBO.with_hash(HashAlg::Blake3).is_ok());
+    }
+
+    #[test]
+    fn failed_add_leaves_no_blocks_behind() {
+        struct Failing(usize);
+        impl Read for Failing {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if self.0 == 0 {
+                    return Err(std::io::Error::other("disk on fire"));
+                }
+                let n = buf.len().min(self.0);
+                buf[..n].fill(7);
+                self.0 -= n;
+                Ok(n)
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let profile = Profile {
+            chunk_size: 16,
+            ..Profile::KUBO
+        };
+        let err = store.add_file(Failing(100), &profile).unwrap_err();
+        assert!(err.to_string().contains("disk on fire"));
+        assert_eq!(store.usage().unwrap(), (0, 0));
+        assert!(store.pins().unwrap().is_empty());
+    }
+}
