@@ -44,6 +44,24 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Create the data directory and this node's identity (an ed25519 key, shown as a libp2p PeerId).
     Init(commands::init::InitArgs),
+    /// Add a file to the store and print its CID (the same CID kubo/Helia give under the same profile).
+    Add(commands::store::AddArgs),
+    /// Write a file's bytes to standard output.
+    Cat(commands::store::CatArgs),
+    /// Write a file or directory to a path.
+    Get(commands::store::GetArgs),
+    /// Raw blocks: put, get, stat.
+    #[command(subcommand)]
+    Block(commands::store::BlockCommand),
+    /// Pins: what garbage collection keeps.
+    #[command(subcommand)]
+    Pin(commands::store::PinCommand),
+    /// The store as a whole: gc, verify, stat.
+    #[command(subcommand)]
+    Repo(commands::store::RepoCommand),
+    /// DAGs as CARv1 archives: export, import.
+    #[command(subcommand)]
+    Dag(commands::store::DagCommand),
 }
 
 /// What every subcommand receives: where the data lives and how to print.
@@ -67,11 +85,18 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     let ctx = Context {
-        home: Home::new(cli.global.data_dir.clone().unwrap_or_else(Home::platform_default)),
+        home: Home::new(
+            cli.global
+                .data_dir
+                .clone()
+                .unwrap_or_else(Home::platform_default),
+        ),
         json: cli.global.json,
     };
     match dispatch(&ctx, &cli.command) {
         Ok(()) => ExitCode::SUCCESS,
+        // A reader that went away (`jobmesh cat big | head`) is not an error worth reporting.
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             report_error(&ctx, &err);
             ExitCode::FAILURE
@@ -82,6 +107,13 @@ pub fn run() -> ExitCode {
 fn dispatch(ctx: &Context, command: &Command) -> anyhow::Result<()> {
     match command {
         Command::Init(args) => commands::init::run(ctx, args),
+        Command::Add(args) => commands::store::add(ctx, args),
+        Command::Cat(args) => commands::store::cat(ctx, args),
+        Command::Get(args) => commands::store::get(ctx, args),
+        Command::Block(cmd) => commands::store::block(ctx, cmd),
+        Command::Pin(cmd) => commands::store::pin(ctx, cmd),
+        Command::Repo(cmd) => commands::store::repo(ctx, cmd),
+        Command::Dag(cmd) => commands::store::dag(ctx, cmd),
     }
 }
 
@@ -92,6 +124,14 @@ fn report_error(ctx: &Context, err: &anyhow::Error) {
     } else {
         eprintln!("error: {err:#}");
     }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn init_tracing() {

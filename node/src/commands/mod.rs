@@ -2,3 +2,4 @@
 //! shared [`crate::cli::Context`]. Add a group by adding a module here and a variant in `cli::Command`.
 
 pub mod init;
+pub mod store;
