@@ -21,9 +21,15 @@ pub fn run(ctx: &Context, _args: &InitArgs) -> Result<()> {
             "created": created,
         }));
     } else if created {
-        println!("initialized {} with peer id {peer_id}", ctx.home.root().display());
+        println!(
+            "initialized {} with peer id {peer_id}",
+            ctx.home.root().display()
+        );
     } else {
-        println!("already initialized: {} has peer id {peer_id}", ctx.home.root().display());
+        println!(
+            "already initialized: {} has peer id {peer_id}",
+            ctx.home.root().display()
+        );
     }
     Ok(())
 }
