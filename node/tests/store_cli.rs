@@ -280,12 +280,14 @@ fn kill_dash_nine_during_add_leaves_a_consistent_store() {
     // Wait until the add is well under way, then kill it without warning.
     let large = node.dir.path().join("blocks/large");
     let started = Instant::now();
-    while large
-        .exists()
-        .then(|| walk_files(&large).len())
-        .unwrap_or(0)
-        < 100
-    {
+    let written = |dir: &Path| {
+        if dir.exists() {
+            walk_files(dir).len()
+        } else {
+            0
+        }
+    };
+    while written(&large) < 100 {
         assert!(
             child.try_wait().unwrap().is_none(),
             "the add finished before it could be killed"
