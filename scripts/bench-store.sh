@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Content-store throughput, jobmesh vs the JavaScript reference implementation, side by side in one run.
+#
+#   scripts/bench-store.sh [SIZE_BYTES] [RUNS]      (defaults: 1 GiB, 3 runs)
+#
+# For each run, on the same seeded file (AES-256-CTR keystream of seed 1, tests/interop/unixfs/gen.mjs) in a
+# fresh temp dir, profile kubo (CIDv1, raw leaves, 256 KiB chunks, 174 links):
+#   add  sha2-256:  `jobmesh add` (release build, sled store on disk)
+#                   vs ipfs-unixfs-importer into blockstore-fs (blocks as files on disk, like a real add)
+#                   and into blockstore-core's MemoryBlockstore (no disk; the faster JS variant)
+#   add  blake3:    the same three, the JS importer with hash-wasm's BLAKE3 substituted for its hard-coded
+#                   sha2-256 (see tests/interop/unixfs/lib.mjs)
+#   cat:            `jobmesh cat` vs ipfs-unixfs-exporter over the blockstore-fs store, both to /dev/null
+# Every contender's root CID is checked to be the same. Prints medians (MB/s = 10^6 bytes/s) and the ratios
+# jobmesh / JS as a Markdown table for BENCHMARKS.md. The input stays in the page cache for everyone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$(pwd)"
+size="${1:-1073741824}"
+runs="${2:-3}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/jobmesh/target}"
+js="$root/tests/interop/unixfs"
+
+bash scripts/setup.d/10-js-unixfs.sh
+cargo build --release --quiet -p jobmesh-node --bin jobmesh
+bin="$CARGO_TARGET_DIR/release/jobmesh"
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/jobmesh-bench-store.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+input="$work/input"
+node "$js/gen.mjs" "$size" 1 "$input"
+
+# results: "<name> <seconds>" lines
+results="$work/results"
+: >"$results"
+
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", b - a}'; }
+
+# time_it NAME CMD...: runs CMD with stdout into $work/out, appends the wall time, leaves the output there.
+time_it() {
+  local name="$1"; shift
+  local t0 t1
+  t0="$EPOCHREALTIME"
+  "$@" >"$work/out"
+  t1="$EPOCHREALTIME"
+  echo "$name $(elapsed "$t0" "$t1")" >>"$results"
+}
+
+# same_cid NAME EXPECTED: the CID in $work/out must be EXPECTED.
+same_cid() {
+  local got
+  got="$(head -n1 "$work/out" | tr -d '[:space:]')"
+  if [ "$got" != "$2" ]; then
+    echo "error: $1 gave root $got, expected $2" >&2
+    exit 1
+  fi
+}
+
+for run in $(seq 1 "$runs"); do
+  echo "run $run/$runs" >&2
+  for hash in sha2-256 blake3; do
+    rm -rf "$work/ours" "$work/fsbs"
+    time_it "add-jobmesh-$hash" "$bin" --data-dir "$work/ours" add --profile kubo --hash "$hash" "$input"
+    cid="$(head -n1 "$work/out" | tr -d '[:space:]')"
+    time_it "add-js-fs-$hash" node "$js/cid.mjs" --hash "$hash" --blockstore "fs:$work/fsbs" kubo "$input"
+    same_cid "JS importer (blockstore-fs, $hash)" "$cid"
+    time_it "add-js-mem-$hash" node "$js/cid.mjs" --hash "$hash" --blockstore memory kubo "$input"
+    same_cid "JS importer (memory, $hash)" "$cid"
+    if [ "$hash" = sha2-256 ]; then
+      t0="$EPOCHREALTIME"; "$bin" --data-dir "$work/ours" cat "$cid" >/dev/null; t1="$EPOCHREALTIME"
+      echo "cat-jobmesh $(elapsed "$t0" "$t1")" >>"$results"
+      t0="$EPOCHREALTIME"; node "$js/cat.mjs" --blockstore "fs:$work/fsbs" "$cid" >/dev/null; t1="$EPOCHREALTIME"
+      echo "cat-js-fs $(elapsed "$t0" "$t1")" >>"$results"
+    fi
+  done
+done
+rm -rf "$work/ours" "$work/fsbs"
+
+median() { grep "^$1 " "$results" | awk '{print $2}' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+mbps() { awk -v s="$size" -v t="$1" 'BEGIN {printf "%.0f", s / t / 1e6}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", b / a}'; }
+
+echo
+echo "Input: $size bytes, profile kubo, $runs runs, $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p')"
+echo
+echo "| operation | jobmesh (median s, MB/s) | JS blockstore-fs (median s, MB/s) | JS memory (median s, MB/s) | jobmesh ÷ JS-fs | jobmesh ÷ JS-memory |"
+echo "|---|---|---|---|---|---|"
+for hash in sha2-256 blake3; do
+  o="$(median "add-jobmesh-$hash")"; f="$(median "add-js-fs-$hash")"; m="$(median "add-js-mem-$hash")"
+  printf '| add %s | %.2f s, %s MB/s | %.2f s, %s MB/s | %.2f s, %s MB/s | %s× | %s× |\n' \
+    "$hash" "$o" "$(mbps "$o")" "$f" "$(mbps "$f")" "$m" "$(mbps "$m")" "$(ratio "$o" "$f")" "$(ratio "$o" "$m")"
+done
+o="$(median cat-jobmesh)"; f="$(median cat-js-fs)"
+printf '| cat (sha2-256 DAG) | %.2f s, %s MB/s | %.2f s, %s MB/s | — | %s× | — |\n' \
+  "$o" "$(mbps "$o")" "$f" "$(mbps "$f")" "$(ratio "$o" "$f")"
+echo
+echo "All runs (seconds):"
+sort "$results" | awk '{a[$1]=a[$1] " " $2} END {for (k in a) print "  " k ":" a[k]}' | sort
