@@ -249,6 +249,12 @@ impl Store {
     /// Pins `root` recursively. Every block of its DAG must be present, so a pin always means "complete here".
     pub fn pin(&self, root: &Cid) -> Result<(), StoreError> {
         dag::walk(self, root, |_, _| Ok(()))?;
+        self.pin_complete(root)
+    }
+
+    /// Pins a root whose whole DAG the caller has just written or found present (an import): no re-walk.
+    /// The blocks are made durable before the pin is, so a crash never leaves a pin over missing blocks.
+    pub(crate) fn pin_complete(&self, root: &Cid) -> Result<(), StoreError> {
         self.flush()?;
         self.pins.insert(root.to_bytes(), b"recursive".as_slice())?;
         self.flush()

@@ -281,7 +281,7 @@ impl Store {
             Ok(())
         })
         .and_then(|imported| {
-            self.pin(&imported.root)?;
+            self.pin_complete(&imported.root)?;
             Ok(imported)
         });
         if result.is_err() {
