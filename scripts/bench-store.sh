@@ -3,6 +3,8 @@
 #
 #   scripts/bench-store.sh [SIZE_BYTES] [RUNS]      (defaults: 1 GiB, 3 runs)
 #
+# Builds the release `jobmesh` into $CARGO_TARGET_DIR (JOBMESH_BIN=<path> uses that binary instead).
+#
 # For each run, on the same seeded file (AES-256-CTR keystream of seed 1, tests/interop/unixfs/gen.mjs) in a
 # fresh temp dir, profile kubo (CIDv1, raw leaves, 256 KiB chunks, 174 links):
 #   add  sha2-256:  `jobmesh add` (release build, sled store on disk)
@@ -12,7 +14,9 @@
 #                   sha2-256 (see tests/interop/unixfs/lib.mjs)
 #   cat:            `jobmesh cat` vs ipfs-unixfs-exporter over the blockstore-fs store, both to /dev/null
 # Every contender's root CID is checked to be the same. Prints medians (MB/s = 10^6 bytes/s) and the ratios
-# jobmesh / JS as a Markdown table for BENCHMARKS.md. The input stays in the page cache for everyone.
+# jobmesh / JS as a Markdown table for BENCHMARKS.md. The input stays in the page cache for everyone; `sync`
+# runs before each timed command. Both stores write a file per 256 KiB block without fsync; jobmesh also
+# fsyncs its sled index once at the end of an add.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
@@ -22,8 +26,12 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/jobmesh/target}"
 js="$root/tests/interop/unixfs"
 
 bash scripts/setup.d/10-js-unixfs.sh
-cargo build --release --quiet -p jobmesh-node --bin jobmesh
-bin="$CARGO_TARGET_DIR/release/jobmesh"
+if [ -n "${JOBMESH_BIN:-}" ]; then
+  bin="$JOBMESH_BIN" # a prebuilt release binary; no build
+else
+  cargo build --release --quiet -p jobmesh-node --bin jobmesh
+  bin="$CARGO_TARGET_DIR/release/jobmesh"
+fi
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/jobmesh-bench-store.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
@@ -36,14 +44,18 @@ results="$work/results"
 
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", b - a}'; }
 
-# time_it NAME CMD...: runs CMD with stdout into $work/out, appends the wall time, leaves the output there.
+# time_it NAME CMD...: runs CMD with stdout into $work/out, appends its wall time ("NAME s") and its CPU time,
+# user + system ("cpu-NAME s"), leaves the output there. CPU time is the steadier figure on a shared machine:
+# other processes stretch wall time but not the work a contender does.
 time_it() {
   local name="$1"; shift
   local t0 t1
+  sync # no contender pays for the previous one's dirty pages
   t0="$EPOCHREALTIME"
-  "$@" >"$work/out"
+  /usr/bin/time -f '%U %S' -o "$work/cpu" "$@" >"${TIME_IT_OUT:-$work/out}"
   t1="$EPOCHREALTIME"
   echo "$name $(elapsed "$t0" "$t1")" >>"$results"
+  echo "cpu-$name $(awk '{printf "%.3f", $1 + $2}' "$work/cpu")" >>"$results"
 }
 
 # same_cid NAME EXPECTED: the CID in $work/out must be EXPECTED.
@@ -67,10 +79,8 @@ for run in $(seq 1 "$runs"); do
     time_it "add-js-mem-$hash" node "$js/cid.mjs" --hash "$hash" --blockstore memory kubo "$input"
     same_cid "JS importer (memory, $hash)" "$cid"
     if [ "$hash" = sha2-256 ]; then
-      t0="$EPOCHREALTIME"; "$bin" --data-dir "$work/ours" cat "$cid" >/dev/null; t1="$EPOCHREALTIME"
-      echo "cat-jobmesh $(elapsed "$t0" "$t1")" >>"$results"
-      t0="$EPOCHREALTIME"; node "$js/cat.mjs" --blockstore "fs:$work/fsbs" "$cid" >/dev/null; t1="$EPOCHREALTIME"
-      echo "cat-js-fs $(elapsed "$t0" "$t1")" >>"$results"
+      TIME_IT_OUT=/dev/null time_it cat-jobmesh "$bin" --data-dir "$work/ours" cat "$cid"
+      TIME_IT_OUT=/dev/null time_it cat-js-fs node "$js/cat.mjs" --blockstore "fs:$work/fsbs" "$cid"
     fi
   done
 done
@@ -93,6 +103,17 @@ done
 o="$(median cat-jobmesh)"; f="$(median cat-js-fs)"
 printf '| cat (sha2-256 DAG) | %.2f s, %s MB/s | %.2f s, %s MB/s | — | %s× | — |\n' \
   "$o" "$(mbps "$o")" "$f" "$(mbps "$f")" "$(ratio "$o" "$f")"
+echo
+echo "CPU time (user + system, median s) — the same runs; ratio = JS CPU ÷ jobmesh CPU:"
+echo
+echo "| operation | jobmesh | JS blockstore-fs | JS memory | JS-fs ÷ jobmesh | JS-memory ÷ jobmesh |"
+echo "|---|---|---|---|---|---|"
+for hash in sha2-256 blake3; do
+  o="$(median "cpu-add-jobmesh-$hash")"; f="$(median "cpu-add-js-fs-$hash")"; m="$(median "cpu-add-js-mem-$hash")"
+  printf '| add %s | %.2f s | %.2f s | %.2f s | %s× | %s× |\n' "$hash" "$o" "$f" "$m" "$(ratio "$o" "$f")" "$(ratio "$o" "$m")"
+done
+o="$(median cpu-cat-jobmesh)"; f="$(median cpu-cat-js-fs)"
+printf '| cat (sha2-256 DAG) | %.2f s | %.2f s | — | %s× | — |\n' "$o" "$f" "$(ratio "$o" "$f")"
 echo
 echo "All runs (seconds):"
 sort "$results" | awk '{a[$1]=a[$1] " " $2} END {for (k in a) print "  " k ":" a[k]}' | sort

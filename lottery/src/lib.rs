@@ -1,6 +1,493 @@
-//! Lottery nanopayments (not built yet: see the settlement issue).
+//! Lottery nanopayments: the lottery description, interval assignment, the Merkle tree over payee leaves and
+//! its proofs, the winner draw, and the checks a payee runs on an announced lottery.
 //!
-//! Will own: lottery descriptions, interval assignment, the Merkle tree over payee leaves and its proofs, and
-//! the winner draw, as pure functions that compute exactly what the contract computes.
+//! Every hash here is bit-for-bit what `contracts/sol/Settlement.sol` computes:
+//! - lottery id = `keccak256(abi.encode(payer, nonce, total, root, drawBlock))` (five 32-byte words);
+//! - leaf hash = `keccak256(abi.encode(payee, start, length))` (three words);
+//! - inner node = `keccak256(min(a, b) ‖ max(a, b))` (sorted pairs); an odd node is promoted unchanged;
+//! - drawn point = `uint256(keccak256(abi.encode(id, drawHash))) % total`.
 //!
-//! Must not touch: any I/O (chain, network, disk).
+//! Owns: pure functions and data types. Must not touch: any I/O (chain, network, disk); the contracts crate
+//! submits what this crate computes, the node decides when to build lotteries.
+
+use alloy_primitives::{keccak256, Address, B256, U256};
+use serde::{Deserialize, Serialize};
+
+/// The largest lottery value the contract accepts (its amounts are `uint96`).
+pub const MAX_TOTAL: u128 = (1u128 << 96) - 1;
+
+/// Why a lottery cannot be built or fails a payee's check.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LotteryError {
+    /// Nothing is owed (no payee with a positive amount).
+    #[error("nothing owed: a lottery needs at least one positive amount")]
+    Empty,
+    /// The amounts add up to more than the contract's `uint96` limit.
+    #[error("total owed exceeds the contract limit of 2^96 - 1 wei")]
+    TooLarge,
+    /// The leaves do not hash to the committed root.
+    #[error("the leaves do not match the lottery's Merkle root")]
+    RootMismatch,
+    /// The intervals leave a gap, overlap, or do not end at the total.
+    #[error("intervals do not exactly cover [0, total): {0}")]
+    BadIntervals(String),
+    /// The payee has no leaf in the lottery.
+    #[error("payee {0} has no leaf in this lottery")]
+    NotAPayee(Address),
+    /// The payee's interval is shorter than what it is owed.
+    #[error("payee's interval is {got} wei, it is owed {owed} wei")]
+    Underpaid {
+        /// Length of the payee's interval.
+        got: U256,
+        /// What the payee expected.
+        owed: U256,
+    },
+    /// The draw block is not after the given current block.
+    #[error("draw block {draw_block} is not after block {current}")]
+    DrawBlockPassed {
+        /// The lottery's draw block.
+        draw_block: u64,
+        /// The block it was compared with.
+        current: u64,
+    },
+    /// A lottery has a zero total.
+    #[error("lottery total is zero")]
+    ZeroTotal,
+}
+
+/// What is committed on chain (by hash): who pays, which lane/nonce, how much, which payees (root), when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Description {
+    /// The payer (the account whose deposit backs the lottery).
+    pub payer: Address,
+    /// The payer's nonce; its low 16 bits are the contract lane holding the lottery's state.
+    pub nonce: u64,
+    /// The lottery value in wei (paid in full to the winner).
+    pub total: U256,
+    /// Merkle root over the payees' leaves.
+    pub root: B256,
+    /// The block whose hash draws the winner.
+    pub draw_block: u64,
+}
+
+impl Description {
+    /// The lottery id: `keccak256(abi.encode(payer, nonce, total, root, drawBlock))`.
+    pub fn id(&self) -> B256 {
+        let mut buf = [0u8; 160];
+        buf[12..32].copy_from_slice(self.payer.as_slice());
+        buf[32..64].copy_from_slice(&U256::from(self.nonce).to_be_bytes::<32>());
+        buf[64..96].copy_from_slice(&self.total.to_be_bytes::<32>());
+        buf[96..128].copy_from_slice(self.root.as_slice());
+        buf[128..160].copy_from_slice(&U256::from(self.draw_block).to_be_bytes::<32>());
+        keccak256(buf)
+    }
+
+    /// The contract lane of this lottery (`uint16(nonce)`).
+    pub fn lane(&self) -> u16 {
+        self.nonce as u16
+    }
+}
+
+/// One payee's share: it wins when the drawn point lies in `[start, start + length)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Leaf {
+    /// The payee credited if this leaf wins.
+    pub payee: Address,
+    /// First point of the interval.
+    pub start: U256,
+    /// Length of the interval (what the payee is owed, in wei).
+    pub length: U256,
+}
+
+impl Leaf {
+    /// `keccak256(abi.encode(payee, start, length))`.
+    pub fn hash(&self) -> B256 {
+        let mut buf = [0u8; 96];
+        buf[12..32].copy_from_slice(self.payee.as_slice());
+        buf[32..64].copy_from_slice(&self.start.to_be_bytes::<32>());
+        buf[64..96].copy_from_slice(&self.length.to_be_bytes::<32>());
+        keccak256(buf)
+    }
+
+    /// Whether `point` falls in this leaf's interval.
+    pub fn contains(&self, point: U256) -> bool {
+        point >= self.start && point - self.start < self.length
+    }
+}
+
+/// A full lottery as announced to its payees: the committed description plus every leaf.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lottery {
+    /// What is committed on chain.
+    pub description: Description,
+    /// The leaves, in tree order.
+    pub leaves: Vec<Leaf>,
+}
+
+/// Builds a lottery paying `owed` (amounts per payee; duplicates are merged, zero amounts dropped) from
+/// `payer`, with the given nonce and draw block. Intervals are assigned in the order of first appearance.
+pub fn build(
+    payer: Address,
+    nonce: u64,
+    owed: &[(Address, U256)],
+    draw_block: u64,
+) -> Result<Lottery, LotteryError> {
+    let mut merged: Vec<(Address, U256)> = Vec::with_capacity(owed.len());
+    let mut index = std::collections::HashMap::with_capacity(owed.len());
+    for &(payee, amount) in owed {
+        if amount.is_zero() {
+            continue;
+        }
+        match index.get(&payee) {
+            Some(&i) => {
+                let slot: &mut (Address, U256) = &mut merged[i];
+                slot.1 = slot.1.checked_add(amount).ok_or(LotteryError::TooLarge)?;
+            }
+            None => {
+                index.insert(payee, merged.len());
+                merged.push((payee, amount));
+            }
+        }
+    }
+    if merged.is_empty() {
+        return Err(LotteryError::Empty);
+    }
+    let mut start = U256::ZERO;
+    let mut leaves = Vec::with_capacity(merged.len());
+    for (payee, length) in merged {
+        leaves.push(Leaf {
+            payee,
+            start,
+            length,
+        });
+        start = start.checked_add(length).ok_or(LotteryError::TooLarge)?;
+    }
+    if start > U256::from(MAX_TOTAL) {
+        return Err(LotteryError::TooLarge);
+    }
+    let root = MerkleTree::new(leaves.iter().map(Leaf::hash).collect()).root();
+    Ok(Lottery {
+        description: Description {
+            payer,
+            nonce,
+            total: start,
+            root,
+            draw_block,
+        },
+        leaves,
+    })
+}
+
+impl Lottery {
+    /// The lottery id (hash of the description).
+    pub fn id(&self) -> B256 {
+        self.description.id()
+    }
+
+    /// The Merkle tree over the leaves.
+    pub fn tree(&self) -> MerkleTree {
+        MerkleTree::new(self.leaves.iter().map(Leaf::hash).collect())
+    }
+
+    /// The index of `payee`'s leaf, if any.
+    pub fn leaf_index(&self, payee: Address) -> Option<usize> {
+        self.leaves.iter().position(|l| l.payee == payee)
+    }
+
+    /// The Merkle proof of leaf `index` (panics if out of range; use [`Lottery::leaf_index`]).
+    pub fn proof(&self, index: usize) -> Vec<B256> {
+        self.tree().proof(index)
+    }
+
+    /// The index of the winning leaf for `draw_hash`, if the intervals cover the drawn point.
+    pub fn winner(&self, draw_hash: B256) -> Option<usize> {
+        let point = draw_point(self.id(), draw_hash, self.description.total)?;
+        self.leaves.iter().position(|l| l.contains(point))
+    }
+
+    /// Checks that the leaves hash to the root and their intervals exactly cover `[0, total)` in order.
+    pub fn validate(&self) -> Result<(), LotteryError> {
+        if self.description.total.is_zero() {
+            return Err(LotteryError::ZeroTotal);
+        }
+        if self.description.total > U256::from(MAX_TOTAL) {
+            return Err(LotteryError::TooLarge);
+        }
+        let mut next = U256::ZERO;
+        for (i, leaf) in self.leaves.iter().enumerate() {
+            if leaf.start != next {
+                return Err(LotteryError::BadIntervals(format!(
+                    "leaf {i} starts at {} instead of {next}",
+                    leaf.start
+                )));
+            }
+            if leaf.length.is_zero() {
+                return Err(LotteryError::BadIntervals(format!("leaf {i} is empty")));
+            }
+            next = next
+                .checked_add(leaf.length)
+                .ok_or_else(|| LotteryError::BadIntervals("interval overflow".into()))?;
+        }
+        if next != self.description.total {
+            return Err(LotteryError::BadIntervals(format!(
+                "intervals end at {next}, total is {}",
+                self.description.total
+            )));
+        }
+        if self.tree().root() != self.description.root {
+            return Err(LotteryError::RootMismatch);
+        }
+        Ok(())
+    }
+
+    /// What a payee checks before accepting an announced lottery as payment of `owed`: the lottery is
+    /// well-formed (root, exact cover of `[0, total)`), it has a leaf for `payee` at least `owed` long, and
+    /// its draw is after `current_block`. Returns the payee's leaf index. (That the description is committed
+    /// on chain is checked through the contracts crate.)
+    pub fn check_payee(
+        &self,
+        payee: Address,
+        owed: U256,
+        current_block: u64,
+    ) -> Result<usize, LotteryError> {
+        self.validate()?;
+        let index = self
+            .leaf_index(payee)
+            .ok_or(LotteryError::NotAPayee(payee))?;
+        let got = self.leaves[index].length;
+        if got < owed {
+            return Err(LotteryError::Underpaid { got, owed });
+        }
+        if self.description.draw_block <= current_block {
+            return Err(LotteryError::DrawBlockPassed {
+                draw_block: self.description.draw_block,
+                current: current_block,
+            });
+        }
+        Ok(index)
+    }
+}
+
+/// The drawn point in `[0, total)`: `uint256(keccak256(abi.encode(id, drawHash))) % total`; `None` if
+/// `total` is zero.
+pub fn draw_point(id: B256, draw_hash: B256, total: U256) -> Option<U256> {
+    if total.is_zero() {
+        return None;
+    }
+    let mut buf = [0u8; 64];
+    buf[..32].copy_from_slice(id.as_slice());
+    buf[32..].copy_from_slice(draw_hash.as_slice());
+    Some(U256::from_be_bytes(keccak256(buf).0) % total)
+}
+
+/// Sorted-pair hash of two nodes: `keccak256(min ‖ max)`.
+pub fn hash_pair(a: B256, b: B256) -> B256 {
+    let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+    let mut buf = [0u8; 64];
+    buf[..32].copy_from_slice(lo.as_slice());
+    buf[32..].copy_from_slice(hi.as_slice());
+    keccak256(buf)
+}
+
+/// Folds a proof onto a leaf hash, as the contract does.
+pub fn fold_proof(leaf: B256, proof: &[B256]) -> B256 {
+    proof
+        .iter()
+        .fold(leaf, |node, sibling| hash_pair(node, *sibling))
+}
+
+/// Whether `proof` links `leaf` to `root`.
+pub fn verify_proof(leaf: &Leaf, proof: &[B256], root: B256) -> bool {
+    fold_proof(leaf.hash(), proof) == root
+}
+
+/// A Merkle tree with sorted-pair inner nodes; an unpaired node moves up a level unchanged.
+#[derive(Debug, Clone)]
+pub struct MerkleTree {
+    /// `levels[0]` are the leaf hashes, the last level is the root alone.
+    levels: Vec<Vec<B256>>,
+}
+
+impl MerkleTree {
+    /// Builds the tree over the given leaf hashes (an empty tree has root zero).
+    pub fn new(leaves: Vec<B256>) -> Self {
+        let mut levels = vec![leaves];
+        while levels.last().is_some_and(|l| l.len() > 1) {
+            let prev = levels.last().expect("non-empty");
+            let next = prev
+                .chunks(2)
+                .map(|pair| match pair {
+                    [a, b] => hash_pair(*a, *b),
+                    [a] => *a,
+                    _ => unreachable!("chunks(2)"),
+                })
+                .collect();
+            levels.push(next);
+        }
+        Self { levels }
+    }
+
+    /// The root (zero for an empty tree).
+    pub fn root(&self) -> B256 {
+        self.levels
+            .last()
+            .and_then(|l| l.first())
+            .copied()
+            .unwrap_or(B256::ZERO)
+    }
+
+    /// The sibling path of leaf `index` (promoted levels contribute no sibling).
+    pub fn proof(&self, mut index: usize) -> Vec<B256> {
+        assert!(index < self.levels[0].len(), "leaf index out of range");
+        let mut proof = Vec::new();
+        for level in &self.levels[..self.levels.len() - 1] {
+            let sibling = index ^ 1;
+            if sibling < level.len() {
+                proof.push(level[sibling]);
+            }
+            index /= 2;
+        }
+        proof
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn addr(i: u64) -> Address {
+        let mut b = [0u8; 20];
+        b[12..].copy_from_slice(&i.to_be_bytes());
+        Address::from(b)
+    }
+
+    #[test]
+    fn build_assigns_contiguous_intervals_and_merges_duplicates() {
+        let owed = [
+            (addr(1), U256::from(5)),
+            (addr(2), U256::ZERO),
+            (addr(3), U256::from(7)),
+            (addr(1), U256::from(2)),
+        ];
+        let l = build(addr(99), 4, &owed, 100).unwrap();
+        assert_eq!(l.leaves.len(), 2);
+        assert_eq!(
+            l.leaves[0],
+            Leaf {
+                payee: addr(1),
+                start: U256::ZERO,
+                length: U256::from(7)
+            }
+        );
+        assert_eq!(l.leaves[1].start, U256::from(7));
+        assert_eq!(l.description.total, U256::from(14));
+        l.validate().unwrap();
+        assert_eq!(l.check_payee(addr(3), U256::from(7), 99).unwrap(), 1);
+    }
+
+    #[test]
+    fn build_rejects_empty_and_oversized() {
+        assert_eq!(build(addr(1), 0, &[], 5), Err(LotteryError::Empty));
+        let big = U256::from(MAX_TOTAL);
+        assert_eq!(
+            build(addr(1), 0, &[(addr(2), big), (addr(3), U256::from(1))], 5),
+            Err(LotteryError::TooLarge)
+        );
+    }
+
+    #[test]
+    fn payee_check_catches_gaps_overlaps_root_and_underpayment() {
+        let owed: Vec<_> = (1..=5).map(|i| (addr(i), U256::from(i * 10))).collect();
+        let good = build(addr(99), 1, &owed, 50).unwrap();
+
+        // A gap the payer could win itself: shift one interval, keep the root consistent.
+        let mut gap = good.clone();
+        gap.leaves[2].start += U256::from(1);
+        gap.description.root = gap.tree().root();
+        assert!(matches!(gap.validate(), Err(LotteryError::BadIntervals(_))));
+
+        let mut overlap = good.clone();
+        overlap.leaves[3].start -= U256::from(1);
+        overlap.description.root = overlap.tree().root();
+        assert!(matches!(
+            overlap.validate(),
+            Err(LotteryError::BadIntervals(_))
+        ));
+
+        let mut short_total = good.clone();
+        short_total.description.total += U256::from(1);
+        assert!(matches!(
+            short_total.validate(),
+            Err(LotteryError::BadIntervals(_))
+        ));
+
+        let mut wrong_root = good.clone();
+        wrong_root.description.root = B256::repeat_byte(7);
+        assert_eq!(wrong_root.validate(), Err(LotteryError::RootMismatch));
+
+        assert_eq!(
+            good.check_payee(addr(77), U256::from(1), 0),
+            Err(LotteryError::NotAPayee(addr(77)))
+        );
+        assert!(matches!(
+            good.check_payee(addr(2), U256::from(21), 0),
+            Err(LotteryError::Underpaid { .. })
+        ));
+        assert!(matches!(
+            good.check_payee(addr(2), U256::from(20), 50),
+            Err(LotteryError::DrawBlockPassed { .. })
+        ));
+    }
+
+    #[test]
+    fn known_vector_matches_solidity_abi_encoding() {
+        // keccak256(abi.encode(address(1), uint256(2), uint256(3))) computed independently from the word layout.
+        let leaf = Leaf {
+            payee: addr(1),
+            start: U256::from(2),
+            length: U256::from(3),
+        };
+        let mut words = Vec::new();
+        for v in [1u64, 2, 3] {
+            words.extend_from_slice(&U256::from(v).to_be_bytes::<32>());
+        }
+        assert_eq!(leaf.hash(), keccak256(&words));
+        // Single-leaf tree: the root is the leaf, the proof is empty.
+        let l = build(addr(9), 0, &[(addr(1), U256::from(3))], 10).unwrap();
+        assert_eq!(l.description.root, l.leaves[0].hash());
+        assert!(l.proof(0).is_empty());
+        assert_eq!(l.winner(B256::repeat_byte(1)), Some(0));
+    }
+
+    proptest! {
+        #[test]
+        fn every_proof_verifies_and_foreign_proofs_fail(n in 1usize..70, seed in any::<u64>()) {
+            let owed: Vec<_> = (0..n as u64)
+                .map(|i| (addr(i + 1), U256::from(1 + (seed.wrapping_mul(i + 7) % 1000))))
+                .collect();
+            let l = build(addr(0xfeed), seed, &owed, 1).unwrap();
+            l.validate().unwrap();
+            let depth = (n as f64).log2().ceil() as usize;
+            for i in 0..n {
+                let p = l.proof(i);
+                prop_assert!(p.len() <= depth);
+                prop_assert!(verify_proof(&l.leaves[i], &p, l.description.root));
+                if n > 1 {
+                    let other = (i + 1) % n;
+                    prop_assert!(!verify_proof(&l.leaves[other], &p, l.description.root) || l.leaves[other] == l.leaves[i]);
+                }
+            }
+        }
+
+        #[test]
+        fn exactly_one_winner(n in 1usize..40, h in any::<[u8; 32]>()) {
+            let owed: Vec<_> = (0..n as u64).map(|i| (addr(i + 1), U256::from(3 + i))).collect();
+            let l = build(addr(5), 0, &owed, 1).unwrap();
+            let point = draw_point(l.id(), B256::from(h), l.description.total).unwrap();
+            let winners = l.leaves.iter().filter(|leaf| leaf.contains(point)).count();
+            prop_assert_eq!(winners, 1);
+            prop_assert!(l.winner(B256::from(h)).is_some());
+        }
+    }
+}

@@ -62,6 +62,21 @@ pub enum Command {
     /// DAGs as CARv1 archives: export, import.
     #[command(subcommand)]
     Dag(commands::store::DagCommand),
+    /// Jobs: build JavaScript to bytecode, run a job locally with fuel and limits.
+    Job(commands::job::JobCommand),
+    /// Run a node on the peer mesh (Kademlia, gossipsub, bitswap) with its local control API.
+    #[command(subcommand)]
+    Node(commands::node::NodeCommand),
+    /// Show this node's PeerId (and its addresses when it is running).
+    Id(commands::net::IdArgs),
+    /// The running node's connections: peers, connect.
+    #[command(subcommand)]
+    Swarm(commands::net::SwarmCommand),
+    /// The running node's DHT: findprovs.
+    #[command(subcommand)]
+    Dht(commands::net::DhtCommand),
+    /// Settlement on chain: deploy, deposit, withdraw, status, commit, lotteries, claim, check.
+    Settle(commands::settle::SettleCommand),
 }
 
 /// What every subcommand receives: where the data lives and how to print.
@@ -114,6 +129,12 @@ fn dispatch(ctx: &Context, command: &Command) -> anyhow::Result<()> {
         Command::Pin(cmd) => commands::store::pin(ctx, cmd),
         Command::Repo(cmd) => commands::store::repo(ctx, cmd),
         Command::Dag(cmd) => commands::store::dag(ctx, cmd),
+        Command::Job(cmd) => commands::job::run(ctx, cmd),
+        Command::Node(cmd) => commands::node::run(ctx, cmd),
+        Command::Id(args) => commands::net::id(ctx, args),
+        Command::Swarm(cmd) => commands::net::swarm(ctx, cmd),
+        Command::Dht(cmd) => commands::net::dht(ctx, cmd),
+        Command::Settle(cmd) => commands::settle::run(ctx, cmd),
     }
 }
 

@@ -4,6 +4,8 @@
 //! This is the only crate that wires the others together (store, exec, p2p, contracts, lottery). It owns no
 //! block format, no VM and no contract code of its own: it calls the crates that do.
 
+pub mod api;
 pub mod cli;
 pub mod commands;
 pub mod home;
+pub mod market;

@@ -1,8 +1,102 @@
-//! The peer mesh of a jobmesh node (not built yet: see the peer-mesh issue).
+//! The peer mesh of a jobmesh node: one libp2p swarm per node that moves blocks and messages.
 //!
-//! Will own: the libp2p swarm (TCP + noise + yamux, identify, ping, Kademlia, gossipsub, bitswap through
-//! `beetswap`, request-response for the market protocol), content routing (provide / find providers) and
-//! fetching whole DAGs block by block.
+//! Owns: the libp2p swarm (TCP — or the in-memory transport for simulations — with noise and yamux;
+//! identify, ping, Kademlia, gossipsub v1.1 with signing, validation before forwarding and peer scoring,
+//! bitswap 1.2), content routing (provide, re-provide, find providers) and fetching whole DAGs block by
+//! block with many blocks in flight ([`Node::fetch_dag`]).
 //!
 //! Must not touch: job logic or payments. It moves bytes and messages and reads/writes blocks only through
-//! the store crate's block-store interface.
+//! [`StoreBlockstore`], a thin adapter onto `jobmesh_store::Store`.
+//!
+//! # Why libp2p 0.56 + `beetswap`
+//! `rust-ipfs` interoperates with kubo and Helia but is hard-wired to its own repository types (our sled
+//! store would need a fork) and always builds ~500 crates (QUIC, UPnP, relay, RSA…). `beetswap` 0.5 is a
+//! maintained bitswap 1.2 `NetworkBehaviour` on libp2p 0.56 that works with kubo and Helia in both
+//! directions; it reads and writes blocks through the `blockstore` crate's trait only, which
+//! [`StoreBlockstore`] implements over our store. Kademlia provide/lookup and the DAG walk are ours.
+//! The Kademlia protocol is `/jobmesh/kad/1.0.0`, so a jobmesh mesh never joins the public IPFS DHT;
+//! bitswap and gossipsub use the standard protocol ids, so kubo and Helia peers exchange blocks and
+//! pubsub messages with a jobmesh node they are connected to.
+//!
+//! # Hostile peers
+//! Gossip: only signed messages are accepted (strict validation), each is validated before it is
+//! forwarded (size limit, the topic's validator), and invalid ones cost their sender peer score.
+//! Bitswap (`beetswap`): a stream carrying an undecodable frame or one over 4 MiB is closed, a peer's
+//! wantlist is capped at 1,024 entries, and blocks nobody asked for are ignored. beetswap reports no
+//! per-peer misbehaviour, so bad bitswap peers are not scored (yet).
+
+mod behaviour;
+mod blocks;
+mod config;
+mod error;
+mod fetch;
+mod node;
+
+pub use blocks::StoreBlockstore;
+pub use config::{Config, Transport};
+pub use error::Error;
+pub use fetch::FetchStats;
+pub use node::{GossipMessage, Node, PeerInfo, Validator};
+
+pub use libp2p::{identity, multiaddr, Multiaddr, PeerId};
+
+/// The gossipsub topic the market announces jobs on.
+pub const JOBS_TOPIC: &str = "jobmesh/jobs/1";
+
+/// The agent version this node announces through identify.
+pub const AGENT_VERSION: &str = concat!("jobmesh/", env!("CARGO_PKG_VERSION"));
+
+/// Checks that a multiaddr is one this node can dial: `/ip4|ip6|dns…/…/tcp/<port>[/p2p/<id>]` or
+/// `/memory/<n>[/p2p/<id>]`. Returns a one-line reason otherwise.
+pub fn check_dialable(addr: &Multiaddr) -> Result<(), Error> {
+    use libp2p::multiaddr::Protocol;
+    let mut it = addr.iter();
+    let ok = match it.next() {
+        Some(Protocol::Ip4(_) | Protocol::Ip6(_) | Protocol::Dns(_))
+        | Some(Protocol::Dns4(_) | Protocol::Dns6(_)) => {
+            matches!(it.next(), Some(Protocol::Tcp(_)))
+        }
+        Some(Protocol::Memory(_)) => true,
+        _ => false,
+    };
+    let rest_ok = it.all(|p| matches!(p, Protocol::P2p(_)));
+    if ok && rest_ok {
+        Ok(())
+    } else {
+        Err(Error::Unsupported(format!(
+            "{addr}: expected /ip4/<ip>/tcp/<port>[/p2p/<peer id>]"
+        )))
+    }
+}
+
+/// The `/p2p/<peer id>` part of a multiaddr, if any.
+pub fn peer_id_of(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().find_map(|p| match p {
+        libp2p::multiaddr::Protocol::P2p(id) => Some(id),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dialable_addresses() {
+        for ok in [
+            "/ip4/127.0.0.1/tcp/4001",
+            "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp",
+            "/ip6/::1/tcp/1",
+            "/memory/42",
+        ] {
+            check_dialable(&ok.parse().unwrap()).unwrap();
+        }
+        for bad in [
+            "/ip4/127.0.0.1/udp/4001",
+            "/ip4/127.0.0.1",
+            "/p2p/12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp",
+        ] {
+            assert!(check_dialable(&bad.parse().unwrap()).is_err(), "{bad}");
+        }
+    }
+}

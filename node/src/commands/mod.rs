@@ -2,4 +2,8 @@
 //! shared [`crate::cli::Context`]. Add a group by adding a module here and a variant in `cli::Command`.
 
 pub mod init;
+pub mod job;
+pub mod net;
+pub mod node;
+pub mod settle;
 pub mod store;

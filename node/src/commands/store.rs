@@ -1,7 +1,7 @@
 //! Content-store subcommands: `add`, `cat`, `get`, `block`, `pin`, `repo`, `dag`.
 //!
-//! They open the node's sled store directly. (A running node holds the store's lock; the peer-mesh issue makes
-//! these commands talk to it over its control API instead.)
+//! They open the node's sled store directly, except while a node runs on the data dir (it holds the store's
+//! lock): then `add`, `cat`, `get` and `pin add` go through its control API ([`crate::api::client`]).
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
@@ -246,6 +246,9 @@ fn progress_for(len: Option<u64>) -> ProgressBar {
 
 /// `jobmesh add`.
 pub fn add(ctx: &Context, args: &AddArgs) -> Result<()> {
+    if let Some(api) = crate::api::client::running(&ctx.home) {
+        return crate::api::client::add(ctx, &api, args);
+    }
     let profile = args.profile.profile().with_hash(args.hash.into())?;
     let (input, len) = open_input(&args.path)?;
     let store = open_store(ctx)?;
@@ -270,6 +273,9 @@ pub fn add(ctx: &Context, args: &AddArgs) -> Result<()> {
 
 /// `jobmesh cat`.
 pub fn cat(ctx: &Context, args: &CatArgs) -> Result<()> {
+    if let Some(api) = crate::api::client::running(&ctx.home) {
+        return crate::api::client::cat(&api, &args.cid);
+    }
     let cid = cid_arg(&args.cid)?;
     let store = open_store(ctx)?;
     let mut out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
@@ -279,6 +285,9 @@ pub fn cat(ctx: &Context, args: &CatArgs) -> Result<()> {
 
 /// `jobmesh get`.
 pub fn get(ctx: &Context, args: &GetArgs) -> Result<()> {
+    if let Some(api) = crate::api::client::running(&ctx.home) {
+        return crate::api::client::get(ctx, &api, &args.cid, &args.output);
+    }
     let cid = cid_arg(&args.cid)?;
     let store = open_store(ctx)?;
     let bytes = unixfs::export_to_path(&store, &cid, &args.output)?;
@@ -337,6 +346,10 @@ pub fn block(ctx: &Context, command: &BlockCommand) -> Result<()> {
 
 /// `jobmesh pin …`.
 pub fn pin(ctx: &Context, command: &PinCommand) -> Result<()> {
+    if let (PinCommand::Add { cid }, Some(api)) = (command, crate::api::client::running(&ctx.home))
+    {
+        return crate::api::client::pin_add(ctx, &api, cid);
+    }
     let store = open_store(ctx)?;
     match command {
         PinCommand::Add { cid } => {

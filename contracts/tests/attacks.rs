@@ -1,0 +1,456 @@
+//! Attacks against the real contract bytecode in the embedded EVM: each must revert with its named error, and
+//! a reentrant attacker (The DAO's pattern) must drain nothing.
+
+mod common;
+
+use common::{assert_reverts, eth, World};
+use jobmesh_contracts::alloy::primitives::{Address, Bytes, B256, U256};
+use jobmesh_contracts::alloy::sol_types::{SolCall, SolValue};
+use jobmesh_contracts::bindings::attacker::ReentrantAttacker as A;
+use jobmesh_contracts::bindings::attacker::Settlement as AS;
+use jobmesh_contracts::lottery::{self, Leaf};
+use jobmesh_contracts::{attacker_artifact, error_name, DeployParams, LotteryState, Settlement};
+
+const PARAMS: DeployParams = DeployParams {
+    withdraw_delay: 10,
+    claim_window: 50,
+};
+
+#[tokio::test]
+async fn double_claim_reverts_already_settled() {
+    let w = World::new(1, 4, PARAMS);
+    w.payer.deposit(eth(1)).await.unwrap();
+    let l = w.lottery(0, &[10, 20, 30, 40], 2);
+    w.payer.commit(&l.description).await.unwrap();
+    w.chain.mine(2);
+    let win = w.winner(&l);
+    w.claim(&l, win).await.unwrap();
+    assert_reverts(w.claim(&l, win).await, "AlreadySettled");
+    // Submitted by someone else, too.
+    let leaf = l.leaves[win];
+    assert_reverts(
+        w.payer.claim(&l.description, &leaf, &l.proof(win)).await,
+        "AlreadySettled",
+    );
+    assert_eq!(
+        w.payer.lottery_state(&l.description).await.unwrap(),
+        LotteryState::Settled
+    );
+}
+
+#[tokio::test]
+async fn forged_or_mismatched_proof_reverts_invalid_proof() {
+    let w = World::new(2, 5, PARAMS);
+    w.payer.deposit(eth(1)).await.unwrap();
+    let l = w.lottery(0, &[1, 2, 3, 4, 5], 2);
+    w.payer.commit(&l.description).await.unwrap();
+    w.chain.mine(2);
+    let win = w.winner(&l);
+    let leaf = l.leaves[win];
+    let c = w.client(leaf.payee);
+    // A random sibling path.
+    let forged: Vec<B256> = l
+        .proof(win)
+        .iter()
+        .map(|_| B256::repeat_byte(0xab))
+        .collect();
+    assert_reverts(
+        c.claim(&l.description, &leaf, &forged).await,
+        "InvalidProof",
+    );
+    // Another leaf's proof.
+    let other = (win + 1) % l.leaves.len();
+    assert_reverts(
+        c.claim(&l.description, &leaf, &l.proof(other)).await,
+        "InvalidProof",
+    );
+    // A widened interval (covers the whole lottery) with the genuine proof.
+    let wide = Leaf {
+        start: U256::ZERO,
+        length: l.description.total,
+        ..leaf
+    };
+    assert_reverts(
+        c.claim(&l.description, &wide, &l.proof(win)).await,
+        "InvalidProof",
+    );
+    // An outsider claiming with a leaf of its own.
+    let outsider = Leaf {
+        payee: Address::repeat_byte(9),
+        ..leaf
+    };
+    assert_reverts(
+        c.claim(&l.description, &outsider, &l.proof(win)).await,
+        "InvalidProof",
+    );
+    // A description that was never committed (different total).
+    let mut fake = l.description;
+    fake.total += U256::from(1);
+    assert_reverts(c.claim(&fake, &leaf, &l.proof(win)).await, "UnknownLottery");
+    // The genuine claim still works afterwards.
+    c.claim(&l.description, &leaf, &l.proof(win)).await.unwrap();
+}
+
+#[tokio::test]
+async fn non_winner_claim_reverts_not_winner() {
+    let w = World::new(3, 6, PARAMS);
+    w.payer.deposit(eth(1)).await.unwrap();
+    let l = w.lottery(7, &[5, 5, 5, 5, 5, 5], 3);
+    w.payer.commit(&l.description).await.unwrap();
+    w.chain.mine(3);
+    let win = w.winner(&l);
+    for i in (0..l.leaves.len()).filter(|&i| i != win) {
+        assert_reverts(w.claim(&l, i).await, "NotWinner");
+    }
+    w.claim(&l, win).await.unwrap();
+}
+
+#[tokio::test]
+async fn claim_before_draw_reverts_draw_not_reached() {
+    let w = World::new(4, 3, PARAMS);
+    w.payer.deposit(eth(1)).await.unwrap();
+    let l = w.lottery(0, &[1, 1, 1], 5);
+    w.payer.commit(&l.description).await.unwrap();
+    for i in 0..3 {
+        assert_reverts(w.claim(&l, i).await, "DrawNotReached");
+    }
+    // A claim mined in the draw block itself cannot see that block's hash: still not reached.
+    while w.chain.block_number() + 1 < l.description.draw_block {
+        w.chain.mine(1);
+    }
+    assert_reverts(w.claim(&l, 0).await, "DrawNotReached");
+    w.chain.mine(1);
+    w.claim(&l, w.winner(&l)).await.unwrap();
+}
+
+#[tokio::test]
+async fn commit_exceeding_free_deposit_reverts() {
+    let w = World::new(5, 2, PARAMS);
+    w.payer.deposit(U256::from(100)).await.unwrap();
+    let l = w.lottery(0, &[60, 41], 2);
+    assert_reverts(w.payer.commit(&l.description).await, "ExceedsFreeBalance");
+    // Two lotteries that fit one at a time but not together.
+    let a = w.lottery(1, &[30, 30], 2);
+    let b = w.lottery(2, &[20, 21], 2);
+    assert_reverts(
+        w.payer.commit_many(&[a.description, b.description]).await,
+        "ExceedsFreeBalance",
+    );
+    w.payer.commit(&a.description).await.unwrap();
+    assert_reverts(w.payer.commit(&b.description).await, "ExceedsFreeBalance");
+    assert_eq!(
+        w.payer.account(w.payer.sender()).await.unwrap().balance,
+        U256::from(40)
+    );
+    // A draw block that is not in the future, and a busy lane.
+    let past = w.lottery(3, &[1, 1], 0);
+    assert_reverts(
+        w.payer.commit(&past.description).await,
+        "DrawBlockNotInFuture",
+    );
+    let same_lane = w.lottery(1 + 65_536, &[1, 1], 2);
+    assert_reverts(w.payer.commit(&same_lane.description).await, "LaneBusy");
+}
+
+#[tokio::test]
+async fn withdrawal_of_reserved_value_reverts() {
+    let w = World::new(6, 2, PARAMS);
+    let me = w.payer.sender();
+    w.payer.deposit(U256::from(1000)).await.unwrap();
+    let l = w.lottery(0, &[400, 400], 5);
+    w.payer.commit(&l.description).await.unwrap();
+    // 800 is reserved: only 200 is free.
+    assert_reverts(
+        w.payer.request_withdrawal(U256::from(201)).await,
+        "ExceedsFreeBalance",
+    );
+    // Request while free, then commit the value away before the unlock: the withdrawal must fail.
+    w.payer.request_withdrawal(U256::from(200)).await.unwrap();
+    let l2 = w.lottery(1, &[100, 100], 5);
+    w.payer.commit(&l2.description).await.unwrap();
+    assert_reverts(w.payer.withdraw().await, "WithdrawalLocked");
+    w.chain.mine(PARAMS.withdraw_delay);
+    assert_reverts(w.payer.withdraw().await, "ExceedsFreeBalance");
+    assert_eq!(w.payer.account(me).await.unwrap().balance, U256::ZERO);
+    assert_eq!(w.chain.balance(w.contract), U256::from(1000));
+    // No request at all.
+    assert_reverts(
+        w.client(w.payees[0]).withdraw().await,
+        "NoWithdrawalRequested",
+    );
+}
+
+#[tokio::test]
+async fn time_locked_withdrawal_pays_exactly_once() {
+    let w = World::new(7, 1, PARAMS);
+    let me = w.payer.sender();
+    let before = w.chain.balance(me);
+    w.payer.deposit(U256::from(500)).await.unwrap();
+    let r = w.payer.request_withdrawal(U256::from(300)).await.unwrap();
+    let acct = w.payer.account(me).await.unwrap();
+    assert_eq!(acct.unlock_block, r.block_number + PARAMS.withdraw_delay);
+    assert_reverts(w.payer.withdraw().await, "WithdrawalLocked");
+    w.chain.mine(PARAMS.withdraw_delay);
+    w.payer.withdraw().await.unwrap();
+    assert_reverts(w.payer.withdraw().await, "NoWithdrawalRequested");
+    assert_eq!(w.chain.balance(me), before - U256::from(200));
+    assert_eq!(w.chain.balance(w.contract), U256::from(200));
+}
+
+/// Deploys the attacker against the world's contract; returns its address.
+fn deploy_attacker(w: &World, owner: Address, max_reentries: u64) -> Address {
+    let mut code = attacker_artifact().bytecode.to_vec();
+    code.extend_from_slice(&(w.contract, U256::from(max_reentries)).abi_encode_params());
+    w.chain.deploy(owner, code.into()).unwrap()
+}
+
+fn attacker_call<C: SolCall>(w: &World, owner: Address, attacker: Address, call: C, value: U256) {
+    w.chain
+        .transact_raw(owner, Some(attacker), call.abi_encode().into(), value)
+        .unwrap();
+}
+
+fn attacker_view<C: SolCall>(w: &World, attacker: Address, call: C) -> C::Return {
+    let out = w
+        .chain
+        .view_raw(Address::ZERO, attacker, call.abi_encode().into())
+        .unwrap();
+    C::abi_decode_returns(&out).unwrap()
+}
+
+#[tokio::test]
+async fn reentrant_withdrawer_drains_nothing() {
+    let w = World::new(8, 1, PARAMS);
+    let owner = w.payees[0];
+    // An honest depositor whose money the attacker would like to take.
+    w.payer.deposit(eth(10)).await.unwrap();
+    let attacker = deploy_attacker(&w, owner, 3);
+    attacker_call(&w, owner, attacker, A::depositCall {}, eth(1));
+    attacker_call(
+        &w,
+        owner,
+        attacker,
+        A::requestWithdrawalCall {
+            amount: alloy_u96(eth(1)),
+        },
+        U256::ZERO,
+    );
+    w.chain.mine(PARAMS.withdraw_delay);
+    attacker_call(&w, owner, attacker, A::withdrawCall {}, U256::ZERO);
+
+    assert_eq!(
+        w.chain.balance(attacker),
+        eth(1),
+        "attacker got exactly its own deposit"
+    );
+    assert_eq!(
+        w.chain.balance(w.contract),
+        eth(10),
+        "the honest deposit is intact"
+    );
+    assert!(
+        attacker_view(&w, attacker, A::reentriesCall {}) >= U256::from(1),
+        "it did try to re-enter"
+    );
+    assert_eq!(
+        attacker_view(&w, attacker, A::reentrySuccessesCall {}),
+        U256::ZERO
+    );
+    let last: Bytes = attacker_view(&w, attacker, A::lastRevertCall {});
+    let name = error_name(&last);
+    assert!(
+        matches!(
+            name.as_deref(),
+            Some("Reentrancy") | Some("ExceedsFreeBalance")
+        ),
+        "re-entry reverted with {name:?}"
+    );
+    assert_eq!(w.payer.account(attacker).await.unwrap().balance, U256::ZERO);
+}
+
+#[tokio::test]
+async fn reentrant_payee_drains_nothing() {
+    let w = World::new(9, 1, PARAMS);
+    let owner = w.payees[0];
+    let attacker = deploy_attacker(&w, owner, 5);
+    w.payer.deposit(eth(10)).await.unwrap();
+    // The attacker is the only payee of a 2-ETH lottery: it wins for sure.
+    let l = lottery::build(
+        w.payer.sender(),
+        0,
+        &[(attacker, eth(2))],
+        w.chain.block_number() + 2,
+    )
+    .unwrap();
+    w.payer.commit(&l.description).await.unwrap();
+    w.chain.mine(2);
+    let sol_lottery = AS::Lottery {
+        payer: l.description.payer,
+        nonce: l.description.nonce,
+        total: alloy_u96(l.description.total),
+        root: l.description.root,
+        drawBlock: l.description.draw_block,
+    };
+    let leaf = l.leaves[0];
+    let sol_leaf = AS::Leaf {
+        payee: leaf.payee,
+        start: alloy_u96(leaf.start),
+        length: alloy_u96(leaf.length),
+    };
+    attacker_call(
+        &w,
+        owner,
+        attacker,
+        A::claimCall {
+            lottery: sol_lottery.clone(),
+            leaf: sol_leaf.clone(),
+            proof: vec![],
+        },
+        U256::ZERO,
+    );
+    // Claiming twice through the attacker fails like any double claim.
+    let again = A::claimCall {
+        lottery: sol_lottery,
+        leaf: sol_leaf,
+        proof: vec![],
+    };
+    let err = w
+        .chain
+        .transact_raw(owner, Some(attacker), again.abi_encode().into(), U256::ZERO)
+        .unwrap_err();
+    assert_eq!(err.revert_name(), Some("AlreadySettled"));
+
+    attacker_call(
+        &w,
+        owner,
+        attacker,
+        A::requestWithdrawalCall {
+            amount: alloy_u96(eth(2)),
+        },
+        U256::ZERO,
+    );
+    w.chain.mine(PARAMS.withdraw_delay);
+    attacker_call(&w, owner, attacker, A::withdrawCall {}, U256::ZERO);
+    assert_eq!(w.chain.balance(attacker), eth(2), "exactly the prize");
+    assert_eq!(
+        w.chain.balance(w.contract),
+        eth(8),
+        "the payer's remaining deposit is intact"
+    );
+    assert_eq!(
+        attacker_view(&w, attacker, A::reentrySuccessesCall {}),
+        U256::ZERO
+    );
+    assert_eq!(
+        w.payer.account(w.payer.sender()).await.unwrap().balance,
+        eth(8)
+    );
+}
+
+#[tokio::test]
+async fn unrecorded_draw_hash_blocks_reclaim_until_redraw() {
+    let w = World::new(10, 4, PARAMS);
+    w.payer.deposit(eth(1)).await.unwrap();
+    let l = w.lottery(0, &[10, 10, 10, 10], 2);
+    w.payer.commit(&l.description).await.unwrap();
+    // Nobody claims or records within 256 blocks; the embedded chain has no EIP-2935 history.
+    w.chain.mine(2 + 300);
+    let win = w.winner(&l);
+    assert_reverts(w.claim(&l, win).await, "DrawHashUnavailable");
+    assert_reverts(
+        w.client(w.payees[0])
+            .record_draw_hash(l.description.draw_block)
+            .await,
+        "DrawHashUnavailable",
+    );
+    // The payer cannot take its money back by letting the hash lapse.
+    assert_reverts(w.payer.reclaim(&l.description).await, "DrawHashUnavailable");
+    // Anyone re-anchors it to the next block.
+    let r = w.client(w.payees[1]).redraw(&l.description).await.unwrap();
+    let new_draw = r.block_number + 1;
+    assert_reverts(
+        w.client(w.payees[1]).redraw(&l.description).await,
+        "DrawNotReached",
+    );
+    assert_reverts(w.claim(&l, 0).await, "DrawNotReached");
+    w.chain.mine(1);
+    assert_reverts(
+        w.client(w.payees[1]).redraw(&l.description).await,
+        "DrawHashAvailable",
+    );
+    // Views run at the latest block, which cannot see its own hash: one more block.
+    w.chain.mine(1);
+    let win2 = l.winner(w.block_hash(new_draw)).unwrap();
+    assert_eq!(
+        w.payer.draw_hash(&l.description).await.unwrap(),
+        Some(w.block_hash(new_draw))
+    );
+    w.claim(&l, win2).await.unwrap();
+    assert_eq!(
+        w.payer.account(l.leaves[win2].payee).await.unwrap().balance,
+        U256::from(40)
+    );
+}
+
+#[tokio::test]
+async fn recorded_draw_hash_keeps_lottery_claimable_and_reclaimable() {
+    let w = World::new(11, 3, PARAMS);
+    w.payer.deposit(eth(1)).await.unwrap();
+    let a = w.lottery(0, &[1, 2, 3], 2);
+    let b = w.lottery(1, &[3, 2, 1], 2);
+    w.payer
+        .commit_many(&[a.description, b.description])
+        .await
+        .unwrap();
+    assert_reverts(w.payer.reclaim(&a.description).await, "ClaimWindowOpen");
+    w.chain.mine(3);
+    w.client(w.payees[2])
+        .record_draw_hash(a.description.draw_block)
+        .await
+        .unwrap();
+    w.chain.mine(1000);
+    // Long after BLOCKHASH forgot it, the recorded hash still draws both lotteries.
+    w.claim(&a, w.winner(&a)).await.unwrap();
+    // Nobody claims b: after the window its payer gets it back, once.
+    let before = w.payer.account(w.payer.sender()).await.unwrap().balance;
+    w.payer.reclaim(&b.description).await.unwrap();
+    let after = w.payer.account(w.payer.sender()).await.unwrap().balance;
+    assert_eq!(after - before, U256::from(6));
+    assert_reverts(w.payer.reclaim(&b.description).await, "AlreadySettled");
+    assert_reverts(w.claim(&b, w.winner(&b)).await, "AlreadySettled");
+    // The lane is free again and can be reused.
+    let c = w.lottery(65_537, &[1, 1, 1], 2);
+    w.payer.commit(&c.description).await.unwrap();
+    assert_eq!(
+        w.payer.lottery_state(&b.description).await.unwrap(),
+        LotteryState::Unknown
+    );
+    assert_eq!(
+        w.payer.lottery_state(&c.description).await.unwrap(),
+        LotteryState::Pending
+    );
+}
+
+fn alloy_u96(v: U256) -> jobmesh_contracts::alloy::primitives::Uint<96, 2> {
+    jobmesh_contracts::alloy::primitives::Uint::<96, 2>::from(v.to::<u128>())
+}
+
+#[tokio::test]
+async fn committed_lotteries_are_listed_from_events() {
+    let w = World::new(12, 2, PARAMS);
+    w.payer.deposit(eth(1)).await.unwrap();
+    let a = w.lottery(0, &[1, 2], 2);
+    let b = w.lottery(1, &[3, 4], 3);
+    w.payer.commit(&a.description).await.unwrap();
+    w.payer.commit_many(&[b.description]).await.unwrap();
+    assert_eq!(
+        w.payer.committed_by(w.payer.sender(), 0).await.unwrap(),
+        vec![a.description, b.description]
+    );
+    assert!(w
+        .payer
+        .committed_by(w.payees[0], 0)
+        .await
+        .unwrap()
+        .is_empty());
+}

@@ -1,0 +1,168 @@
+//! Property test on the real bytecode (embedded EVM): after any sequence of deposits, withdrawal requests,
+//! withdrawals, commits, claims, reclaims, hash recordings and mined blocks, by several accounts that are
+//! both payers and payees,
+//!   contract balance == Σ deposits − Σ payouts == Σ free balances + Σ pending lottery totals,
+//! and every account's ETH equals its initial ETH − its deposits + its payouts (gas is free here).
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::{eth, World};
+use jobmesh_contracts::alloy::primitives::{Address, U256};
+use jobmesh_contracts::lottery::{self, Lottery};
+use jobmesh_contracts::{DeployParams, LotteryState, Settlement};
+use proptest::prelude::*;
+
+const ACTORS: usize = 4;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Deposit(usize, u64),
+    Request(usize, u64),
+    Withdraw(usize),
+    Commit(usize, Vec<u64>, u64),
+    ClaimAll,
+    Reclaim(usize),
+    Record,
+    Mine(u64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let actor = 0..ACTORS;
+    prop_oneof![
+        (actor.clone(), 1u64..5_000).prop_map(|(a, v)| Op::Deposit(a, v)),
+        (actor.clone(), 1u64..5_000).prop_map(|(a, v)| Op::Request(a, v)),
+        actor.clone().prop_map(Op::Withdraw),
+        (
+            actor.clone(),
+            prop::collection::vec(0u64..800, ACTORS),
+            1u64..4
+        )
+            .prop_map(|(a, v, d)| Op::Commit(a, v, d)),
+        Just(Op::ClaimAll),
+        (0usize..64).prop_map(Op::Reclaim),
+        Just(Op::Record),
+        (1u64..40).prop_map(Op::Mine),
+    ]
+}
+
+struct Model {
+    deposits: U256,
+    payouts: U256,
+    per_actor_in: HashMap<Address, U256>,
+    per_actor_out: HashMap<Address, U256>,
+    lotteries: Vec<Lottery>,
+    nonces: Vec<u64>,
+}
+
+async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let w = World::new(
+        42,
+        ACTORS - 1,
+        DeployParams {
+            withdraw_delay: 5,
+            claim_window: 20,
+        },
+    );
+    let mut actors = vec![w.payer.sender()];
+    actors.extend_from_slice(&w.payees);
+    let initial: Vec<U256> = actors.iter().map(|a| w.chain.balance(*a)).collect();
+    let mut m = Model {
+        deposits: U256::ZERO,
+        payouts: U256::ZERO,
+        per_actor_in: HashMap::new(),
+        per_actor_out: HashMap::new(),
+        lotteries: Vec::new(),
+        nonces: vec![0; ACTORS],
+    };
+    for op in ops {
+        match op {
+            Op::Deposit(a, v) => {
+                if w.client(actors[a]).deposit(U256::from(v)).await.is_ok() {
+                    m.deposits += U256::from(v);
+                    *m.per_actor_in.entry(actors[a]).or_default() += U256::from(v);
+                }
+            }
+            Op::Request(a, v) => {
+                let _ = w.client(actors[a]).request_withdrawal(U256::from(v)).await;
+            }
+            Op::Withdraw(a) => {
+                let c = w.client(actors[a]);
+                let pending = c.account(actors[a]).await.unwrap().unlocking;
+                if c.withdraw().await.is_ok() {
+                    m.payouts += pending;
+                    *m.per_actor_out.entry(actors[a]).or_default() += pending;
+                }
+            }
+            Op::Commit(a, amounts, delay) => {
+                let owed: Vec<_> = actors
+                    .iter()
+                    .zip(&amounts)
+                    .map(|(p, v)| (*p, U256::from(*v)))
+                    .collect();
+                let nonce = m.nonces[a];
+                if let Ok(l) =
+                    lottery::build(actors[a], nonce, &owed, w.chain.block_number() + delay)
+                {
+                    if w.client(actors[a]).commit(&l.description).await.is_ok() {
+                        m.nonces[a] += 1;
+                        m.lotteries.push(l);
+                    }
+                }
+            }
+            Op::ClaimAll => {
+                for l in &m.lotteries {
+                    if let Some(h) = w.payer.draw_hash(&l.description).await.ok().flatten() {
+                        if let Some(i) = l.winner(h) {
+                            let _ = w.claim(l, i).await;
+                        }
+                    }
+                }
+            }
+            Op::Reclaim(i) => {
+                if !m.lotteries.is_empty() {
+                    let l = &m.lotteries[i % m.lotteries.len()];
+                    let _ = w.payer.reclaim(&l.description).await;
+                }
+            }
+            Op::Record => {
+                if let Some(l) = m.lotteries.last() {
+                    let _ = w.payer.record_draw_hash(l.description.draw_block).await;
+                }
+            }
+            Op::Mine(n) => w.chain.mine(n),
+        }
+
+        // The invariants, after every step.
+        let contract_balance = w.chain.balance(w.contract);
+        prop_assert_eq!(contract_balance, m.deposits - m.payouts);
+        let mut free = U256::ZERO;
+        for a in &actors {
+            free += w.payer.account(*a).await.unwrap().balance;
+        }
+        let mut pending = U256::ZERO;
+        for l in &m.lotteries {
+            if w.payer.lottery_state(&l.description).await.unwrap() == LotteryState::Pending {
+                pending += l.description.total;
+            }
+        }
+        prop_assert_eq!(contract_balance, free + pending);
+        for (a, init) in actors.iter().zip(&initial) {
+            let expect = *init - m.per_actor_in.get(a).copied().unwrap_or_default()
+                + m.per_actor_out.get(a).copied().unwrap_or_default();
+            prop_assert_eq!(w.chain.balance(*a), expect);
+        }
+    }
+    prop_assert!(w.chain.balance(w.contract) <= eth(1));
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #[test]
+    fn balance_equals_deposits_minus_payouts(ops in prop::collection::vec(op(), 1..60)) {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(run(ops))?;
+    }
+}

@@ -1,0 +1,209 @@
+//! `cargo bench -p jobmesh-exec --bench exec`: the execution benchmarks of BENCHMARKS.md, side by side in
+//! one run, printed as a Markdown table (medians).
+//! 1. Warm start: instantiate the (cached, precompiled) plugin and run a trivial echo job.
+//! 2. CPU-heavy JS (examples/cpu-heavy.js): (a) jobmesh wasm with fuel, (b) the same wasm without fuel,
+//!    (c) native QuickJS (the rquickjs crate, the same QuickJS-ng as the plugin), (d) Node.js.
+//! 3. Fuel per millisecond.
+//!
+//! Env: `BENCH_ROUNDS` (default 2000), `BENCH_REPS` (default 7), `BENCH_WARM` (default 2000).
+
+use std::time::{Duration, Instant};
+
+use jobmesh_exec::{Executor, JobCode, Limits, Plugin, Status};
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn main() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let rounds = env("BENCH_ROUNDS", 2000);
+    let reps = env("BENCH_REPS", 7) as usize;
+    let warm_n = env("BENCH_WARM", 2000) as usize;
+    let cache = tempfile::tempdir().unwrap();
+    let plugin = Plugin::bundled().cid();
+    let limits = Limits {
+        fuel: u64::MAX / 2,
+        ..Limits::default()
+    };
+
+    // 1. Warm start.
+    let exec = Executor::new(Some(cache.path().to_path_buf())).unwrap();
+    let started = Instant::now();
+    exec.warm_up(&plugin).unwrap();
+    let first_compile = started.elapsed();
+    let reload = Executor::new(Some(cache.path().to_path_buf())).unwrap();
+    let started = Instant::now();
+    reload.warm_up(&plugin).unwrap();
+    let cache_load = started.elapsed();
+    let echo_src = std::fs::read_to_string(repo.join("examples/echo.js")).unwrap();
+    let echo = JobCode::Js(exec.compile_js(&plugin, "echo.js", &echo_src).unwrap());
+    let mut warm = Vec::with_capacity(warm_n);
+    let mut echo_fuel = 0;
+    for _ in 0..warm_n {
+        let t = Instant::now();
+        let out = exec.run(&echo, b"hi", &limits).unwrap();
+        warm.push(t.elapsed());
+        assert_eq!(out.output, b"hi");
+        echo_fuel = out.fuel_used;
+    }
+    let compile_times: Vec<Duration> = (0..50)
+        .map(|_| {
+            let t = Instant::now();
+            exec.compile_js(&plugin, "echo.js", &echo_src).unwrap();
+            t.elapsed()
+        })
+        .collect();
+
+    // 2. CPU-heavy JS.
+    let heavy_src = std::fs::read_to_string(repo.join("examples/cpu-heavy.js")).unwrap();
+    let heavy = JobCode::Js(
+        exec.compile_js(&plugin, "cpu-heavy.js", &heavy_src)
+            .unwrap(),
+    );
+    let input = format!("{{\"rounds\": {rounds}}}");
+    let unmetered = Executor::new_unmetered(None).unwrap();
+    let mut expected = String::new();
+    let (mut fueled, mut unfueled, mut native, mut node) = (vec![], vec![], vec![], vec![]);
+    let mut fuel = 0;
+    for _ in 0..reps {
+        let t = Instant::now();
+        let out = exec.run(&heavy, input.as_bytes(), &limits).unwrap();
+        fueled.push(t.elapsed());
+        assert_eq!(out.status, Status::Ok);
+        expected = String::from_utf8(out.output).unwrap();
+        fuel = out.fuel_used;
+
+        let t = Instant::now();
+        let out = unmetered.run(&heavy, input.as_bytes(), &limits).unwrap();
+        unfueled.push(t.elapsed());
+        assert_eq!(String::from_utf8(out.output).unwrap(), expected);
+
+        let t = Instant::now();
+        let line = run_native_quickjs(&heavy_src, rounds);
+        native.push(t.elapsed());
+        assert_eq!(line.trim(), expected.trim());
+    }
+    let node_start = median(
+        (0..reps)
+            .map(|_| {
+                let t = Instant::now();
+                let ok = std::process::Command::new("node")
+                    .arg("-e")
+                    .arg("0")
+                    .status()
+                    .map(|s| s.success());
+                assert!(matches!(ok, Ok(true)), "node is needed for the benchmark");
+                t.elapsed()
+            })
+            .collect(),
+    );
+    for _ in 0..reps {
+        let t = Instant::now();
+        let out = std::process::Command::new("node")
+            .arg(repo.join("examples/cpu-heavy.js"))
+            .arg(rounds.to_string())
+            .output()
+            .unwrap();
+        node.push(t.elapsed());
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), expected.trim());
+    }
+    let (a, b, c) = (median(fueled), median(unfueled), median(native));
+    let d_total = median(node);
+    let d = d_total.saturating_sub(node_start);
+
+    println!("| measurement | median | notes |");
+    println!("|---|---|---|");
+    println!(
+        "| warm start: echo job (instantiate + run) | {:.3} ms | {warm_n} runs, {echo_fuel} fuel |",
+        ms(median(warm))
+    );
+    println!(
+        "| compile JS → bytecode (echo.js) | {:.3} ms | 50 runs |",
+        ms(median(compile_times))
+    );
+    println!(
+        "| plugin: first cranelift compile | {:.0} ms | once per node |",
+        ms(first_compile)
+    );
+    println!(
+        "| plugin: load from module cache | {:.1} ms | per process |",
+        ms(cache_load)
+    );
+    println!(
+        "| (a) cpu-heavy.js, jobmesh wasm, fuel on | {:.1} ms | {rounds} rounds, {fuel} fuel |",
+        ms(a)
+    );
+    println!("| (b) same wasm, fuel off | {:.1} ms | |", ms(b));
+    println!(
+        "| (c) native QuickJS (rquickjs) | {:.1} ms | same QuickJS-ng, native code |",
+        ms(c)
+    );
+    println!(
+        "| (d) Node.js {} | {:.1} ms | {:.1} ms with process start |",
+        node_version(),
+        ms(d),
+        ms(d_total)
+    );
+    println!(
+        "| (a)/(c) | {:.2}× | goal ≤ 1.5× |",
+        a.as_secs_f64() / c.as_secs_f64()
+    );
+    println!(
+        "| (a)/(b) | {:.2}× | goal ≤ 1.3× |",
+        a.as_secs_f64() / b.as_secs_f64()
+    );
+    println!(
+        "| (a)/(d) | {:.1}× | context only |",
+        a.as_secs_f64() / d.as_secs_f64()
+    );
+    println!(
+        "| fuel per ms (cpu-heavy, fuel on) | {:.0} | {:.2} Gfuel/s |",
+        fuel as f64 / ms(a),
+        fuel as f64 / a.as_secs_f64() / 1e9
+    );
+}
+
+fn node_version() -> String {
+    std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Runs the same script in native QuickJS with `scriptArgs` and `print` as the qjs shell defines them.
+fn run_native_quickjs(src: &str, rounds: u64) -> String {
+    use rquickjs::{Context, Function, Runtime};
+    let runtime = Runtime::new().unwrap();
+    let context = Context::full(&runtime).unwrap();
+    let printed = std::rc::Rc::new(std::cell::RefCell::new(String::new()));
+    context.with(|ctx| {
+        let sink = printed.clone();
+        let print =
+            Function::new(ctx.clone(), move |s: String| sink.borrow_mut().push_str(&s)).unwrap();
+        ctx.globals().set("print", print).unwrap();
+        ctx.eval::<(), _>(format!(
+            "globalThis.scriptArgs = ['cpu-heavy.js', '{rounds}'];"
+        ))
+        .unwrap();
+        ctx.eval::<(), _>(src).unwrap();
+    });
+    let s = printed.borrow().clone();
+    s
+}

@@ -1,0 +1,3 @@
+// Allocates without bound: must stop with memory_limit.
+const keep = [];
+for (;;) keep.push(new Array(100000).fill(keep.length));

@@ -1,0 +1,199 @@
+//! The CLI side of the control API: find a running node through `<data-dir>/api` and call it.
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+use serde_json::Value;
+
+use crate::home::Home;
+
+/// A running node's control API.
+#[derive(Debug, Clone)]
+pub struct Api {
+    base: String,
+    agent: ureq::Agent,
+}
+
+/// The API of the node running on this data directory, if one answers. A stale address file (the
+/// node was killed) is ignored.
+pub fn running(home: &Home) -> Option<Api> {
+    let text = std::fs::read_to_string(home.root().join(super::API_FILE)).ok()?;
+    let addr: SocketAddr = text.trim().parse().ok()?;
+    TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    Some(Api::new(addr))
+}
+
+/// The running node's API, or a clear error telling the user to start one.
+pub fn require(home: &Home) -> Result<Api> {
+    running(home).with_context(|| {
+        format!(
+            "no node is running on {} (start one with `jobmesh node start`)",
+            home.root().display()
+        )
+    })
+}
+
+impl Api {
+    /// An API client for this address.
+    pub fn new(addr: SocketAddr) -> Self {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(5)))
+            .build()
+            .into();
+        Api {
+            base: format!("http://{addr}/api/v0"),
+            agent,
+        }
+    }
+
+    fn request(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+        let mut req = self.agent.post(format!("{}/{path}", self.base));
+        for (k, v) in query {
+            req = req.query(*k, *v);
+        }
+        req
+    }
+
+    fn check(resp: ureq::http::Response<ureq::Body>) -> Result<ureq::http::Response<ureq::Body>> {
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let mut body = resp.into_body();
+        let text = body.read_to_string().unwrap_or_default();
+        let msg = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v.get("Message").and_then(Value::as_str).map(str::to_string))
+            .unwrap_or(text);
+        bail!("the node answered {}: {msg}", status.as_u16())
+    }
+
+    /// Calls a command and returns its JSON answer.
+    pub fn call(&self, path: &str, query: &[(&str, &str)]) -> Result<Value> {
+        let resp = self
+            .request(path, query)
+            .send_empty()
+            .with_context(|| format!("cannot reach the running node's API at {}", self.base))?;
+        Self::check(resp)?
+            .into_body()
+            .read_json::<Value>()
+            .context("the node sent an invalid answer")
+    }
+
+    /// Calls a command with a streamed request body and returns its JSON answer.
+    pub fn call_with_body(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        body: impl Read,
+    ) -> Result<Value> {
+        let mut body = body;
+        let resp = self
+            .request(path, query)
+            .send(ureq::SendBody::from_reader(&mut body))
+            .with_context(|| format!("cannot reach the running node's API at {}", self.base))?;
+        Self::check(resp)?
+            .into_body()
+            .read_json::<Value>()
+            .context("the node sent an invalid answer")
+    }
+
+    /// Calls a command whose answer is a byte stream (e.g. `cat`).
+    pub fn call_stream(&self, path: &str, query: &[(&str, &str)]) -> Result<impl Read> {
+        let resp = self
+            .request(path, query)
+            .send_empty()
+            .with_context(|| format!("cannot reach the running node's API at {}", self.base))?;
+        Ok(Self::check(resp)?
+            .into_body()
+            .into_with_config()
+            .limit(u64::MAX)
+            .reader())
+    }
+}
+
+/// `jobmesh add` through the running node (which stores, pins and provides the file).
+pub fn add(
+    ctx: &crate::cli::Context,
+    api: &Api,
+    args: &crate::commands::store::AddArgs,
+) -> Result<()> {
+    use clap::ValueEnum;
+    let name = |v: Option<clap::builder::PossibleValue>| {
+        v.map(|p| p.get_name().to_string()).unwrap_or_default()
+    };
+    let profile = name(args.profile.to_possible_value());
+    let hash = name(args.hash.to_possible_value());
+    let input: Box<dyn Read> = if args.path.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        if args.path.is_dir() {
+            bail!(
+                "{} is a directory (only files can be added for now)",
+                args.path.display()
+            );
+        }
+        Box::new(
+            std::fs::File::open(&args.path)
+                .with_context(|| format!("cannot read {}", args.path.display()))?,
+        )
+    };
+    let v = api
+        .call_with_body("add", &[("profile", &profile), ("hash", &hash)], input)
+        .with_context(|| format!("cannot add {}", args.path.display()))?;
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({
+            "cid": v["Hash"], "size": v["Size"], "blocks": v["Blocks"], "profile": v["Profile"], "hash": hash,
+        }));
+    } else {
+        println!("{}", v["Hash"].as_str().unwrap_or_default());
+    }
+    Ok(())
+}
+
+/// `jobmesh cat` through the running node (fetching from the mesh what it lacks).
+pub fn cat(api: &Api, cid: &str) -> Result<()> {
+    jobmesh_store::parse_cid(cid)?;
+    let mut body = api.call_stream("cat", &[("arg", cid)])?;
+    let mut out = std::io::stdout().lock();
+    std::io::copy(&mut body, &mut out).context("cannot write the output")?;
+    Ok(())
+}
+
+/// `jobmesh get` through the running node (which writes the file itself: it shares this machine).
+pub fn get(
+    ctx: &crate::cli::Context,
+    api: &Api,
+    cid: &str,
+    output: &std::path::Path,
+) -> Result<()> {
+    jobmesh_store::parse_cid(cid)?;
+    let abs =
+        std::path::absolute(output).with_context(|| format!("bad path {}", output.display()))?;
+    let v = api.call("get", &[("arg", cid), ("output", &abs.to_string_lossy())])?;
+    if ctx.json {
+        ctx.print_json(&v);
+    } else {
+        eprintln!("wrote {} bytes to {}", v["bytes"], output.display());
+    }
+    Ok(())
+}
+
+/// `jobmesh pin add` through the running node (fetching from the mesh what it lacks).
+pub fn pin_add(ctx: &crate::cli::Context, api: &Api, cid: &str) -> Result<()> {
+    jobmesh_store::parse_cid(cid)?;
+    api.call("pin/add", &[("arg", cid)])?;
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({ "pinned": cid }));
+    } else {
+        println!("pinned {cid}");
+    }
+    Ok(())
+}

@@ -1,0 +1,424 @@
+//! The running node's local control API: HTTP on `--api` (default [`DEFAULT_API`]), shaped like kubo's
+//! RPC (`POST /api/v0/<command>?arg=…`, JSON answers, errors as `{"Message": …}`).
+//!
+//! While a node runs it owns the sled store, so `jobmesh add/cat/get/pin`, `id`, `swarm …` and
+//! `dht …` talk to it through this API ([`client`]); the node writes the API's address to
+//! `<data-dir>/api` when it starts and removes the file when it stops.
+
+pub mod client;
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use futures::StreamExt;
+use jobmesh_p2p::{Multiaddr, Node};
+use jobmesh_store::unixfs::{self, Profile};
+use jobmesh_store::{parse_cid, HashAlg};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, Notify};
+
+/// The API address used when `--api` is not given.
+pub const DEFAULT_API: &str = "127.0.0.1:5101";
+
+/// File in the data directory holding the running node's API address.
+pub const API_FILE: &str = "api";
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The node's swarm.
+    pub node: Node,
+    /// Default timeout of fetches from the mesh (`?timeout=<secs>` overrides it).
+    pub fetch_timeout: Duration,
+    /// Notified by `/api/v0/shutdown`.
+    pub shutdown: Arc<Notify>,
+}
+
+/// An API error: an HTTP status and a one-line message.
+pub struct ApiError(StatusCode, String);
+
+impl ApiError {
+    fn bad(msg: impl std::fmt::Display) -> Self {
+        ApiError(StatusCode::BAD_REQUEST, msg.to_string())
+    }
+    fn internal(msg: impl std::fmt::Display) -> Self {
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, msg.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.0,
+            Json(json!({ "Message": self.1, "Code": 0, "Type": "error" })),
+        )
+            .into_response()
+    }
+}
+
+type Q = Query<HashMap<String, String>>;
+type ApiResult<T> = Result<T, ApiError>;
+
+fn arg<'a>(q: &'a Q, name: &str) -> ApiResult<&'a str> {
+    q.get(name)
+        .map(String::as_str)
+        .ok_or_else(|| ApiError::bad(format!("missing argument {name:?}")))
+}
+
+fn cid_arg(q: &Q) -> ApiResult<jobmesh_store::Cid> {
+    parse_cid(arg(q, "arg")?).map_err(ApiError::bad)
+}
+
+fn timeout_arg(st: &ApiState, q: &Q) -> ApiResult<Duration> {
+    match q.get("timeout") {
+        None => Ok(st.fetch_timeout),
+        Some(t) => t
+            .trim_end_matches('s')
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| ApiError::bad(format!("bad timeout {t:?} (seconds expected)"))),
+    }
+}
+
+/// The router of the control API.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/api/v0/id", post(id))
+        .route("/api/v0/swarm/peers", post(swarm_peers))
+        .route("/api/v0/swarm/connect", post(swarm_connect))
+        .route("/api/v0/dht/findprovs", post(findprovs))
+        .route("/api/v0/dht/provide", post(provide))
+        .route("/api/v0/add", post(add))
+        .route("/api/v0/cat", post(cat))
+        .route("/api/v0/get", post(get))
+        .route("/api/v0/block/get", post(block_get))
+        .route("/api/v0/pin/add", post(pin_add))
+        .route("/api/v0/pubsub/pub", post(pubsub_pub))
+        .route("/api/v0/pubsub/sub", post(pubsub_sub))
+        .route("/api/v0/shutdown", post(shutdown))
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// Binds the API; the returned address is the real one (port 0 picks a free port).
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<(tokio::net::TcpListener, SocketAddr)> {
+    let l = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen for the API on {addr}: {e}"))?;
+    let a = l.local_addr()?;
+    Ok((l, a))
+}
+
+async fn id(State(st): State<ApiState>) -> ApiResult<Json<Value>> {
+    let addrs = st.node.listen_addrs().await.map_err(ApiError::internal)?;
+    Ok(Json(json!({
+        "ID": st.node.peer_id().to_string(),
+        "Addresses": addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "AgentVersion": jobmesh_p2p::AGENT_VERSION,
+    })))
+}
+
+async fn swarm_peers(State(st): State<ApiState>) -> ApiResult<Json<Value>> {
+    let mut peers = st.node.peers().await.map_err(ApiError::internal)?;
+    peers.sort_by_key(|p| p.peer_id.to_string());
+    let list: Vec<Value> = peers
+        .iter()
+        .map(|p| {
+            json!({
+                "Peer": p.peer_id.to_string(),
+                "Addr": p.addrs.first().map(ToString::to_string).unwrap_or_default(),
+                "Agent": p.agent,
+                "Score": p.gossip_score,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "Peers": list })))
+}
+
+async fn swarm_connect(State(st): State<ApiState>, q: Q) -> ApiResult<Json<Value>> {
+    let text = arg(&q, "arg")?;
+    let addr: Multiaddr = text
+        .parse()
+        .map_err(|e| ApiError::bad(format!("invalid multiaddr {text:?}: {e}")))?;
+    let peer = st
+        .node
+        .connect(addr, Duration::from_secs(15))
+        .await
+        .map_err(|e| match e {
+            jobmesh_p2p::Error::Unsupported(_) => ApiError::bad(e),
+            e => ApiError::internal(e),
+        })?;
+    Ok(Json(
+        json!({ "Peer": peer.to_string(), "Strings": [format!("connect {peer} success")] }),
+    ))
+}
+
+async fn findprovs(State(st): State<ApiState>, q: Q) -> ApiResult<Json<Value>> {
+    let cid = cid_arg(&q)?;
+    let t = timeout_arg(&st, &q)?.min(Duration::from_secs(60));
+    let found = st
+        .node
+        .find_providers(cid, t)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(
+        json!({ "Providers": found.iter().map(ToString::to_string).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn provide(State(st): State<ApiState>, q: Q) -> ApiResult<Json<Value>> {
+    let cid = cid_arg(&q)?;
+    st.node.provide(cid).await.map_err(ApiError::internal)?;
+    Ok(Json(json!({ "Provided": cid.to_string() })))
+}
+
+/// Announces a root on the DHT in the background (a lone node has nobody to tell; that is fine).
+fn provide_later(node: &Node, cid: jobmesh_store::Cid) {
+    let node = node.clone();
+    tokio::spawn(async move {
+        if let Err(e) = node.provide(cid).await {
+            tracing::debug!(%cid, error = %e, "provide");
+        }
+    });
+}
+
+/// A blocking reader over body chunks arriving on a channel (the importer is synchronous).
+struct ChannelReader {
+    rx: mpsc::Receiver<Result<Bytes, String>>,
+    cur: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.cur = b,
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        let _ = self.cur.split_to(n);
+        Ok(n)
+    }
+}
+
+async fn add(State(st): State<ApiState>, q: Q, body: Body) -> ApiResult<Json<Value>> {
+    let profile = Profile::by_name(q.get("profile").map(String::as_str).unwrap_or("kubo"))
+        .map_err(ApiError::bad)?;
+    let hash: HashAlg = q
+        .get("hash")
+        .map(String::as_str)
+        .unwrap_or("sha2-256")
+        .parse()
+        .map_err(ApiError::bad)?;
+    let profile = profile.with_hash(hash).map_err(ApiError::bad)?;
+    let (tx, rx) = mpsc::channel(16);
+    let mut stream = body.into_data_stream();
+    let pump = tokio::spawn(async move {
+        while let Some(chunk) = stream.next().await {
+            if tx.send(chunk.map_err(|e| e.to_string())).await.is_err() {
+                break;
+            }
+        }
+    });
+    let store = st.node.store().clone();
+    let profile_name = profile.name;
+    let imported = tokio::task::spawn_blocking(move || {
+        store
+            .add_file(
+                ChannelReader {
+                    rx,
+                    cur: Bytes::new(),
+                },
+                &profile,
+            )
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    pump.abort();
+    provide_later(&st.node, imported.root);
+    Ok(Json(json!({
+        "Hash": imported.root.to_string(),
+        "Size": imported.size,
+        "Blocks": imported.blocks,
+        "Profile": profile_name,
+    })))
+}
+
+/// Makes sure the whole DAG is local, fetching what is missing from the mesh.
+async fn ensure_local(st: &ApiState, q: &Q) -> ApiResult<jobmesh_store::Cid> {
+    let cid = cid_arg(q)?;
+    let t = timeout_arg(st, q)?;
+    st.node
+        .fetch_dag(cid, t)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(cid)
+}
+
+/// A `Write` that hands 1 MiB chunks to an HTTP response body.
+struct ChannelWriter {
+    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(1 << 20),
+        ));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
+    }
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        if self.buf.len() >= 1 << 20 {
+            self.send()?;
+        }
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+async fn cat(State(st): State<ApiState>, q: Q) -> ApiResult<Response> {
+    let cid = ensure_local(&st, &q).await?;
+    let (tx, mut rx) = mpsc::channel(4);
+    let store = st.node.store().clone();
+    tokio::task::spawn_blocking(move || {
+        let mut w = ChannelWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(1 << 20),
+        };
+        let res = unixfs::cat(&store, &cid, &mut w)
+            .map(|_| ())
+            .map_err(std::io::Error::other);
+        let res = res.and_then(|()| std::io::Write::flush(&mut w));
+        if let Err(e) = res {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    // The first chunk decides the status: an error before any byte is a clean error answer.
+    let first = rx.recv().await;
+    let first = match first {
+        Some(Err(e)) => return Err(ApiError::internal(e)),
+        other => other,
+    };
+    let stream = futures::stream::iter(first).chain(futures::stream::unfold(rx, |mut rx| async {
+        rx.recv().await.map(|x| (x, rx))
+    }));
+    Response::builder()
+        .header("content-type", "application/octet-stream")
+        .body(Body::from_stream(stream))
+        .map_err(ApiError::internal)
+}
+
+async fn get(State(st): State<ApiState>, q: Q) -> ApiResult<Json<Value>> {
+    let cid = ensure_local(&st, &q).await?;
+    let out = PathBuf::from(arg(&q, "output")?);
+    if !out.is_absolute() {
+        return Err(ApiError::bad("output must be an absolute path"));
+    }
+    let store = st.node.store().clone();
+    let path = out.clone();
+    let bytes = tokio::task::spawn_blocking(move || {
+        unixfs::export_to_path(&store, &cid, &path).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    Ok(Json(
+        json!({ "cid": cid.to_string(), "path": out, "bytes": bytes }),
+    ))
+}
+
+async fn block_get(State(st): State<ApiState>, q: Q) -> ApiResult<Vec<u8>> {
+    let cid = cid_arg(&q)?;
+    let t = timeout_arg(&st, &q)?;
+    st.node.get_block(cid, t).await.map_err(ApiError::internal)
+}
+
+async fn pin_add(State(st): State<ApiState>, q: Q) -> ApiResult<Json<Value>> {
+    let cid = ensure_local(&st, &q).await?;
+    let store = st.node.store().clone();
+    tokio::task::spawn_blocking(move || store.pin(&cid).map_err(|e| e.to_string()))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    provide_later(&st.node, cid);
+    Ok(Json(json!({ "Pins": [cid.to_string()] })))
+}
+
+async fn pubsub_pub(State(st): State<ApiState>, q: Q, body: Bytes) -> ApiResult<Json<Value>> {
+    let topic = arg(&q, "arg")?;
+    st.node
+        .publish(topic, body.to_vec())
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({ "Published": body.len() })))
+}
+
+/// Streams the messages of a topic as JSON lines: `{"from", "topic", "data"}` (data in hex).
+async fn pubsub_sub(State(st): State<ApiState>, q: Q) -> ApiResult<Response> {
+    let topic = arg(&q, "arg")?;
+    let rx = st
+        .node
+        .subscribe(topic, None)
+        .await
+        .map_err(ApiError::internal)?;
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(m) => {
+                    let line = json!({
+                        "from": m.source.map(|p| p.to_string()),
+                        "topic": m.topic,
+                        "data": hex::encode(&m.data),
+                    });
+                    let bytes = Bytes::from(format!("{line}\n"));
+                    return Some((Ok::<_, std::io::Error>(bytes), rx));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::debug!(missed = n, "pubsub subscriber lagging");
+                }
+                Err(_) => return None,
+            }
+        }
+    });
+    // An empty first line tells the client the subscription is in place.
+    let hello = futures::stream::once(async { Ok(Bytes::from_static(b"{}\n")) });
+    Response::builder()
+        .header("content-type", "application/x-ndjson")
+        .body(Body::from_stream(hello.chain(stream)))
+        .map_err(ApiError::internal)
+}
+
+async fn shutdown(State(st): State<ApiState>) -> Json<Value> {
+    st.shutdown.notify_one();
+    Json(json!({ "Shutdown": true }))
+}

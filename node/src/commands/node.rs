@@ -1,0 +1,221 @@
+//! `jobmesh node start`: run a long-lived node (the peer mesh plus the control API) until Ctrl-C/SIGTERM.
+
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use clap::{Args, Subcommand};
+use jobmesh_p2p::{Config, Multiaddr, Node};
+use jobmesh_store::Store;
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::api::{self, ApiState, API_FILE, DEFAULT_API};
+use crate::cli::Context;
+
+/// `jobmesh node …`.
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Run a node: join the mesh, serve blocks and the control API until Ctrl-C or SIGTERM.
+    #[command(after_help = "Examples:\n  jobmesh node start\n  \
+        jobmesh --data-dir ./n2 node start --listen /ip4/127.0.0.1/tcp/4002 --api 127.0.0.1:5102 \\\n    \
+        --bootstrap /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...")]
+    Start(StartArgs),
+}
+
+/// Arguments of `jobmesh node start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Address to listen on for peers (repeatable).
+    #[arg(
+        long,
+        value_name = "MULTIADDR",
+        default_value = "/ip4/0.0.0.0/tcp/4001"
+    )]
+    pub listen: Vec<String>,
+    /// Peer to join the mesh through (repeatable); retried with backoff while unreachable.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub bootstrap: Vec<String>,
+    /// Address of the local control API (HTTP).
+    #[arg(long, value_name = "IP:PORT", default_value = DEFAULT_API)]
+    pub api: String,
+    /// Offer to run jobs: join the job-announcement topic.
+    #[arg(long)]
+    pub worker: bool,
+    /// Default timeout of a fetch from the mesh (cat/get/pin of content this node lacks), in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 120.0)]
+    pub fetch_timeout: f64,
+    /// How often provider records are re-announced on the DHT, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 12.0 * 3600.0, hide = true)]
+    pub reprovide_interval: f64,
+}
+
+/// Runs `jobmesh node …`.
+pub fn run(ctx: &Context, command: &NodeCommand) -> Result<()> {
+    match command {
+        NodeCommand::Start(args) => start(ctx, args),
+    }
+}
+
+fn parse_addrs(list: &[String], what: &str) -> Result<Vec<Multiaddr>> {
+    list.iter()
+        .map(|s| {
+            let a: Multiaddr = s
+                .parse()
+                .with_context(|| format!("invalid {what} address {s:?}: not a multiaddr"))?;
+            jobmesh_p2p::check_dialable(&a).with_context(|| format!("invalid {what} address"))?;
+            Ok(a)
+        })
+        .collect()
+}
+
+fn secs(v: f64, what: &str) -> Result<Duration> {
+    anyhow::ensure!(
+        v.is_finite() && v > 0.0,
+        "{what} must be a positive number of seconds"
+    );
+    Ok(Duration::from_secs_f64(v))
+}
+
+fn start(ctx: &Context, args: &StartArgs) -> Result<()> {
+    // Validate everything before touching the store or the network.
+    let listen = parse_addrs(&args.listen, "listen")?;
+    let bootstrap = parse_addrs(&args.bootstrap, "bootstrap")?;
+    let api_addr: SocketAddr = args
+        .api
+        .parse()
+        .with_context(|| format!("invalid --api address {:?} (expected IP:PORT)", args.api))?;
+    let fetch_timeout = secs(args.fetch_timeout, "--fetch-timeout")?;
+    let reprovide = secs(args.reprovide_interval, "--reprovide-interval")?;
+    let (keypair, _) = ctx.home.load_or_create_identity()?;
+    if let Some(running) = api::client::running(&ctx.home) {
+        let _ = running;
+        anyhow::bail!("a node is already running on {}", ctx.home.root().display());
+    }
+    let store = Store::open(&ctx.home.blocks_dir()).with_context(|| {
+        format!(
+            "cannot open the block store in {}",
+            ctx.home.root().display()
+        )
+    })?;
+
+    let mut cfg = Config::new(keypair);
+    cfg.listen = listen;
+    cfg.bootstrap = bootstrap;
+    cfg.reprovide_interval = reprovide;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(serve(ctx, args, cfg, store, api_addr, fetch_timeout))
+}
+
+async fn serve(
+    ctx: &Context,
+    args: &StartArgs,
+    cfg: Config,
+    store: Store,
+    api_addr: SocketAddr,
+    fetch_timeout: Duration,
+) -> Result<()> {
+    let (listener, api_bound) = api::bind(api_addr).await?;
+    let node = Node::start(cfg, store.clone()).await?;
+    let addrs = node.listen_addrs().await?;
+    let shutdown = Arc::new(tokio::sync::Notify::new());
+    let state = ApiState {
+        node: node.clone(),
+        fetch_timeout,
+        shutdown: shutdown.clone(),
+    };
+    let api_file = ctx.home.root().join(API_FILE);
+    std::fs::write(&api_file, api_bound.to_string())
+        .with_context(|| format!("cannot write {}", api_file.display()))?;
+
+    if args.worker {
+        let mut rx = node.subscribe(jobmesh_p2p::JOBS_TOPIC, None).await?;
+        tokio::spawn(async move {
+            while let Ok(m) = rx.recv().await {
+                tracing::debug!(from = ?m.source, bytes = m.data.len(), "job announcement");
+            }
+        });
+    }
+    // Re-announce what this node keeps (pins) now that the records of a previous run are gone.
+    {
+        let node = node.clone();
+        let pins = store.pins().unwrap_or_default();
+        tokio::spawn(async move {
+            for cid in pins {
+                let _ = node.provide(cid).await;
+            }
+        });
+    }
+
+    if ctx.json {
+        ctx.print_json(&json!({
+            "peer_id": node.peer_id().to_string(),
+            "addresses": addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "api": api_bound.to_string(),
+        }));
+    } else {
+        println!("peer id {}", node.peer_id());
+        for a in &addrs {
+            println!("listening on {a}");
+        }
+        println!("api on http://{api_bound}");
+    }
+    info!(peer = %node.peer_id(), api = %api_bound, "node running");
+
+    let app = api::router(state);
+    let stop = async move {
+        let sigterm = async {
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{signal, SignalKind};
+                match signal(SignalKind::terminate()) {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            }
+            #[cfg(not(unix))]
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => info!("Ctrl-C: shutting down"),
+            _ = sigterm => info!("SIGTERM: shutting down"),
+            _ = shutdown.notified() => info!("shutdown requested over the API"),
+        }
+    };
+    let (graceful_tx, graceful_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = graceful_rx.await;
+            })
+            .into_future(),
+    );
+    stop.await;
+    let _ = graceful_tx.send(());
+    let _ = std::fs::remove_file(&api_file);
+    // Stopping the swarm ends open pubsub streams, so the API can finish its graceful shutdown.
+    if tokio::time::timeout(Duration::from_secs(5), node.shutdown())
+        .await
+        .is_err()
+    {
+        warn!("swarm did not stop in time");
+    }
+    let res = match tokio::time::timeout(Duration::from_secs(5), server).await {
+        Ok(Ok(r)) => r.context("the control API failed"),
+        Ok(Err(e)) => Err(anyhow::anyhow!("the control API task failed: {e}")),
+        Err(_) => Ok(()),
+    };
+    store.flush().context("cannot flush the block store")?;
+    if !ctx.json {
+        eprintln!("node stopped");
+    }
+    res
+}

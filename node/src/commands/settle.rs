@@ -1,0 +1,760 @@
+//! `jobmesh settle …`: the settlement contract from the command line — deploy it, manage the time-locked
+//! deposit, commit a lottery from an owed list, list and claim lotteries, and check a deployment.
+//!
+//! Keys come from an encrypted keystore file (`--keystore`, password in `$JOBMESH_KEYSTORE_PASSWORD` or
+//! `--password-file`) or from `$JOBMESH_SETTLEMENT_KEY`; never from the command line. Every command first
+//! checks that the RPC endpoint's chain id is `--chain-id`. The heavy lifting lives in `jobmesh-contracts`.
+//!
+//! Files in the data dir: `settlement.json` (the deployed contract, its chain and deploy block, written by
+//! `deploy`) and `settlement/lotteries/<id>.json` (announced lotteries this node pays or is paid by).
+//! Turning the market's owed ledger into lotteries automatically waits for the market issue; `commit` takes
+//! the owed list from a file meanwhile.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use clap::{Args, Subcommand};
+use jobmesh_contracts::alloy::primitives::{Address, U256};
+use jobmesh_contracts::alloy::signers::local::PrivateKeySigner;
+use jobmesh_contracts::lottery::{self, Lottery};
+use jobmesh_contracts::rpc::RpcSettlement;
+use jobmesh_contracts::{keys, runtime_code_matches, DeployParams, LotteryState, Settlement};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::cli::Context;
+
+/// File in the data dir recording the deployed contract.
+pub const CONFIG_FILE: &str = "settlement.json";
+/// Folder in the data dir holding announced lotteries.
+pub const LOTTERIES_DIR: &str = "settlement/lotteries";
+
+/// `jobmesh settle`: options shared by every settlement command, and the command.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    export JOBMESH_KEYSTORE_PASSWORD=...\n  \
+    jobmesh settle --keystore payer.json keygen\n  \
+    jobmesh settle --rpc-url http://127.0.0.1:8545 --chain-id 11155111 --keystore payer.json deploy\n  \
+    jobmesh settle --rpc-url http://127.0.0.1:8545 --chain-id 11155111 check")]
+pub struct SettleCommand {
+    /// JSON-RPC endpoint of the chain.
+    #[arg(long, env = "JOBMESH_RPC_URL", global = true, value_name = "URL")]
+    pub rpc_url: Option<String>,
+    /// Chain id the endpoint must serve (11155111 = Sepolia); the command refuses any other.
+    #[arg(long, env = "JOBMESH_CHAIN_ID", global = true, value_name = "ID")]
+    pub chain_id: Option<u64>,
+    /// Settlement contract address. Default: the one `deploy` recorded in the data dir.
+    #[arg(
+        long,
+        env = "JOBMESH_SETTLEMENT_CONTRACT",
+        global = true,
+        value_name = "ADDR"
+    )]
+    pub contract: Option<Address>,
+    /// Encrypted JSON keystore holding the settlement key (else $JOBMESH_SETTLEMENT_KEY is used).
+    #[arg(long, env = "JOBMESH_KEYSTORE", global = true, value_name = "FILE")]
+    pub keystore: Option<PathBuf>,
+    /// File holding the keystore password (else $JOBMESH_KEYSTORE_PASSWORD).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: SettleAction,
+}
+
+/// The settlement commands.
+#[derive(Debug, Subcommand)]
+pub enum SettleAction {
+    /// Create a new random settlement key in an encrypted keystore file (--keystore).
+    Keygen,
+    /// Print the address of the configured settlement key.
+    Address,
+    /// Deploy the settlement contract and record it in the data dir.
+    Deploy(DeployArgs),
+    /// Deposit ETH into the settlement contract (e.g. `0.05eth`, `20gwei`, or wei).
+    Deposit(AmountArg),
+    /// Request a time-locked withdrawal, or complete one that is unlocked.
+    Withdraw(WithdrawArgs),
+    /// Show an account's deposit, pending withdrawal and reserved (committed) value.
+    Status(StatusArgs),
+    /// Commit a lottery paying an owed list (CSV lines `address,amount`); writes the announcement file.
+    Commit(CommitArgs),
+    /// List known lotteries (imported announcements and the ones this key committed) with their state.
+    Lotteries(LotteriesArgs),
+    /// Claim every pending lottery this key won (record/redraw handled), or just one file's.
+    Claim(ClaimArgs),
+    /// Verify the deployed code is our artifact, then report deposit, reserved value, pending lotteries
+    /// and unclaimed wins.
+    Check(StatusArgs),
+}
+
+/// Arguments of `settle deploy`.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Blocks between a withdrawal request and the withdrawal.
+    #[arg(long, default_value_t = DeployParams::default().withdraw_delay)]
+    pub withdraw_delay: u64,
+    /// Blocks after a draw reserved for the winner's claim before the payer may reclaim.
+    #[arg(long, default_value_t = DeployParams::default().claim_window)]
+    pub claim_window: u64,
+}
+
+/// An amount of ETH.
+#[derive(Debug, Args)]
+pub struct AmountArg {
+    /// Amount: `1.5eth`, `250gwei` or plain wei.
+    pub amount: String,
+}
+
+/// Arguments of `settle withdraw`.
+#[derive(Debug, Args)]
+pub struct WithdrawArgs {
+    /// Amount to request (`0.1eth`, wei…), or `complete` to withdraw an unlocked request.
+    pub amount: String,
+}
+
+/// Arguments of `settle status` and `settle check`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Account to report on (default: the configured key's address).
+    #[arg(long)]
+    pub address: Option<Address>,
+}
+
+/// Arguments of `settle commit`.
+#[derive(Debug, Args)]
+pub struct CommitArgs {
+    /// CSV file of `address,amount` lines (amounts as for `deposit`).
+    #[arg(long, value_name = "FILE")]
+    pub owed: PathBuf,
+    /// Blocks from now until the draw block.
+    #[arg(long, default_value_t = 5)]
+    pub draw_in: u64,
+    /// Nonce (its low 16 bits pick the contract lane). Default: next free lane after the last commit.
+    #[arg(long)]
+    pub nonce: Option<u64>,
+}
+
+/// Arguments of `settle lotteries`.
+#[derive(Debug, Args)]
+pub struct LotteriesArgs {
+    /// Import an announced lottery file (checked: root, exact interval cover) before listing.
+    #[arg(long, value_name = "FILE")]
+    pub import: Option<PathBuf>,
+}
+
+/// Arguments of `settle claim`.
+#[derive(Debug, Args)]
+pub struct ClaimArgs {
+    /// Only this announced lottery file (imported first).
+    #[arg(long, value_name = "FILE")]
+    pub lottery: Option<PathBuf>,
+}
+
+/// What `deploy` records in the data dir.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SettlementConfig {
+    /// Chain the contract lives on.
+    pub chain_id: u64,
+    /// Contract address.
+    pub contract: Address,
+    /// Block of the deployment (log scans start there).
+    pub deploy_block: u64,
+}
+
+/// Runs a `settle` command.
+pub fn run(ctx: &Context, cmd: &SettleCommand) -> Result<()> {
+    match &cmd.action {
+        SettleAction::Keygen => return keygen(ctx, cmd),
+        SettleAction::Address => {
+            let signer = signer(cmd)?;
+            if ctx.json {
+                ctx.print_json(&json!({ "address": signer.address() }));
+            } else {
+                println!("{}", signer.address());
+            }
+            return Ok(());
+        }
+        _ => {}
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(run_async(ctx, cmd))
+}
+
+fn keygen(ctx: &Context, cmd: &SettleCommand) -> Result<()> {
+    let path = cmd
+        .keystore
+        .as_deref()
+        .ok_or_else(|| anyhow!("keygen needs --keystore FILE"))?;
+    let signer = keys::create_keystore(path, cmd.password_file.as_deref())?;
+    if ctx.json {
+        ctx.print_json(&json!({ "address": signer.address(), "keystore": path }));
+    } else {
+        println!(
+            "created {} for address {}",
+            path.display(),
+            signer.address()
+        );
+    }
+    Ok(())
+}
+
+fn signer(cmd: &SettleCommand) -> Result<PrivateKeySigner> {
+    Ok(keys::load_signer(
+        cmd.keystore.as_deref(),
+        cmd.password_file.as_deref(),
+    )?)
+}
+
+fn rpc_url(cmd: &SettleCommand) -> Result<&str> {
+    cmd.rpc_url
+        .as_deref()
+        .ok_or_else(|| anyhow!("--rpc-url (or $JOBMESH_RPC_URL) is required"))
+}
+
+fn chain_id(cmd: &SettleCommand) -> Result<u64> {
+    cmd.chain_id
+        .ok_or_else(|| anyhow!("--chain-id (or $JOBMESH_CHAIN_ID) is required"))
+}
+
+fn config_path(ctx: &Context) -> PathBuf {
+    ctx.home.root().join(CONFIG_FILE)
+}
+
+fn load_config(ctx: &Context) -> Result<Option<SettlementConfig>> {
+    let path = config_path(ctx);
+    match std::fs::read(&path) {
+        Ok(b) => {
+            Ok(Some(serde_json::from_slice(&b).with_context(|| {
+                format!("{} is not valid", path.display())
+            })?))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// The contract address and the block to scan logs from.
+fn contract(ctx: &Context, cmd: &SettleCommand) -> Result<(Address, u64)> {
+    let config = load_config(ctx)?;
+    let chain = chain_id(cmd)?;
+    match (cmd.contract, config) {
+        (Some(addr), Some(c)) if c.contract == addr && c.chain_id == chain => {
+            Ok((addr, c.deploy_block))
+        }
+        (Some(addr), _) => Ok((addr, 0)),
+        (None, Some(c)) if c.chain_id == chain => Ok((c.contract, c.deploy_block)),
+        (None, Some(c)) => bail!(
+            "{} records a contract on chain {}, not {chain}: pass --contract",
+            config_path(ctx).display(),
+            c.chain_id
+        ),
+        (None, None) => {
+            bail!("no settlement contract: pass --contract or run `jobmesh settle deploy` first")
+        }
+    }
+}
+
+async fn client(
+    ctx: &Context,
+    cmd: &SettleCommand,
+    with_key: bool,
+) -> Result<(RpcSettlement, u64)> {
+    let (addr, from_block) = contract(ctx, cmd)?;
+    let signer = if with_key {
+        Some(signer(cmd)?)
+    } else {
+        keys::load_signer(cmd.keystore.as_deref(), cmd.password_file.as_deref()).ok()
+    };
+    let c = RpcSettlement::connect(rpc_url(cmd)?, chain_id(cmd)?, signer, addr).await?;
+    let code = c.code_at(addr).await?;
+    if code.is_empty() {
+        bail!("no contract at {addr} on chain {}", c.chain_id());
+    }
+    Ok((c, from_block))
+}
+
+async fn run_async(ctx: &Context, cmd: &SettleCommand) -> Result<()> {
+    match &cmd.action {
+        SettleAction::Keygen | SettleAction::Address => unreachable!("handled synchronously"),
+        SettleAction::Deploy(a) => deploy(ctx, cmd, a).await,
+        SettleAction::Deposit(a) => {
+            let amount = parse_amount(&a.amount)?;
+            let (c, _) = client(ctx, cmd, true).await?;
+            let r = c.deposit(amount).await.context("deposit failed")?;
+            let acct = c.account(c.sender()).await?;
+            report(
+                ctx,
+                json!({ "deposited": amount.to_string(), "balance": acct.balance.to_string(), "tx": r.tx_hash, "gas_used": r.gas_used }),
+                || {
+                    format!(
+                        "deposited {} wei; free balance {} wei (tx {})",
+                        amount, acct.balance, r.tx_hash
+                    )
+                },
+            );
+            Ok(())
+        }
+        SettleAction::Withdraw(a) => withdraw(ctx, cmd, a).await,
+        SettleAction::Status(a) => status(ctx, cmd, a, false).await,
+        SettleAction::Check(a) => status(ctx, cmd, a, true).await,
+        SettleAction::Commit(a) => commit(ctx, cmd, a).await,
+        SettleAction::Lotteries(a) => lotteries(ctx, cmd, a).await,
+        SettleAction::Claim(a) => claim(ctx, cmd, a).await,
+    }
+}
+
+fn report(ctx: &Context, value: serde_json::Value, text: impl FnOnce() -> String) {
+    if ctx.json {
+        ctx.print_json(&value);
+    } else {
+        println!("{}", text());
+    }
+}
+
+async fn deploy(ctx: &Context, cmd: &SettleCommand, a: &DeployArgs) -> Result<()> {
+    let params = DeployParams {
+        withdraw_delay: a.withdraw_delay,
+        claim_window: a.claim_window,
+    };
+    let chain = chain_id(cmd)?;
+    let (c, r) = RpcSettlement::deploy(rpc_url(cmd)?, chain, signer(cmd)?, params)
+        .await
+        .context("deployment failed")?;
+    let config = SettlementConfig {
+        chain_id: chain,
+        contract: c.contract(),
+        deploy_block: r.block_number,
+    };
+    ctx.home.ensure_exists()?;
+    std::fs::write(config_path(ctx), serde_json::to_vec_pretty(&config)?)
+        .with_context(|| format!("cannot write {}", config_path(ctx).display()))?;
+    report(
+        ctx,
+        json!({ "contract": c.contract(), "chain_id": chain, "block": r.block_number, "tx": r.tx_hash, "gas_used": r.gas_used }),
+        || {
+            format!(
+                "deployed settlement contract {} on chain {chain} at block {} (recorded in {})",
+                c.contract(),
+                r.block_number,
+                config_path(ctx).display()
+            )
+        },
+    );
+    Ok(())
+}
+
+async fn withdraw(ctx: &Context, cmd: &SettleCommand, a: &WithdrawArgs) -> Result<()> {
+    let (c, _) = client(ctx, cmd, true).await?;
+    if a.amount == "complete" {
+        let pending = c.account(c.sender()).await?.unlocking;
+        let r = c.withdraw().await.context("withdrawal failed")?;
+        report(
+            ctx,
+            json!({ "withdrawn": pending.to_string(), "tx": r.tx_hash }),
+            || format!("withdrew {pending} wei (tx {})", r.tx_hash),
+        );
+    } else {
+        let amount = parse_amount(&a.amount)?;
+        let r = c
+            .request_withdrawal(amount)
+            .await
+            .context("withdrawal request failed")?;
+        let acct = c.account(c.sender()).await?;
+        report(
+            ctx,
+            json!({ "requested": amount.to_string(), "unlock_block": acct.unlock_block, "tx": r.tx_hash }),
+            || {
+                format!(
+                    "requested {amount} wei; run `settle withdraw complete` from block {}",
+                    acct.unlock_block
+                )
+            },
+        );
+    }
+    Ok(())
+}
+
+/// A known lottery and what the chain says about it.
+#[derive(Debug, Serialize)]
+struct LotteryRow {
+    id: String,
+    payer: Address,
+    nonce: u64,
+    total: String,
+    draw_block: u64,
+    state: LotteryState,
+    /// This key's interval length, if it is a payee.
+    my_share: Option<String>,
+    /// Whether this key won (once the draw hash is obtainable).
+    won: Option<bool>,
+}
+
+async fn status(ctx: &Context, cmd: &SettleCommand, a: &StatusArgs, check: bool) -> Result<()> {
+    let (c, from_block) = client(ctx, cmd, false).await?;
+    let me = a.address.unwrap_or(c.sender());
+    let mut out = serde_json::Map::new();
+    if check {
+        let code = c.code_at(c.contract()).await?;
+        let matches = runtime_code_matches(&code);
+        out.insert("code_matches_artifact".into(), json!(matches));
+        if !matches {
+            if ctx.json {
+                ctx.print_json(&serde_json::Value::Object(out));
+            }
+            bail!(
+                "the code at {} is NOT the jobmesh settlement artifact",
+                c.contract()
+            );
+        }
+        // Only our artifact answers these calls meaningfully.
+        out.insert("params".into(), json!(c.params().await?));
+    }
+    let head = c.block_number().await?;
+    let acct = c.account(me).await?;
+    let committed = if me == Address::ZERO {
+        Vec::new()
+    } else {
+        c.committed_by(me, from_block).await?
+    };
+    let mut reserved = U256::ZERO;
+    let mut pending = 0usize;
+    for d in &committed {
+        if c.lottery_state(d).await? == LotteryState::Pending {
+            reserved += d.total;
+            pending += 1;
+        }
+    }
+    let rows = known_lotteries(ctx, &c, me).await?;
+    let unclaimed: Vec<&LotteryRow> = rows
+        .iter()
+        .filter(|r| r.won == Some(true) && r.state == LotteryState::Pending)
+        .collect();
+    out.insert("chain_id".into(), json!(c.chain_id()));
+    out.insert("contract".into(), json!(c.contract()));
+    out.insert("block".into(), json!(head));
+    out.insert("address".into(), json!(me));
+    out.insert("balance".into(), json!(acct.balance.to_string()));
+    out.insert("unlocking".into(), json!(acct.unlocking.to_string()));
+    out.insert("unlock_block".into(), json!(acct.unlock_block));
+    out.insert("reserved".into(), json!(reserved.to_string()));
+    out.insert("pending_lotteries".into(), json!(pending));
+    out.insert(
+        "unclaimed_wins".into(),
+        json!(unclaimed.iter().map(|r| &r.id).collect::<Vec<_>>()),
+    );
+    if ctx.json {
+        ctx.print_json(&serde_json::Value::Object(out));
+    } else {
+        if check {
+            println!(
+                "code: matches the jobmesh settlement artifact (solc {})",
+                jobmesh_contracts::SOLC_VERSION
+            );
+        }
+        println!(
+            "chain {} block {head}, contract {}",
+            c.chain_id(),
+            c.contract()
+        );
+        println!("account {me}");
+        println!("  free balance   {} wei", acct.balance);
+        println!("  reserved       {reserved} wei in {pending} pending lotteries");
+        if !acct.unlocking.is_zero() {
+            println!(
+                "  unlocking      {} wei from block {}",
+                acct.unlocking, acct.unlock_block
+            );
+        }
+        println!("  unclaimed wins {}", unclaimed.len());
+        for r in unclaimed {
+            println!("    {} ({} wei)", r.id, r.total);
+        }
+    }
+    Ok(())
+}
+
+fn lotteries_dir(ctx: &Context) -> PathBuf {
+    ctx.home.root().join(LOTTERIES_DIR)
+}
+
+fn store_lottery(ctx: &Context, l: &Lottery) -> Result<PathBuf> {
+    let dir = lotteries_dir(ctx);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(format!("{}.json", l.id()));
+    std::fs::write(&path, serde_json::to_vec_pretty(l)?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+fn read_lottery(path: &Path) -> Result<Lottery> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let l: Lottery = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not a lottery", path.display()))?;
+    l.validate()
+        .with_context(|| format!("{} fails the payee checks", path.display()))?;
+    Ok(l)
+}
+
+fn stored_lotteries(ctx: &Context) -> Result<Vec<Lottery>> {
+    let dir = lotteries_dir(ctx);
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "json") {
+            out.push(read_lottery(&path)?);
+        }
+    }
+    out.sort_by_key(|l| (l.description.draw_block, l.description.nonce));
+    Ok(out)
+}
+
+async fn known_lotteries(ctx: &Context, c: &RpcSettlement, me: Address) -> Result<Vec<LotteryRow>> {
+    let mut rows = Vec::new();
+    for l in stored_lotteries(ctx)? {
+        let d = l.description;
+        let state = c.lottery_state(&d).await?;
+        let mine = l.leaf_index(me);
+        let won = match (mine, state) {
+            (Some(i), LotteryState::Pending) => {
+                c.draw_hash(&d).await?.map(|h| l.winner(h) == Some(i))
+            }
+            _ => None,
+        };
+        rows.push(LotteryRow {
+            id: l.id().to_string(),
+            payer: d.payer,
+            nonce: d.nonce,
+            total: d.total.to_string(),
+            draw_block: d.draw_block,
+            state,
+            my_share: mine.map(|i| l.leaves[i].length.to_string()),
+            won,
+        });
+    }
+    Ok(rows)
+}
+
+async fn commit(ctx: &Context, cmd: &SettleCommand, a: &CommitArgs) -> Result<()> {
+    let (c, from_block) = client(ctx, cmd, true).await?;
+    let owed = parse_owed(&a.owed)?;
+    let nonce = match a.nonce {
+        Some(n) => n,
+        None => {
+            let committed = c.committed_by(c.sender(), from_block).await?;
+            let mut busy = std::collections::HashSet::new();
+            for d in &committed {
+                if c.lottery_state(d).await? == LotteryState::Pending {
+                    busy.insert(d.lane());
+                }
+            }
+            let next = committed.iter().map(|d| d.nonce + 1).max().unwrap_or(0);
+            (next..next + 65_536)
+                .find(|n| !busy.contains(&(*n as u16)))
+                .ok_or_else(|| anyhow!("all 65,536 lanes hold pending lotteries"))?
+        }
+    };
+    let head = c.block_number().await?;
+    let l = lottery::build(c.sender(), nonce, &owed, head + a.draw_in.max(1))?;
+    let r = c.commit(&l.description).await.context("commit failed")?;
+    let path = store_lottery(ctx, &l)?;
+    report(
+        ctx,
+        json!({ "id": l.id(), "nonce": nonce, "total": l.description.total.to_string(), "payees": l.leaves.len(),
+                "draw_block": l.description.draw_block, "announcement": path, "tx": r.tx_hash, "gas_used": r.gas_used }),
+        || {
+            format!(
+            "committed lottery {} paying {} wei to {} payees, drawn at block {}; send {} to the payees",
+            l.id(), l.description.total, l.leaves.len(), l.description.draw_block, path.display()
+        )
+        },
+    );
+    Ok(())
+}
+
+async fn lotteries(ctx: &Context, cmd: &SettleCommand, a: &LotteriesArgs) -> Result<()> {
+    if let Some(path) = &a.import {
+        let l = read_lottery(path)?;
+        store_lottery(ctx, &l)?;
+    }
+    let (c, from_block) = client(ctx, cmd, false).await?;
+    let me = c.sender();
+    let mut rows = known_lotteries(ctx, &c, me).await?;
+    // Lotteries this key committed but whose announcement is not stored here.
+    if me != Address::ZERO {
+        for d in c.committed_by(me, from_block).await? {
+            let id = d.id().to_string();
+            if rows.iter().any(|r| r.id == id) {
+                continue;
+            }
+            rows.push(LotteryRow {
+                id,
+                payer: d.payer,
+                nonce: d.nonce,
+                total: d.total.to_string(),
+                draw_block: d.draw_block,
+                state: c.lottery_state(&d).await?,
+                my_share: None,
+                won: None,
+            });
+        }
+    }
+    if ctx.json {
+        ctx.print_json(&json!(rows));
+    } else if rows.is_empty() {
+        println!("no lotteries known");
+    } else {
+        for r in rows {
+            let role = if r.payer == me {
+                "payer".to_string()
+            } else {
+                format!("payee ({} wei)", r.my_share.as_deref().unwrap_or("?"))
+            };
+            let won = match r.won {
+                Some(true) => ", WON",
+                Some(false) => ", lost",
+                None => "",
+            };
+            println!(
+                "{} {:?} {} wei, draw block {}, {role}{won}",
+                r.id, r.state, r.total, r.draw_block
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn claim(ctx: &Context, cmd: &SettleCommand, a: &ClaimArgs) -> Result<()> {
+    let (c, _) = client(ctx, cmd, true).await?;
+    let me = c.sender();
+    let candidates = match &a.lottery {
+        Some(path) => {
+            let l = read_lottery(path)?;
+            store_lottery(ctx, &l)?;
+            vec![l]
+        }
+        None => stored_lotteries(ctx)?,
+    };
+    let head = c.block_number().await?;
+    let mut claimed = Vec::new();
+    let mut waiting = 0usize;
+    for l in candidates {
+        let Some(i) = l.leaf_index(me) else { continue };
+        let d = l.description;
+        if c.lottery_state(&d).await? != LotteryState::Pending {
+            continue;
+        }
+        if d.draw_block >= head {
+            waiting += 1;
+            continue;
+        }
+        let hash = match c.draw_hash(&d).await? {
+            Some(h) => h,
+            None => {
+                // Nobody recorded the draw in time: re-anchor it (the new draw is the next block).
+                c.redraw(&d).await.context("redraw failed")?;
+                waiting += 1;
+                continue;
+            }
+        };
+        if l.winner(hash) != Some(i) {
+            continue;
+        }
+        let r = c
+            .claim(&d, &l.leaves[i], &l.proof(i))
+            .await
+            .with_context(|| format!("claim of {} failed", l.id()))?;
+        claimed.push(json!({ "id": l.id(), "amount": d.total.to_string(), "tx": r.tx_hash, "gas_used": r.gas_used }));
+    }
+    let n = claimed.len();
+    report(
+        ctx,
+        json!({ "claimed": claimed, "waiting_for_draw": waiting }),
+        || format!("claimed {n} winning lotteries; {waiting} waiting for their draw"),
+    );
+    Ok(())
+}
+
+fn parse_owed(path: &Path) -> Result<Vec<(Address, U256)>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (addr, amount) = line
+            .split_once(',')
+            .ok_or_else(|| anyhow!("{}:{}: expected `address,amount`", path.display(), n + 1))?;
+        let addr: Address = addr
+            .trim()
+            .parse()
+            .map_err(|_| anyhow!("{}:{}: bad address {addr:?}", path.display(), n + 1))?;
+        let amount =
+            parse_amount(amount.trim()).with_context(|| format!("{}:{}", path.display(), n + 1))?;
+        out.push((addr, amount));
+    }
+    Ok(out)
+}
+
+/// Parses `1.5eth` / `1.5ether`, `20gwei` or plain wei.
+pub fn parse_amount(s: &str) -> Result<U256> {
+    let s = s.trim().to_ascii_lowercase();
+    let (num, decimals) = if let Some(n) = s.strip_suffix("ether").or_else(|| s.strip_suffix("eth"))
+    {
+        (n, 18)
+    } else if let Some(n) = s.strip_suffix("gwei") {
+        (n, 9)
+    } else {
+        (s.strip_suffix("wei").unwrap_or(&s), 0)
+    };
+    let num = num.trim();
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    if int.is_empty() && frac.is_empty()
+        || !int.chars().chain(frac.chars()).all(|c| c.is_ascii_digit())
+    {
+        bail!("bad amount {s:?} (examples: 0.05eth, 20gwei, 1000)");
+    }
+    if frac.len() > decimals {
+        bail!("amount {s:?} has more decimals than 1 wei");
+    }
+    let digits = format!("{int}{frac:0<decimals$}");
+    let v = U256::from_str_radix(if digits.is_empty() { "0" } else { &digits }, 10)
+        .map_err(|_| anyhow!("amount {s:?} is too large"))?;
+    if v.is_zero() {
+        bail!("amount must be positive");
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_parse() {
+        assert_eq!(parse_amount("1000").unwrap(), U256::from(1000));
+        assert_eq!(
+            parse_amount("20gwei").unwrap(),
+            U256::from(20_000_000_000u64)
+        );
+        assert_eq!(
+            parse_amount("0.05eth").unwrap(),
+            U256::from(50_000_000_000_000_000u64)
+        );
+        assert_eq!(parse_amount("1 ether").unwrap(), U256::from(10u64.pow(18)));
+        assert!(parse_amount("0.1wei").is_err());
+        assert!(parse_amount("abc").is_err());
+        assert!(parse_amount("0").is_err());
+        assert!(parse_amount("-1").is_err());
+    }
+}

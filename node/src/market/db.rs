@@ -1,0 +1,337 @@
+//! The market's durable state in sled: job records (both sides), the reputation table and the owed ledger.
+//!
+//! A requester applies the [`Action`]s of a state-machine step together with the new job record in one sled
+//! transaction before it sends any message, so a crash never leaves a verified job without its ledger entry, or
+//! a ledger entry without its job.
+
+use std::path::Path;
+
+use libp2p_identity::PeerId;
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+
+use super::messages::{from_cbor, to_cbor, JobId, JobSpec, MessageError};
+use super::requester::{Action, RequesterJob};
+
+/// Why the market database failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// sled failed (I/O, or another process holds the database).
+    #[error("market database: {0}")]
+    Sled(#[from] sled::Error),
+    /// A stored record does not decode (written by an incompatible version, or corrupt).
+    #[error("market database record {key}: {source}")]
+    Record {
+        /// Which record.
+        key: String,
+        /// The decoding error.
+        source: Box<MessageError>,
+    },
+}
+
+/// Where a worker is with a job it was assigned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkerPhase {
+    /// Fetching and running.
+    Running,
+    /// Commitment sent; waiting for the reveal request.
+    Committed,
+    /// Revealed; waiting for the receipt.
+    Revealed,
+    /// Receipt received, or the job was cancelled or expired.
+    Done,
+}
+
+/// A worker's record of one assigned job: enough to reveal after a restart.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerJob {
+    /// The job.
+    pub spec: JobSpec,
+    /// Who asked.
+    #[serde(with = "super::wire_ids::peer")]
+    pub requester: PeerId,
+    /// Which replica slot.
+    pub replica: u8,
+    /// Where it is.
+    pub phase: WorkerPhase,
+    /// The result once run: (output CID bytes, fuel used, status name, salt).
+    pub result: Option<(Vec<u8>, u64, String, [u8; 32])>,
+    /// The requester's verdict once received: (accepted, owed wei).
+    pub receipt: Option<(bool, u128)>,
+    /// Unix ms after which the job is abandoned.
+    pub deadline_ms: u64,
+}
+
+/// The market's sled database (a folder of its own next to the block store).
+#[derive(Clone)]
+pub struct MarketDb {
+    db: sled::Db,
+    requester_jobs: sled::Tree,
+    worker_jobs: sled::Tree,
+    reputation: sled::Tree,
+    ledger: sled::Tree,
+}
+
+impl MarketDb {
+    /// Opens (or creates) the database in `dir`.
+    pub fn open(dir: &Path) -> Result<MarketDb, DbError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(8 << 20)
+            .open()?;
+        Ok(MarketDb {
+            requester_jobs: db.open_tree("requester_jobs")?,
+            worker_jobs: db.open_tree("worker_jobs")?,
+            reputation: db.open_tree("reputation")?,
+            ledger: db.open_tree("ledger")?,
+            db,
+        })
+    }
+
+    /// Saves a requester job record and applies the reputation and ledger changes among `actions`, atomically,
+    /// and flushes to disk before returning (callers send messages only after this).
+    pub fn commit_step(&self, job: &RequesterJob, actions: &[Action]) -> Result<(), DbError> {
+        let record = to_cbor(job);
+        let result: Result<(), TransactionError<()>> = (
+            &self.requester_jobs,
+            &self.reputation,
+            &self.ledger,
+        )
+            .transaction(|(jobs, reputation, ledger)| {
+                jobs.insert(&job.id.0[..], record.as_slice())?;
+                for action in actions {
+                    match action {
+                        Action::Reputation { peer, delta } => {
+                            let key = peer.to_bytes();
+                            let old = reputation.get(&key)?.map(|v| decode_i64(&v)).unwrap_or(0);
+                            reputation.insert(key, &old.saturating_add(*delta).to_be_bytes())?;
+                        }
+                        Action::Owe { worker, wei } => {
+                            let key = worker.to_bytes();
+                            let old = ledger.get(&key)?.map(|v| decode_u128(&v)).unwrap_or(0);
+                            ledger.insert(key, &old.saturating_add(*wei).to_be_bytes())?;
+                        }
+                        _ => {}
+                    }
+                }
+                Ok::<(), ConflictableTransactionError<()>>(())
+            });
+        match result {
+            Ok(()) => {}
+            Err(TransactionError::Storage(e)) => return Err(DbError::Sled(e)),
+            Err(TransactionError::Abort(())) => unreachable!("the transaction never aborts"),
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// A requester job by id.
+    pub fn requester_job(&self, id: &JobId) -> Result<Option<RequesterJob>, DbError> {
+        self.requester_jobs
+            .get(id.0)?
+            .map(|v| decode(&v, || id.to_hex()))
+            .transpose()
+    }
+
+    /// Every requester job, oldest announcement first.
+    pub fn requester_jobs(&self) -> Result<Vec<RequesterJob>, DbError> {
+        let mut jobs = Vec::new();
+        for entry in self.requester_jobs.iter() {
+            let (key, value) = entry?;
+            jobs.push(decode::<RequesterJob>(&value, || hex(&key))?);
+        }
+        jobs.sort_by_key(|j| (j.announced_ms, j.id));
+        Ok(jobs)
+    }
+
+    /// Saves a worker job record and flushes it (before the commitment is sent).
+    pub fn save_worker_job(&self, id: &JobId, job: &WorkerJob) -> Result<(), DbError> {
+        self.worker_jobs.insert(id.0, to_cbor(job))?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// A worker job by id.
+    pub fn worker_job(&self, id: &JobId) -> Result<Option<WorkerJob>, DbError> {
+        self.worker_jobs
+            .get(id.0)?
+            .map(|v| decode(&v, || id.to_hex()))
+            .transpose()
+    }
+
+    /// Every worker job.
+    pub fn worker_jobs(&self) -> Result<Vec<(JobId, WorkerJob)>, DbError> {
+        let mut jobs = Vec::new();
+        for entry in self.worker_jobs.iter() {
+            let (key, value) = entry?;
+            let mut id = [0u8; 32];
+            if key.len() == 32 {
+                id.copy_from_slice(&key);
+            }
+            jobs.push((JobId(id), decode::<WorkerJob>(&value, || hex(&key))?));
+        }
+        Ok(jobs)
+    }
+
+    /// A peer's reputation (0 if unknown).
+    pub fn reputation(&self, peer: &PeerId) -> Result<i64, DbError> {
+        Ok(self
+            .reputation
+            .get(peer.to_bytes())?
+            .map(|v| decode_i64(&v))
+            .unwrap_or(0))
+    }
+
+    /// The whole reputation table.
+    pub fn reputations(&self) -> Result<Vec<(PeerId, i64)>, DbError> {
+        self.peer_table(&self.reputation, decode_i64)
+    }
+
+    /// What this node owes each worker, in wei.
+    pub fn ledger(&self) -> Result<Vec<(PeerId, u128)>, DbError> {
+        self.peer_table(&self.ledger, decode_u128)
+    }
+
+    fn peer_table<T>(
+        &self,
+        tree: &sled::Tree,
+        value: impl Fn(&[u8]) -> T,
+    ) -> Result<Vec<(PeerId, T)>, DbError> {
+        let mut out = Vec::new();
+        for entry in tree.iter() {
+            let (key, v) = entry?;
+            let peer = PeerId::from_bytes(&key).map_err(|e| DbError::Record {
+                key: hex(&key),
+                source: Box::new(MessageError::Malformed(e.to_string())),
+            })?;
+            out.push((peer, value(&v)));
+        }
+        Ok(out)
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    key: impl Fn() -> String,
+) -> Result<T, DbError> {
+    from_cbor(bytes).map_err(|source| DbError::Record {
+        key: key(),
+        source: Box::new(source),
+    })
+}
+
+fn decode_i64(v: &[u8]) -> i64 {
+    v.try_into().map(i64::from_be_bytes).unwrap_or(0)
+}
+
+fn decode_u128(v: &[u8]) -> u128 {
+    v.try_into().map(u128::from_be_bytes).unwrap_or(0)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::messages::{CodeKind, JobLimits};
+    use super::*;
+    use cid::Cid;
+    use libp2p_identity::Keypair;
+
+    fn spec() -> JobSpec {
+        let cid = Cid::new_v1(
+            0x55,
+            cid::multihash::Multihash::wrap(0x1e, blake3::hash(b"x").as_bytes()).unwrap(),
+        );
+        JobSpec {
+            kind: CodeKind::WasiCommand,
+            plugin: None,
+            code: cid,
+            input: cid,
+            limits: JobLimits {
+                max_fuel: 10,
+                memory_bytes: 10,
+                output_bytes: 10,
+                stderr_bytes: 10,
+            },
+            engine: "test".into(),
+            replicas: 1,
+            price_wei_per_mfuel: 1,
+            verifier: None,
+            nonce: 0,
+        }
+    }
+
+    #[test]
+    fn steps_survive_reopening_and_ledger_accumulates() {
+        let dir = tempfile::tempdir().unwrap();
+        let worker = Keypair::generate_ed25519().public().to_peer_id();
+        let job = RequesterJob::new(spec(), 5, 100);
+        {
+            let db = MarketDb::open(dir.path()).unwrap();
+            let step = [
+                Action::Owe { worker, wei: 7 },
+                Action::Reputation {
+                    peer: worker,
+                    delta: 1,
+                },
+                Action::Finished,
+            ];
+            db.commit_step(&job, &step).unwrap();
+            db.commit_step(
+                &job,
+                &[
+                    Action::Owe { worker, wei: 5 },
+                    Action::Reputation {
+                        peer: worker,
+                        delta: -5,
+                    },
+                ],
+            )
+            .unwrap();
+        }
+        let db = MarketDb::open(dir.path()).unwrap();
+        assert_eq!(db.requester_job(&job.id).unwrap().unwrap(), job);
+        assert_eq!(db.requester_jobs().unwrap().len(), 1);
+        assert_eq!(db.ledger().unwrap(), vec![(worker, 12)]);
+        assert_eq!(db.reputation(&worker).unwrap(), -4);
+        assert_eq!(
+            db.reputation(&Keypair::generate_ed25519().public().to_peer_id())
+                .unwrap(),
+            0
+        );
+    }
+
+    #[test]
+    fn worker_records_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = MarketDb::open(dir.path()).unwrap();
+        let id = spec().id();
+        let job = WorkerJob {
+            spec: spec(),
+            requester: Keypair::generate_ed25519().public().to_peer_id(),
+            replica: 0,
+            phase: WorkerPhase::Committed,
+            result: Some((spec().code.to_bytes(), 9, "ok".into(), [1; 32])),
+            receipt: None,
+            deadline_ms: 100,
+        };
+        db.save_worker_job(&id, &job).unwrap();
+        drop(db);
+        let db = MarketDb::open(dir.path()).unwrap();
+        assert_eq!(db.worker_job(&id).unwrap().unwrap(), job);
+        assert_eq!(db.worker_jobs().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_corrupt_record_is_a_typed_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = MarketDb::open(dir.path()).unwrap();
+        let id = spec().id();
+        db.requester_jobs
+            .insert(id.0, &b"\xff\xffnot cbor"[..])
+            .unwrap();
+        assert!(matches!(db.requester_job(&id), Err(DbError::Record { .. })));
+    }
+}

@@ -1,0 +1,1110 @@
+//! The requester's side of one job as a pure state machine (`docs/protocol.md`, "Requester state machine").
+//!
+//! Events go in (`on_offer`, `on_answer`, `on_commitment`, `on_reveal`, `on_tick`, `cancel`) with the current
+//! time in unix milliseconds; [`Action`]s come out for the caller to carry out (send a message, adjust a
+//! reputation, record what is owed). No clock, no network and no disk here, so the same events give the same
+//! actions — which the simnet relies on — and the whole job serializes into the node's job store after every
+//! event, so a restarted requester resumes where it was.
+
+use std::collections::{BTreeMap, HashSet};
+
+use libp2p_identity::PeerId;
+use serde::{Deserialize, Serialize};
+
+use super::messages::{reveal_matches, JobId, JobSpec, Receipt, Reveal};
+use super::tally::{owed_wei, select_workers, tally, Candidate, Verdict};
+
+/// How long offers are collected before the first assignment, unless `2 × replicas` arrive sooner.
+pub const OFFER_WINDOW_MS: u64 = 250;
+/// How long an assigned worker has to accept or decline.
+pub const ANSWER_TIMEOUT_MS: u64 = 2_000;
+/// How long revealing may take once asked.
+pub const REVEAL_TIMEOUT_MS: u64 = 5_000;
+/// Reputation changes.
+pub const REP_AGREED: i64 = 1;
+/// For revealing a result outside the majority, or one that does not open its commitment.
+pub const REP_DISAGREED: i64 = -5;
+/// For declining after offering, or missing a deadline.
+pub const REP_TIMED_OUT: i64 = -2;
+
+/// Where a job is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    /// Published; collecting offers.
+    Announced,
+    /// Workers assigned; waiting for their commitments.
+    Committing,
+    /// Commitments in; waiting for reveals.
+    Revealing,
+    /// A majority agreed; the verifier job runs on the result.
+    Verifying,
+    /// Done: the result is accepted.
+    Verified,
+    /// Done: no accepted result (reason recorded).
+    Failed,
+    /// Done: cancelled by the requester.
+    Cancelled,
+    /// Done: the deadline passed (reason names the phase it was in).
+    Expired,
+}
+
+impl Phase {
+    /// Whether the job is over.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Phase::Verified | Phase::Failed | Phase::Cancelled | Phase::Expired
+        )
+    }
+
+    /// Lower-case name shown to users.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Announced => "announced",
+            Phase::Committing => "committing",
+            Phase::Revealing => "revealing",
+            Phase::Verifying => "verifying",
+            Phase::Verified => "verified",
+            Phase::Failed => "failed",
+            Phase::Cancelled => "cancelled",
+            Phase::Expired => "expired",
+        }
+    }
+}
+
+/// What one assigned worker has done so far.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SlotState {
+    /// Assignment sent at this time; no answer yet.
+    Assigned {
+        /// When.
+        at_ms: u64,
+    },
+    /// The worker accepted and is running the job.
+    Accepted,
+    /// The worker sent this commitment.
+    Committed {
+        /// The hash.
+        commitment: [u8; 32],
+    },
+    /// The worker revealed this (already checked against its commitment).
+    Revealed(Reveal),
+    /// The worker dropped out (declined, timed out, or its reveal did not open its commitment).
+    Dropped {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One replica's worker and its progress.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slot {
+    /// The worker.
+    #[serde(with = "super::wire_ids::peer")]
+    pub worker: PeerId,
+    /// Its price.
+    pub price_wei_per_mfuel: u64,
+    /// When it was assigned (unix ms).
+    pub assigned_ms: u64,
+    /// Its progress.
+    pub state: SlotState,
+}
+
+/// Something the caller must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send an `Assignment` for `replica` to `worker`.
+    Assign {
+        /// The worker.
+        worker: PeerId,
+        /// The replica slot.
+        replica: u8,
+        /// The commitment deadline to put in it.
+        commit_by_ms: u64,
+    },
+    /// Send a `RevealRequest` to `worker`.
+    RequestReveal {
+        /// The worker.
+        worker: PeerId,
+    },
+    /// Send this receipt to `worker`.
+    SendReceipt {
+        /// The worker.
+        worker: PeerId,
+        /// The receipt.
+        receipt: Receipt,
+    },
+    /// Change `peer`'s reputation by `delta`.
+    Reputation {
+        /// The peer.
+        peer: PeerId,
+        /// The change.
+        delta: i64,
+    },
+    /// Record in the ledger that `worker` is owed `wei`.
+    Owe {
+        /// The worker.
+        worker: PeerId,
+        /// The amount.
+        wei: u128,
+    },
+    /// Run the spec's verifier on the verdict's output, then call [`RequesterJob::on_verified`].
+    RunVerifier,
+    /// Publish a `Cancellation` on the jobs topic.
+    PublishCancellation {
+        /// Why.
+        reason: String,
+    },
+    /// The job reached a terminal phase (the record says which and why).
+    Finished,
+}
+
+/// The requester's record of one job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequesterJob {
+    /// The job's id.
+    pub id: JobId,
+    /// What is run.
+    pub spec: JobSpec,
+    /// When it was announced (unix ms).
+    pub announced_ms: u64,
+    /// When it must be terminal (unix ms).
+    pub deadline_ms: u64,
+    /// Where it is.
+    pub phase: Phase,
+    /// Offers received (a worker offers once; later offers from it are ignored).
+    pub offers: Vec<Candidate>,
+    /// Workers assigned so far, in every round, by slot number.
+    pub slots: BTreeMap<u8, Slot>,
+    /// When revealing started (unix ms).
+    pub reveal_started_ms: Option<u64>,
+    /// The accepted result.
+    pub verdict: Option<Verdict>,
+    /// Why the job ended as it did (or what it is waiting for).
+    pub reason: String,
+    /// Seed of the worker draw (from the job id, so it is reproducible).
+    pub seed: [u8; 32],
+}
+
+impl RequesterJob {
+    /// A freshly announced job.
+    pub fn new(spec: JobSpec, announced_ms: u64, deadline_ms: u64) -> RequesterJob {
+        let id = spec.id();
+        RequesterJob {
+            id,
+            seed: id.0,
+            spec,
+            announced_ms,
+            deadline_ms,
+            phase: Phase::Announced,
+            offers: Vec::new(),
+            slots: BTreeMap::new(),
+            reveal_started_ms: None,
+            verdict: None,
+            reason: "waiting for offers".into(),
+        }
+    }
+
+    /// Replicas still needed: assigned slots that are not dropped count as filled.
+    fn live_slots(&self) -> impl Iterator<Item = (&u8, &Slot)> {
+        self.slots
+            .iter()
+            .filter(|(_, s)| !matches!(s.state, SlotState::Dropped { .. }))
+    }
+
+    /// Workers ever assigned (never assigned twice).
+    fn tried(&self) -> HashSet<PeerId> {
+        self.slots.values().map(|s| s.worker).collect()
+    }
+
+    /// Counts of (assigned and live, committed, revealed) for progress displays.
+    pub fn progress(&self) -> (usize, usize, usize) {
+        let live: Vec<&Slot> = self.live_slots().map(|(_, s)| s).collect();
+        let committed = live
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.state,
+                    SlotState::Committed { .. } | SlotState::Revealed(_)
+                )
+            })
+            .count();
+        let revealed = live
+            .iter()
+            .filter(|s| matches!(s.state, SlotState::Revealed(_)))
+            .count();
+        (live.len(), committed, revealed)
+    }
+
+    /// A worker offered to run the job.
+    pub fn on_offer(
+        &mut self,
+        now_ms: u64,
+        worker: PeerId,
+        price_wei_per_mfuel: u64,
+        reputation: i64,
+    ) -> Vec<Action> {
+        if self.phase.is_terminal()
+            || price_wei_per_mfuel > self.spec.price_wei_per_mfuel
+            || self.offers.iter().any(|o| o.peer == worker)
+        {
+            return Vec::new();
+        }
+        self.offers.push(Candidate {
+            peer: worker,
+            price_wei_per_mfuel,
+            reputation,
+        });
+        let enough = self.offers.len() >= 2 * self.spec.replicas as usize;
+        if self.phase == Phase::Announced
+            && (enough || now_ms >= self.announced_ms + OFFER_WINDOW_MS)
+        {
+            return self.fill_slots(now_ms);
+        }
+        if self.phase == Phase::Committing {
+            return self.fill_slots(now_ms);
+        }
+        Vec::new()
+    }
+
+    /// A worker answered its assignment.
+    pub fn on_answer(
+        &mut self,
+        now_ms: u64,
+        worker: PeerId,
+        accepted: bool,
+        reason: &str,
+    ) -> Vec<Action> {
+        let Some(slot) = self.slot_of(worker) else {
+            return Vec::new();
+        };
+        if !matches!(slot.state, SlotState::Assigned { .. }) {
+            return Vec::new();
+        }
+        if accepted {
+            slot.state = SlotState::Accepted;
+            return Vec::new();
+        }
+        slot.state = SlotState::Dropped {
+            reason: format!("declined: {reason}"),
+        };
+        let mut actions = vec![Action::Reputation {
+            peer: worker,
+            delta: REP_TIMED_OUT,
+        }];
+        actions.extend(self.fill_slots(now_ms));
+        actions
+    }
+
+    /// A worker sent its commitment.
+    pub fn on_commitment(
+        &mut self,
+        now_ms: u64,
+        worker: PeerId,
+        commitment: [u8; 32],
+    ) -> Vec<Action> {
+        if self.phase != Phase::Committing {
+            return Vec::new();
+        }
+        let Some(slot) = self.slot_of(worker) else {
+            return Vec::new();
+        };
+        if !matches!(slot.state, SlotState::Assigned { .. } | SlotState::Accepted) {
+            return Vec::new();
+        }
+        slot.state = SlotState::Committed { commitment };
+        self.maybe_start_reveal(now_ms)
+    }
+
+    /// A worker answered its reveal request.
+    pub fn on_reveal(&mut self, now_ms: u64, worker: PeerId, reveal: Reveal) -> Vec<Action> {
+        if self.phase != Phase::Revealing || reveal.job_id != self.id {
+            return Vec::new();
+        }
+        let Some(slot) = self.slot_of(worker) else {
+            return Vec::new();
+        };
+        let SlotState::Committed { commitment } = slot.state else {
+            return Vec::new();
+        };
+        if reveal_matches(&reveal, &commitment, &worker) {
+            slot.state = SlotState::Revealed(reveal);
+        } else {
+            slot.state = SlotState::Dropped {
+                reason: "reveal does not open its commitment".into(),
+            };
+            let mut actions = vec![Action::Reputation {
+                peer: worker,
+                delta: REP_DISAGREED,
+            }];
+            actions.extend(self.maybe_tally(now_ms));
+            return actions;
+        }
+        self.maybe_tally(now_ms)
+    }
+
+    /// The verifier job accepted (`true`) or rejected the verdict's output.
+    pub fn on_verified(&mut self, ok: bool, why: &str) -> Vec<Action> {
+        if self.phase != Phase::Verifying {
+            return Vec::new();
+        }
+        if ok {
+            self.accept()
+        } else {
+            let verdict = self.verdict.take().expect("verifying has a verdict");
+            self.finish(
+                Phase::Failed,
+                format!("the verifier rejected the majority result: {why}"),
+            );
+            let mut actions = Vec::new();
+            for worker in verdict.agreeing.iter().chain(&verdict.disagreeing) {
+                actions.push(self.receipt(
+                    *worker,
+                    false,
+                    0,
+                    "the verifier rejected the majority result",
+                ));
+            }
+            actions.push(Action::Finished);
+            actions
+        }
+    }
+
+    /// Time passed: handles every timeout that is due.
+    pub fn on_tick(&mut self, now_ms: u64) -> Vec<Action> {
+        if self.phase.is_terminal() {
+            return Vec::new();
+        }
+        if now_ms >= self.deadline_ms {
+            let (assigned, committed, revealed) = self.progress();
+            let why = format!(
+                "deadline passed while {} ({} offers, {assigned} assigned, {committed} committed, {revealed} revealed)",
+                self.phase.name(),
+                self.offers.len()
+            );
+            self.finish(Phase::Expired, why.clone());
+            let mut actions = self.receipts_for_all_live("job expired");
+            actions.push(Action::PublishCancellation { reason: why });
+            actions.push(Action::Finished);
+            return actions;
+        }
+        let mut actions = Vec::new();
+        match self.phase {
+            Phase::Announced
+                if now_ms >= self.announced_ms + OFFER_WINDOW_MS && !self.offers.is_empty() =>
+            {
+                actions.extend(self.fill_slots(now_ms));
+            }
+            Phase::Committing => {
+                let mut dropped = Vec::new();
+                for slot in self.slots.values_mut() {
+                    let late = match slot.state {
+                        SlotState::Assigned { at_ms } => now_ms >= at_ms + ANSWER_TIMEOUT_MS,
+                        _ => false,
+                    };
+                    if late {
+                        slot.state = SlotState::Dropped {
+                            reason: "no answer to the assignment".into(),
+                        };
+                        dropped.push(slot.worker);
+                    }
+                }
+                for worker in dropped {
+                    actions.push(Action::Reputation {
+                        peer: worker,
+                        delta: REP_TIMED_OUT,
+                    });
+                }
+                // Accepted workers that have not committed by their slot's deadline are dropped too.
+                let overdue: Vec<u8> = self
+                    .slots
+                    .iter()
+                    .filter(|(_, s)| matches!(s.state, SlotState::Accepted))
+                    .filter(|(replica, _)| now_ms >= self.slot_commit_by(**replica))
+                    .map(|(r, _)| *r)
+                    .collect();
+                for replica in overdue {
+                    let slot = self.slots.get_mut(&replica).expect("listed above");
+                    slot.state = SlotState::Dropped {
+                        reason: "no commitment in time".into(),
+                    };
+                    actions.push(Action::Reputation {
+                        peer: slot.worker,
+                        delta: REP_TIMED_OUT,
+                    });
+                }
+                actions.extend(self.fill_slots(now_ms));
+                actions.extend(self.maybe_start_reveal(now_ms));
+            }
+            Phase::Revealing => {
+                let started = self.reveal_started_ms.unwrap_or(now_ms);
+                if now_ms >= started + REVEAL_TIMEOUT_MS {
+                    for slot in self.slots.values_mut() {
+                        if matches!(slot.state, SlotState::Committed { .. }) {
+                            slot.state = SlotState::Dropped {
+                                reason: "no reveal in time".into(),
+                            };
+                            actions.push(Action::Reputation {
+                                peer: slot.worker,
+                                delta: REP_TIMED_OUT,
+                            });
+                        }
+                    }
+                    actions.extend(self.maybe_tally(now_ms));
+                }
+            }
+            _ => {}
+        }
+        actions
+    }
+
+    /// The requester gives up on the job.
+    pub fn cancel(&mut self, reason: &str) -> Vec<Action> {
+        if self.phase.is_terminal() {
+            return Vec::new();
+        }
+        self.finish(Phase::Cancelled, format!("cancelled: {reason}"));
+        let mut actions = self.receipts_for_all_live("job cancelled");
+        actions.push(Action::PublishCancellation {
+            reason: reason.into(),
+        });
+        actions.push(Action::Finished);
+        actions
+    }
+
+    /// The earliest time at which [`on_tick`](Self::on_tick) has something to do.
+    pub fn next_wakeup_ms(&self) -> Option<u64> {
+        if self.phase.is_terminal() {
+            return None;
+        }
+        let mut t = self.deadline_ms;
+        match self.phase {
+            Phase::Announced => t = t.min(self.announced_ms + OFFER_WINDOW_MS),
+            Phase::Committing => {
+                for (replica, slot) in &self.slots {
+                    match slot.state {
+                        SlotState::Assigned { at_ms } => t = t.min(at_ms + ANSWER_TIMEOUT_MS),
+                        SlotState::Accepted => t = t.min(self.slot_commit_by(*replica)),
+                        _ => {}
+                    }
+                }
+            }
+            Phase::Revealing => {
+                if let Some(s) = self.reveal_started_ms {
+                    t = t.min(s + REVEAL_TIMEOUT_MS);
+                }
+            }
+            _ => {}
+        }
+        Some(t)
+    }
+
+    /// The commitment deadline given to a worker assigned at `now_ms`: half the time left, at least the answer
+    /// timeout, so a replacement still has time to run.
+    fn commit_by(&self, now_ms: u64) -> u64 {
+        let left = self.deadline_ms.saturating_sub(now_ms);
+        (now_ms + (left / 2).max(ANSWER_TIMEOUT_MS)).min(self.deadline_ms)
+    }
+
+    /// The commitment deadline recorded for a slot (from when it was assigned).
+    fn slot_commit_by(&self, replica: u8) -> u64 {
+        self.slots
+            .get(&replica)
+            .map(|s| self.commit_by(s.assigned_ms))
+            .unwrap_or(self.deadline_ms)
+    }
+
+    fn slot_of(&mut self, worker: PeerId) -> Option<&mut Slot> {
+        self.slots.values_mut().find(|s| s.worker == worker)
+    }
+
+    /// Assigns fresh workers to every missing replica, from the offers not yet tried.
+    fn fill_slots(&mut self, now_ms: u64) -> Vec<Action> {
+        let missing = (self.spec.replicas as usize).saturating_sub(self.live_slots().count());
+        if missing == 0 || now_ms >= self.deadline_ms {
+            return Vec::new();
+        }
+        let actions = self.assign_fresh(missing, now_ms);
+        if !actions.is_empty() {
+            self.phase = Phase::Committing;
+            self.reason = "waiting for commitments".into();
+        }
+        actions
+    }
+
+    /// Assigns up to `count` workers that were never assigned to this job.
+    fn assign_fresh(&mut self, count: usize, now_ms: u64) -> Vec<Action> {
+        let chosen = select_workers(&self.offers, &self.tried(), count, &self.seed);
+        let mut actions = Vec::new();
+        for worker in chosen {
+            let replica = self.slots.len() as u8;
+            let price = self
+                .offers
+                .iter()
+                .find(|o| o.peer == worker)
+                .map(|o| o.price_wei_per_mfuel)
+                .unwrap_or(0);
+            let state = SlotState::Assigned { at_ms: now_ms };
+            self.slots.insert(
+                replica,
+                Slot {
+                    worker,
+                    price_wei_per_mfuel: price,
+                    assigned_ms: now_ms,
+                    state,
+                },
+            );
+            actions.push(Action::Assign {
+                worker,
+                replica,
+                commit_by_ms: self.commit_by(now_ms),
+            });
+        }
+        actions
+    }
+
+    /// Starts revealing once every live slot has committed and the replica count is met (or nothing else can
+    /// be assigned and a majority is still possible).
+    fn maybe_start_reveal(&mut self, now_ms: u64) -> Vec<Action> {
+        let live: Vec<&Slot> = self.live_slots().map(|(_, s)| s).collect();
+        // Slots revealed in an earlier round count as in.
+        let committed = live
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.state,
+                    SlotState::Committed { .. } | SlotState::Revealed(_)
+                )
+            })
+            .count();
+        let all_in = !live.is_empty() && committed == live.len();
+        let full = live.len() >= self.spec.replicas as usize;
+        let majority_possible = committed * 2 > self.spec.replicas as usize;
+        let no_more_candidates =
+            select_workers(&self.offers, &self.tried(), 1, &self.seed).is_empty();
+        if !(all_in && (full || (majority_possible && no_more_candidates))) {
+            return Vec::new();
+        }
+        self.phase = Phase::Revealing;
+        self.reveal_started_ms = Some(now_ms);
+        self.reason = "waiting for reveals".into();
+        self.slots
+            .values()
+            .filter(|s| matches!(s.state, SlotState::Committed { .. }))
+            .map(|s| Action::RequestReveal { worker: s.worker })
+            .collect()
+    }
+
+    /// Decides once no committed slot is still waiting to reveal.
+    fn maybe_tally(&mut self, now_ms: u64) -> Vec<Action> {
+        if self
+            .slots
+            .values()
+            .any(|s| matches!(s.state, SlotState::Committed { .. }))
+        {
+            return Vec::new();
+        }
+        let reveals: Vec<(PeerId, Reveal)> = self
+            .slots
+            .values()
+            .filter_map(|s| match &s.state {
+                SlotState::Revealed(r) => Some((s.worker, r.clone())),
+                _ => None,
+            })
+            .collect();
+        // A strict majority of everything revealed across rounds, and never less than a majority of the replicas.
+        let assigned = (self.spec.replicas as usize).max(reveals.len());
+        match tally(assigned, &reveals) {
+            Some(verdict) => {
+                self.verdict = Some(verdict);
+                if self.spec.verifier.is_some() {
+                    self.phase = Phase::Verifying;
+                    self.reason = "running the verifier".into();
+                    vec![Action::RunVerifier]
+                } else {
+                    self.accept()
+                }
+            }
+            None => {
+                // No majority: those who revealed stay counted; fresh workers are added for a new round.
+                let mut actions = Vec::new();
+                let disagreeing: Vec<PeerId> = reveals.iter().map(|(p, _)| *p).collect();
+                self.phase = Phase::Committing;
+                self.reason = format!("no majority among {} reveals: re-assigning", reveals.len());
+                let before = self.slots.len();
+                actions.extend(self.assign_fresh(self.spec.replicas as usize, now_ms));
+                if self.slots.len() == before {
+                    self.finish(
+                        Phase::Failed,
+                        format!(
+                            "no majority among {} reveals and no fresh worker to ask",
+                            disagreeing.len()
+                        ),
+                    );
+                    for worker in disagreeing {
+                        actions.push(self.receipt(worker, false, 0, "no majority"));
+                    }
+                    actions.push(Action::Finished);
+                }
+                actions
+            }
+        }
+    }
+
+    /// Accepts the verdict: reputation, ledger and receipts for everyone who revealed.
+    fn accept(&mut self) -> Vec<Action> {
+        let verdict = self.verdict.clone().expect("accepting a verdict");
+        let mut actions = Vec::new();
+        for worker in &verdict.agreeing {
+            let price = self
+                .slots
+                .values()
+                .find(|s| s.worker == *worker)
+                .map(|s| s.price_wei_per_mfuel)
+                .unwrap_or(0);
+            let wei = owed_wei(verdict.fuel_used, price);
+            actions.push(Action::Reputation {
+                peer: *worker,
+                delta: REP_AGREED,
+            });
+            actions.push(Action::Owe {
+                worker: *worker,
+                wei,
+            });
+            actions.push(self.receipt(*worker, true, wei, "in the accepted majority"));
+        }
+        for worker in &verdict.disagreeing {
+            actions.push(Action::Reputation {
+                peer: *worker,
+                delta: REP_DISAGREED,
+            });
+            actions.push(self.receipt(*worker, false, 0, "outside the accepted majority"));
+        }
+        self.finish(
+            Phase::Verified,
+            format!(
+                "{} of {} replicas agreed",
+                verdict.agreeing.len(),
+                verdict.agreeing.len() + verdict.disagreeing.len()
+            ),
+        );
+        actions.push(Action::Finished);
+        actions
+    }
+
+    fn receipts_for_all_live(&self, why: &str) -> Vec<Action> {
+        self.live_slots()
+            .map(|(_, s)| self.receipt(s.worker, false, 0, why))
+            .collect()
+    }
+
+    fn receipt(&self, worker: PeerId, accepted: bool, owed_wei: u128, reason: &str) -> Action {
+        Action::SendReceipt {
+            worker,
+            receipt: Receipt {
+                job_id: self.id,
+                accepted,
+                owed_wei,
+                reason: reason.into(),
+            },
+        }
+    }
+
+    fn finish(&mut self, phase: Phase, reason: String) {
+        self.phase = phase;
+        self.reason = reason;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::messages::{commitment_hash, CodeKind, JobLimits};
+    use super::*;
+    use cid::Cid;
+    use libp2p_identity::Keypair;
+
+    fn cid(s: &[u8]) -> Cid {
+        Cid::new_v1(
+            0x55,
+            cid::multihash::Multihash::wrap(0x1e, blake3::hash(s).as_bytes()).unwrap(),
+        )
+    }
+
+    fn spec(replicas: u8, verifier: bool) -> JobSpec {
+        JobSpec {
+            kind: CodeKind::JavyBytecode,
+            plugin: Some(cid(b"plugin")),
+            code: cid(b"code"),
+            input: cid(b"input"),
+            limits: JobLimits {
+                max_fuel: 1_000_000,
+                memory_bytes: 1 << 26,
+                output_bytes: 1 << 20,
+                stderr_bytes: 1 << 12,
+            },
+            engine: "test".into(),
+            replicas,
+            price_wei_per_mfuel: 1_000,
+            verifier: verifier.then(|| cid(b"verifier")),
+            nonce: 1,
+        }
+    }
+
+    fn peers(n: usize) -> Vec<PeerId> {
+        (0..n)
+            .map(|_| Keypair::generate_ed25519().public().to_peer_id())
+            .collect()
+    }
+
+    /// A worker's answer: commit to `output` and reveal it.
+    fn commit_and_reveal(
+        job: &RequesterJob,
+        worker: PeerId,
+        output: &[u8],
+        fuel: u64,
+    ) -> ([u8; 32], Reveal) {
+        let salt = *blake3::hash(&worker.to_bytes()).as_bytes();
+        let out = cid(output);
+        let c = commitment_hash(&out, fuel, "ok", &salt, &worker);
+        (
+            c,
+            Reveal {
+                job_id: job.id,
+                output: out,
+                fuel_used: fuel,
+                status: "ok".into(),
+                salt,
+            },
+        )
+    }
+
+    fn assigned(actions: &[Action]) -> Vec<PeerId> {
+        actions
+            .iter()
+            .filter_map(|a| {
+                if let Action::Assign { worker, .. } = a {
+                    Some(*worker)
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// Runs a job to its end with workers answering `outputs[worker]` (None = silent), returns the job and every
+    /// action it asked for.
+    fn drive(
+        job: &mut RequesterJob,
+        workers: &[PeerId],
+        answer: impl Fn(&PeerId) -> Option<&'static [u8]>,
+    ) -> Vec<Action> {
+        drive_with_reputation(job, workers, answer, |_| 0)
+    }
+
+    fn drive_with_reputation(
+        job: &mut RequesterJob,
+        workers: &[PeerId],
+        answer: impl Fn(&PeerId) -> Option<&'static [u8]>,
+        reputation: impl Fn(&PeerId) -> i64,
+    ) -> Vec<Action> {
+        let mut all = Vec::new();
+        let mut now = job.announced_ms;
+        for w in workers {
+            all.extend(job.on_offer(now, *w, 500, reputation(w)));
+        }
+        now += OFFER_WINDOW_MS;
+        all.extend(job.on_tick(now));
+        let mut answered = HashSet::new();
+        while !job.phase.is_terminal() {
+            let to_answer: Vec<PeerId> = assigned(&all)
+                .into_iter()
+                .filter(|w| !answered.contains(w))
+                .collect();
+            for w in to_answer {
+                answered.insert(w);
+                if let Some(out) = answer(&w) {
+                    let (c, _) = commit_and_reveal(job, w, out, 77);
+                    all.extend(job.on_answer(now, w, true, ""));
+                    all.extend(job.on_commitment(now, w, c));
+                }
+            }
+            let asks: Vec<PeerId> = all
+                .iter()
+                .filter_map(|a| {
+                    if let Action::RequestReveal { worker } = a {
+                        Some(*worker)
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            for w in asks {
+                if let (Some(out), SlotState::Committed { .. }) = (
+                    answer(&w),
+                    job.slots
+                        .values()
+                        .find(|s| s.worker == w)
+                        .map(|s| s.state.clone())
+                        .unwrap(),
+                ) {
+                    let (_, r) = commit_and_reveal(job, w, out, 77);
+                    all.extend(job.on_reveal(now, w, r));
+                }
+            }
+            // Workers answer new assignments before any time passes.
+            if assigned(&all).iter().any(|w| !answered.contains(w)) {
+                continue;
+            }
+            if let Some(t) = job.next_wakeup_ms() {
+                now = now.max(t);
+            }
+            all.extend(job.on_tick(now));
+        }
+        all
+    }
+
+    fn owed(actions: &[Action]) -> Vec<(PeerId, u128)> {
+        actions
+            .iter()
+            .filter_map(|a| {
+                if let Action::Owe { worker, wei } = a {
+                    Some((*worker, *wei))
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn honest_replicas_are_verified_and_paid() {
+        let w = peers(4);
+        let mut job = RequesterJob::new(spec(3, false), 1_000, 60_000);
+        let actions = drive(&mut job, &w, |_| Some(b"right"));
+        assert_eq!(job.phase, Phase::Verified, "{}", job.reason);
+        let paid = owed(&actions);
+        assert_eq!(paid.len(), 3);
+        assert!(paid.iter().all(|(_, wei)| *wei == owed_wei(77, 500)));
+        assert_eq!(job.verdict.as_ref().unwrap().output, cid(b"right"));
+        assert!(actions.contains(&Action::Finished));
+    }
+
+    #[test]
+    fn a_byzantine_worker_is_outvoted_unpaid_and_scored_down() {
+        let w = peers(3);
+        let liar = w[1];
+        let mut job = RequesterJob::new(spec(3, false), 0, 60_000);
+        let actions = drive(&mut job, &w, |p| {
+            Some(if *p == liar { b"wrong" } else { b"right" })
+        });
+        assert_eq!(job.phase, Phase::Verified);
+        assert_eq!(job.verdict.as_ref().unwrap().output, cid(b"right"));
+        assert!(owed(&actions).iter().all(|(p, _)| *p != liar));
+        assert!(actions.contains(&Action::Reputation {
+            peer: liar,
+            delta: REP_DISAGREED
+        }));
+    }
+
+    #[test]
+    fn a_silent_worker_is_replaced() {
+        let w = peers(5);
+        let silent = w[0];
+        let mut job = RequesterJob::new(spec(3, false), 0, 60_000);
+        // the silent worker has the best record, so it is surely among the first three assigned
+        let actions = drive_with_reputation(
+            &mut job,
+            &w,
+            |p| if *p == silent { None } else { Some(b"right") },
+            |p| if *p == silent { 10 } else { 0 },
+        );
+        assert_eq!(job.phase, Phase::Verified, "{}", job.reason);
+        assert_eq!(owed(&actions).len(), 3);
+        assert!(owed(&actions).iter().all(|(p, _)| *p != silent));
+        assert!(assigned(&actions).contains(&silent));
+        assert!(actions.contains(&Action::Reputation {
+            peer: silent,
+            delta: REP_TIMED_OUT
+        }));
+    }
+
+    #[test]
+    fn no_majority_and_nobody_left_fails_with_a_reason() {
+        let w = peers(3);
+        let outputs: [&'static [u8]; 3] = [b"a", b"b", b"c"];
+        let mut job = RequesterJob::new(spec(3, false), 0, 60_000);
+        let w2 = w.clone();
+        drive(&mut job, &w, |p| {
+            Some(outputs[w2.iter().position(|x| x == p).unwrap()])
+        });
+        assert_eq!(job.phase, Phase::Failed);
+        assert!(job.reason.contains("no majority"), "{}", job.reason);
+    }
+
+    #[test]
+    fn no_majority_then_fresh_workers_settle_it() {
+        let w = peers(6);
+        let (first, liar) = (w[0], w[1]);
+        let mut job = RequesterJob::new(spec(3, false), 0, 60_000);
+        // the first round has two liars (best records, so both surely picked) disagreeing with each other
+        let actions = drive_with_reputation(
+            &mut job,
+            &w,
+            |p| {
+                Some(if *p == first {
+                    b"x"
+                } else if *p == liar {
+                    b"y"
+                } else {
+                    b"right"
+                })
+            },
+            |p| if *p == first || *p == liar { 10 } else { 0 },
+        );
+        assert!(job.slots.len() > 3, "a second round was needed");
+        assert_eq!(job.phase, Phase::Verified, "{}", job.reason);
+        assert_eq!(job.verdict.as_ref().unwrap().output, cid(b"right"));
+        assert!(owed(&actions)
+            .iter()
+            .all(|(p, _)| *p != first && *p != liar));
+    }
+
+    #[test]
+    fn a_reveal_that_does_not_open_its_commitment_is_dropped() {
+        let w = peers(3);
+        let mut job = RequesterJob::new(spec(3, false), 0, 60_000);
+        let mut actions = Vec::new();
+        for p in &w {
+            actions.extend(job.on_offer(0, *p, 1, 0));
+        }
+        actions.extend(job.on_tick(OFFER_WINDOW_MS));
+        for p in &w {
+            let (c, _) = commit_and_reveal(&job, *p, b"right", 5);
+            actions.extend(job.on_commitment(300, *p, c));
+        }
+        assert_eq!(job.phase, Phase::Revealing);
+        let (_, mut forged) = commit_and_reveal(&job, w[0], b"right", 5);
+        forged.fuel_used = 4;
+        let a = job.on_reveal(301, w[0], forged);
+        assert!(a.contains(&Action::Reputation {
+            peer: w[0],
+            delta: REP_DISAGREED
+        }));
+        for p in &w[1..] {
+            let (_, r) = commit_and_reveal(&job, *p, b"right", 5);
+            job.on_reveal(302, *p, r);
+        }
+        assert_eq!(
+            job.phase,
+            Phase::Verified,
+            "2 of 3 assigned still make a majority"
+        );
+    }
+
+    #[test]
+    fn verifier_runs_before_acceptance_and_can_reject() {
+        let w = peers(3);
+        let mut job = RequesterJob::new(spec(3, true), 0, 60_000);
+        let actions = drive_until_verifying(&mut job, &w);
+        assert!(actions.contains(&Action::RunVerifier));
+        assert!(
+            owed(&actions).is_empty(),
+            "nothing is owed before the verifier accepts"
+        );
+        let end = job.on_verified(false, "printed 'bad'");
+        assert_eq!(job.phase, Phase::Failed);
+        assert!(owed(&end).is_empty());
+
+        let mut job = RequesterJob::new(spec(3, true), 0, 60_000);
+        drive_until_verifying(&mut job, &w);
+        let end = job.on_verified(true, "");
+        assert_eq!(job.phase, Phase::Verified);
+        assert_eq!(owed(&end).len(), 3);
+    }
+
+    fn drive_until_verifying(job: &mut RequesterJob, w: &[PeerId]) -> Vec<Action> {
+        let mut actions = Vec::new();
+        for p in w {
+            actions.extend(job.on_offer(0, *p, 1, 0));
+        }
+        actions.extend(job.on_tick(OFFER_WINDOW_MS));
+        for p in w {
+            let (c, _) = commit_and_reveal(job, *p, b"right", 5);
+            actions.extend(job.on_commitment(300, *p, c));
+        }
+        for p in w {
+            let (_, r) = commit_and_reveal(job, *p, b"right", 5);
+            actions.extend(job.on_reveal(301, *p, r));
+        }
+        assert_eq!(job.phase, Phase::Verifying);
+        actions
+    }
+
+    #[test]
+    fn every_job_ends_by_its_deadline_with_a_reason() {
+        // nobody offers
+        let mut job = RequesterJob::new(spec(3, false), 0, 10_000);
+        assert!(job.on_tick(9_999).is_empty());
+        let a = job.on_tick(10_000);
+        assert_eq!(job.phase, Phase::Expired);
+        assert!(job.reason.contains("0 offers"), "{}", job.reason);
+        assert!(a.contains(&Action::Finished));
+        // workers accept and then fall silent
+        let w = peers(3);
+        let mut job = RequesterJob::new(spec(3, false), 0, 10_000);
+        for p in &w {
+            job.on_offer(0, *p, 1, 0);
+            job.on_answer(0, *p, true, "");
+        }
+        job.on_tick(OFFER_WINDOW_MS);
+        let mut now = OFFER_WINDOW_MS;
+        while let Some(t) = job.next_wakeup_ms() {
+            assert!(
+                t > now || job.phase.is_terminal() || t == now,
+                "time goes forward"
+            );
+            now = t.max(now + 1);
+            job.on_tick(now);
+        }
+        assert!(job.phase.is_terminal());
+        assert!(now <= 10_000);
+    }
+
+    #[test]
+    fn cancel_is_terminal_and_idempotent() {
+        let mut job = RequesterJob::new(spec(1, false), 0, 10_000);
+        let a = job.cancel("user asked");
+        assert_eq!(job.phase, Phase::Cancelled);
+        assert!(a
+            .iter()
+            .any(|x| matches!(x, Action::PublishCancellation { .. })));
+        assert!(job.cancel("again").is_empty());
+        assert!(job.on_tick(20_000).is_empty());
+    }
+
+    #[test]
+    fn the_record_survives_a_round_trip_through_its_encoding() {
+        let w = peers(3);
+        let mut job = RequesterJob::new(spec(3, false), 0, 60_000);
+        for p in &w {
+            job.on_offer(0, *p, 1, 0);
+        }
+        job.on_tick(OFFER_WINDOW_MS);
+        let (c, _) = commit_and_reveal(&job, w[0], b"right", 5);
+        job.on_commitment(300, w[0], c);
+        let bytes = super::super::messages::to_cbor(&job);
+        let back: RequesterJob = super::super::messages::from_cbor(&bytes).unwrap();
+        assert_eq!(back, job);
+    }
+
+    #[test]
+    fn offers_above_the_price_or_repeated_are_ignored() {
+        let w = peers(1);
+        let mut job = RequesterJob::new(spec(1, false), 0, 10_000);
+        assert!(job.on_offer(0, w[0], 1_001, 0).is_empty());
+        assert!(job.offers.is_empty());
+        job.on_offer(0, w[0], 10, 0);
+        job.on_offer(0, w[0], 5, 0);
+        assert_eq!(job.offers.len(), 1);
+    }
+}

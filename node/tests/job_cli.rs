@@ -1,0 +1,195 @@
+//! `jobmesh job build` / `jobmesh job run-local` end to end, through the real binary (separate processes).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn jobmesh(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_jobmesh"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("runs jobmesh")
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: stdout {:?} stderr {:?}",
+            out.stdout,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[test]
+fn separate_processes_agree_on_output_cid_and_fuel() {
+    let home = tempfile::tempdir().unwrap();
+    let args = [
+        "--json",
+        "job",
+        "run-local",
+        "examples/determinism.js",
+        "--input",
+        "examples/determinism.input.json",
+    ];
+    let first = jobmesh(home.path(), &args);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    // The first process filled the module cache; the second loads from it.
+    let cached: Vec<_> = std::fs::read_dir(home.path().join("cache/modules"))
+        .unwrap()
+        .collect();
+    assert_eq!(cached.len(), 1);
+    let second = jobmesh(home.path(), &args);
+    // And a third with a cold cache of its own.
+    let other_home = tempfile::tempdir().unwrap();
+    let third = jobmesh(other_home.path(), &args);
+    let (a, b, c) = (json(&first), json(&second), json(&third));
+    assert_eq!(a["status"], "ok");
+    assert!(a["output_cid"].as_str().unwrap().starts_with("bafkrei"));
+    assert!(a["fuel_used"].as_u64().unwrap() > 0);
+    for other in [&b, &c] {
+        assert_eq!(a["output_cid"], other["output_cid"]);
+        assert_eq!(a["fuel_used"], other["fuel_used"]);
+        assert_eq!(a["output"], other["output"]);
+        assert_eq!(a["job_id"], other["job_id"]);
+    }
+}
+
+#[test]
+fn build_then_run_bytecode_equals_running_source() {
+    let home = tempfile::tempdir().unwrap();
+    let out_file = home.path().join("wordcount.jsbc");
+    let built = jobmesh(
+        home.path(),
+        &[
+            "job",
+            "build",
+            "examples/wordcount.js",
+            "-o",
+            out_file.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    assert!(String::from_utf8_lossy(&built.stdout).contains("wrote"));
+    let input = ["--input", "examples/wordcount.input.json"];
+    let from_bc = jobmesh(
+        home.path(),
+        &[
+            &["--json", "job", "run-local", out_file.to_str().unwrap()][..],
+            &input,
+        ]
+        .concat(),
+    );
+    let from_js = jobmesh(
+        home.path(),
+        &[
+            &["--json", "job", "run-local", "examples/wordcount.js"][..],
+            &input,
+        ]
+        .concat(),
+    );
+    let (a, b) = (json(&from_bc), json(&from_js));
+    assert_eq!(a["status"], "ok");
+    assert_eq!(
+        (&a["output_cid"], &a["fuel_used"]),
+        (&b["output_cid"], &b["fuel_used"])
+    );
+    // Plain text mode: output on stdout, status and fuel on stderr.
+    let plain = jobmesh(
+        home.path(),
+        &[&["job", "run-local", "examples/wordcount.js"][..], &input].concat(),
+    );
+    assert!(plain.status.success());
+    assert_eq!(plain.stdout, a["output"].as_str().unwrap().as_bytes());
+    let stderr = String::from_utf8_lossy(&plain.stderr);
+    assert!(
+        stderr.contains(&format!("fuel used: {}", a["fuel_used"])) && stderr.contains("time:"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn syntax_error_is_one_line_with_line_and_column() {
+    let home = tempfile::tempdir().unwrap();
+    let out = jobmesh(
+        home.path(),
+        &[
+            "job",
+            "build",
+            "exec/tests/jobs/syntax_error.js",
+            "-o",
+            "/dev/null",
+        ],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("error: exec/tests/jobs/syntax_error.js:3:"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(!stderr.contains("panicked"));
+}
+
+#[test]
+fn failing_jobs_exit_1_with_a_clear_status() {
+    let home = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "exec/tests/jobs/infinite_loop.js",
+            &["--fuel", "20000000"][..],
+            "out_of_fuel",
+        ),
+        (
+            "exec/tests/jobs/alloc_bomb.js",
+            &["--memory", "16MiB"][..],
+            "memory_limit",
+        ),
+        (
+            "exec/tests/jobs/big_output.js",
+            &["--output-limit", "1MiB"][..],
+            "output_too_large",
+        ),
+        ("exec/tests/jobs/throws.js", &[][..], "js_exception"),
+    ];
+    for (job, extra, status) in cases {
+        let out = jobmesh(
+            home.path(),
+            &[&["--json", "job", "run-local", job][..], extra].concat(),
+        );
+        assert_eq!(out.status.code(), Some(1), "{job}");
+        let v = json(&out);
+        assert_eq!(v["status"], status, "{job}: {v}");
+        assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    }
+    let garbage = home.path().join("garbage.wasm");
+    std::fs::write(&garbage, b"\0asm\x01\0\0\0nonsense").unwrap();
+    let out = jobmesh(
+        home.path(),
+        &["--json", "job", "run-local", garbage.to_str().unwrap()],
+    );
+    assert_eq!(json(&out)["status"], "invalid_module");
+    let out = jobmesh(
+        home.path(),
+        &["job", "run-local", "examples/echo.js", "--memory", "lots"],
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a size"));
+}

@@ -1,0 +1,117 @@
+//! The composed `NetworkBehaviour` of a node and the settings of each protocol.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::{
+    gossipsub, identify, identity::Keypair, kad, ping, swarm::NetworkBehaviour, StreamProtocol,
+};
+
+use crate::{blocks::StoreBlockstore, config::Config, Error, AGENT_VERSION};
+
+/// Kademlia protocol of a jobmesh mesh (kept apart from the public IPFS DHT).
+pub(crate) const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/jobmesh/kad/1.0.0");
+/// Identify protocol version string (the one kubo and Helia use).
+pub(crate) const IDENTIFY_PROTOCOL: &str = "/ipfs/0.1.0";
+/// Largest gossipsub frame read from a peer; larger ones close the stream.
+pub(crate) const MAX_GOSSIP_FRAME: usize = 1024 * 1024;
+
+/// Every protocol a node speaks.
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    pub identify: identify::Behaviour,
+    pub ping: ping::Behaviour,
+    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub gossipsub: gossipsub::Behaviour,
+    pub bitswap: beetswap::Behaviour<64, StoreBlockstore>,
+}
+
+impl Behaviour {
+    pub(crate) fn new(key: &Keypair, cfg: &Config, blocks: StoreBlockstore) -> Result<Self, Error> {
+        let peer_id = key.public().to_peer_id();
+        let identify = identify::Behaviour::new(
+            identify::Config::new(IDENTIFY_PROTOCOL.to_string(), key.public())
+                .with_agent_version(AGENT_VERSION.to_string())
+                .with_push_listen_addr_updates(true),
+        );
+        let mut kad_cfg = kad::Config::new(KAD_PROTOCOL);
+        kad_cfg
+            .set_query_timeout(Duration::from_secs(30))
+            .set_provider_publication_interval(Some(cfg.reprovide_interval))
+            .set_provider_record_ttl(Some(cfg.reprovide_interval * 2))
+            // We bootstrap ourselves when a bootstrap peer connects (and then every few minutes), so a lone
+            // node does not warn about having nobody to ask.
+            .set_periodic_bootstrap_interval(None);
+        let mut kad =
+            kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_cfg);
+        // A node answers DHT queries from the start: on a private mesh nobody confirms external
+        // addresses, so the automatic client/server switch would leave every node a client.
+        kad.set_mode(Some(kad::Mode::Server));
+
+        let gossip_cfg = gossipsub::ConfigBuilder::default()
+            .heartbeat_interval(cfg.heartbeat)
+            .validation_mode(gossipsub::ValidationMode::Strict)
+            .validate_messages()
+            .max_transmit_size(MAX_GOSSIP_FRAME)
+            .build()
+            .map_err(|e| Error::Build(format!("gossipsub config: {e}")))?;
+        let mut gossipsub = gossipsub::Behaviour::new(
+            gossipsub::MessageAuthenticity::Signed(key.clone()),
+            gossip_cfg,
+        )
+        .map_err(|e| Error::Build(format!("gossipsub: {e}")))?;
+        gossipsub
+            .with_peer_score(peer_score_params(), peer_score_thresholds())
+            .map_err(|e| Error::Build(format!("gossipsub peer scoring: {e}")))?;
+
+        let bitswap = beetswap::Behaviour::new(Arc::new(blocks));
+        Ok(Self {
+            identify,
+            ping: ping::Behaviour::default(),
+            kad,
+            gossipsub,
+            bitswap,
+        })
+    }
+}
+
+/// Peer-score parameters: behaviour penalties on, loopback exempt from the same-IP penalty (meshes of
+/// many nodes on one host are how we test and simulate).
+fn peer_score_params() -> gossipsub::PeerScoreParams {
+    let mut p = gossipsub::PeerScoreParams::default();
+    p.ip_colocation_factor_whitelist
+        .insert("127.0.0.1".parse().expect("ip"));
+    p.ip_colocation_factor_whitelist
+        .insert("::1".parse().expect("ip"));
+    p
+}
+
+fn peer_score_thresholds() -> gossipsub::PeerScoreThresholds {
+    gossipsub::PeerScoreThresholds {
+        gossip_threshold: -10.0,
+        publish_threshold: -50.0,
+        graylist_threshold: -80.0,
+        accept_px_threshold: 10.0,
+        opportunistic_graft_threshold: 20.0,
+    }
+}
+
+/// Score parameters of every topic this node joins. Invalid messages (unsigned, bad signature,
+/// oversized, rejected by the topic's validator) cost their sender quadratically; low-traffic topics
+/// such as job announcements must not punish quiet mesh peers, so mesh-delivery penalties are off.
+pub(crate) fn topic_score_params() -> gossipsub::TopicScoreParams {
+    gossipsub::TopicScoreParams {
+        topic_weight: 1.0,
+        time_in_mesh_weight: 0.01,
+        time_in_mesh_quantum: Duration::from_secs(1),
+        time_in_mesh_cap: 100.0,
+        first_message_deliveries_weight: 1.0,
+        first_message_deliveries_decay: 0.9,
+        first_message_deliveries_cap: 10.0,
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        invalid_message_deliveries_weight: -10.0,
+        invalid_message_deliveries_decay: 0.9,
+        ..Default::default()
+    }
+}

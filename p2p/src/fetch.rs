@@ -1,0 +1,145 @@
+//! Fetching a whole DAG: walk links from the root, keep many bitswap requests in flight, and look up
+//! providers on the DHT when connected peers do not have the blocks.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use jobmesh_store::Cid;
+use tracing::debug;
+
+use crate::{Error, Node};
+
+/// What a DAG fetch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct FetchStats {
+    /// Blocks in the DAG.
+    pub blocks: u64,
+    /// Bytes in those blocks.
+    pub bytes: u64,
+    /// Blocks that came from the network (the rest were already stored).
+    pub fetched: u64,
+    /// Wall time of the fetch.
+    pub elapsed: Duration,
+}
+
+impl Node {
+    /// Makes sure every block of the DAG under `root` is in the store: blocks already present are
+    /// read locally, missing ones are requested by bitswap from connected peers, up to
+    /// [`crate::Config::fetch_window`] at once. If that does not complete the DAG quickly, providers of
+    /// the root are looked up on the DHT (and again periodically) and dialed, so a fetch continues when
+    /// a provider disconnects. Fails with [`Error::Timeout`] after `timeout`.
+    pub async fn fetch_dag(&self, root: Cid, timeout: Duration) -> Result<FetchStats, Error> {
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let window = self.config().fetch_window.max(1);
+        let mut stats = FetchStats::default();
+        let mut queue = VecDeque::from([root]);
+        let mut seen = HashSet::from([root]);
+        let mut in_flight = FuturesUnordered::new();
+        let mut reqs: HashMap<u64, Cid> = HashMap::new();
+        let mut lookup: Option<tokio::task::JoinHandle<()>> = None;
+
+        let result = loop {
+            // Fill the window; local blocks are walked at once.
+            while in_flight.len() < window {
+                let Some(cid) = queue.pop_front() else { break };
+                match self.store().get(&cid)? {
+                    Some(data) => {
+                        self.walk(&cid, &data, &mut stats, &mut seen, &mut queue)?;
+                    }
+                    None => {
+                        let req = self.next_req();
+                        reqs.insert(req, cid);
+                        let node = self.clone();
+                        in_flight
+                            .push(async move { (req, cid, node.get_block_req(req, cid).await) });
+                    }
+                }
+            }
+            if in_flight.is_empty() && queue.is_empty() {
+                break Ok(());
+            }
+            if lookup.is_none() && !in_flight.is_empty() {
+                lookup = Some(self.spawn_provider_lookup(root));
+            }
+            if in_flight.is_empty() {
+                continue;
+            }
+            match tokio::time::timeout_at(deadline, in_flight.next()).await {
+                Ok(Some((req, cid, res))) => {
+                    reqs.remove(&req);
+                    match res {
+                        Ok(data) => {
+                            stats.fetched += 1;
+                            if let Err(e) =
+                                self.walk(&cid, &data, &mut stats, &mut seen, &mut queue)
+                            {
+                                break Err(e);
+                            }
+                        }
+                        Err(e) => break Err(e),
+                    }
+                }
+                Ok(None) => {}
+                Err(_) => {
+                    break Err(Error::Timeout {
+                        what: format!(
+                            "{root} ({} of {} known blocks present)",
+                            stats.blocks,
+                            seen.len()
+                        ),
+                        secs: started.elapsed().as_secs_f64(),
+                    })
+                }
+            }
+        };
+        if let Some(h) = lookup {
+            h.abort();
+        }
+        for req in reqs.keys() {
+            self.cancel_get(*req);
+        }
+        stats.elapsed = started.elapsed();
+        debug!(%root, blocks = stats.blocks, fetched = stats.fetched, bytes = stats.bytes,
+            ms = stats.elapsed.as_millis() as u64, ok = result.is_ok(), "DAG fetch finished");
+        result.map(|()| stats)
+    }
+
+    fn walk(
+        &self,
+        cid: &Cid,
+        data: &[u8],
+        stats: &mut FetchStats,
+        seen: &mut HashSet<Cid>,
+        queue: &mut VecDeque<Cid>,
+    ) -> Result<(), Error> {
+        stats.blocks += 1;
+        stats.bytes += data.len() as u64;
+        let links = jobmesh_store::dag::links(cid, data).map_err(|e| Error::Links {
+            cid: cid.to_string(),
+            reason: e.to_string(),
+        })?;
+        for l in links {
+            if seen.insert(l) {
+                queue.push_back(l);
+            }
+        }
+        Ok(())
+    }
+
+    /// Looks up providers of `root` after a short delay and then every few seconds, dialing the ones
+    /// found (the swarm does that when they turn up), until aborted.
+    fn spawn_provider_lookup(&self, root: Cid) -> tokio::task::JoinHandle<()> {
+        let node = self.clone();
+        let delay = self.config().provider_lookup_delay;
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            loop {
+                let found = node.find_providers(root, Duration::from_secs(10)).await;
+                debug!(%root, providers = ?found.as_ref().map(|f| f.len()).ok(), "provider lookup for fetch");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        })
+    }
+}

@@ -1,0 +1,905 @@
+//! [`Node`]: a handle onto a running swarm. The swarm lives in one tokio task that owns it; the handle
+//! sends it commands over a channel and awaits the answers, so the handle is cheap to clone and share.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use jobmesh_store::{Cid, Store};
+use libp2p::{
+    core::{transport::MemoryTransport, upgrade::Version, Transport as _},
+    gossipsub, identify, kad,
+    multiaddr::Protocol,
+    noise,
+    swarm::{dial_opts::DialOpts, ConnectionId, SwarmEvent},
+    tcp, yamux, Multiaddr, PeerId, Swarm, SwarmBuilder,
+};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use crate::behaviour::{topic_score_params, Behaviour, BehaviourEvent};
+use crate::{blocks::StoreBlockstore, config::Config, Error};
+
+/// A gossip message delivered to this node (after validation).
+#[derive(Debug, Clone)]
+pub struct GossipMessage {
+    /// The topic it was published on.
+    pub topic: String,
+    /// Its payload.
+    pub data: Vec<u8>,
+    /// The author that signed it.
+    pub source: Option<PeerId>,
+    /// The peer that forwarded it to us.
+    pub from: PeerId,
+}
+
+/// Decides whether a gossip payload on a topic is well-formed. Rejected messages are not forwarded and
+/// their sender is scored down.
+pub type Validator = Arc<dyn Fn(&[u8]) -> bool + Send + Sync>;
+
+/// A connected peer.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    /// Its PeerId.
+    pub peer_id: PeerId,
+    /// The remote address of each connection to it.
+    pub addrs: Vec<Multiaddr>,
+    /// Its identify agent version, once known.
+    pub agent: Option<String>,
+    /// Its gossipsub score as seen by this node.
+    pub gossip_score: Option<f64>,
+}
+
+type Reply<T> = oneshot::Sender<T>;
+
+enum Cmd {
+    ListenAddrs(Reply<Vec<Multiaddr>>),
+    Peers(Reply<Vec<PeerInfo>>),
+    Dial(Multiaddr, Reply<Result<PeerId, Error>>),
+    DialPeer(PeerId),
+    Provide(Cid, Reply<Result<(), Error>>),
+    FindProviders(Cid, Reply<Vec<PeerId>>),
+    LocalProviders(Cid, Reply<Vec<PeerId>>),
+    GetBlock {
+        req: u64,
+        cid: Cid,
+        reply: Reply<Result<Vec<u8>, Error>>,
+    },
+    CancelGet(u64),
+    Subscribe {
+        topic: String,
+        validator: Option<Validator>,
+        reply: Reply<Result<broadcast::Receiver<GossipMessage>, Error>>,
+    },
+    Publish {
+        topic: String,
+        data: Vec<u8>,
+        reply: Reply<Result<(), Error>>,
+    },
+    Shutdown(Reply<()>),
+}
+
+/// A handle onto a running node's swarm. Clone it freely.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    peer_id: PeerId,
+    store: Store,
+    cmd: mpsc::Sender<Cmd>,
+    next_req: AtomicU64,
+    cfg: Config,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("peer_id", &self.inner.peer_id)
+            .finish()
+    }
+}
+
+impl Node {
+    /// Builds the swarm, starts listening and dialing the bootstrap peers, and spawns the task that
+    /// drives it on the current tokio runtime. Listening errors are returned here; unreachable
+    /// bootstrap peers are retried in the background.
+    pub async fn start(cfg: Config, store: Store) -> Result<Node, Error> {
+        for addr in &cfg.bootstrap {
+            crate::check_dialable(addr)?;
+        }
+        let mut swarm = build_swarm(&cfg, StoreBlockstore::new(store.clone()))?;
+        let peer_id = *swarm.local_peer_id();
+        let mut listeners = Vec::new();
+        for addr in &cfg.listen {
+            let id = swarm.listen_on(addr.clone()).map_err(|e| Error::Listen {
+                addr: addr.to_string(),
+                reason: e.to_string(),
+            })?;
+            listeners.push((id, addr.clone()));
+        }
+        // Wait for every listener to be bound (or fail), so the caller can print real addresses.
+        let mut pending: HashSet<_> = listeners.iter().map(|(id, _)| *id).collect();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !pending.is_empty() {
+            let ev = tokio::time::timeout_at(deadline, swarm.select_next_some())
+                .await
+                .map_err(|_| Error::Listen {
+                    addr: "all".into(),
+                    reason: "timed out".into(),
+                })?;
+            match ev {
+                SwarmEvent::NewListenAddr {
+                    listener_id,
+                    address,
+                } => {
+                    info!(%address, "listening");
+                    pending.remove(&listener_id);
+                }
+                SwarmEvent::ListenerClosed {
+                    listener_id,
+                    reason,
+                    ..
+                } => {
+                    let addr = listeners
+                        .iter()
+                        .find(|(i, _)| *i == listener_id)
+                        .map(|(_, a)| a);
+                    return Err(Error::Listen {
+                        addr: addr.map(|a| a.to_string()).unwrap_or_default(),
+                        reason: match reason {
+                            Ok(()) => "closed".into(),
+                            Err(e) => e.to_string(),
+                        },
+                    });
+                }
+                SwarmEvent::ListenerError { listener_id, error } => {
+                    let addr = listeners
+                        .iter()
+                        .find(|(i, _)| *i == listener_id)
+                        .map(|(_, a)| a);
+                    return Err(Error::Listen {
+                        addr: addr.map(|a| a.to_string()).unwrap_or_default(),
+                        reason: error.to_string(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        let (tx, rx) = mpsc::channel(1024);
+        let driver = Driver::new(swarm, &cfg);
+        tokio::spawn(driver.run(rx));
+        Ok(Node {
+            inner: Arc::new(Inner {
+                peer_id,
+                store,
+                cmd: tx,
+                next_req: AtomicU64::new(0),
+                cfg,
+            }),
+        })
+    }
+
+    /// This node's PeerId.
+    pub fn peer_id(&self) -> PeerId {
+        self.inner.peer_id
+    }
+
+    /// The content store the node serves blocks from.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The settings the node was started with.
+    pub fn config(&self) -> &Config {
+        &self.inner.cfg
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .cmd
+            .send(make(tx))
+            .await
+            .map_err(|_| Error::Shutdown)?;
+        rx.await.map_err(|_| Error::Shutdown)
+    }
+
+    /// The addresses the node listens on, each ending in `/p2p/<peer id>`.
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, Error> {
+        let me = self.peer_id();
+        Ok(self
+            .ask(Cmd::ListenAddrs)
+            .await?
+            .into_iter()
+            .map(|a| a.with(Protocol::P2p(me)))
+            .collect())
+    }
+
+    /// The peers connected now.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, Error> {
+        self.ask(Cmd::Peers).await
+    }
+
+    /// Connects to an address and waits (at most `timeout`) until the connection is up.
+    pub async fn connect(&self, addr: Multiaddr, timeout: Duration) -> Result<PeerId, Error> {
+        crate::check_dialable(&addr)?;
+        let shown = addr.to_string();
+        match tokio::time::timeout(timeout, self.ask(|r| Cmd::Dial(addr, r))).await {
+            Ok(r) => r?,
+            Err(_) => Err(Error::Dial {
+                addr: shown,
+                reason: "timed out".into(),
+            }),
+        }
+    }
+
+    /// Asks the swarm to connect to a known peer (addresses from the DHT); does not wait.
+    pub async fn dial_peer(&self, peer: PeerId) -> Result<(), Error> {
+        self.inner
+            .cmd
+            .send(Cmd::DialPeer(peer))
+            .await
+            .map_err(|_| Error::Shutdown)
+    }
+
+    /// Announces on the DHT that this node provides `cid`; it is re-announced periodically while the
+    /// node runs. Returns when the announcement reached the closest peers (or failed).
+    pub async fn provide(&self, cid: Cid) -> Result<(), Error> {
+        self.ask(|r| Cmd::Provide(cid, r)).await?
+    }
+
+    /// Looks `cid` up on the DHT and returns the providers found within `timeout` (not this node).
+    /// Found providers are also dialed, so a running fetch can use them right away.
+    pub async fn find_providers(&self, cid: Cid, timeout: Duration) -> Result<Vec<PeerId>, Error> {
+        match tokio::time::timeout(timeout, self.ask(|r| Cmd::FindProviders(cid, r))).await {
+            Ok(r) => r,
+            Err(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// The providers of `cid` this node's own DHT record store holds now (unexpired records it was
+    /// sent, plus itself if it provides `cid`); no network query.
+    pub async fn local_providers(&self, cid: Cid) -> Result<Vec<PeerId>, Error> {
+        self.ask(|r| Cmd::LocalProviders(cid, r)).await
+    }
+
+    /// Gets one block: from the store if present, else by bitswap from connected peers (the block is
+    /// verified and stored). Fails after `timeout`.
+    pub async fn get_block(&self, cid: Cid, timeout: Duration) -> Result<Vec<u8>, Error> {
+        if let Some(data) = self.inner.store.get(&cid)? {
+            return Ok(data);
+        }
+        let req = self.inner.next_req.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        match tokio::time::timeout(timeout, self.get_block_req(req, cid)).await {
+            Ok(r) => r,
+            Err(_) => {
+                let _ = self.inner.cmd.send(Cmd::CancelGet(req)).await;
+                Err(Error::Timeout {
+                    what: cid.to_string(),
+                    secs: started.elapsed().as_secs_f64(),
+                })
+            }
+        }
+    }
+
+    /// Sends `CancelGet` for a request id (used by the DAG fetch when it gives up).
+    pub(crate) fn next_req(&self) -> u64 {
+        self.inner.next_req.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Requests a block by bitswap and stores it (beetswap stores it too, but later: storing it here
+    /// makes it visible before the caller walks on; the second write is skipped).
+    pub(crate) async fn get_block_req(&self, req: u64, cid: Cid) -> Result<Vec<u8>, Error> {
+        let data = self
+            .ask(|reply| Cmd::GetBlock { req, cid, reply })
+            .await??;
+        let store = self.inner.store.clone();
+        let copy = data.clone();
+        tokio::task::spawn_blocking(move || store.put(&cid, &copy).map_err(Error::from))
+            .await
+            .map_err(|e| Error::Bitswap(e.to_string()))??;
+        Ok(data)
+    }
+
+    pub(crate) fn cancel_get(&self, req: u64) {
+        let _ = self.inner.cmd.try_send(Cmd::CancelGet(req));
+    }
+
+    /// Joins a gossip topic. Messages that pass the size limit and `validator` are forwarded to the
+    /// mesh and delivered on the returned receiver; others are dropped and their sender scored down.
+    pub async fn subscribe(
+        &self,
+        topic: &str,
+        validator: Option<Validator>,
+    ) -> Result<broadcast::Receiver<GossipMessage>, Error> {
+        let topic = topic.to_string();
+        self.ask(|reply| Cmd::Subscribe {
+            topic,
+            validator,
+            reply,
+        })
+        .await?
+    }
+
+    /// Publishes a signed message on a topic (to every subscribed peer with a good enough score).
+    pub async fn publish(&self, topic: &str, data: Vec<u8>) -> Result<(), Error> {
+        let topic = topic.to_string();
+        self.ask(|reply| Cmd::Publish { topic, data, reply })
+            .await?
+    }
+
+    /// Stops the swarm and flushes the store.
+    pub async fn shutdown(&self) -> Result<(), Error> {
+        let _ = self.ask(Cmd::Shutdown).await;
+        self.inner.store.flush()?;
+        Ok(())
+    }
+}
+
+fn build_swarm(cfg: &Config, blocks: StoreBlockstore) -> Result<Swarm<Behaviour>, Error> {
+    let build = |e: &dyn std::fmt::Display| Error::Build(e.to_string());
+    let mut yamux_cfg = yamux::Config::default();
+    yamux_cfg.set_max_num_streams(512);
+    let yamux_for_mem = yamux_cfg.clone();
+    let swarm = SwarmBuilder::with_existing_identity(cfg.keypair.clone())
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            move || yamux_cfg.clone(),
+        )
+        .map_err(|e| build(&e))?
+        .with_other_transport(
+            |key| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+                Ok(MemoryTransport::default()
+                    .upgrade(Version::V1)
+                    .authenticate(noise::Config::new(key)?)
+                    .multiplex(yamux_for_mem.clone()))
+            },
+        )
+        .map_err(|e| build(&e))?
+        .with_behaviour(|key| Behaviour::new(key, cfg, blocks).map_err(Box::from))
+        .map_err(|e| build(&e))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(cfg.idle_timeout))
+        .build();
+    Ok(swarm)
+}
+
+/// A bitswap request: our request id, the block, when it started, who waits.
+type PendingGet = (u64, Cid, Instant, Reply<Result<Vec<u8>, Error>>);
+/// A provider lookup: the CID, the providers found so far, who waits.
+type PendingFind = (Cid, HashSet<PeerId>, Option<Reply<Vec<PeerId>>>);
+
+struct Bootstrap {
+    addr: Multiaddr,
+    peer: Option<PeerId>,
+    connected: bool,
+    dialing: Option<ConnectionId>,
+    backoff: Duration,
+    next_attempt: Instant,
+}
+
+struct Topic {
+    hash: gossipsub::TopicHash,
+    name: String,
+    tx: broadcast::Sender<GossipMessage>,
+    validator: Option<Validator>,
+}
+
+#[derive(Default)]
+struct Peer {
+    conns: HashMap<ConnectionId, Multiaddr>,
+    agent: Option<String>,
+}
+
+struct Driver {
+    swarm: Swarm<Behaviour>,
+    max_gossip: usize,
+    backoff_start: Duration,
+    backoff_max: Duration,
+    bootstrap: Vec<Bootstrap>,
+    peers: HashMap<PeerId, Peer>,
+    dials: HashMap<ConnectionId, (String, Reply<Result<PeerId, Error>>)>,
+    gets: HashMap<beetswap::QueryId, PendingGet>,
+    req_to_query: HashMap<u64, beetswap::QueryId>,
+    provides: HashMap<kad::QueryId, (Cid, Reply<Result<(), Error>>)>,
+    finds: HashMap<kad::QueryId, PendingFind>,
+    topics: HashMap<gossipsub::TopicHash, Topic>,
+    next_dht_bootstrap: Instant,
+}
+
+/// How often the routing table is refreshed (a Kademlia bootstrap) while the node has peers.
+const DHT_REFRESH: Duration = Duration::from_secs(300);
+
+impl Driver {
+    fn new(swarm: Swarm<Behaviour>, cfg: &Config) -> Self {
+        let now = Instant::now();
+        Self {
+            swarm,
+            max_gossip: cfg.max_gossip_message,
+            backoff_start: cfg.bootstrap_backoff,
+            backoff_max: cfg.bootstrap_backoff_max,
+            bootstrap: cfg
+                .bootstrap
+                .iter()
+                .map(|a| Bootstrap {
+                    addr: a.clone(),
+                    peer: crate::peer_id_of(a),
+                    connected: false,
+                    dialing: None,
+                    backoff: cfg.bootstrap_backoff,
+                    next_attempt: now,
+                })
+                .collect(),
+            peers: HashMap::new(),
+            dials: HashMap::new(),
+            gets: HashMap::new(),
+            req_to_query: HashMap::new(),
+            provides: HashMap::new(),
+            finds: HashMap::new(),
+            topics: HashMap::new(),
+            next_dht_bootstrap: now + DHT_REFRESH,
+        }
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(Cmd::Shutdown(reply)) => {
+                        info!("swarm shutting down");
+                        let _ = reply.send(());
+                        return;
+                    }
+                    Some(cmd) => self.on_cmd(cmd),
+                    None => return,
+                },
+                ev = self.swarm.select_next_some() => self.on_event(ev),
+                _ = tick.tick() => self.on_tick(),
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        if now >= self.next_dht_bootstrap {
+            self.next_dht_bootstrap = now + DHT_REFRESH;
+            if !self.peers.is_empty() {
+                let _ = self.swarm.behaviour_mut().kad.bootstrap();
+            }
+        }
+        for b in &mut self.bootstrap {
+            if b.connected || b.dialing.is_some() || now < b.next_attempt {
+                continue;
+            }
+            let opts = DialOpts::unknown_peer_id().address(b.addr.clone()).build();
+            let id = opts.connection_id();
+            match self.swarm.dial(opts) {
+                Ok(()) => {
+                    debug!(addr = %b.addr, "dialing bootstrap peer");
+                    b.dialing = Some(id);
+                }
+                Err(e) => {
+                    warn!(addr = %b.addr, error = %e, retry_in = ?b.backoff, "cannot dial bootstrap peer");
+                    b.next_attempt = now + b.backoff;
+                    b.backoff = (b.backoff * 2).min(self.backoff_max);
+                }
+            }
+        }
+        // Drop answers nobody waits for any more.
+        self.gets.retain(|_, (_, _, _, r)| !r.is_closed());
+        self.req_to_query.retain(|_, q| self.gets.contains_key(q));
+    }
+
+    fn on_cmd(&mut self, cmd: Cmd) {
+        let b = self.swarm.behaviour_mut();
+        match cmd {
+            Cmd::ListenAddrs(r) => {
+                let _ = r.send(self.swarm.listeners().cloned().collect());
+            }
+            Cmd::Peers(r) => {
+                let list = self
+                    .peers
+                    .iter()
+                    .map(|(id, p)| PeerInfo {
+                        peer_id: *id,
+                        addrs: p
+                            .conns
+                            .values()
+                            .map(|a| {
+                                a.iter()
+                                    .filter(|p| !matches!(p, Protocol::P2p(_)))
+                                    .collect()
+                            })
+                            .collect(),
+                        agent: p.agent.clone(),
+                        gossip_score: self.swarm.behaviour().gossipsub.peer_score(id),
+                    })
+                    .collect();
+                let _ = r.send(list);
+            }
+            Cmd::Dial(addr, r) => {
+                let opts = match crate::peer_id_of(&addr) {
+                    Some(p) => DialOpts::peer_id(p).addresses(vec![addr.clone()]).build(),
+                    None => DialOpts::unknown_peer_id().address(addr.clone()).build(),
+                };
+                let id = opts.connection_id();
+                if let Some(p) = crate::peer_id_of(&addr) {
+                    if self.peers.contains_key(&p) {
+                        let _ = r.send(Ok(p));
+                        return;
+                    }
+                }
+                match self.swarm.dial(opts) {
+                    Ok(()) => {
+                        self.dials.insert(id, (addr.to_string(), r));
+                    }
+                    Err(e) => {
+                        let _ = r.send(Err(Error::Dial {
+                            addr: addr.to_string(),
+                            reason: e.to_string(),
+                        }));
+                    }
+                }
+            }
+            Cmd::DialPeer(p) => {
+                if !self.peers.contains_key(&p) && p != *self.swarm.local_peer_id() {
+                    if let Err(e) = self.swarm.dial(p) {
+                        debug!(peer = %p, error = %e, "cannot dial provider");
+                    }
+                }
+            }
+            Cmd::Provide(cid, r) => {
+                let known: usize = b.kad.kbuckets().map(|k| k.num_entries()).sum();
+                match b
+                    .kad
+                    .start_providing(kad::RecordKey::new(&cid.hash().to_bytes()))
+                {
+                    // The record is kept and re-announced periodically, but nobody heard it now.
+                    Ok(_) if known == 0 => {
+                        let _ = r.send(Err(Error::Dht(
+                            "no DHT peer known yet to announce to (will re-announce)".into(),
+                        )));
+                    }
+                    Ok(q) => {
+                        self.provides.insert(q, (cid, r));
+                    }
+                    Err(e) => {
+                        let _ = r.send(Err(Error::Dht(e.to_string())));
+                    }
+                }
+            }
+            Cmd::FindProviders(cid, r) => {
+                let q = b
+                    .kad
+                    .get_providers(kad::RecordKey::new(&cid.hash().to_bytes()));
+                self.finds.insert(q, (cid, HashSet::new(), Some(r)));
+            }
+            Cmd::LocalProviders(cid, r) => {
+                use libp2p::kad::store::RecordStore as _;
+                let now = Instant::now();
+                let key = kad::RecordKey::new(&cid.hash().to_bytes());
+                let list = b
+                    .kad
+                    .store_mut()
+                    .providers(&key)
+                    .into_iter()
+                    .filter(|p| !p.is_expired(now))
+                    .map(|p| p.provider)
+                    .collect();
+                let _ = r.send(list);
+            }
+            Cmd::GetBlock { req, cid, reply } => {
+                let q = b.bitswap.get(&cid);
+                self.gets.insert(q, (req, cid, Instant::now(), reply));
+                self.req_to_query.insert(req, q);
+            }
+            Cmd::CancelGet(req) => {
+                if let Some(q) = self.req_to_query.remove(&req) {
+                    b.bitswap.cancel(q);
+                    self.gets.remove(&q);
+                }
+            }
+            Cmd::Subscribe {
+                topic,
+                validator,
+                reply,
+            } => {
+                let t = gossipsub::IdentTopic::new(topic.clone());
+                let hash = t.hash();
+                if let Some(existing) = self.topics.get_mut(&hash) {
+                    if validator.is_some() {
+                        existing.validator = validator;
+                    }
+                    let _ = reply.send(Ok(existing.tx.subscribe()));
+                    return;
+                }
+                if let Err(e) = b.gossipsub.subscribe(&t) {
+                    let _ = reply.send(Err(Error::Gossip(e.to_string())));
+                    return;
+                }
+                let _ = b.gossipsub.set_topic_params(t, topic_score_params());
+                let (tx, rx) = broadcast::channel(1024);
+                self.topics.insert(
+                    hash.clone(),
+                    Topic {
+                        hash,
+                        name: topic,
+                        tx,
+                        validator,
+                    },
+                );
+                let _ = reply.send(Ok(rx));
+            }
+            Cmd::Publish { topic, data, reply } => {
+                let t = gossipsub::IdentTopic::new(topic);
+                let res = match b.gossipsub.publish(t, data) {
+                    Ok(_) => Ok(()),
+                    Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Err(Error::Gossip(
+                        "no connected peer is subscribed to this topic".into(),
+                    )),
+                    Err(e) => Err(Error::Gossip(e.to_string())),
+                };
+                let _ = reply.send(res);
+            }
+            Cmd::Shutdown(_) => unreachable!("handled in run"),
+        }
+    }
+
+    fn on_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        match ev {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                ..
+            } => {
+                let addr = endpoint.get_remote_address().clone();
+                debug!(peer = %peer_id, %addr, dialer = endpoint.is_dialer(), "connection established");
+                self.peers
+                    .entry(peer_id)
+                    .or_default()
+                    .conns
+                    .insert(connection_id, addr.clone());
+                if let Some((_, r)) = self.dials.remove(&connection_id) {
+                    let _ = r.send(Ok(peer_id));
+                }
+                let mut bootstrapped = false;
+                for b in &mut self.bootstrap {
+                    if b.dialing == Some(connection_id) || b.peer == Some(peer_id) {
+                        if !b.connected {
+                            info!(peer = %peer_id, addr = %b.addr, "connected to bootstrap peer");
+                        }
+                        b.connected = true;
+                        b.dialing = None;
+                        b.peer = Some(peer_id);
+                        b.backoff = self.backoff_start;
+                        if endpoint.is_dialer() {
+                            self.swarm
+                                .behaviour_mut()
+                                .kad
+                                .add_address(&peer_id, addr.clone());
+                        }
+                        bootstrapped = true;
+                    }
+                }
+                if bootstrapped {
+                    let _ = self.swarm.behaviour_mut().kad.bootstrap();
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                num_established,
+                cause,
+                ..
+            } => {
+                debug!(peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "connection closed");
+                if let Some(p) = self.peers.get_mut(&peer_id) {
+                    p.conns.remove(&connection_id);
+                }
+                if num_established == 0 {
+                    self.peers.remove(&peer_id);
+                    let now = Instant::now();
+                    for b in &mut self.bootstrap {
+                        if b.peer == Some(peer_id) && b.connected {
+                            warn!(peer = %peer_id, "lost the bootstrap peer; reconnecting");
+                            b.connected = false;
+                            b.next_attempt = now + b.backoff;
+                        }
+                    }
+                }
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                peer_id,
+                error,
+            } => {
+                debug!(peer = ?peer_id, error = %error, "outgoing connection failed");
+                if let Some((addr, r)) = self.dials.remove(&connection_id) {
+                    let _ = r.send(Err(Error::Dial {
+                        addr,
+                        reason: one_line(&error),
+                    }));
+                }
+                let now = Instant::now();
+                for b in &mut self.bootstrap {
+                    if b.dialing == Some(connection_id) {
+                        warn!(addr = %b.addr, error = %one_line(&error), retry_in = ?b.backoff,
+                            "bootstrap peer unreachable");
+                        b.dialing = None;
+                        b.next_attempt = now + b.backoff;
+                        b.backoff = (b.backoff * 2).min(self.backoff_max);
+                    }
+                }
+            }
+            SwarmEvent::IncomingConnectionError {
+                send_back_addr,
+                error,
+                ..
+            } => {
+                debug!(addr = %send_back_addr, error = %one_line(&error), "incoming connection failed");
+            }
+            SwarmEvent::Behaviour(ev) => self.on_behaviour(ev),
+            _ => {}
+        }
+    }
+
+    fn on_behaviour(&mut self, ev: BehaviourEvent) {
+        match ev {
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                if let Some(p) = self.peers.get_mut(&peer_id) {
+                    p.agent = Some(info.agent_version.clone());
+                }
+                // Only peers that speak our DHT protocol go into the routing table.
+                let speaks_kad = info.protocols.contains(&crate::behaviour::KAD_PROTOCOL);
+                if speaks_kad {
+                    for addr in info.listen_addrs {
+                        if crate::check_dialable(&addr).is_ok() {
+                            self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                        }
+                    }
+                }
+            }
+            BehaviourEvent::Identify(_) | BehaviourEvent::Ping(_) => {}
+            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                id, result, step, ..
+            }) => self.on_kad(id, result, step.last),
+            BehaviourEvent::Kad(_) => {}
+            BehaviourEvent::Gossipsub(ev) => self.on_gossip(ev),
+            BehaviourEvent::Bitswap(ev) => match ev {
+                beetswap::Event::GetQueryResponse { query_id, data } => {
+                    if let Some((req, cid, started, r)) = self.gets.remove(&query_id) {
+                        self.req_to_query.remove(&req);
+                        debug!(%cid, bytes = data.len(), ms = started.elapsed().as_millis() as u64,
+                            "block received");
+                        let _ = r.send(Ok(data));
+                    }
+                }
+                beetswap::Event::GetQueryError { query_id, error } => {
+                    if let Some((req, cid, _, r)) = self.gets.remove(&query_id) {
+                        self.req_to_query.remove(&req);
+                        debug!(%cid, %error, "block request failed");
+                        let _ = r.send(Err(Error::Bitswap(error.to_string())));
+                    }
+                }
+            },
+        }
+    }
+
+    fn on_kad(&mut self, id: kad::QueryId, result: kad::QueryResult, last: bool) {
+        match result {
+            kad::QueryResult::StartProviding(res) => {
+                if let Some((cid, r)) = self.provides.remove(&id) {
+                    match res {
+                        Ok(_) => {
+                            debug!(%cid, "provided on the DHT");
+                            let _ = r.send(Ok(()));
+                        }
+                        Err(e) => {
+                            debug!(%cid, error = %e, "providing reached no peer");
+                            let _ = r.send(Err(Error::Dht(e.to_string())));
+                        }
+                    }
+                }
+            }
+            kad::QueryResult::RepublishProvider(res) => {
+                debug!(ok = res.is_ok(), "re-provided a record");
+            }
+            kad::QueryResult::GetProviders(res) => {
+                let me = *self.swarm.local_peer_id();
+                let mut new = Vec::new();
+                if let Some((cid, found, _)) = self.finds.get_mut(&id) {
+                    if let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = &res {
+                        for p in providers {
+                            if *p != me && found.insert(*p) {
+                                debug!(%cid, provider = %p, "found provider");
+                                new.push(*p);
+                            }
+                        }
+                    }
+                }
+                for p in new {
+                    if !self.peers.contains_key(&p) {
+                        let _ = self.swarm.dial(p);
+                    }
+                }
+                if last {
+                    if let Some((_, found, Some(r))) = self.finds.remove(&id) {
+                        let _ = r.send(found.into_iter().collect());
+                    }
+                }
+            }
+            kad::QueryResult::Bootstrap(res) if last => {
+                debug!(ok = res.is_ok(), "DHT bootstrap finished");
+            }
+            _ => {}
+        }
+    }
+
+    fn on_gossip(&mut self, ev: gossipsub::Event) {
+        match ev {
+            gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            } => {
+                let verdict = match self.topics.get(&message.topic) {
+                    None => gossipsub::MessageAcceptance::Ignore,
+                    Some(_) if message.data.len() > self.max_gossip => {
+                        gossipsub::MessageAcceptance::Reject
+                    }
+                    Some(t) => match &t.validator {
+                        Some(v) if !v(&message.data) => gossipsub::MessageAcceptance::Reject,
+                        _ => gossipsub::MessageAcceptance::Accept,
+                    },
+                };
+                let topic = self
+                    .topics
+                    .get(&message.topic)
+                    .map(|t| t.name.clone())
+                    .unwrap_or_default();
+                debug!(%topic, from = %propagation_source, bytes = message.data.len(), verdict = ?verdict,
+                    "gossip message");
+                let accepted = matches!(verdict, gossipsub::MessageAcceptance::Accept);
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&message_id, &propagation_source, verdict);
+                if accepted {
+                    if let Some(t) = self.topics.get(&message.topic) {
+                        let _ = t.tx.send(GossipMessage {
+                            topic: t.name.clone(),
+                            data: message.data,
+                            source: message.source,
+                            from: propagation_source,
+                        });
+                        debug_assert_eq!(t.hash, message.topic);
+                    }
+                }
+            }
+            gossipsub::Event::Subscribed { peer_id, topic } => {
+                debug!(peer = %peer_id, %topic, "peer joined topic");
+            }
+            gossipsub::Event::SlowPeer { peer_id, .. } => {
+                debug!(peer = %peer_id, "slow gossip peer");
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A dial error in one line (libp2p's errors list every address tried on separate lines).
+fn one_line(e: &dyn std::fmt::Display) -> String {
+    e.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,143 @@
+//! DAG fetches between real nodes on loopback: found via the DHT, moved by bitswap, surviving the loss
+//! of a provider mid-transfer.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dag_found_on_the_dht_and_fetched_by_bitswap() {
+    init_tracing();
+    let hub = start(&[]).await;
+    let a = start(std::slice::from_ref(&hub.addr)).await;
+    let b = start(std::slice::from_ref(&hub.addr)).await;
+    let data = bytes(3 * 1024 * 1024 + 17, 1);
+    let root = add(a.node.store(), &data);
+    // The provider record lands on the hub (the only other DHT server a knows at first).
+    assert!(
+        eventually(10, async || a.node.provide(root).await.is_ok()).await,
+        "provide failed"
+    );
+    let provs = b
+        .node
+        .find_providers(root, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        provs,
+        vec![a.node.peer_id()],
+        "the DHT should name a as the provider"
+    );
+    let stats = b
+        .node
+        .fetch_dag(root, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(stats.blocks, 14, "13 leaves of 256 KiB + 1 root");
+    assert_eq!(stats.fetched, 14);
+    assert_eq!(cat(b.node.store(), &root), data);
+    // A second fetch is local.
+    let again = b
+        .node
+        .fetch_dag(root, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(again.fetched, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_content_times_out_cleanly() {
+    init_tracing();
+    let a = start(&[]).await;
+    let b = start(std::slice::from_ref(&a.addr)).await;
+    let absent = jobmesh_store::cid_of_raw(b"nobody has this");
+    let err = b
+        .node
+        .fetch_dag(absent, Duration::from_millis(1500))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("timed out"), "{err}");
+    // The node is still fine afterwards.
+    assert!(b.node.peers().await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_continues_from_another_provider_when_one_leaves() {
+    init_tracing();
+    let hub = start(&[]).await;
+    let first = start(std::slice::from_ref(&hub.addr)).await;
+    let second = start(std::slice::from_ref(&hub.addr)).await;
+    let data = bytes(48 * 1024 * 1024, 7);
+    let root = add(first.node.store(), &data);
+    assert_eq!(add(second.node.store(), &data), root);
+    assert!(eventually(10, async || second.node.provide(root).await.is_ok()).await);
+    // The fetcher knows only the first provider directly (not the hub, not the second).
+    let fetcher = start(std::slice::from_ref(&first.addr)).await;
+    let f = fetcher.node.clone();
+    let fetch = tokio::spawn(async move { f.fetch_dag(root, Duration::from_secs(60)).await });
+    // Wait until part of the file has arrived, then drop the first provider.
+    let store = fetcher.node.store().clone();
+    assert!(
+        eventually(30, async || store
+            .usage()
+            .map(|(n, _)| n >= 4)
+            .unwrap_or(false))
+        .await,
+        "the transfer never started"
+    );
+    first.node.shutdown().await.unwrap();
+    let (blocks_before, _) = store.usage().unwrap();
+    let stats = fetch
+        .await
+        .unwrap()
+        .expect("the fetch should finish through the second provider");
+    assert!(
+        blocks_before < stats.blocks,
+        "the first provider left before the end ({blocks_before} of {})",
+        stats.blocks
+    );
+    assert_eq!(cat(&store, &root), data);
+    let peers = fetcher.node.peers().await.unwrap();
+    assert!(
+        peers.iter().any(|p| p.peer_id == second.node.peer_id()),
+        "the second provider was found on the DHT"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_records_are_re_provided_before_they_expire() {
+    init_tracing();
+    let secs = Duration::from_secs;
+    // Received provider records live 2 × the receiver's interval: 2 s on the hub.
+    let hub = start_with(&[], |c| c.reprovide_interval = secs(1)).await;
+    let boot = std::slice::from_ref(&hub.addr);
+    let eager = start_with(boot, |c| c.reprovide_interval = secs(1)).await;
+    let lazy = start_with(boot, |c| c.reprovide_interval = secs(3600)).await;
+    let a = add(eager.node.store(), b"re-provided every second");
+    let b = add(lazy.node.store(), b"provided once");
+    assert!(eventually(10, async || eager.node.provide(a).await.is_ok()).await);
+    assert!(eventually(10, async || lazy.node.provide(b).await.is_ok()).await);
+    assert!(
+        eventually(5, async || hub.node.local_providers(a).await.unwrap()
+            == vec![eager.node.peer_id()])
+        .await
+    );
+    assert!(
+        eventually(5, async || hub.node.local_providers(b).await.unwrap()
+            == vec![lazy.node.peer_id()])
+        .await
+    );
+    // Twice the record lifetime later, only the re-provided record is still there.
+    tokio::time::sleep(secs(4)).await;
+    assert_eq!(
+        hub.node.local_providers(a).await.unwrap(),
+        vec![eager.node.peer_id()],
+        "the re-provided record expired"
+    );
+    assert!(
+        hub.node.local_providers(b).await.unwrap().is_empty(),
+        "a record nobody re-provided should have expired"
+    );
+}
