@@ -566,19 +566,10 @@ impl RequesterJob {
     /// Starts revealing once every live slot has committed and the replica count is met (or nothing else can
     /// be assigned and a majority is still possible).
     fn maybe_start_reveal(&mut self, now_ms: u64) -> Vec<Action> {
-        let live: Vec<&Slot> = self.live_slots().map(|(_, s)| s).collect();
-        // Slots revealed in an earlier round count as in.
-        let committed = live
-            .iter()
-            .filter(|s| {
-                matches!(
-                    s.state,
-                    SlotState::Committed { .. } | SlotState::Revealed(_)
-                )
-            })
-            .count();
-        let all_in = !live.is_empty() && committed == live.len();
-        let full = live.len() >= self.spec.replicas as usize;
+        // Slots revealed in an earlier round count as committed.
+        let (live, committed, _) = self.progress();
+        let all_in = live > 0 && committed == live;
+        let full = live >= self.spec.replicas as usize;
         let majority_possible = committed * 2 > self.spec.replicas as usize;
         let no_more_candidates =
             select_workers(&self.offers, &self.tried(), 1, &self.seed).is_empty();
