@@ -110,6 +110,19 @@ pub struct Slot {
     pub state: SlotState,
 }
 
+impl Slot {
+    /// Drops the worker out of the job for `reason`; returns the reputation change to apply.
+    fn drop_out(&mut self, reason: impl Into<String>, delta: i64) -> Action {
+        self.state = SlotState::Dropped {
+            reason: reason.into(),
+        };
+        Action::Reputation {
+            peer: self.worker,
+            delta,
+        }
+    }
+}
+
 /// Something the caller must do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -285,13 +298,7 @@ impl RequesterJob {
             slot.state = SlotState::Accepted;
             return Vec::new();
         }
-        slot.state = SlotState::Dropped {
-            reason: format!("declined: {reason}"),
-        };
-        let mut actions = vec![Action::Reputation {
-            peer: worker,
-            delta: REP_TIMED_OUT,
-        }];
+        let mut actions = vec![slot.drop_out(format!("declined: {reason}"), REP_TIMED_OUT)];
         actions.extend(self.fill_slots(now_ms));
         actions
     }
@@ -330,13 +337,8 @@ impl RequesterJob {
         if reveal_matches(&reveal, &commitment, &worker) {
             slot.state = SlotState::Revealed(reveal);
         } else {
-            slot.state = SlotState::Dropped {
-                reason: "reveal does not open its commitment".into(),
-            };
-            let mut actions = vec![Action::Reputation {
-                peer: worker,
-                delta: REP_DISAGREED,
-            }];
+            let mut actions =
+                vec![slot.drop_out("reveal does not open its commitment", REP_DISAGREED)];
             actions.extend(self.maybe_tally(now_ms));
             return actions;
         }
@@ -396,24 +398,11 @@ impl RequesterJob {
                 actions.extend(self.fill_slots(now_ms));
             }
             Phase::Committing => {
-                let mut dropped = Vec::new();
                 for slot in self.slots.values_mut() {
-                    let late = match slot.state {
-                        SlotState::Assigned { at_ms } => now_ms >= at_ms + ANSWER_TIMEOUT_MS,
-                        _ => false,
-                    };
-                    if late {
-                        slot.state = SlotState::Dropped {
-                            reason: "no answer to the assignment".into(),
-                        };
-                        dropped.push(slot.worker);
+                    if matches!(slot.state, SlotState::Assigned { at_ms } if now_ms >= at_ms + ANSWER_TIMEOUT_MS)
+                    {
+                        actions.push(slot.drop_out("no answer to the assignment", REP_TIMED_OUT));
                     }
-                }
-                for worker in dropped {
-                    actions.push(Action::Reputation {
-                        peer: worker,
-                        delta: REP_TIMED_OUT,
-                    });
                 }
                 // Accepted workers that have not committed by their slot's deadline are dropped too.
                 let overdue: Vec<u8> = self
@@ -425,13 +414,7 @@ impl RequesterJob {
                     .collect();
                 for replica in overdue {
                     let slot = self.slots.get_mut(&replica).expect("listed above");
-                    slot.state = SlotState::Dropped {
-                        reason: "no commitment in time".into(),
-                    };
-                    actions.push(Action::Reputation {
-                        peer: slot.worker,
-                        delta: REP_TIMED_OUT,
-                    });
+                    actions.push(slot.drop_out("no commitment in time", REP_TIMED_OUT));
                 }
                 actions.extend(self.fill_slots(now_ms));
                 actions.extend(self.maybe_start_reveal(now_ms));
@@ -441,13 +424,7 @@ impl RequesterJob {
                 if now_ms >= started + REVEAL_TIMEOUT_MS {
                     for slot in self.slots.values_mut() {
                         if matches!(slot.state, SlotState::Committed { .. }) {
-                            slot.state = SlotState::Dropped {
-                                reason: "no reveal in time".into(),
-                            };
-                            actions.push(Action::Reputation {
-                                peer: slot.worker,
-                                delta: REP_TIMED_OUT,
-                            });
+                            actions.push(slot.drop_out("no reveal in time", REP_TIMED_OUT));
                         }
                     }
                     actions.extend(self.maybe_tally(now_ms));
