@@ -15,8 +15,9 @@
 #   cat:            `jobmesh cat` vs ipfs-unixfs-exporter over the blockstore-fs store, both to /dev/null
 # Every contender's root CID is checked to be the same. Prints medians (MB/s = 10^6 bytes/s) and the ratios
 # jobmesh / JS as a Markdown table for BENCHMARKS.md. The input stays in the page cache for everyone; `sync`
-# runs before each timed command. Both stores write a file per 256 KiB block without fsync; jobmesh also
-# fsyncs its sled index once at the end of an add.
+# runs before each timed command. blockstore-fs writes a file per 256 KiB block and never fsyncs; jobmesh appends
+# 256 KiB blocks to a pack file and, before it pins, fsyncs the pack and its sled index (so the 1 GiB reaches the
+# disk inside the timed add: on this VM the disk, not the CPU, bounds that).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"

@@ -237,11 +237,10 @@ fn a_block_corrupted_on_disk_is_reported_never_returned() {
         .ok(&["add", input.to_str().unwrap()])
         .trim()
         .to_string();
-    // Rot one large block's file below the store.
-    let large = node.dir.path().join("blocks/large");
-    let victim = walk_files(&large)
+    // Rot one byte of the first large block, below the store (large blocks are appended to pack files).
+    let victim = walk_files(&node.dir.path().join("blocks/packs"))
         .into_iter()
-        .find(|p| !p.starts_with(large.join("tmp")))
+        .next()
         .unwrap();
     let mut bytes = std::fs::read(&victim).unwrap();
     bytes[100] ^= 1;
@@ -278,16 +277,21 @@ fn kill_dash_nine_during_add_leaves_a_consistent_store() {
         .spawn()
         .unwrap();
     // Wait until the add is well under way, then kill it without warning.
-    let large = node.dir.path().join("blocks/large");
+    let packs = node.dir.path().join("blocks/packs");
     let started = Instant::now();
-    let written = |dir: &Path| {
+    let written = |dir: &Path| -> u64 {
         if dir.exists() {
-            walk_files(dir).len()
+            walk_files(dir)
+                .iter()
+                .filter_map(|p| std::fs::metadata(p).ok())
+                .map(|m| m.len())
+                .sum()
         } else {
             0
         }
     };
-    while written(&large) < 100 {
+    // 100 blocks of 256 KiB appended.
+    while written(&packs) < 100 * 256 * 1024 {
         assert!(
             child.try_wait().unwrap().is_none(),
             "the add finished before it could be killed"

@@ -2,7 +2,8 @@
 //!
 //! Owns: block addressing (CIDv0/CIDv1 with sha2-256 or blake3 multihashes), the sled-backed block store with
 //! pins and garbage collection, the UnixFS file importer/exporter (dag-pb + raw leaves, fixed-size chunks,
-//! balanced layout — the same CIDs as kubo and Helia for the same settings), DAG walking and CARv1 import/export.
+//! balanced layout — the same CIDs as kubo and Helia for the same settings), DAG walking and CARv1 import/export,
+//! and the on-disk layout (sled for the index, pins and small blocks; append-only pack files for large blocks).
 //!
 //! Must not touch: the network, jobs or payments. Other crates (p2p, node) read and write blocks through
 //! [`Store`]; every block read back is hash-checked against its CID, so a corrupted block is reported, never
@@ -15,6 +16,7 @@ pub mod car;
 pub mod dag;
 mod error;
 mod hash;
+mod pack;
 mod pb;
 mod store;
 pub mod unixfs;

@@ -1,13 +1,19 @@
 //! UnixFS files: the importer (bytes → blocks and a root CID) and the exporter (root CID → bytes).
 //!
-//! The importer streams: it holds one chunk and, per tree level, at most `max_links` pending links, so memory
-//! stays flat whatever the file size. Its output is byte-for-byte what kubo (`ipfs add --cid-version=1`) and
-//! the JS importer produce for the same [`Profile`]: fixed-size chunks, balanced layout, `blocksizes` per
-//! child, cumulative `Tsize` on links, and a one-chunk file reduced to its single leaf.
+//! The importer streams: it holds a few chunks (one, plus ≤ 8 in flight to the writer thread of an add) and,
+//! per tree level, at most `max_links` pending links, so memory stays flat whatever the file size. Its output
+//! is byte-for-byte what kubo (`ipfs add --cid-version=1`) and the JS importer produce for the same
+//! [`Profile`]: fixed-size chunks, balanced layout, `blocksizes` per child, cumulative `Tsize` on links, and a
+//! one-chunk file reduced to its single leaf.
+//!
+//! [`Store::add_file`] is a two-stage pipeline on two threads: the caller's thread reads, chunks and hashes,
+//! a writer thread stores the blocks (pack appends, index inserts), with a few chunks in flight between them
+//! and the chunk buffers recycled, so neither stage waits for the other's disk or CPU work.
 
 use std::fs;
 use std::io::{Read, Write};
 use std::path::Path;
+use std::sync::mpsc;
 
 use cid::{Cid, Version};
 
@@ -117,24 +123,53 @@ struct Pending {
     file_size: u64,
 }
 
+/// Where the importer's blocks go: it takes each block (owned, so it can move to another thread) and lends
+/// out the buffers chunks are read into.
+trait BlockSink {
+    /// Takes one block, children before parents.
+    fn put(&mut self, cid: &Cid, block: Vec<u8>) -> Result<(), StoreError>;
+    /// A buffer to read the next chunk into (any length; the importer resizes it).
+    fn buffer(&mut self) -> Vec<u8>;
+}
+
+/// A sink over a borrowing callback: one buffer, reused for every chunk.
+struct CallbackSink<F> {
+    callback: F,
+    spare: Vec<u8>,
+}
+
+impl<F: FnMut(&Cid, &[u8]) -> Result<(), StoreError>> BlockSink for CallbackSink<F> {
+    fn put(&mut self, cid: &Cid, block: Vec<u8>) -> Result<(), StoreError> {
+        (self.callback)(cid, &block)?;
+        if block.capacity() > self.spare.capacity() {
+            self.spare = block;
+        }
+        Ok(())
+    }
+
+    fn buffer(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.spare)
+    }
+}
+
 /// Streaming balanced-tree builder.
-struct Builder<'a, F> {
+struct Builder<'a, S> {
     profile: &'a Profile,
-    sink: F,
+    sink: S,
     levels: Vec<Vec<Pending>>,
     blocks: u64,
     size: u64,
 }
 
-impl<F: FnMut(&Cid, &[u8]) -> Result<(), StoreError>> Builder<'_, F> {
-    fn emit(&mut self, codec: u64, bytes: &[u8]) -> Result<Cid, StoreError> {
-        let cid = self.profile.cid(codec, bytes);
-        (self.sink)(&cid, bytes)?;
+impl<S: BlockSink> Builder<'_, S> {
+    fn emit(&mut self, codec: u64, bytes: Vec<u8>) -> Result<Cid, StoreError> {
+        let cid = self.profile.cid(codec, &bytes);
+        self.sink.put(&cid, bytes)?;
         self.blocks += 1;
         Ok(cid)
     }
 
-    fn leaf(&mut self, chunk: &[u8]) -> Result<Pending, StoreError> {
+    fn leaf(&mut self, chunk: Vec<u8>) -> Result<Pending, StoreError> {
         self.size += chunk.len() as u64;
         let file_size = chunk.len() as u64;
         if self.profile.raw_leaves {
@@ -145,12 +180,13 @@ impl<F: FnMut(&Cid, &[u8]) -> Result<(), StoreError>> Builder<'_, F> {
                 file_size,
             })
         } else {
-            let data = pb::encode_unixfs_file(Some(chunk), file_size, &[]);
+            let data = pb::encode_unixfs_file(Some(&chunk), file_size, &[]);
             let node = pb::encode_node(&[], Some(&data));
-            let cid = self.emit(DAG_PB, &node)?;
+            let tsize = node.len() as u64;
+            let cid = self.emit(DAG_PB, node)?;
             Ok(Pending {
                 cid,
-                tsize: node.len() as u64,
+                tsize,
                 file_size,
             })
         }
@@ -169,8 +205,8 @@ impl<F: FnMut(&Cid, &[u8]) -> Result<(), StoreError>> Builder<'_, F> {
             .collect();
         let data = pb::encode_unixfs_file(None, file_size, &blocksizes);
         let node = pb::encode_node(&links, Some(&data));
-        let cid = self.emit(DAG_PB, &node)?;
         let tsize = node.len() as u64 + children.iter().map(|c| c.tsize).sum::<u64>();
+        let cid = self.emit(DAG_PB, node)?;
         Ok(Pending {
             cid,
             tsize,
@@ -222,9 +258,24 @@ impl<F: FnMut(&Cid, &[u8]) -> Result<(), StoreError>> Builder<'_, F> {
 /// Cuts `reader` into blocks under `profile`, handing each block to `sink` (children before parents), and
 /// returns the root. An empty input gives the CID of an empty file, as kubo does.
 pub fn import<R: Read>(
-    mut reader: R,
+    reader: R,
     profile: &Profile,
     sink: impl FnMut(&Cid, &[u8]) -> Result<(), StoreError>,
+) -> Result<Imported, StoreError> {
+    import_into(
+        reader,
+        profile,
+        CallbackSink {
+            callback: sink,
+            spare: Vec::new(),
+        },
+    )
+}
+
+fn import_into<R: Read>(
+    mut reader: R,
+    profile: &Profile,
+    sink: impl BlockSink,
 ) -> Result<Imported, StoreError> {
     if profile.chunk_size == 0 || profile.max_links < 2 {
         return Err(StoreError::InvalidProfile(
@@ -238,21 +289,49 @@ pub fn import<R: Read>(
         blocks: 0,
         size: 0,
     };
-    let mut chunk = vec![0u8; profile.chunk_size];
     let mut first = true;
     loop {
+        let mut chunk = builder.sink.buffer();
+        chunk.resize(profile.chunk_size, 0);
         let filled = read_full(&mut reader, &mut chunk)?;
         if filled == 0 && !first {
             break;
         }
         first = false;
-        let leaf = builder.leaf(&chunk[..filled])?;
+        chunk.truncate(filled);
+        let leaf = builder.leaf(chunk)?;
         builder.push(0, leaf)?;
-        if filled < chunk.len() {
+        if filled < profile.chunk_size {
             break;
         }
     }
     builder.finish()
+}
+
+/// Blocks in flight between the hashing and the writing thread of [`Store::add_file`].
+const PIPELINE_DEPTH: usize = 8;
+
+/// The hashing side of the [`Store::add_file`] pipeline: hands blocks to the writer thread and takes its
+/// emptied buffers back.
+struct PipeSink {
+    blocks: mpsc::SyncSender<(Cid, Vec<u8>)>,
+    recycled: mpsc::Receiver<Vec<u8>>,
+}
+
+impl BlockSink for PipeSink {
+    fn put(&mut self, cid: &Cid, block: Vec<u8>) -> Result<(), StoreError> {
+        // Fails only when the writer has stopped on an error, which the caller reports instead.
+        self.blocks.send((*cid, block)).map_err(|_| {
+            StoreError::io(
+                "the block writer stopped",
+                std::io::Error::from(std::io::ErrorKind::BrokenPipe),
+            )
+        })
+    }
+
+    fn buffer(&mut self) -> Vec<u8> {
+        self.recycled.try_recv().unwrap_or_default()
+    }
 }
 
 /// Reads until `buf` is full or the input ends; returns how many bytes were read.
@@ -273,14 +352,38 @@ impl Store {
     /// Imports a file into the store and pins it. On any error the blocks this call added are removed again,
     /// so a failed add leaves the store as it was; after a crash, unpinned leftovers are removed by `gc`.
     pub fn add_file<R: Read>(&self, reader: R, profile: &Profile) -> Result<Imported, StoreError> {
-        let mut added: Vec<Cid> = Vec::new();
-        let result = import(reader, profile, |cid, bytes| {
-            if self.put_verified(cid, bytes)? {
-                added.push(*cid);
-            }
-            Ok(())
-        })
-        .and_then(|imported| {
+        let chunk_size = profile.chunk_size;
+        let (blocks_tx, blocks_rx) = mpsc::sync_channel::<(Cid, Vec<u8>)>(PIPELINE_DEPTH);
+        let (recycle_tx, recycle_rx) = mpsc::channel::<Vec<u8>>();
+        let (imported, (added, written)) = std::thread::scope(|s| {
+            let writer = s.spawn(move || {
+                let mut added: Vec<Cid> = Vec::new();
+                for (cid, block) in blocks_rx {
+                    match self.put_verified(&cid, &block) {
+                        Ok(true) => added.push(cid),
+                        Ok(false) => {}
+                        Err(e) => return (added, Err(e)),
+                    }
+                    // Chunk-sized buffers go back to the reader; small dag-pb nodes are just dropped, so the
+                    // pool never holds more buffers than were in flight at once.
+                    if block.capacity() >= chunk_size {
+                        let _ = recycle_tx.send(block);
+                    }
+                }
+                (added, Ok(()))
+            });
+            let sink = PipeSink {
+                blocks: blocks_tx,
+                recycled: recycle_rx,
+            };
+            let imported = import_into(reader, profile, sink);
+            let written = writer
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (imported, written)
+        });
+        // A writer error is the cause of any "writer stopped" on the reading side.
+        let result = written.and(imported).and_then(|imported| {
             self.pin_complete(&imported.root)?;
             Ok(imported)
         });
