@@ -100,6 +100,25 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// Starts one more member, bootstrapped to member 0, and waits until member 0 sees it.
+    pub async fn join(&mut self, role: Option<WorkerPolicy>) -> Result<&Member, ClusterError> {
+        let index = self.members.len();
+        let fail = |what: String| ClusterError::Start { index, what };
+        let bootstrap = self.members[0]
+            .node
+            .listen_addrs()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let dir = tempfile::tempdir().map_err(|e| fail(e.to_string()))?;
+        let transport = self.members[0].node.config().transport;
+        let member = start_member(dir, role, &bootstrap, transport, self.exec.clone())
+            .await
+            .map_err(fail)?;
+        self.members.push(member);
+        self.wait_connected(Duration::from_secs(20)).await?;
+        Ok(&self.members[index])
+    }
+
     async fn wait_connected(&self, limit: Duration) -> Result<(), ClusterError> {
         let deadline = tokio::time::Instant::now() + limit;
         let want = self.members.len() - 1;
@@ -215,6 +234,15 @@ async fn start_member(
         worker,
         _dir: dir,
     })
+}
+
+/// The CID a job's output gets on the market: its UnixFS root under the kubo profile (for an output of one
+/// chunk, the raw block's CID, which is what `jobmesh job run-local` prints).
+#[allow(clippy::result_large_err)] // the sink never fails
+pub fn output_cid(output: &[u8]) -> Cid {
+    jobmesh_store::unixfs::import(output, &Profile::KUBO, |_, _| Ok(()))
+        .expect("importing from memory into no store does not fail")
+        .root
 }
 
 /// A memory-transport port unlikely to collide within the process.

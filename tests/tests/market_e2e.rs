@@ -9,8 +9,7 @@ use jobmesh_exec::{JobCode, Plugin};
 use jobmesh_node::market::tally::owed_wei;
 use jobmesh_node::market::{Conduct, WorkerPolicy};
 use jobmesh_p2p::Transport;
-use jobmesh_simnet::Cluster;
-use jobmesh_store::unixfs::{import, Profile};
+use jobmesh_simnet::{output_cid, Cluster};
 
 fn example(name: &str) -> String {
     std::fs::read_to_string(jobmesh_tests::workspace_root().join("examples").join(name)).unwrap()
@@ -99,9 +98,7 @@ async fn twenty_jobs_on_five_nodes_with_a_byzantine_worker() {
                 ..jobmesh_exec::Limits::default()
             };
             let outcome = tokio::task::block_in_place(|| exec.run(&code, input, &limits)).unwrap();
-            let cid = import(&outcome.output[..], &Profile::KUBO, |_, _| Ok(()))
-                .unwrap()
-                .root;
+            let cid = output_cid(&outcome.output);
             let id = requester.submit(req).await.expect("submit");
             pending.push((id, cid, outcome.fuel_used, outcome.status.name()));
         }

@@ -14,11 +14,13 @@ use serde::{Deserialize, Serialize};
 use super::messages::{reveal_matches, JobId, JobSpec, Receipt, Reveal};
 use super::tally::{owed_wei, select_workers, tally, Candidate, Verdict};
 
-/// How long offers are collected before the first assignment, unless `2 × replicas` offers arrive sooner, or
-/// `replicas` offers of which a majority come from workers with a positive record.
+/// How long offers are collected before the first assignment, unless `replicas` offers arrive sooner of which a
+/// majority come from workers with a positive record.
 pub const OFFER_WINDOW_MS: u64 = 250;
 /// How long an assigned worker has to accept or decline.
 pub const ANSWER_TIMEOUT_MS: u64 = 2_000;
+/// After a restart, how long workers get to reconnect before re-sent assignments count as unanswered.
+pub const RESTART_GRACE_MS: u64 = 10_000;
 /// How long revealing may take once asked.
 pub const REVEAL_TIMEOUT_MS: u64 = 5_000;
 /// Reputation changes.
@@ -281,14 +283,13 @@ impl RequesterJob {
         Vec::new()
     }
 
-    /// Whether the offer window can close early: `2 × replicas` offers, or `replicas` offers of which a
-    /// majority of the slots can go to workers with a positive record (so a crowd of fresh identities offering
-    /// first never closes it).
+    /// Whether the offer window can close early: `replicas` offers of which a majority of the slots can go to
+    /// workers with a positive record. Counting offers alone would let a crowd of fresh identities, offering
+    /// first, close the window before the workers with a record are heard.
     fn enough_offers(&self) -> bool {
         let replicas = self.spec.replicas as usize;
         let with_record = self.offers.iter().filter(|o| o.reputation > 0).count();
-        self.offers.len() >= 2 * replicas
-            || (self.offers.len() >= replicas && with_record > replicas / 2)
+        self.offers.len() >= replicas && with_record > replicas / 2
     }
 
     /// A worker answered its assignment.
@@ -458,6 +459,34 @@ impl RequesterJob {
             reason: reason.into(),
         });
         actions.push(Action::Finished);
+        actions
+    }
+
+    /// The requester restarted: assignments still waiting for an answer may never have left, or their answers
+    /// were lost with the crash, so they are sent again (a worker acknowledges a repeated assignment) and
+    /// their answer timeout starts over after [`RESTART_GRACE_MS`] for the workers to reconnect.
+    pub fn on_restart(&mut self, now_ms: u64) -> Vec<Action> {
+        let mut actions = Vec::new();
+        for (replica, slot) in self.slots.iter_mut() {
+            if let SlotState::Assigned { at_ms } = &mut slot.state {
+                *at_ms = now_ms + RESTART_GRACE_MS;
+                actions.push(Action::Assign {
+                    worker: slot.worker,
+                    replica: *replica,
+                    commit_by_ms: 0,
+                });
+            }
+        }
+        for action in &mut actions {
+            if let Action::Assign {
+                replica,
+                commit_by_ms,
+                ..
+            } = action
+            {
+                *commit_by_ms = self.slot_commit_by(*replica);
+            }
+        }
         actions
     }
 
@@ -1108,6 +1137,23 @@ mod tests {
         job.on_offer(1, w[0], 1, 3);
         job.on_offer(1, w[1], 1, 0);
         assert_eq!(assigned(&job.on_offer(2, w[2], 1, 1)).len(), 3);
+    }
+
+    #[test]
+    fn a_restart_keeps_assigned_workers_until_their_commit_deadline() {
+        let w = peers(3);
+        let mut job = RequesterJob::new(spec(3, false), 0, 60_000);
+        for p in &w {
+            job.on_offer(0, *p, 1, 0);
+        }
+        job.on_tick(OFFER_WINDOW_MS);
+        // back long after the answer timeout: the assignments go out again and nobody is dropped yet
+        let back = OFFER_WINDOW_MS + 10 * ANSWER_TIMEOUT_MS;
+        assert_eq!(assigned(&job.on_restart(back)).len(), 3);
+        assert!(job.on_tick(back + 1).is_empty());
+        let (c, _) = commit_and_reveal(&job, w[0], b"right", 5);
+        job.on_commitment(back + 1, w[0], c);
+        assert_eq!(job.progress(), (3, 1, 0));
     }
 
     #[test]

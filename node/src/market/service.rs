@@ -24,7 +24,7 @@ use super::messages::{
     JobId, JobLimits, JobSpec, MessageError, Offer, Request, Response, Reveal, JOBS_TOPIC,
     MAX_DIRECT_BYTES, MAX_GOSSIP_BYTES,
 };
-use super::requester::{Action, Phase, RequesterJob};
+use super::requester::{Action, Phase, RequesterJob, SlotState, ANSWER_TIMEOUT_MS};
 use super::worker::{Worker, WorkerPolicy};
 
 /// Why a market operation failed.
@@ -189,12 +189,16 @@ enum ActorMsg {
         job: Box<RequesterJob>,
         reply: oneshot::Sender<Result<(), MarketError>>,
     },
-    Event(JobId, JobEvent),
+    Event(JobId, Box<JobEvent>),
     Cancel {
         id: JobId,
         reason: String,
         reply: oneshot::Sender<Result<JobStatus, MarketError>>,
     },
+}
+
+fn event(id: JobId, event: JobEvent) -> ActorMsg {
+    ActorMsg::Event(id, Box::new(event))
 }
 
 /// A node's market: submit and follow jobs, and (with a worker policy) run others' jobs. Cheap to clone.
@@ -438,7 +442,7 @@ async fn inbound_loop(
                 price_wei_per_mfuel,
                 ..
             }) => {
-                let _ = shared.actor.send(ActorMsg::Event(
+                let _ = shared.actor.send(event(
                     job_id,
                     JobEvent::Offer {
                         worker: peer,
@@ -448,7 +452,7 @@ async fn inbound_loop(
                 Response::Ack
             }
             Request::Commitment(Commitment { job_id, commitment }) => {
-                let _ = shared.actor.send(ActorMsg::Event(
+                let _ = shared.actor.send(event(
                     job_id,
                     JobEvent::Commitment {
                         worker: peer,
@@ -528,8 +532,14 @@ impl Actor {
         }
     }
 
-    /// After a restart: re-publish announcements, re-ask for reveals, re-check results.
+    /// After a restart: re-publish announcements, re-send unanswered assignments, re-ask for reveals,
+    /// re-check results.
     fn resume(&mut self) {
+        let now = now_ms();
+        let ids: Vec<JobId> = self.jobs.keys().copied().collect();
+        for id in ids {
+            self.step(id, |job| job.on_restart(now));
+        }
         for job in self.jobs.values() {
             info!(job = %job.id, phase = job.phase.name(), "resuming job");
             match job.phase {
@@ -587,6 +597,7 @@ impl Actor {
                 }
             }
             ActorMsg::Event(id, event) => {
+                let event = *event;
                 if !self.jobs.contains_key(&id) {
                     debug!(job = %id, ?event, "event for a job that is not live");
                     return;
@@ -672,14 +683,28 @@ impl Actor {
                     commit_by_ms,
                     spec: job.spec.clone(),
                 }));
+                // An unreachable worker is tried again until its answer is due.
+                let answer_by = job
+                    .slots
+                    .get(&replica)
+                    .and_then(|s| match s.state {
+                        SlotState::Assigned { at_ms } => Some(at_ms + ANSWER_TIMEOUT_MS),
+                        _ => None,
+                    })
+                    .unwrap_or(0);
                 tokio::spawn(async move {
-                    let (accepted, reason) = match shared.ask(worker, Vec::new(), &request).await {
-                        Ok(Response::Ack) => (true, String::new()),
-                        Ok(Response::Reject { reason }) => (false, reason),
-                        Ok(other) => (false, format!("unexpected answer {other:?}")),
-                        Err(e) => (false, format!("unreachable: {e}")),
+                    let (accepted, reason) = loop {
+                        match shared.ask(worker, Vec::new(), &request).await {
+                            Ok(Response::Ack) => break (true, String::new()),
+                            Ok(Response::Reject { reason }) => break (false, reason),
+                            Ok(other) => break (false, format!("unexpected answer {other:?}")),
+                            Err(e) if now_ms() + 300 >= answer_by => {
+                                break (false, format!("unreachable: {e}"))
+                            }
+                            Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+                        }
                     };
-                    let _ = shared.actor.send(ActorMsg::Event(
+                    let _ = shared.actor.send(event(
                         id,
                         JobEvent::Answer {
                             worker,
@@ -690,18 +715,27 @@ impl Actor {
                 });
             }
             Action::RequestReveal { worker } => {
+                // Asked again until the reveal timeout (a worker restarting after its commitment reveals from
+                // its database once it is back); after that its slot times out in the state machine.
+                let until = now_ms() + super::requester::REVEAL_TIMEOUT_MS;
                 tokio::spawn(async move {
-                    match shared
-                        .ask(worker, Vec::new(), &Request::RevealRequest { job_id: id })
-                        .await
-                    {
-                        Ok(Response::Reveal(reveal)) => {
-                            let _ = shared
-                                .actor
-                                .send(ActorMsg::Event(id, JobEvent::Reveal { worker, reveal }));
+                    loop {
+                        match shared
+                            .ask(worker, Vec::new(), &Request::RevealRequest { job_id: id })
+                            .await
+                        {
+                            Ok(Response::Reveal(reveal)) => {
+                                let _ = shared
+                                    .actor
+                                    .send(event(id, JobEvent::Reveal { worker, reveal }));
+                                return;
+                            }
+                            other => debug!(job = %id, %worker, ?other, "no reveal yet"),
                         }
-                        // Its slot times out in the state machine.
-                        other => debug!(job = %id, %worker, ?other, "no reveal"),
+                        if now_ms() + 300 >= until {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(300)).await;
                     }
                 });
             }
@@ -722,9 +756,7 @@ impl Actor {
                         Ok(()) => (true, String::new()),
                         Err(why) => (false, why),
                     };
-                    let _ = shared
-                        .actor
-                        .send(ActorMsg::Event(id, JobEvent::Checked { ok, why }));
+                    let _ = shared.actor.send(event(id, JobEvent::Checked { ok, why }));
                 });
             }
             Action::PublishCancellation { reason } => {
@@ -779,10 +811,13 @@ async fn check_result(shared: &Shared, job: &RequesterJob) -> Result<(), String>
         .map_err(|e| format!("cannot fetch the output {}: {e}", verdict.output))?;
     let store = shared.node.store().clone();
     let output = verdict.output;
-    tokio::task::spawn_blocking(move || store.pin(&output))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("cannot pin the output: {e}"))?;
+    tokio::task::spawn_blocking(move || {
+        store
+            .pin(&output)
+            .map_err(|e| format!("cannot pin the output: {e}"))
+    })
+    .await
+    .map_err(|e| e.to_string())??;
     let Some(verifier) = job.spec.verifier else {
         return Ok(());
     };

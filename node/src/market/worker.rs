@@ -61,6 +61,9 @@ pub enum Conduct {
     SilentAfterAccept,
 }
 
+/// What a worker remembers of an announcement: the requester, its addresses, the deadline.
+type Seen = (PeerId, Vec<String>, u64);
+
 /// The worker half of a node's market. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Worker {
@@ -68,8 +71,8 @@ pub(crate) struct Worker {
     policy: WorkerPolicy,
     /// Jobs being fetched or run, with the task doing it.
     running: Arc<Mutex<HashMap<JobId, tokio::task::AbortHandle>>>,
-    /// Announcements seen: the requester's addresses and the deadline, by job.
-    seen: Arc<Mutex<HashMap<JobId, (PeerId, Vec<String>, u64)>>>,
+    /// Announcements seen, by job.
+    seen: Arc<Mutex<HashMap<JobId, Seen>>>,
 }
 
 impl Worker {
