@@ -128,3 +128,72 @@ async fn a_flood_of_fresh_identities_forging_one_output_does_not_capture_jobs() 
     eprintln!("forgers outvoted {forgers_outvoted} times in 5 jobs");
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_verifier_decides_and_a_cancelled_job_stops() {
+    let cluster = Cluster::start(
+        &[None, Some(worker()), Some(worker()), Some(worker())],
+        Transport::Tcp,
+    )
+    .await
+    .unwrap();
+    let requester = &cluster.members[0].market;
+    let echo =
+        std::fs::read_to_string(jobmesh_tests::workspace_root().join("examples/echo.js")).unwrap();
+    let plugin = jobmesh_exec::Plugin::bundled().cid();
+    let verifier = |source: &str| {
+        let code = tokio::task::block_in_place(|| {
+            cluster
+                .executor()
+                .compile_js(&plugin, "verify.js", source)
+                .unwrap()
+        });
+        cluster.members[0]
+            .add(&jobmesh_exec::JobCode::Js(code).to_bytes())
+            .unwrap()
+    };
+    let read_stdin = "const b = new Uint8Array(65536); const n = Javy.IO.readSync(0, b); \
+                      const v = JSON.parse(new TextDecoder().decode(b.subarray(0, n)));";
+    // Accepts an output equal to the input (what echo does).
+    let same = verifier(&format!(
+        "{read_stdin} Javy.IO.writeSync(1, new TextEncoder().encode(String(v.input === v.output)));"
+    ));
+    // Accepts nothing.
+    let never = verifier(&format!(
+        "{read_stdin} Javy.IO.writeSync(1, new TextEncoder().encode('false'));"
+    ));
+    for (verifier, want) in [(same, "verified"), (never, "failed")] {
+        let mut req = cluster.js_job(0, &echo, b"checked", 3).unwrap();
+        req.verifier = Some(verifier);
+        let id = requester.submit(req).await.unwrap();
+        let s = requester.wait(&id, Duration::from_secs(30)).await.unwrap();
+        assert_eq!(s.phase, want, "{}", s.reason);
+        if want == "failed" {
+            assert!(s.reason.contains("verifier printed"), "{}", s.reason);
+        }
+    }
+    assert!(
+        requester.db().ledger().unwrap().len() == 3,
+        "only the verified job is owed for"
+    );
+
+    // A long job, cancelled while the workers run it.
+    let req = cluster
+        .js_job(0, &cpu_heavy(), br#"{"rounds": 20000}"#, 3)
+        .unwrap();
+    let id = requester.submit(req).await.unwrap();
+    let started = Instant::now();
+    while requester.status(&id).unwrap().phase == "announced" {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never assigned"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let s = requester.cancel(&id, "changed my mind").await.unwrap();
+    assert_eq!(s.phase, "cancelled");
+    assert!(s.reason.contains("changed my mind"));
+    assert_eq!(requester.status(&id).unwrap().phase, "cancelled");
+    cluster.shutdown().await;
+}
