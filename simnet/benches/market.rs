@@ -66,6 +66,24 @@ fn main() {
             let s = market.wait(&id, Duration::from_secs(30)).await.expect("wait");
             assert_eq!(s.phase, "verified", "{}", s.reason);
             latencies.push(started.elapsed());
+            if started.elapsed() > Duration::from_millis(500) {
+                // An outlier: show when each replica was assigned and when revealing started.
+                let job = market.db().requester_job(&id).expect("db").expect("job");
+                let at = |t: u64| t.saturating_sub(job.announced_ms);
+                let slots: Vec<String> = job
+                    .slots
+                    .values()
+                    .map(|s| format!("assigned +{} ms", at(s.assigned_ms)))
+                    .collect();
+                eprintln!(
+                    "slow job {} ({:?}): {} offers; {}; reveal from +{:?} ms",
+                    id,
+                    started.elapsed(),
+                    job.offers.len(),
+                    slots.join("; "),
+                    job.reveal_started_ms.map(at)
+                );
+            }
         }
         latencies.sort();
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
