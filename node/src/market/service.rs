@@ -170,10 +170,6 @@ enum JobEvent {
         accepted: bool,
         reason: String,
     },
-    Commitment {
-        worker: PeerId,
-        commitment: [u8; 32],
-    },
     Reveal {
         worker: PeerId,
         reveal: Reveal,
@@ -190,6 +186,13 @@ enum ActorMsg {
         reply: oneshot::Sender<Result<(), MarketError>>,
     },
     Event(JobId, Box<JobEvent>),
+    /// A commitment: `recorded` is told once it is on disk (so the worker is acknowledged only then).
+    Commitment {
+        id: JobId,
+        worker: PeerId,
+        commitment: [u8; 32],
+        recorded: oneshot::Sender<()>,
+    },
     Cancel {
         id: JobId,
         reason: String,
@@ -452,14 +455,26 @@ async fn inbound_loop(
                 Response::Ack
             }
             Request::Commitment(Commitment { job_id, commitment }) => {
-                let _ = shared.actor.send(event(
-                    job_id,
-                    JobEvent::Commitment {
-                        worker: peer,
-                        commitment,
-                    },
-                ));
-                Response::Ack
+                // Acknowledged once recorded: a worker stops re-sending its commitment at the Ack.
+                let (recorded, on_disk) = oneshot::channel();
+                let _ = shared.actor.send(ActorMsg::Commitment {
+                    id: job_id,
+                    worker: peer,
+                    commitment,
+                    recorded,
+                });
+                let key = shared.key.clone();
+                tokio::spawn(async move {
+                    let response = match tokio::time::timeout(Duration::from_secs(5), on_disk).await
+                    {
+                        Ok(Ok(())) => Response::Ack,
+                        _ => Response::Reject {
+                            reason: "the commitment was not recorded".into(),
+                        },
+                    };
+                    req.respond(seal(&key, &response));
+                });
+                continue;
             }
             Request::Assignment(a) => match &worker {
                 Some(w) => w.on_assignment(peer, *a),
@@ -618,12 +633,20 @@ impl Actor {
                         accepted,
                         reason,
                     } => job.on_answer(now, worker, accepted, &reason),
-                    JobEvent::Commitment { worker, commitment } => {
-                        job.on_commitment(now, worker, commitment)
-                    }
                     JobEvent::Reveal { worker, reveal } => job.on_reveal(now, worker, reveal),
                     JobEvent::Checked { ok, why } => job.on_verified(ok, &why),
                 });
+            }
+            ActorMsg::Commitment {
+                id,
+                worker,
+                commitment,
+                recorded,
+            } => {
+                let now = now_ms();
+                if self.step(id, |job| job.on_commitment(now, worker, commitment)) {
+                    let _ = recorded.send(());
+                }
             }
             ActorMsg::Cancel { id, reason, reply } => {
                 if self.jobs.contains_key(&id) {
@@ -641,20 +664,22 @@ impl Actor {
 
     /// Applies one state-machine step: persist (record + reputation + ledger, atomically), publish the new
     /// status, then carry out the messages.
-    fn step(&mut self, id: JobId, f: impl FnOnce(&mut RequesterJob) -> Vec<Action>) {
+    /// Returns whether the job's record on disk is up to date afterwards (a job that is over, or not this
+    /// node's, has nothing to record).
+    fn step(&mut self, id: JobId, f: impl FnOnce(&mut RequesterJob) -> Vec<Action>) -> bool {
         let Some(job) = self.jobs.get_mut(&id) else {
-            return;
+            return true;
         };
         let before = JobStatus::of(job);
         let actions = f(job);
         if actions.is_empty() && JobStatus::of(job) == before {
-            return;
+            return true;
         }
         if let Err(e) = self.shared.db.commit_step(job, &actions) {
-            // Without the record on disk nothing may be sent: the job stays where it was in memory and on
-            // disk, and its timers retry.
-            warn!(job = %id, error = %e, "cannot record a job step; retrying on the next event");
-            return;
+            // Without the record on disk nothing may be sent: the job stays where it was on disk (and is
+            // reloaded from there on restart); its timers retry.
+            warn!(job = %id, error = %e, "cannot record a job step");
+            return false;
         }
         let job = job.clone();
         let _ = self.shared.updates.send(JobStatus::of(&job));
@@ -665,6 +690,7 @@ impl Actor {
             info!(job = %id, phase = job.phase.name(), reason = %job.reason, "job finished");
             self.jobs.remove(&id);
         }
+        true
     }
 
     /// Sends the message an action asks for, in its own task; answers come back as events.
