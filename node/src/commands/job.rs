@@ -38,7 +38,8 @@ pub enum JobSubcommand {
         after_help = "Examples:\n  jobmesh job submit examples/wordcount.js --input examples/wordcount.input.json\n  \
                       jobmesh job submit job.js -i in.json --replicas 5 --max-fuel 2000000000 --price 100 --timeout 2m \\\n    \
                       --verifier verify.js --json\n\n\
-                      Needs a running node (`jobmesh node start`) connected to workers (`jobmesh node start --worker`)."
+                      Needs a running node (`jobmesh node start`) connected to workers (`jobmesh node start --worker`).\n\
+                      Ctrl-C stops following the job, not the job: see `job status <id>`, `job cancel <id>`."
     )]
     Submit(super::job_market::SubmitArgs),
     /// Show where a submitted job is (works without a running node too).

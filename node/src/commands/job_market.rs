@@ -239,7 +239,8 @@ fn progress_text(s: &JobStatus) -> String {
     let short = &s.id[..12.min(s.id.len())];
     let n = s.replicas;
     match s.phase {
-        "announced" => format!("job {short} · announced · {} offers", s.offers),
+        // The full id once, so the job can be found again (`job status`) if following stops.
+        "announced" => format!("job {} · announced · {} offers", s.id, s.offers),
         "committing" => format!(
             "job {short} · assigned {}/{n} · committed {}/{n}",
             s.assigned, s.committed
