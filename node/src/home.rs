@@ -41,6 +41,16 @@ impl Home {
         self.root.join(BLOCKS_DIR)
     }
 
+    /// The market database's folder (jobs, reputation, the owed ledger).
+    pub fn market_dir(&self) -> PathBuf {
+        self.root.join("market")
+    }
+
+    /// The folder of cached compiled modules.
+    pub fn module_cache_dir(&self) -> PathBuf {
+        self.root.join("cache").join("modules")
+    }
+
     /// Creates the folder if needed (owner-only permissions on Unix).
     pub fn ensure_exists(&self) -> Result<()> {
         fs::create_dir_all(&self.root)

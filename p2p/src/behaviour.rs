@@ -4,9 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::{
-    gossipsub, identify, identity::Keypair, kad, ping, swarm::NetworkBehaviour, StreamProtocol,
+    gossipsub, identify, identity::Keypair, kad, ping, request_response, swarm::NetworkBehaviour,
+    StreamProtocol,
 };
 
+use crate::direct::{FrameCodec, DIRECT_PROTOCOL};
 use crate::{blocks::StoreBlockstore, config::Config, Error, AGENT_VERSION};
 
 /// Kademlia protocol of a jobmesh mesh (kept apart from the public IPFS DHT).
@@ -24,6 +26,7 @@ pub(crate) struct Behaviour {
     pub kad: kad::Behaviour<kad::store::MemoryStore>,
     pub gossipsub: gossipsub::Behaviour,
     pub bitswap: beetswap::Behaviour<64, StoreBlockstore>,
+    pub direct: request_response::Behaviour<FrameCodec>,
 }
 
 impl Behaviour {
@@ -65,12 +68,20 @@ impl Behaviour {
             .map_err(|e| Error::Build(format!("gossipsub peer scoring: {e}")))?;
 
         let bitswap = beetswap::Behaviour::new(Arc::new(blocks));
+        let direct = request_response::Behaviour::with_codec(
+            FrameCodec,
+            [(DIRECT_PROTOCOL, request_response::ProtocolSupport::Full)],
+            request_response::Config::default()
+                .with_request_timeout(cfg.request_timeout)
+                .with_max_concurrent_streams(512),
+        );
         Ok(Self {
             identify,
             ping: ping::Behaviour::default(),
             kad,
             gossipsub,
             bitswap,
+            direct,
         })
     }
 }

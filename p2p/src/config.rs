@@ -41,6 +41,8 @@ pub struct Config {
     pub heartbeat: Duration,
     /// Connections idle longer than this are closed.
     pub idle_timeout: Duration,
+    /// How long a direct request waits for its response.
+    pub request_timeout: Duration,
 }
 
 impl Config {
@@ -59,6 +61,7 @@ impl Config {
             provider_lookup_delay: Duration::from_millis(500),
             heartbeat: Duration::from_millis(700),
             idle_timeout: Duration::from_secs(300),
+            request_timeout: Duration::from_secs(10),
         }
     }
 }

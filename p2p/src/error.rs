@@ -50,6 +50,14 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A direct request failed (unreachable peer, timeout, protocol not supported).
+    #[error("request to {peer}: {reason}")]
+    Request {
+        /// The peer asked.
+        peer: String,
+        /// Why.
+        reason: String,
+    },
     /// Building the swarm failed (transport, key type).
     #[error("cannot build the swarm: {0}")]
     Build(String),

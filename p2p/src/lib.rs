@@ -2,7 +2,7 @@
 //!
 //! Owns: the libp2p swarm (TCP — or the in-memory transport for simulations — with noise and yamux;
 //! identify, ping, Kademlia, gossipsub v1.1 with signing, validation before forwarding and peer scoring,
-//! bitswap 1.2), content routing (provide, re-provide, find providers) and fetching whole DAGs block by
+//! bitswap 1.2, and direct request-response messages between two peers ([`Node::request`])), content routing (provide, re-provide, find providers) and fetching whole DAGs block by
 //! block with many blocks in flight ([`Node::fetch_dag`]).
 //!
 //! Must not touch: job logic or payments. It moves bytes and messages and reads/writes blocks only through
@@ -28,20 +28,19 @@
 mod behaviour;
 mod blocks;
 mod config;
+mod direct;
 mod error;
 mod fetch;
 mod node;
 
 pub use blocks::StoreBlockstore;
 pub use config::{Config, Transport};
+pub use direct::{InboundRequest, DIRECT_PROTOCOL, MAX_DIRECT_MESSAGE};
 pub use error::Error;
 pub use fetch::FetchStats;
 pub use node::{GossipMessage, Node, PeerInfo, Validator};
 
 pub use libp2p::{identity, multiaddr, Multiaddr, PeerId};
-
-/// The gossipsub topic the market announces jobs on.
-pub const JOBS_TOPIC: &str = "jobmesh/jobs/1";
 
 /// The agent version this node announces through identify.
 pub const AGENT_VERSION: &str = concat!("jobmesh/", env!("CARGO_PKG_VERSION"));

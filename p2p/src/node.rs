@@ -12,7 +12,7 @@ use libp2p::{
     core::{transport::MemoryTransport, upgrade::Version, Transport as _},
     gossipsub, identify, kad,
     multiaddr::Protocol,
-    noise,
+    noise, request_response,
     swarm::{dial_opts::DialOpts, ConnectionId, SwarmEvent},
     tcp, yamux, Multiaddr, PeerId, Swarm, SwarmBuilder,
 };
@@ -20,6 +20,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::behaviour::{topic_score_params, Behaviour, BehaviourEvent};
+use crate::direct::InboundRequest;
 use crate::{blocks::StoreBlockstore, config::Config, Error};
 
 /// A gossip message delivered to this node (after validation).
@@ -78,6 +79,12 @@ enum Cmd {
         data: Vec<u8>,
         reply: Reply<Result<(), Error>>,
     },
+    Request {
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        data: Vec<u8>,
+        reply: Reply<Result<Vec<u8>, Error>>,
+    },
     Shutdown(Reply<()>),
 }
 
@@ -93,6 +100,7 @@ struct Inner {
     cmd: mpsc::Sender<Cmd>,
     next_req: AtomicU64,
     cfg: Config,
+    inbound: std::sync::Mutex<Option<mpsc::Receiver<InboundRequest>>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -170,7 +178,8 @@ impl Node {
             }
         }
         let (tx, rx) = mpsc::channel(1024);
-        let driver = Driver::new(swarm, &cfg);
+        let (inbound_tx, inbound_rx) = mpsc::channel(1024);
+        let driver = Driver::new(swarm, &cfg, inbound_tx);
         tokio::spawn(driver.run(rx));
         Ok(Node {
             inner: Arc::new(Inner {
@@ -179,6 +188,7 @@ impl Node {
                 cmd: tx,
                 next_req: AtomicU64::new(0),
                 cfg,
+                inbound: std::sync::Mutex::new(Some(inbound_rx)),
             }),
         })
     }
@@ -333,6 +343,30 @@ impl Node {
             .await?
     }
 
+    /// Sends `data` to `peer` on the direct protocol and waits for its response (at most the configured
+    /// request timeout). `addrs` are tried if no connection to the peer is open.
+    pub async fn request(
+        &self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        data: Vec<u8>,
+    ) -> Result<Vec<u8>, Error> {
+        self.ask(|reply| Cmd::Request {
+            peer,
+            addrs,
+            data,
+            reply,
+        })
+        .await?
+    }
+
+    /// The stream of direct requests other peers send this node. There is one stream per node: the first
+    /// call takes it, later calls get `None`. Requests that arrive while nobody takes them are queued (up to
+    /// 1,024), then refused.
+    pub fn take_inbound_requests(&self) -> Option<mpsc::Receiver<InboundRequest>> {
+        self.inner.inbound.lock().ok()?.take()
+    }
+
     /// Stops the swarm and flushes the store.
     pub async fn shutdown(&self) -> Result<(), Error> {
         let _ = self.ask(Cmd::Shutdown).await;
@@ -411,14 +445,27 @@ struct Driver {
     finds: HashMap<kad::QueryId, PendingFind>,
     topics: HashMap<gossipsub::TopicHash, Topic>,
     next_dht_bootstrap: Instant,
+    /// Direct requests this node sent, by request id.
+    requests: HashMap<request_response::OutboundRequestId, Reply<Result<Vec<u8>, Error>>>,
+    /// Direct requests received and not yet answered, by our id.
+    inbound: HashMap<u64, request_response::ResponseChannel<Vec<u8>>>,
+    next_inbound: u64,
+    inbound_tx: mpsc::Sender<InboundRequest>,
+    answers_tx: mpsc::UnboundedSender<(u64, Option<Vec<u8>>)>,
+    answers_rx: Option<mpsc::UnboundedReceiver<(u64, Option<Vec<u8>>)>>,
 }
 
 /// How often the routing table is refreshed (a Kademlia bootstrap) while the node has peers.
 const DHT_REFRESH: Duration = Duration::from_secs(300);
 
 impl Driver {
-    fn new(swarm: Swarm<Behaviour>, cfg: &Config) -> Self {
+    fn new(
+        swarm: Swarm<Behaviour>,
+        cfg: &Config,
+        inbound_tx: mpsc::Sender<InboundRequest>,
+    ) -> Self {
         let now = Instant::now();
+        let (answers_tx, answers_rx) = mpsc::unbounded_channel();
         Self {
             swarm,
             max_gossip: cfg.max_gossip_message,
@@ -444,14 +491,22 @@ impl Driver {
             finds: HashMap::new(),
             topics: HashMap::new(),
             next_dht_bootstrap: now + DHT_REFRESH,
+            requests: HashMap::new(),
+            inbound: HashMap::new(),
+            next_inbound: 0,
+            inbound_tx,
+            answers_tx,
+            answers_rx: Some(answers_rx),
         }
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut answers = self.answers_rx.take().expect("run once");
         loop {
             tokio::select! {
+                Some((id, data)) = answers.recv() => self.on_answer(id, data),
                 cmd = rx.recv() => match cmd {
                     Some(Cmd::Shutdown(reply)) => {
                         info!("swarm shutting down");
@@ -496,6 +551,7 @@ impl Driver {
         // Drop answers nobody waits for any more.
         self.gets.retain(|_, (_, _, _, r)| !r.is_closed());
         self.req_to_query.retain(|_, q| self.gets.contains_key(q));
+        self.inbound.retain(|_, ch| ch.is_open());
     }
 
     fn on_cmd(&mut self, cmd: Cmd) {
@@ -649,7 +705,81 @@ impl Driver {
                 };
                 let _ = reply.send(res);
             }
+            Cmd::Request {
+                peer,
+                addrs,
+                data,
+                reply,
+            } => {
+                let id = b.direct.send_request_with_addresses(&peer, data, addrs);
+                self.requests.insert(id, reply);
+            }
             Cmd::Shutdown(_) => unreachable!("handled in run"),
+        }
+    }
+
+    /// The application answered (or dropped) an inbound direct request.
+    fn on_answer(&mut self, id: u64, data: Option<Vec<u8>>) {
+        let Some(channel) = self.inbound.remove(&id) else {
+            return;
+        };
+        // Dropping the channel unanswered closes the stream, which the sender sees as a failure.
+        if let Some(data) = data {
+            let _ = self
+                .swarm
+                .behaviour_mut()
+                .direct
+                .send_response(channel, data);
+        }
+    }
+
+    fn on_direct(&mut self, ev: request_response::Event<Vec<u8>, Vec<u8>>) {
+        match ev {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let id = self.next_inbound;
+                    self.next_inbound += 1;
+                    let req = InboundRequest {
+                        peer,
+                        data: request,
+                        id,
+                        answers: self.answers_tx.clone(),
+                        answered: false,
+                    };
+                    self.inbound.insert(id, channel);
+                    if let Err(e) = self.inbound_tx.try_send(req) {
+                        debug!(%peer, error = %e, "direct request refused: nobody takes requests");
+                    }
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some(r) = self.requests.remove(&request_id) {
+                        let _ = r.send(Ok(response));
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                debug!(%peer, error = %error, "direct request failed");
+                if let Some(r) = self.requests.remove(&request_id) {
+                    let _ = r.send(Err(Error::Request {
+                        peer: peer.to_string(),
+                        reason: one_line(&error),
+                    }));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                debug!(%peer, error = %error, "inbound direct request failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
         }
     }
 
@@ -774,6 +904,7 @@ impl Driver {
             }) => self.on_kad(id, result, step.last),
             BehaviourEvent::Kad(_) => {}
             BehaviourEvent::Gossipsub(ev) => self.on_gossip(ev),
+            BehaviourEvent::Direct(ev) => self.on_direct(ev),
             BehaviourEvent::Bitswap(ev) => match ev {
                 beetswap::Event::GetQueryResponse { query_id, data } => {
                     if let Some((req, cid, started, r)) = self.gets.remove(&query_id) {

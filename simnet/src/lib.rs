@@ -1,6 +1,12 @@
-//! The in-process network simulator (not built yet: see the simnet issue).
+//! The in-process network simulator.
 //!
-//! Will own: building many complete nodes (the same code as `jobmesh node start`) in one process over
-//! libp2p's memory transport, scripted faults reproducible from a seed, workloads, and the report.
+//! Owns: building many complete nodes (the same market and swarm code as `jobmesh node start`) in one
+//! process ([`Cluster`]), over loopback TCP or libp2p's memory transport. The scenarios, scripted faults and
+//! the report of `jobmesh simnet` will grow here (see the simnet issue); the market's end-to-end tests and
+//! its latency benchmark already use [`Cluster`].
 //!
 //! Must not touch: node internals beyond their public API; it never copies node code.
+
+mod cluster;
+
+pub use cluster::{output_cid, Cluster, ClusterError, Member};

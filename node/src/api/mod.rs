@@ -6,6 +6,7 @@
 //! `<data-dir>/api` when it starts and removes the file when it stops.
 
 pub mod client;
+mod jobs;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -42,6 +43,8 @@ pub struct ApiState {
     pub fetch_timeout: Duration,
     /// Notified by `/api/v0/shutdown`.
     pub shutdown: Arc<Notify>,
+    /// The node's market (jobs submitted here, and run here if it is a worker).
+    pub market: Option<crate::market::Market>,
 }
 
 /// An API error: an HTTP status and a one-line message.
@@ -108,6 +111,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v0/pubsub/pub", post(pubsub_pub))
         .route("/api/v0/pubsub/sub", post(pubsub_sub))
         .route("/api/v0/shutdown", post(shutdown))
+        .route("/api/v0/job/submit", post(jobs::submit))
+        .route("/api/v0/job/watch", post(jobs::watch))
+        .route("/api/v0/job/status", post(jobs::status))
+        .route("/api/v0/job/list", post(jobs::list))
+        .route("/api/v0/job/cancel", post(jobs::cancel))
+        .route("/api/v0/market/ledger", post(jobs::ledger))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
 }

@@ -1,5 +1,5 @@
-//! `jobmesh job …`: compile JavaScript jobs to bytecode and run jobs locally (deterministically, with fuel).
-//! A later issue adds submitting jobs to the market here.
+//! `jobmesh job …`: compile JavaScript jobs to bytecode and run jobs locally (deterministically, with fuel);
+//! the market subcommands (submit, status, result, list, cancel) live in [`super::job_market`].
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -33,6 +33,27 @@ pub enum JobSubcommand {
                       jobmesh job run-local job.jsbc --input in.json --fuel 1000000000 --memory 32MiB --json"
     )]
     RunLocal(RunLocalArgs),
+    /// Run a job on the mesh: workers run replicas, a majority must agree; prints the verified output.
+    #[command(
+        after_help = "Examples:\n  jobmesh job submit examples/wordcount.js --input examples/wordcount.input.json\n  \
+                      jobmesh job submit job.js -i in.json --replicas 5 --max-fuel 2000000000 --price 100 --timeout 2m \\\n    \
+                      --verifier verify.js --json\n\n\
+                      Needs a running node (`jobmesh node start`) connected to workers (`jobmesh node start --worker`).\n\
+                      Ctrl-C stops following the job, not the job: see `job status <id>`, `job cancel <id>`."
+    )]
+    Submit(super::job_market::SubmitArgs),
+    /// Show where a submitted job is (works without a running node too).
+    #[command(after_help = "Example:\n  jobmesh job status 3f2a…")]
+    Status(super::job_market::JobIdArg),
+    /// Write a verified job's output to stdout or a file.
+    #[command(after_help = "Example:\n  jobmesh job result 3f2a… -o out.json")]
+    Result(super::job_market::ResultArgs),
+    /// List the jobs submitted from this node.
+    #[command(after_help = "Example:\n  jobmesh job list --json")]
+    List,
+    /// Cancel a job that is not over yet.
+    #[command(after_help = "Example:\n  jobmesh job cancel 3f2a…")]
+    Cancel(super::job_market::JobIdArg),
 }
 
 /// Arguments of `jobmesh job build`.
@@ -75,13 +96,18 @@ pub fn run(ctx: &Context, cmd: &JobCommand) -> Result<()> {
     match &cmd.command {
         JobSubcommand::Build(args) => build(ctx, args),
         JobSubcommand::RunLocal(args) => run_local(ctx, args),
+        JobSubcommand::Submit(args) => super::job_market::submit(ctx, args),
+        JobSubcommand::Status(args) => super::job_market::status(ctx, args),
+        JobSubcommand::Result(args) => super::job_market::result(ctx, args),
+        JobSubcommand::List => super::job_market::list(ctx),
+        JobSubcommand::Cancel(args) => super::job_market::cancel(ctx, args),
     }
 }
 
 /// The executor with the node's module cache (`<data-dir>/cache/modules`) and an optional extra plugin.
 /// Returns it with the CID of the plugin to compile with.
 fn executor(ctx: &Context, plugin: Option<&Path>) -> Result<(Executor, jobmesh_exec::Cid)> {
-    let exec = Executor::new(Some(ctx.home.root().join("cache").join("modules")))?;
+    let exec = Executor::new(Some(ctx.home.module_cache_dir()))?;
     let cid = match plugin {
         None => Plugin::bundled().cid(),
         Some(path) => {

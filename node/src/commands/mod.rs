@@ -3,6 +3,7 @@
 
 pub mod init;
 pub mod job;
+pub mod job_market;
 pub mod net;
 pub mod node;
 pub mod settle;

@@ -14,6 +14,7 @@ use tracing::{info, warn};
 
 use crate::api::{self, ApiState, API_FILE, DEFAULT_API};
 use crate::cli::Context;
+use crate::market::{db::MarketDb, Market, MarketConfig, WorkerPolicy};
 
 /// `jobmesh node …`.
 #[derive(Debug, Subcommand)]
@@ -41,9 +42,18 @@ pub struct StartArgs {
     /// Address of the local control API (HTTP).
     #[arg(long, value_name = "IP:PORT", default_value = DEFAULT_API)]
     pub api: String,
-    /// Offer to run jobs: join the job-announcement topic.
+    /// Run jobs for others: offer on announced jobs that fit the limits below.
     #[arg(long)]
     pub worker: bool,
+    /// As a worker: the largest fuel budget to take on.
+    #[arg(long, value_name = "FUEL", default_value_t = jobmesh_exec::Limits::default().fuel)]
+    pub max_fuel: u64,
+    /// As a worker: the lowest price to work for, in wei per million fuel.
+    #[arg(long, value_name = "WEI", default_value_t = 0)]
+    pub min_price: u64,
+    /// As a worker: how many jobs to run at once (default: the number of CPU cores).
+    #[arg(long, value_name = "N")]
+    pub max_jobs: Option<usize>,
     /// Default timeout of a fetch from the mesh (cat/get/pin of content this node lacks), in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 120.0)]
     pub fetch_timeout: f64,
@@ -89,6 +99,8 @@ fn start(ctx: &Context, args: &StartArgs) -> Result<()> {
         .with_context(|| format!("invalid --api address {:?} (expected IP:PORT)", args.api))?;
     let fetch_timeout = secs(args.fetch_timeout, "--fetch-timeout")?;
     let reprovide = secs(args.reprovide_interval, "--reprovide-interval")?;
+    anyhow::ensure!(args.max_jobs != Some(0), "--max-jobs must be at least 1");
+    anyhow::ensure!(args.max_fuel > 0, "--max-fuel must be positive");
     let (keypair, _) = ctx.home.load_or_create_identity()?;
     if let Some(running) = api::client::running(&ctx.home) {
         let _ = running;
@@ -101,7 +113,31 @@ fn start(ctx: &Context, args: &StartArgs) -> Result<()> {
         )
     })?;
 
-    let mut cfg = Config::new(keypair);
+    let market_db = MarketDb::open(&ctx.home.market_dir()).with_context(|| {
+        format!(
+            "cannot open the market database in {}",
+            ctx.home.market_dir().display()
+        )
+    })?;
+    let exec = jobmesh_exec::Executor::new(Some(ctx.home.module_cache_dir()))
+        .context("cannot start the job executor")?;
+    // Workers fetch the plugin a job names from the mesh; the requester serves the bundled one.
+    let plugin = jobmesh_exec::Plugin::bundled();
+    store
+        .put(&plugin.cid(), plugin.bytes())
+        .context("cannot store the bundled Javy plugin")?;
+    let market_cfg = MarketConfig {
+        worker: args.worker.then(|| WorkerPolicy {
+            max_fuel: args.max_fuel,
+            min_price_wei_per_mfuel: args.min_price,
+            max_concurrent: args
+                .max_jobs
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            ..WorkerPolicy::default()
+        }),
+        eth_address: None,
+    };
+    let mut cfg = Config::new(keypair.clone());
     cfg.listen = listen;
     cfg.bootstrap = bootstrap;
     cfg.reprovide_interval = reprovide;
@@ -110,14 +146,28 @@ fn start(ctx: &Context, args: &StartArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    rt.block_on(serve(ctx, args, cfg, store, api_addr, fetch_timeout))
+    let market = MarketParts {
+        key: keypair,
+        db: market_db,
+        exec: Arc::new(exec),
+        cfg: market_cfg,
+    };
+    rt.block_on(serve(ctx, cfg, store, market, api_addr, fetch_timeout))
+}
+
+/// What the node's market is started with.
+struct MarketParts {
+    key: jobmesh_p2p::identity::Keypair,
+    db: MarketDb,
+    exec: Arc<jobmesh_exec::Executor>,
+    cfg: MarketConfig,
 }
 
 async fn serve(
     ctx: &Context,
-    args: &StartArgs,
     cfg: Config,
     store: Store,
+    market: MarketParts,
     api_addr: SocketAddr,
     fetch_timeout: Duration,
 ) -> Result<()> {
@@ -125,23 +175,20 @@ async fn serve(
     let node = Node::start(cfg, store.clone()).await?;
     let addrs = node.listen_addrs().await?;
     let shutdown = Arc::new(tokio::sync::Notify::new());
+    let worker = market.cfg.worker.is_some();
+    let market = Market::start(node.clone(), market.key, market.db, market.exec, market.cfg)
+        .await
+        .context("cannot start the market")?;
     let state = ApiState {
         node: node.clone(),
         fetch_timeout,
         shutdown: shutdown.clone(),
+        market: Some(market),
     };
     let api_file = ctx.home.root().join(API_FILE);
     std::fs::write(&api_file, api_bound.to_string())
         .with_context(|| format!("cannot write {}", api_file.display()))?;
 
-    if args.worker {
-        let mut rx = node.subscribe(jobmesh_p2p::JOBS_TOPIC, None).await?;
-        tokio::spawn(async move {
-            while let Ok(m) = rx.recv().await {
-                tracing::debug!(from = ?m.source, bytes = m.data.len(), "job announcement");
-            }
-        });
-    }
     // Re-announce what this node keeps (pins) now that the records of a previous run are gone.
     {
         let node = node.clone();
@@ -158,6 +205,7 @@ async fn serve(
             "peer_id": node.peer_id().to_string(),
             "addresses": addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "api": api_bound.to_string(),
+            "worker": worker,
         }));
     } else {
         println!("peer id {}", node.peer_id());
@@ -165,6 +213,9 @@ async fn serve(
             println!("listening on {a}");
         }
         println!("api on http://{api_bound}");
+        if worker {
+            println!("running jobs for others (worker)");
+        }
     }
     info!(peer = %node.peer_id(), api = %api_bound, "node running");
 

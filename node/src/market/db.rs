@@ -60,6 +60,12 @@ pub struct WorkerJob {
     pub receipt: Option<(bool, u128)>,
     /// Unix ms after which the job is abandoned.
     pub deadline_ms: u64,
+    /// Where the requester said it can be reached (from its announcement), to send the commitment to.
+    #[serde(default)]
+    pub requester_addrs: Vec<String>,
+    /// The commitment deadline of the assignment (unix ms).
+    #[serde(default)]
+    pub commit_by_ms: u64,
 }
 
 /// The market's sled database (a folder of its own next to the block store).
@@ -316,6 +322,8 @@ mod tests {
             result: Some((spec().code.to_bytes(), 9, "ok".into(), [1; 32])),
             receipt: None,
             deadline_ms: 100,
+            requester_addrs: vec!["/ip4/127.0.0.1/tcp/1".into()],
+            commit_by_ms: 50,
         };
         db.save_worker_job(&id, &job).unwrap();
         drop(db);

@@ -10,12 +10,12 @@ use serde::{Deserialize, Serialize};
 pub const PROTOCOL_VERSION: u16 = 1;
 /// Gossipsub topic of job announcements and cancellations.
 pub const JOBS_TOPIC: &str = "jobmesh/jobs/1";
-/// Request-response protocol of offers, assignments, commitments, reveals and receipts.
-pub const MARKET_PROTOCOL: &str = "/jobmesh/market/1";
+/// Request-response protocol of offers, assignments, commitments, reveals and receipts (framed by the p2p crate).
+pub use jobmesh_p2p::DIRECT_PROTOCOL as MARKET_PROTOCOL;
 /// Largest gossip message accepted, in bytes.
 pub const MAX_GOSSIP_BYTES: usize = 8 * 1024;
-/// Largest request or response accepted, in bytes.
-pub const MAX_DIRECT_BYTES: usize = 64 * 1024;
+/// Largest request or response accepted, in bytes (the p2p framing enforces it too).
+pub const MAX_DIRECT_BYTES: usize = jobmesh_p2p::MAX_DIRECT_MESSAGE;
 /// Most replicas a job may ask for.
 pub const MAX_REPLICAS: u8 = 15;
 

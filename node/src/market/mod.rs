@@ -1,11 +1,18 @@
 //! The compute market (`docs/protocol.md`): messages and their signatures, the requester's job state machine,
-//! worker selection and the majority tally, and the sled database of jobs, reputation and the owed ledger.
+//! worker selection and the majority tally, the sled database of jobs, reputation and the owed ledger — and
+//! the running service that drives them over the peer mesh.
 //!
-//! Pure logic and persistence only: the network glue (gossipsub topic, request-response protocol) and the CLI
-//! call into this module; nothing here opens a socket or runs a job.
+//! `messages`, `requester`, `tally` and `db` are pure logic and persistence: no clock, socket or job run in
+//! them. `service` (the requester's actor and the inbound dispatcher) and `worker` are the glue: they use the
+//! node's swarm through `jobmesh_p2p::Node`'s public API and run jobs through `jobmesh_exec`.
 
 pub mod db;
 pub mod messages;
 pub mod requester;
+pub mod service;
 pub mod tally;
 pub mod wire_ids;
+pub mod worker;
+
+pub use service::{JobRequest, JobStatus, Market, MarketConfig, MarketError};
+pub use worker::{Conduct, WorkerPolicy};

@@ -14,10 +14,13 @@ use serde::{Deserialize, Serialize};
 use super::messages::{reveal_matches, JobId, JobSpec, Receipt, Reveal};
 use super::tally::{owed_wei, select_workers, tally, Candidate, Verdict};
 
-/// How long offers are collected before the first assignment, unless `2 × replicas` arrive sooner.
+/// How long offers are collected before the first assignment, unless `replicas` offers arrive sooner of which a
+/// majority come from workers with a positive record.
 pub const OFFER_WINDOW_MS: u64 = 250;
 /// How long an assigned worker has to accept or decline.
 pub const ANSWER_TIMEOUT_MS: u64 = 2_000;
+/// After a restart, how long workers get to reconnect before re-sent assignments count as unanswered.
+pub const RESTART_GRACE_MS: u64 = 10_000;
 /// How long revealing may take once asked.
 pub const REVEAL_TIMEOUT_MS: u64 = 5_000;
 /// Reputation changes.
@@ -36,7 +39,7 @@ pub enum Phase {
     Committing,
     /// Commitments in; waiting for reveals.
     Revealing,
-    /// A majority agreed; the verifier job runs on the result.
+    /// A majority agreed; the result is fetched and pinned, and the verifier job (if any) runs on it.
     Verifying,
     /// Done: the result is accepted.
     Verified,
@@ -161,8 +164,9 @@ pub enum Action {
         /// The amount.
         wei: u128,
     },
-    /// Run the spec's verifier on the verdict's output, then call [`RequesterJob::on_verified`].
-    RunVerifier,
+    /// Fetch and pin the verdict's output, run the spec's verifier on it if there is one, then call
+    /// [`RequesterJob::on_verified`].
+    CheckResult,
     /// Publish a `Cancellation` on the jobs topic.
     PublishCancellation {
         /// Why.
@@ -268,9 +272,8 @@ impl RequesterJob {
             price_wei_per_mfuel,
             reputation,
         });
-        let enough = self.offers.len() >= 2 * self.spec.replicas as usize;
         if self.phase == Phase::Announced
-            && (enough || now_ms >= self.announced_ms + OFFER_WINDOW_MS)
+            && (self.enough_offers() || now_ms >= self.announced_ms + OFFER_WINDOW_MS)
         {
             return self.fill_slots(now_ms);
         }
@@ -278,6 +281,15 @@ impl RequesterJob {
             return self.fill_slots(now_ms);
         }
         Vec::new()
+    }
+
+    /// Whether the offer window can close early: `replicas` offers of which a majority of the slots can go to
+    /// workers with a positive record. Counting offers alone would let a crowd of fresh identities, offering
+    /// first, close the window before the workers with a record are heard.
+    fn enough_offers(&self) -> bool {
+        let replicas = self.spec.replicas as usize;
+        let with_record = self.offers.iter().filter(|o| o.reputation > 0).count();
+        self.offers.len() >= replicas && with_record > replicas / 2
     }
 
     /// A worker answered its assignment.
@@ -345,7 +357,8 @@ impl RequesterJob {
         self.maybe_tally(now_ms)
     }
 
-    /// The verifier job accepted (`true`) or rejected the verdict's output.
+    /// The result check of [`Action::CheckResult`] is done: the output was fetched and the verifier (if any)
+    /// accepted it (`true`), or not, for the reason `why`.
     pub fn on_verified(&mut self, ok: bool, why: &str) -> Vec<Action> {
         if self.phase != Phase::Verifying {
             return Vec::new();
@@ -356,7 +369,7 @@ impl RequesterJob {
             let verdict = self.verdict.take().expect("verifying has a verdict");
             self.finish(
                 Phase::Failed,
-                format!("the verifier rejected the majority result: {why}"),
+                format!("the majority result was not accepted: {why}"),
             );
             let mut actions = Vec::new();
             for worker in verdict.agreeing.iter().chain(&verdict.disagreeing) {
@@ -364,7 +377,7 @@ impl RequesterJob {
                     *worker,
                     false,
                     0,
-                    "the verifier rejected the majority result",
+                    "the majority result was not accepted",
                 ));
             }
             actions.push(Action::Finished);
@@ -445,6 +458,45 @@ impl RequesterJob {
         actions.push(Action::PublishCancellation {
             reason: reason.into(),
         });
+        actions.push(Action::Finished);
+        actions
+    }
+
+    /// The requester restarted: assignments still waiting for an answer may never have left, or their answers
+    /// were lost with the crash, so they are sent again (a worker acknowledges a repeated assignment) and
+    /// their answer timeout starts over after [`RESTART_GRACE_MS`] for the workers to reconnect.
+    pub fn on_restart(&mut self, now_ms: u64) -> Vec<Action> {
+        let mut actions = Vec::new();
+        for (replica, slot) in self.slots.iter_mut() {
+            if let SlotState::Assigned { at_ms } = &mut slot.state {
+                *at_ms = now_ms + RESTART_GRACE_MS;
+                actions.push(Action::Assign {
+                    worker: slot.worker,
+                    replica: *replica,
+                    commit_by_ms: 0,
+                });
+            }
+        }
+        for action in &mut actions {
+            if let Action::Assign {
+                replica,
+                commit_by_ms,
+                ..
+            } = action
+            {
+                *commit_by_ms = self.slot_commit_by(*replica);
+            }
+        }
+        actions
+    }
+
+    /// The job cannot go on (e.g. its announcement could not be published): it fails with `reason`.
+    pub fn fail(&mut self, reason: &str) -> Vec<Action> {
+        if self.phase.is_terminal() {
+            return Vec::new();
+        }
+        self.finish(Phase::Failed, reason.to_string());
+        let mut actions = self.receipts_for_all_live(reason);
         actions.push(Action::Finished);
         actions
     }
@@ -585,13 +637,13 @@ impl RequesterJob {
         match tally(assigned, &reveals) {
             Some(verdict) => {
                 self.verdict = Some(verdict);
-                if self.spec.verifier.is_some() {
-                    self.phase = Phase::Verifying;
-                    self.reason = "running the verifier".into();
-                    vec![Action::RunVerifier]
+                self.phase = Phase::Verifying;
+                self.reason = if self.spec.verifier.is_some() {
+                    "fetching the result and running the verifier".into()
                 } else {
-                    self.accept()
-                }
+                    "fetching the result".into()
+                };
+                vec![Action::CheckResult]
             }
             None => {
                 // No majority: those who revealed stay counted; fresh workers are added for a new round.
@@ -823,6 +875,10 @@ mod tests {
             if assigned(&all).iter().any(|w| !answered.contains(w)) {
                 continue;
             }
+            if job.phase == Phase::Verifying {
+                all.extend(job.on_verified(true, ""));
+                continue;
+            }
             if let Some(t) = job.next_wakeup_ms() {
                 now = now.max(t);
             }
@@ -964,9 +1020,11 @@ mod tests {
         }
         assert_eq!(
             job.phase,
-            Phase::Verified,
+            Phase::Verifying,
             "2 of 3 assigned still make a majority"
         );
+        assert!(owed(&job.on_verified(true, "")).len() == 2);
+        assert_eq!(job.phase, Phase::Verified);
     }
 
     #[test]
@@ -974,7 +1032,7 @@ mod tests {
         let w = peers(3);
         let mut job = RequesterJob::new(spec(3, true), 0, 60_000);
         let actions = drive_until_verifying(&mut job, &w);
-        assert!(actions.contains(&Action::RunVerifier));
+        assert!(actions.contains(&Action::CheckResult));
         assert!(
             owed(&actions).is_empty(),
             "nothing is owed before the verifier accepts"
@@ -1063,6 +1121,39 @@ mod tests {
         let bytes = super::super::messages::to_cbor(&job);
         let back: RequesterJob = super::super::messages::from_cbor(&bytes).unwrap();
         assert_eq!(back, job);
+    }
+
+    #[test]
+    fn the_offer_window_closes_early_only_for_workers_with_a_record() {
+        let w = peers(3);
+        // three fresh identities: the window stays open until it ends
+        let mut job = RequesterJob::new(spec(3, false), 0, 10_000);
+        for p in &w {
+            assert!(assigned(&job.on_offer(1, *p, 1, 0)).is_empty());
+        }
+        assert_eq!(assigned(&job.on_tick(OFFER_WINDOW_MS)).len(), 3);
+        // two of three with a record: assigned at the third offer
+        let mut job = RequesterJob::new(spec(3, false), 0, 10_000);
+        job.on_offer(1, w[0], 1, 3);
+        job.on_offer(1, w[1], 1, 0);
+        assert_eq!(assigned(&job.on_offer(2, w[2], 1, 1)).len(), 3);
+    }
+
+    #[test]
+    fn a_restart_keeps_assigned_workers_until_their_commit_deadline() {
+        let w = peers(3);
+        let mut job = RequesterJob::new(spec(3, false), 0, 60_000);
+        for p in &w {
+            job.on_offer(0, *p, 1, 0);
+        }
+        job.on_tick(OFFER_WINDOW_MS);
+        // back long after the answer timeout: the assignments go out again and nobody is dropped yet
+        let back = OFFER_WINDOW_MS + 10 * ANSWER_TIMEOUT_MS;
+        assert_eq!(assigned(&job.on_restart(back)).len(), 3);
+        assert!(job.on_tick(back + 1).is_empty());
+        let (c, _) = commit_and_reveal(&job, w[0], b"right", 5);
+        job.on_commitment(back + 1, w[0], c);
+        assert_eq!(job.progress(), (3, 1, 0));
     }
 
     #[test]

@@ -28,13 +28,27 @@ impl NodeProc {
 
     /// Like [`NodeProc::start`], with more `node start` arguments.
     pub fn start_with(bootstrap: &[&str], extra: &[&str]) -> NodeProc {
-        let home = tempfile::tempdir().unwrap();
+        Self::start_in(
+            tempfile::tempdir().unwrap(),
+            "/ip4/127.0.0.1/tcp/0",
+            bootstrap,
+            extra,
+        )
+    }
+
+    /// Starts a node on an existing data dir (a restart) listening on `listen`.
+    pub fn start_in(
+        home: tempfile::TempDir,
+        listen: &str,
+        bootstrap: &[&str],
+        extra: &[&str],
+    ) -> NodeProc {
         let mut cmd = Command::new(jobmesh_bin());
         cmd.arg("--data-dir").arg(home.path()).arg("--json").args([
             "node",
             "start",
             "--listen",
-            "/ip4/127.0.0.1/tcp/0",
+            listen,
             "--api",
             "127.0.0.1:0",
         ]);
@@ -97,6 +111,14 @@ impl NodeProc {
 
     pub fn home(&self) -> &Path {
         self.home.path()
+    }
+
+    /// Kills the process at once (SIGKILL, nothing flushed) and hands back its data dir for a restart.
+    pub fn kill9(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let home = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.home, home)
     }
 
     /// Sends SIGTERM and waits (bounded) for a clean exit; returns whether it exited successfully.

@@ -1,0 +1,860 @@
+//! The running market of a node: the network glue around the pure state machines (`docs/protocol.md`).
+//!
+//! Owns: the requester's table of live jobs — one actor task feeds offers, answers, commitments, reveals and
+//! timer ticks into each [`RequesterJob`], writes the record and the actions' reputation and ledger changes to
+//! [`MarketDb`] in one transaction, and only then sends the messages — and the inbound side of the direct
+//! protocol, which it dispatches to the requester actor or to the [`worker`](super::worker).
+//! Must not touch: the swarm's internals (it uses [`Node`]'s public API only) or chain settlement (the ledger
+//! it fills is settled by `jobmesh settle`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jobmesh_exec::Executor;
+use jobmesh_p2p::{identity::Keypair, InboundRequest, Multiaddr, Node, PeerId};
+use jobmesh_store::Cid;
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use super::db::{DbError, MarketDb};
+use super::messages::{
+    open, open_from, seal, Assignment, Cancellation, CodeKind, Commitment, Gossip, JobAnnouncement,
+    JobId, JobLimits, JobSpec, MessageError, Offer, Request, Response, Reveal, JOBS_TOPIC,
+    MAX_DIRECT_BYTES, MAX_GOSSIP_BYTES,
+};
+use super::requester::{Action, Phase, RequesterJob, SlotState, ANSWER_TIMEOUT_MS};
+use super::worker::{Worker, WorkerPolicy};
+
+/// Why a market operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MarketError {
+    /// The job request is out of range.
+    #[error("invalid job: {0}")]
+    Invalid(String),
+    /// No job with this id on this node.
+    #[error("no job {0} on this node")]
+    UnknownJob(String),
+    /// The market database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The node is shutting down.
+    #[error("the market has stopped")]
+    Stopped,
+}
+
+/// Settings of a node's market.
+#[derive(Clone, Debug, Default)]
+pub struct MarketConfig {
+    /// Run jobs for others under this policy (`None`: only submit jobs).
+    pub worker: Option<WorkerPolicy>,
+    /// The settlement address announced in jobs and offers.
+    pub eth_address: Option<[u8; 20]>,
+}
+
+/// What a requester asks for.
+#[derive(Clone, Debug)]
+pub struct JobRequest {
+    /// What the code is.
+    pub kind: CodeKind,
+    /// The Javy plugin (JavaScript jobs).
+    pub plugin: Option<Cid>,
+    /// The code (a UnixFS file in this node's store).
+    pub code: Cid,
+    /// The input (a UnixFS file in this node's store).
+    pub input: Cid,
+    /// Limits every replica runs under.
+    pub limits: JobLimits,
+    /// Workers that run it.
+    pub replicas: u8,
+    /// Price in wei per million fuel.
+    pub price_wei_per_mfuel: u64,
+    /// A verifier job run on (input, output) before the result is accepted.
+    pub verifier: Option<Cid>,
+    /// Time until the job must be over.
+    pub timeout: Duration,
+}
+
+/// What `job status` shows of a job.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct JobStatus {
+    /// The job id (hex).
+    pub id: String,
+    /// Where it is: announced, committing, revealing, verifying, verified, failed, cancelled, expired.
+    pub phase: &'static str,
+    /// Whether the phase is terminal.
+    pub finished: bool,
+    /// Why it is where it is.
+    pub reason: String,
+    /// Replicas asked for.
+    pub replicas: u8,
+    /// Offers received.
+    pub offers: usize,
+    /// Replicas assigned and live, committed, revealed.
+    pub assigned: usize,
+    /// Commitments received.
+    pub committed: usize,
+    /// Reveals received.
+    pub revealed: usize,
+    /// The accepted output (once verified).
+    pub output: Option<String>,
+    /// Fuel of the accepted result.
+    pub fuel_used: Option<u64>,
+    /// Status of the accepted result (`ok`, `out_of_fuel`, …).
+    pub status: Option<String>,
+    /// Workers in the accepted majority.
+    pub agreeing: Vec<String>,
+    /// Workers that revealed something else.
+    pub disagreeing: Vec<String>,
+    /// When it was announced (unix ms).
+    pub announced_ms: u64,
+    /// Its deadline (unix ms).
+    pub deadline_ms: u64,
+    /// The input CID.
+    pub input: String,
+    /// The code CID.
+    pub code: String,
+}
+
+impl JobStatus {
+    /// The view of a requester record.
+    pub fn of(job: &RequesterJob) -> JobStatus {
+        let (assigned, committed, revealed) = job.progress();
+        let accepted = job.phase == Phase::Verified;
+        let verdict = job.verdict.as_ref().filter(|_| accepted);
+        JobStatus {
+            id: job.id.to_hex(),
+            phase: job.phase.name(),
+            finished: job.phase.is_terminal(),
+            reason: job.reason.clone(),
+            replicas: job.spec.replicas,
+            offers: job.offers.len(),
+            assigned,
+            committed,
+            revealed,
+            output: verdict.map(|v| v.output.to_string()),
+            fuel_used: verdict.map(|v| v.fuel_used),
+            status: verdict.map(|v| v.status.clone()),
+            agreeing: verdict
+                .map(|v| v.agreeing.iter().map(ToString::to_string).collect())
+                .unwrap_or_default(),
+            disagreeing: verdict
+                .map(|v| v.disagreeing.iter().map(ToString::to_string).collect())
+                .unwrap_or_default(),
+            announced_ms: job.announced_ms,
+            deadline_ms: job.deadline_ms,
+            input: job.spec.input.to_string(),
+            code: job.spec.code.to_string(),
+        }
+    }
+}
+
+/// The current time in unix milliseconds.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Something that happened to a requester job.
+#[derive(Debug)]
+enum JobEvent {
+    Offer {
+        worker: PeerId,
+        price: u64,
+    },
+    Answer {
+        worker: PeerId,
+        accepted: bool,
+        reason: String,
+    },
+    Reveal {
+        worker: PeerId,
+        reveal: Reveal,
+    },
+    Checked {
+        ok: bool,
+        why: String,
+    },
+}
+
+enum ActorMsg {
+    Submit {
+        job: Box<RequesterJob>,
+        reply: oneshot::Sender<Result<(), MarketError>>,
+    },
+    Event(JobId, Box<JobEvent>),
+    /// A commitment: `recorded` is told once it is on disk (so the worker is acknowledged only then).
+    Commitment {
+        id: JobId,
+        worker: PeerId,
+        commitment: [u8; 32],
+        recorded: oneshot::Sender<()>,
+    },
+    Cancel {
+        id: JobId,
+        reason: String,
+        reply: oneshot::Sender<Result<JobStatus, MarketError>>,
+    },
+}
+
+fn event(id: JobId, event: JobEvent) -> ActorMsg {
+    ActorMsg::Event(id, Box::new(event))
+}
+
+/// A node's market: submit and follow jobs, and (with a worker policy) run others' jobs. Cheap to clone.
+#[derive(Clone)]
+pub struct Market {
+    inner: Arc<Shared>,
+}
+
+/// What every task of the market shares.
+pub(crate) struct Shared {
+    pub(crate) node: Node,
+    pub(crate) key: Keypair,
+    pub(crate) db: MarketDb,
+    pub(crate) exec: Arc<Executor>,
+    pub(crate) cfg: MarketConfig,
+    actor: mpsc::UnboundedSender<ActorMsg>,
+    updates: broadcast::Sender<JobStatus>,
+}
+
+impl Shared {
+    /// Signs `request`, sends it to `peer` and opens the signed response.
+    pub(crate) async fn ask(
+        &self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        request: &Request,
+    ) -> Result<Response, String> {
+        let bytes = self
+            .node
+            .request(peer, addrs, seal(&self.key, request))
+            .await
+            .map_err(|e| e.to_string())?;
+        open_from::<Response>(&bytes, MAX_DIRECT_BYTES, &peer).map_err(|e| e.to_string())
+    }
+
+    /// This node's listen addresses as strings (for announcements).
+    async fn listen_addrs(&self) -> Vec<String> {
+        self.node
+            .listen_addrs()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+}
+
+impl Market {
+    /// Starts the market on a running node: joins the jobs topic, takes the node's direct requests, resumes
+    /// the jobs recorded in `db` (requester and worker side), and spawns the tasks that drive them.
+    pub async fn start(
+        node: Node,
+        key: Keypair,
+        db: MarketDb,
+        exec: Arc<Executor>,
+        cfg: MarketConfig,
+    ) -> Result<Market, MarketError> {
+        let (actor_tx, actor_rx) = mpsc::unbounded_channel();
+        let (updates, _) = broadcast::channel(1024);
+        let shared = Arc::new(Shared {
+            node: node.clone(),
+            key,
+            db,
+            exec,
+            cfg,
+            actor: actor_tx,
+            updates,
+        });
+        let worker = shared
+            .cfg
+            .worker
+            .clone()
+            .map(|policy| Worker::new(shared.clone(), policy));
+        // Announcements are checked before they are forwarded: well-formed, signed by their requester.
+        let validator: jobmesh_p2p::Validator =
+            Arc::new(|data: &[u8]| match open::<Gossip>(data, MAX_GOSSIP_BYTES) {
+                Ok((signer, Gossip::Announcement(a))) => {
+                    a.requester == signer && a.spec.validate().is_ok()
+                }
+                Ok((_, Gossip::Cancellation(_))) => true,
+                Err(_) => false,
+            });
+        let gossip = node
+            .subscribe(JOBS_TOPIC, Some(validator))
+            .await
+            .map_err(|_| MarketError::Stopped)?;
+        if let Some(w) = &worker {
+            // Compiling the bundled plugin takes seconds the first time: do it now, not in the first job.
+            let exec = shared.exec.clone();
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = exec.warm_up(&jobmesh_exec::Plugin::bundled().cid()) {
+                    warn!(error = %e, "cannot prepare the bundled Javy plugin");
+                }
+            });
+            w.clone().spawn_gossip(gossip);
+            w.resume()?;
+        }
+        let inbound = node
+            .take_inbound_requests()
+            .ok_or_else(|| MarketError::Invalid("the node's direct requests are taken".into()))?;
+        let live: Vec<RequesterJob> = shared
+            .db
+            .requester_jobs()?
+            .into_iter()
+            .filter(|j| !j.phase.is_terminal())
+            .collect();
+        tokio::spawn(inbound_loop(shared.clone(), worker, inbound));
+        tokio::spawn(Actor::new(shared.clone(), live).run(actor_rx));
+        Ok(Market { inner: shared })
+    }
+
+    /// The node this market runs on.
+    pub fn node(&self) -> &Node {
+        &self.inner.node
+    }
+
+    /// Announces a new job; returns its id at once. Follow it with [`Market::watch`] or [`Market::status`].
+    pub async fn submit(&self, req: JobRequest) -> Result<JobId, MarketError> {
+        if req.timeout < Duration::from_secs(1) || req.timeout > Duration::from_secs(7 * 86_400) {
+            return Err(MarketError::Invalid(
+                "the timeout must be between 1 s and 7 days".into(),
+            ));
+        }
+        let spec = JobSpec {
+            kind: req.kind,
+            plugin: req.plugin,
+            code: req.code,
+            input: req.input,
+            limits: req.limits,
+            engine: jobmesh_exec::ENGINE_ID.to_string(),
+            replicas: req.replicas,
+            price_wei_per_mfuel: req.price_wei_per_mfuel,
+            verifier: req.verifier,
+            nonce: rand::random(),
+        };
+        spec.validate()
+            .map_err(|e| MarketError::Invalid(e.to_string()))?;
+        let now = now_ms();
+        let job = RequesterJob::new(spec, now, now + req.timeout.as_millis() as u64);
+        let id = job.id;
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .actor
+            .send(ActorMsg::Submit {
+                job: Box::new(job),
+                reply,
+            })
+            .map_err(|_| MarketError::Stopped)?;
+        rx.await.map_err(|_| MarketError::Stopped)??;
+        Ok(id)
+    }
+
+    /// The status of a job this node requested.
+    pub fn status(&self, id: &JobId) -> Result<JobStatus, MarketError> {
+        self.inner
+            .db
+            .requester_job(id)?
+            .map(|j| JobStatus::of(&j))
+            .ok_or_else(|| MarketError::UnknownJob(id.to_hex()))
+    }
+
+    /// Every job this node requested, oldest first.
+    pub fn list(&self) -> Result<Vec<JobStatus>, MarketError> {
+        Ok(self
+            .inner
+            .db
+            .requester_jobs()?
+            .iter()
+            .map(JobStatus::of)
+            .collect())
+    }
+
+    /// Cancels a job that is not over yet (a finished job is returned as it is).
+    pub async fn cancel(&self, id: &JobId, reason: &str) -> Result<JobStatus, MarketError> {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .actor
+            .send(ActorMsg::Cancel {
+                id: *id,
+                reason: reason.to_string(),
+                reply,
+            })
+            .map_err(|_| MarketError::Stopped)?;
+        rx.await.map_err(|_| MarketError::Stopped)?
+    }
+
+    /// Every change of every job this node requested, as it happens.
+    pub fn watch(&self) -> broadcast::Receiver<JobStatus> {
+        self.inner.updates.subscribe()
+    }
+
+    /// Waits until a job is over (or `timeout` passes) and returns its status.
+    pub async fn wait(&self, id: &JobId, timeout: Duration) -> Result<JobStatus, MarketError> {
+        let mut rx = self.watch();
+        let hex = id.to_hex();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let status = self.status(id)?;
+            if status.finished {
+                return Ok(status);
+            }
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Err(_) => return Ok(status),
+                Ok(Ok(s)) if s.id == hex && s.finished => return Ok(s),
+                Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+                Ok(Err(broadcast::error::RecvError::Closed)) => return Err(MarketError::Stopped),
+            }
+        }
+    }
+
+    /// The market database (reputation and ledger).
+    pub fn db(&self) -> &MarketDb {
+        &self.inner.db
+    }
+}
+
+/// Dispatches the direct requests other peers send: requester-side messages to the actor, worker-side ones
+/// to the worker. Every request gets a signed response; malformed or mis-signed ones are refused.
+async fn inbound_loop(
+    shared: Arc<Shared>,
+    worker: Option<Worker>,
+    mut inbound: mpsc::Receiver<InboundRequest>,
+) {
+    while let Some(req) = inbound.recv().await {
+        let peer = req.peer;
+        let request = match open_from::<Request>(&req.data, MAX_DIRECT_BYTES, &peer) {
+            Ok(r) => r,
+            Err(e) => {
+                debug!(%peer, error = %e, "refused a direct request");
+                let reason = match e {
+                    MessageError::Version(v) => format!("unsupported protocol version {v}"),
+                    e => e.to_string(),
+                };
+                req.respond(seal(&shared.key, &Response::Reject { reason }));
+                continue;
+            }
+        };
+        let response = match request {
+            Request::Offer(Offer {
+                job_id,
+                price_wei_per_mfuel,
+                ..
+            }) => {
+                let _ = shared.actor.send(event(
+                    job_id,
+                    JobEvent::Offer {
+                        worker: peer,
+                        price: price_wei_per_mfuel,
+                    },
+                ));
+                Response::Ack
+            }
+            Request::Commitment(Commitment { job_id, commitment }) => {
+                // Acknowledged once recorded: a worker stops re-sending its commitment at the Ack.
+                let (recorded, on_disk) = oneshot::channel();
+                let _ = shared.actor.send(ActorMsg::Commitment {
+                    id: job_id,
+                    worker: peer,
+                    commitment,
+                    recorded,
+                });
+                let key = shared.key.clone();
+                tokio::spawn(async move {
+                    let response = match tokio::time::timeout(Duration::from_secs(5), on_disk).await
+                    {
+                        Ok(Ok(())) => Response::Ack,
+                        _ => Response::Reject {
+                            reason: "the commitment was not recorded".into(),
+                        },
+                    };
+                    req.respond(seal(&key, &response));
+                });
+                continue;
+            }
+            Request::Assignment(a) => match &worker {
+                Some(w) => w.on_assignment(peer, *a),
+                None => Response::Reject {
+                    reason: "this node does not run jobs".into(),
+                },
+            },
+            Request::RevealRequest { job_id } => match &worker {
+                Some(w) => w.on_reveal_request(peer, job_id),
+                None => Response::Reject {
+                    reason: "this node does not run jobs".into(),
+                },
+            },
+            Request::Receipt(r) => match &worker {
+                Some(w) => w.on_receipt(peer, r),
+                None => Response::Ack,
+            },
+        };
+        req.respond(seal(&shared.key, &response));
+    }
+}
+
+/// The requester's actor: owns the live jobs, applies events and timers, persists, then acts.
+struct Actor {
+    shared: Arc<Shared>,
+    jobs: HashMap<JobId, RequesterJob>,
+}
+
+impl Actor {
+    fn new(shared: Arc<Shared>, live: Vec<RequesterJob>) -> Actor {
+        let jobs = live.into_iter().map(|j| (j.id, j)).collect();
+        Actor { shared, jobs }
+    }
+
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<ActorMsg>) {
+        self.resume();
+        loop {
+            let wake = self
+                .jobs
+                .values()
+                .filter_map(RequesterJob::next_wakeup_ms)
+                .min();
+            let sleep = async {
+                match wake {
+                    Some(t) => {
+                        let wait = t.saturating_sub(now_ms());
+                        tokio::time::sleep(Duration::from_millis(wait)).await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(msg) => self.on_msg(msg).await,
+                    None => return,
+                },
+                _ = sleep => {
+                    let now = now_ms();
+                    let due: Vec<JobId> = self
+                        .jobs
+                        .values()
+                        .filter(|j| j.next_wakeup_ms().is_some_and(|t| t <= now))
+                        .map(|j| j.id)
+                        .collect();
+                    for id in due {
+                        self.step(id, |job| job.on_tick(now));
+                    }
+                }
+            }
+        }
+    }
+
+    /// After a restart: re-publish announcements, re-send unanswered assignments, re-ask for reveals,
+    /// re-check results.
+    fn resume(&mut self) {
+        let now = now_ms();
+        let ids: Vec<JobId> = self.jobs.keys().copied().collect();
+        for id in ids {
+            self.step(id, |job| job.on_restart(now));
+        }
+        for job in self.jobs.values() {
+            info!(job = %job.id, phase = job.phase.name(), "resuming job");
+            match job.phase {
+                Phase::Announced => {
+                    let (shared, job) = (self.shared.clone(), job.clone());
+                    tokio::spawn(async move {
+                        // give the swarm a moment to reconnect to the mesh
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        if let Err(e) = publish_announcement(&shared, &job).await {
+                            debug!(job = %job.id, error = %e, "re-announcing failed");
+                        }
+                    });
+                }
+                Phase::Revealing => {
+                    for slot in job.slots.values() {
+                        if matches!(slot.state, super::requester::SlotState::Committed { .. }) {
+                            self.carry_out(
+                                job,
+                                Action::RequestReveal {
+                                    worker: slot.worker,
+                                },
+                            );
+                        }
+                    }
+                }
+                Phase::Verifying => self.carry_out(job, Action::CheckResult),
+                _ => {}
+            }
+        }
+    }
+
+    async fn on_msg(&mut self, msg: ActorMsg) {
+        match msg {
+            ActorMsg::Submit { mut job, reply } => {
+                let id = job.id;
+                if let Err(e) = self.shared.db.commit_step(&job, &[]) {
+                    let _ = reply.send(Err(e.into()));
+                    return;
+                }
+                match publish_announcement(&self.shared, &job).await {
+                    Ok(()) => {
+                        info!(job = %id, replicas = job.spec.replicas, "job announced");
+                        let _ = self.shared.updates.send(JobStatus::of(&job));
+                        self.jobs.insert(id, *job);
+                        let _ = reply.send(Ok(()));
+                    }
+                    Err(e) => {
+                        let actions = job.fail(&format!("no worker reachable: {e}"));
+                        let res = self.shared.db.commit_step(&job, &actions);
+                        let _ = self.shared.updates.send(JobStatus::of(&job));
+                        let _ = reply.send(res.map_err(Into::into).and(Err(MarketError::Invalid(
+                            format!("cannot announce the job: no worker reachable ({e})"),
+                        ))));
+                    }
+                }
+            }
+            ActorMsg::Event(id, event) => {
+                let event = *event;
+                if !self.jobs.contains_key(&id) {
+                    debug!(job = %id, ?event, "event for a job that is not live");
+                    return;
+                }
+                let reputation = match &event {
+                    JobEvent::Offer { worker, .. } => {
+                        self.shared.db.reputation(worker).unwrap_or(0)
+                    }
+                    _ => 0,
+                };
+                let now = now_ms();
+                self.step(id, move |job| match event {
+                    JobEvent::Offer { worker, price } => {
+                        job.on_offer(now, worker, price, reputation)
+                    }
+                    JobEvent::Answer {
+                        worker,
+                        accepted,
+                        reason,
+                    } => job.on_answer(now, worker, accepted, &reason),
+                    JobEvent::Reveal { worker, reveal } => job.on_reveal(now, worker, reveal),
+                    JobEvent::Checked { ok, why } => job.on_verified(ok, &why),
+                });
+            }
+            ActorMsg::Commitment {
+                id,
+                worker,
+                commitment,
+                recorded,
+            } => {
+                let now = now_ms();
+                if self.step(id, |job| job.on_commitment(now, worker, commitment)) {
+                    let _ = recorded.send(());
+                }
+            }
+            ActorMsg::Cancel { id, reason, reply } => {
+                if self.jobs.contains_key(&id) {
+                    self.step(id, |job| job.cancel(&reason));
+                }
+                let status = match self.shared.db.requester_job(&id) {
+                    Ok(Some(job)) => Ok(JobStatus::of(&job)),
+                    Ok(None) => Err(MarketError::UnknownJob(id.to_hex())),
+                    Err(e) => Err(e.into()),
+                };
+                let _ = reply.send(status);
+            }
+        }
+    }
+
+    /// Applies one state-machine step: persist (record + reputation + ledger, atomically), publish the new
+    /// status, then carry out the messages.
+    /// Returns whether the job's record on disk is up to date afterwards (a job that is over, or not this
+    /// node's, has nothing to record).
+    fn step(&mut self, id: JobId, f: impl FnOnce(&mut RequesterJob) -> Vec<Action>) -> bool {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return true;
+        };
+        let before = JobStatus::of(job);
+        let actions = f(job);
+        if actions.is_empty() && JobStatus::of(job) == before {
+            return true;
+        }
+        if let Err(e) = self.shared.db.commit_step(job, &actions) {
+            // Without the record on disk nothing may be sent: the job stays where it was on disk (and is
+            // reloaded from there on restart); its timers retry.
+            warn!(job = %id, error = %e, "cannot record a job step");
+            return false;
+        }
+        let job = job.clone();
+        let _ = self.shared.updates.send(JobStatus::of(&job));
+        for action in actions {
+            self.carry_out(&job, action);
+        }
+        if job.phase.is_terminal() {
+            info!(job = %id, phase = job.phase.name(), reason = %job.reason, "job finished");
+            self.jobs.remove(&id);
+        }
+        true
+    }
+
+    /// Sends the message an action asks for, in its own task; answers come back as events.
+    fn carry_out(&self, job: &RequesterJob, action: Action) {
+        let shared = self.shared.clone();
+        let id = job.id;
+        match action {
+            Action::Assign {
+                worker,
+                replica,
+                commit_by_ms,
+            } => {
+                let request = Request::Assignment(Box::new(Assignment {
+                    job_id: id,
+                    replica,
+                    commit_by_ms,
+                    spec: job.spec.clone(),
+                }));
+                // An unreachable worker is tried again until its answer is due.
+                let answer_by = job
+                    .slots
+                    .get(&replica)
+                    .and_then(|s| match s.state {
+                        SlotState::Assigned { at_ms } => Some(at_ms + ANSWER_TIMEOUT_MS),
+                        _ => None,
+                    })
+                    .unwrap_or(0);
+                tokio::spawn(async move {
+                    let (accepted, reason) = loop {
+                        match shared.ask(worker, Vec::new(), &request).await {
+                            Ok(Response::Ack) => break (true, String::new()),
+                            Ok(Response::Reject { reason }) => break (false, reason),
+                            Ok(other) => break (false, format!("unexpected answer {other:?}")),
+                            Err(e) if now_ms() + 300 >= answer_by => {
+                                break (false, format!("unreachable: {e}"))
+                            }
+                            Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+                        }
+                    };
+                    let _ = shared.actor.send(event(
+                        id,
+                        JobEvent::Answer {
+                            worker,
+                            accepted,
+                            reason,
+                        },
+                    ));
+                });
+            }
+            Action::RequestReveal { worker } => {
+                // Asked again until the reveal timeout (a worker restarting after its commitment reveals from
+                // its database once it is back); after that its slot times out in the state machine.
+                let until = now_ms() + super::requester::REVEAL_TIMEOUT_MS;
+                tokio::spawn(async move {
+                    loop {
+                        match shared
+                            .ask(worker, Vec::new(), &Request::RevealRequest { job_id: id })
+                            .await
+                        {
+                            Ok(Response::Reveal(reveal)) => {
+                                let _ = shared
+                                    .actor
+                                    .send(event(id, JobEvent::Reveal { worker, reveal }));
+                                return;
+                            }
+                            other => debug!(job = %id, %worker, ?other, "no reveal yet"),
+                        }
+                        if now_ms() + 300 >= until {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                    }
+                });
+            }
+            Action::SendReceipt { worker, receipt } => {
+                tokio::spawn(async move {
+                    if let Err(e) = shared
+                        .ask(worker, Vec::new(), &Request::Receipt(receipt))
+                        .await
+                    {
+                        debug!(job = %id, %worker, error = %e, "receipt not delivered");
+                    }
+                });
+            }
+            Action::CheckResult => {
+                let job = job.clone();
+                tokio::spawn(async move {
+                    let (ok, why) = match check_result(&shared, &job).await {
+                        Ok(()) => (true, String::new()),
+                        Err(why) => (false, why),
+                    };
+                    let _ = shared.actor.send(event(id, JobEvent::Checked { ok, why }));
+                });
+            }
+            Action::PublishCancellation { reason } => {
+                tokio::spawn(async move {
+                    let gossip = Gossip::Cancellation(Cancellation { job_id: id, reason });
+                    if let Err(e) = shared
+                        .node
+                        .publish(JOBS_TOPIC, seal(&shared.key, &gossip))
+                        .await
+                    {
+                        debug!(job = %id, error = %e, "cancellation not published");
+                    }
+                });
+            }
+            // Recorded in the database by `step`.
+            Action::Reputation { .. } | Action::Owe { .. } | Action::Finished => {}
+        }
+    }
+}
+
+/// Publishes a job's announcement on the jobs topic.
+async fn publish_announcement(shared: &Shared, job: &RequesterJob) -> Result<(), String> {
+    let announcement = Gossip::Announcement(Box::new(JobAnnouncement {
+        spec: job.spec.clone(),
+        requester: shared.node.peer_id(),
+        eth_address: shared.cfg.eth_address,
+        listen_addrs: shared.listen_addrs().await,
+        deadline_ms: job.deadline_ms,
+    }));
+    let bytes = seal(&shared.key, &announcement);
+    if bytes.len() > MAX_GOSSIP_BYTES {
+        return Err(format!(
+            "the announcement is {} bytes, over the {MAX_GOSSIP_BYTES}-byte limit",
+            bytes.len()
+        ));
+    }
+    shared
+        .node
+        .publish(JOBS_TOPIC, bytes)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Fetches and pins the majority's output, then runs the verifier on it if the job has one.
+async fn check_result(shared: &Shared, job: &RequesterJob) -> Result<(), String> {
+    let verdict = job.verdict.as_ref().ok_or("no verdict to check")?;
+    let left = job.deadline_ms.saturating_sub(now_ms()).max(1_000);
+    shared
+        .node
+        .fetch_dag(verdict.output, Duration::from_millis(left))
+        .await
+        .map_err(|e| format!("cannot fetch the output {}: {e}", verdict.output))?;
+    let store = shared.node.store().clone();
+    let output = verdict.output;
+    tokio::task::spawn_blocking(move || {
+        store
+            .pin(&output)
+            .map_err(|e| format!("cannot pin the output: {e}"))
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let Some(verifier) = job.spec.verifier else {
+        return Ok(());
+    };
+    let (store, exec, spec) = (
+        shared.node.store().clone(),
+        shared.exec.clone(),
+        job.spec.clone(),
+    );
+    tokio::task::spawn_blocking(move || {
+        super::worker::run_verifier(&store, &exec, &spec, &verifier, &output)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}

@@ -1,0 +1,527 @@
+//! The worker's side of the market (`docs/protocol.md`, "Worker state machine"): offer on announcements that
+//! fit the node's policy, run assigned jobs in exec, commit to the result, reveal it when asked.
+//!
+//! A worker writes its result and salt to [`MarketDb`](super::db::MarketDb) before it sends the commitment,
+//! so a worker restarted after committing still reveals; a job found `Running` after a restart is run again
+//! (runs are deterministic, so the result is the same).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jobmesh_exec::{Executor, JobCode, Limits, Plugin};
+use jobmesh_p2p::{GossipMessage, Multiaddr, PeerId};
+use jobmesh_store::unixfs::{self, Profile};
+use jobmesh_store::{Cid, Store};
+use tokio::sync::broadcast;
+use tracing::{debug, info, warn};
+
+use super::db::{DbError, WorkerJob, WorkerPhase};
+use super::messages::{
+    commitment_hash, open, Assignment, CodeKind, Commitment, Gossip, JobAnnouncement, JobId,
+    JobSpec, Offer, Receipt, Request, Response, Reveal, MAX_GOSSIP_BYTES,
+};
+use super::service::{now_ms, Shared};
+
+/// Largest code, input or verifier file a worker loads into memory.
+const MAX_JOB_FILE: usize = 64 << 20;
+
+/// What a worker accepts to run.
+#[derive(Clone, Debug)]
+pub struct WorkerPolicy {
+    /// Largest fuel budget it takes on.
+    pub max_fuel: u64,
+    /// Lowest price it works for, in wei per million fuel.
+    pub min_price_wei_per_mfuel: u64,
+    /// Jobs it runs at once.
+    pub max_concurrent: usize,
+    /// How it behaves (anything but [`Conduct::Honest`] is a fault injected by tests and the simnet).
+    pub conduct: Conduct,
+}
+
+impl Default for WorkerPolicy {
+    fn default() -> Self {
+        WorkerPolicy {
+            max_fuel: Limits::default().fuel,
+            min_price_wei_per_mfuel: 0,
+            max_concurrent: 2,
+            conduct: Conduct::Honest,
+        }
+    }
+}
+
+/// How a worker behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Conduct {
+    /// Runs jobs and reports what they printed.
+    Honest,
+    /// Byzantine: runs jobs but reports a different output (commits to it and reveals it consistently).
+    WrongOutput,
+    /// Accepts assignments and then never commits (a crashed or lazy worker).
+    SilentAfterAccept,
+}
+
+/// What a worker remembers of an announcement: the requester, its addresses, the deadline.
+type Seen = (PeerId, Vec<String>, u64);
+
+/// The worker half of a node's market. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Worker {
+    shared: Arc<Shared>,
+    policy: WorkerPolicy,
+    /// Jobs being fetched or run, with the task doing it.
+    running: Arc<Mutex<HashMap<JobId, tokio::task::AbortHandle>>>,
+    /// Announcements seen, by job.
+    seen: Arc<Mutex<HashMap<JobId, Seen>>>,
+}
+
+impl Worker {
+    pub(crate) fn new(shared: Arc<Shared>, policy: WorkerPolicy) -> Worker {
+        Worker {
+            shared,
+            policy,
+            running: Arc::default(),
+            seen: Arc::default(),
+        }
+    }
+
+    fn running_count(&self) -> usize {
+        self.running.lock().map(|r| r.len()).unwrap_or(usize::MAX)
+    }
+
+    /// Why this worker would not take a job, if it would not.
+    fn refuse(&self, spec: &JobSpec, deadline_ms: u64) -> Option<String> {
+        if let Err(e) = spec.validate() {
+            return Some(e.to_string());
+        }
+        if spec.engine != jobmesh_exec::ENGINE_ID {
+            return Some(format!("engine {:?} is not this worker's", spec.engine));
+        }
+        if spec.limits.max_fuel > self.policy.max_fuel {
+            return Some(format!(
+                "max fuel {} is above this worker's {}",
+                spec.limits.max_fuel, self.policy.max_fuel
+            ));
+        }
+        if spec.price_wei_per_mfuel < self.policy.min_price_wei_per_mfuel {
+            return Some(format!(
+                "price {} is below this worker's {}",
+                spec.price_wei_per_mfuel, self.policy.min_price_wei_per_mfuel
+            ));
+        }
+        if deadline_ms <= now_ms() {
+            return Some("the deadline has passed".into());
+        }
+        if self.running_count() >= self.policy.max_concurrent {
+            return Some("busy".into());
+        }
+        None
+    }
+
+    /// Listens to the jobs topic: offers on announcements, drops cancelled jobs.
+    pub(crate) fn spawn_gossip(self, mut rx: broadcast::Receiver<GossipMessage>) {
+        tokio::spawn(async move {
+            loop {
+                let msg = match rx.recv().await {
+                    Ok(m) => m,
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        warn!(missed = n, "job announcements arrived faster than handled");
+                        continue;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                match open::<Gossip>(&msg.data, MAX_GOSSIP_BYTES) {
+                    Ok((signer, Gossip::Announcement(a))) if a.requester == signer => {
+                        self.on_announcement(*a)
+                    }
+                    Ok((signer, Gossip::Cancellation(c))) => self.on_cancellation(signer, c.job_id),
+                    Ok(_) => {}
+                    Err(e) => debug!(error = %e, "undecodable gossip"),
+                }
+            }
+        });
+    }
+
+    fn on_announcement(&self, a: JobAnnouncement) {
+        let id = a.spec.id();
+        if a.requester == self.shared.node.peer_id() {
+            return;
+        }
+        if let Some(why) = self.refuse(&a.spec, a.deadline_ms) {
+            debug!(job = %id, %why, "not offering");
+            return;
+        }
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.retain(|_, (_, _, deadline)| *deadline > now_ms());
+            seen.insert(id, (a.requester, a.listen_addrs.clone(), a.deadline_ms));
+        }
+        let offer = Request::Offer(Offer {
+            job_id: id,
+            eth_address: self.shared.cfg.eth_address,
+            price_wei_per_mfuel: a
+                .spec
+                .price_wei_per_mfuel
+                .max(self.policy.min_price_wei_per_mfuel),
+        });
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            match shared
+                .ask(a.requester, parse_addrs(&a.listen_addrs), &offer)
+                .await
+            {
+                Ok(Response::Ack) => debug!(job = %id, "offered"),
+                other => debug!(job = %id, ?other, "offer not taken"),
+            }
+        });
+    }
+
+    fn on_cancellation(&self, signer: PeerId, id: JobId) {
+        let Ok(Some(mut job)) = self.shared.db.worker_job(&id) else {
+            return;
+        };
+        if job.requester != signer || job.phase == WorkerPhase::Done {
+            return;
+        }
+        if let Some(task) = self.running.lock().ok().and_then(|mut r| r.remove(&id)) {
+            task.abort();
+        }
+        job.phase = WorkerPhase::Done;
+        let _ = self.shared.db.save_worker_job(&id, &job);
+        info!(job = %id, "job cancelled by its requester");
+    }
+
+    /// An assignment from `peer`: accept it (and start running) or refuse it.
+    pub(crate) fn on_assignment(&self, peer: PeerId, a: Assignment) -> Response {
+        let id = a.job_id;
+        if a.spec.id() != id {
+            return Response::Reject {
+                reason: "the spec does not hash to the job id".into(),
+            };
+        }
+        match self.shared.db.worker_job(&id) {
+            Ok(Some(existing)) if existing.requester == peer => return Response::Ack,
+            Ok(Some(_)) => {
+                return Response::Reject {
+                    reason: "job already assigned by another requester".into(),
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                return Response::Reject {
+                    reason: format!("worker database: {e}"),
+                }
+            }
+        }
+        let (addrs, deadline_ms) = self
+            .seen
+            .lock()
+            .ok()
+            .and_then(|s| s.get(&id).cloned())
+            .filter(|(requester, _, _)| *requester == peer)
+            .map(|(_, addrs, deadline)| (addrs, deadline))
+            .unwrap_or((Vec::new(), a.commit_by_ms + 60_000));
+        if let Some(why) = self.refuse(&a.spec, a.commit_by_ms) {
+            return Response::Reject { reason: why };
+        }
+        let job = WorkerJob {
+            spec: a.spec,
+            requester: peer,
+            replica: a.replica,
+            phase: WorkerPhase::Running,
+            result: None,
+            receipt: None,
+            deadline_ms,
+            requester_addrs: addrs,
+            commit_by_ms: a.commit_by_ms,
+        };
+        if let Err(e) = self.shared.db.save_worker_job(&id, &job) {
+            return Response::Reject {
+                reason: format!("worker database: {e}"),
+            };
+        }
+        info!(job = %id, requester = %peer, replica = a.replica, "assigned");
+        self.spawn_run(id, job);
+        Response::Ack
+    }
+
+    /// Fetches, runs, stores and commits, in a task of its own.
+    fn spawn_run(&self, id: JobId, job: WorkerJob) {
+        if self.policy.conduct == Conduct::SilentAfterAccept {
+            return;
+        }
+        let me = self.clone();
+        let mut running = self.running.lock().expect("running table");
+        let task = tokio::spawn(async move {
+            let result = me.run_job(id, &job).await;
+            if let Ok(mut r) = me.running.lock() {
+                r.remove(&id);
+            }
+            match result {
+                Ok(job) => me.send_commitment(id, job).await,
+                Err(e) => warn!(job = %id, error = %e, "job not run"),
+            }
+        });
+        running.insert(id, task.abort_handle());
+    }
+
+    async fn run_job(&self, id: JobId, job: &WorkerJob) -> Result<WorkerJob, String> {
+        let node = &self.shared.node;
+        let left = Duration::from_millis(job.commit_by_ms.saturating_sub(now_ms()).max(500));
+        debug!(job = %id, "fetching code and input");
+        for cid in [job.spec.code, job.spec.input] {
+            node.fetch_dag(cid, left)
+                .await
+                .map_err(|e| format!("cannot fetch {cid}: {e}"))?;
+        }
+        if let Some(plugin) = job.spec.plugin {
+            if self.shared.exec.plugin(&plugin).is_none() {
+                let bytes = node
+                    .get_block(plugin, left)
+                    .await
+                    .map_err(|e| format!("cannot fetch the plugin {plugin}: {e}"))?;
+                self.shared.exec.add_plugin(Plugin::from_bytes(bytes));
+            }
+        }
+        let (store, exec, spec) = (
+            node.store().clone(),
+            self.shared.exec.clone(),
+            job.spec.clone(),
+        );
+        debug!(job = %id, "running");
+        let conduct = self.policy.conduct;
+        let started = std::time::Instant::now();
+        let (output, fuel_used, status) = tokio::task::spawn_blocking(move || {
+            let code = read_file(&store, &spec.code)?;
+            let input = read_file(&store, &spec.input)?;
+            let code = load_code(spec.kind, &code)?;
+            let outcome = exec
+                .run(&code, &input, &limits_of(&spec))
+                .map_err(|e| e.to_string())?;
+            let mut output = outcome.output;
+            if conduct == Conduct::WrongOutput {
+                output.extend_from_slice(b" (forged)");
+            }
+            let root = store
+                .add_file(&output[..], &Profile::KUBO)
+                .map_err(|e| format!("cannot store the output: {e}"))?
+                .root;
+            Ok::<_, String>((root, outcome.fuel_used, outcome.status.name().to_string()))
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        let salt: [u8; 32] = rand::random();
+        info!(job = %id, %output, fuel_used, %status, ms = started.elapsed().as_millis() as u64, "ran job");
+        let mut job = job.clone();
+        job.phase = WorkerPhase::Committed;
+        job.result = Some((output.to_bytes(), fuel_used, status, salt));
+        // Written before the commitment leaves this node, so a restart can still reveal.
+        self.shared
+            .db
+            .save_worker_job(&id, &job)
+            .map_err(|e| e.to_string())?;
+        Ok(job)
+    }
+
+    /// Sends the commitment, retrying until the commitment deadline.
+    async fn send_commitment(&self, id: JobId, job: WorkerJob) {
+        let Some((output, fuel_used, status, salt)) = &job.result else {
+            return;
+        };
+        let Ok(output) = Cid::try_from(output.as_slice()) else {
+            return;
+        };
+        let me = self.shared.node.peer_id();
+        let commitment = commitment_hash(&output, *fuel_used, status, salt, &me);
+        let request = Request::Commitment(Commitment {
+            job_id: id,
+            commitment,
+        });
+        let addrs = parse_addrs(&job.requester_addrs);
+        loop {
+            match self
+                .shared
+                .ask(job.requester, addrs.clone(), &request)
+                .await
+            {
+                Ok(Response::Ack) => return,
+                other => debug!(job = %id, ?other, "commitment not taken; retrying"),
+            }
+            if now_ms() + 500 >= job.commit_by_ms {
+                warn!(job = %id, "commitment not delivered by its deadline");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// The requester asks to open the commitment.
+    pub(crate) fn on_reveal_request(&self, peer: PeerId, id: JobId) -> Response {
+        let job = match self.shared.db.worker_job(&id) {
+            Ok(Some(job)) if job.requester == peer => job,
+            _ => {
+                return Response::Reject {
+                    reason: "no commitment for this job".into(),
+                }
+            }
+        };
+        let Some((output, fuel_used, status, salt)) = job.result.clone() else {
+            return Response::Reject {
+                reason: "not committed yet".into(),
+            };
+        };
+        let Ok(output) = Cid::try_from(output.as_slice()) else {
+            return Response::Reject {
+                reason: "corrupt result record".into(),
+            };
+        };
+        if job.phase == WorkerPhase::Committed {
+            let mut job = job;
+            job.phase = WorkerPhase::Revealed;
+            let _ = self.shared.db.save_worker_job(&id, &job);
+        }
+        Response::Reveal(Reveal {
+            job_id: id,
+            output,
+            fuel_used,
+            status,
+            salt,
+        })
+    }
+
+    /// The requester's verdict on this worker's replica.
+    pub(crate) fn on_receipt(&self, peer: PeerId, receipt: Receipt) -> Response {
+        let id = receipt.job_id;
+        let Ok(Some(mut job)) = self.shared.db.worker_job(&id) else {
+            return Response::Reject {
+                reason: "unknown job".into(),
+            };
+        };
+        if job.requester != peer {
+            return Response::Reject {
+                reason: "not this job's requester".into(),
+            };
+        }
+        if let Some(task) = self.running.lock().ok().and_then(|mut r| r.remove(&id)) {
+            task.abort();
+        }
+        info!(job = %id, accepted = receipt.accepted, owed_wei = receipt.owed_wei, reason = %receipt.reason, "receipt");
+        job.phase = WorkerPhase::Done;
+        job.receipt = Some((receipt.accepted, receipt.owed_wei));
+        let _ = self.shared.db.save_worker_job(&id, &job);
+        // The requester has pinned the output if it accepted it; this node no longer needs to keep it.
+        if let Some((output, ..)) = &job.result {
+            if let Ok(cid) = Cid::try_from(output.as_slice()) {
+                let _ = self.shared.node.store().unpin(&cid);
+            }
+        }
+        Response::Ack
+    }
+
+    /// After a restart: run again what was running, re-send commitments not yet revealed.
+    pub(crate) fn resume(&self) -> Result<(), DbError> {
+        let now = now_ms();
+        for (id, job) in self.shared.db.worker_jobs()? {
+            if job.deadline_ms <= now {
+                continue;
+            }
+            match job.phase {
+                WorkerPhase::Running => {
+                    info!(job = %id, "running an interrupted job again");
+                    self.spawn_run(id, job);
+                }
+                WorkerPhase::Committed => {
+                    let me = self.clone();
+                    tokio::spawn(async move { me.send_commitment(id, job).await });
+                }
+                WorkerPhase::Revealed | WorkerPhase::Done => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_addrs(list: &[String]) -> Vec<Multiaddr> {
+    list.iter().filter_map(|a| a.parse().ok()).collect()
+}
+
+/// The exec limits of a spec.
+fn limits_of(spec: &JobSpec) -> Limits {
+    Limits {
+        fuel: spec.limits.max_fuel,
+        memory_bytes: spec.limits.memory_bytes,
+        output_bytes: spec.limits.output_bytes,
+        stderr_bytes: spec.limits.stderr_bytes,
+    }
+}
+
+/// The code of a job from its file's bytes.
+fn load_code(kind: CodeKind, bytes: &[u8]) -> Result<JobCode, String> {
+    match kind {
+        CodeKind::JavyBytecode => {
+            JobCode::from_bytes(bytes).map_err(|e| format!("the job's code: {e}"))
+        }
+        CodeKind::WasiCommand => Ok(JobCode::Wasm(bytes.to_vec())),
+    }
+}
+
+/// The bytes of a UnixFS file in the store (at most [`MAX_JOB_FILE`]).
+pub(crate) fn read_file(store: &Store, cid: &Cid) -> Result<Vec<u8>, String> {
+    struct Capped(Vec<u8>);
+    impl std::io::Write for Capped {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            if self.0.len() + b.len() > MAX_JOB_FILE {
+                return Err(std::io::Error::other(format!(
+                    "larger than {} MiB",
+                    MAX_JOB_FILE >> 20
+                )));
+            }
+            self.0.extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut out = Capped(Vec::new());
+    unixfs::cat(store, cid, &mut out).map_err(|e| format!("cannot read {cid}: {e}"))?;
+    Ok(out.0)
+}
+
+/// Runs a job's verifier on (input, output): its stdin is `{"input": …, "output": …}` (both as text), and it
+/// accepts the output by printing `true`.
+pub(crate) fn run_verifier(
+    store: &Store,
+    exec: &Executor,
+    spec: &JobSpec,
+    verifier: &Cid,
+    output: &Cid,
+) -> Result<(), String> {
+    let code = read_file(store, verifier)?;
+    let code = JobCode::from_bytes(&code).map_err(|e| format!("the verifier's code: {e}"))?;
+    let input = read_file(store, &spec.input)?;
+    let out = read_file(store, output)?;
+    let stdin = serde_json::to_vec(&serde_json::json!({
+        "input": String::from_utf8_lossy(&input),
+        "output": String::from_utf8_lossy(&out),
+    }))
+    .map_err(|e| e.to_string())?;
+    let limits = limits_of(spec);
+    let outcome = exec
+        .run(&code, &stdin, &limits)
+        .map_err(|e| format!("the verifier did not run: {e}"))?;
+    if outcome.status != jobmesh_exec::Status::Ok {
+        return Err(format!(
+            "the verifier failed: {}",
+            outcome.status.describe(&limits)
+        ));
+    }
+    let said = String::from_utf8_lossy(&outcome.output);
+    if said.trim() == "true" {
+        Ok(())
+    } else {
+        Err(format!(
+            "the verifier printed {:?}, not true",
+            said.chars().take(200).collect::<String>()
+        ))
+    }
+}

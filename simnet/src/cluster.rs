@@ -1,0 +1,254 @@
+//! [`Cluster`]: complete nodes (store, swarm, market) in one process, meshed through the first one.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jobmesh_exec::{Executor, JobCode, Plugin};
+use jobmesh_node::market::db::MarketDb;
+use jobmesh_node::market::messages::{CodeKind, JobLimits};
+use jobmesh_node::market::{JobRequest, Market, MarketConfig, WorkerPolicy};
+use jobmesh_p2p::{identity::Keypair, Config, Node, Transport};
+use jobmesh_store::unixfs::Profile;
+use jobmesh_store::{Cid, Store};
+
+/// Why a cluster could not be built or used.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// A node part failed to start.
+    #[error("node {index}: {what}")]
+    Start {
+        /// Which member.
+        index: usize,
+        /// What failed.
+        what: String,
+    },
+    /// The members did not all connect in time.
+    #[error("the mesh did not form in {0:?}")]
+    NoMesh(Duration),
+    /// Compiling or storing a job failed.
+    #[error("job: {0}")]
+    Job(String),
+}
+
+/// One node of the cluster.
+pub struct Member {
+    /// Its swarm.
+    pub node: Node,
+    /// Its market.
+    pub market: Market,
+    /// Its worker policy, if it runs jobs.
+    pub worker: Option<WorkerPolicy>,
+    _dir: tempfile::TempDir,
+}
+
+impl Member {
+    /// Stores bytes as a UnixFS file in this member's store.
+    pub fn add(&self, bytes: &[u8]) -> Result<Cid, ClusterError> {
+        self.node
+            .store()
+            .add_file(bytes, &Profile::KUBO)
+            .map(|i| i.root)
+            .map_err(|e| ClusterError::Job(e.to_string()))
+    }
+}
+
+/// Nodes in one process: member 0 first, every other member bootstrapped to it.
+pub struct Cluster {
+    /// The members, in start order.
+    pub members: Vec<Member>,
+    exec: Arc<Executor>,
+}
+
+impl Cluster {
+    /// Starts one member per entry of `roles` (`None`: submits jobs only; `Some(policy)`: also a worker) and
+    /// waits until every member is connected to member 0. All members share one executor (its compiled
+    /// plugin), which saves seconds per member and changes nothing in what they compute.
+    pub async fn start(
+        roles: &[Option<WorkerPolicy>],
+        transport: Transport,
+    ) -> Result<Cluster, ClusterError> {
+        let exec = Arc::new(Executor::new(None).map_err(|e| ClusterError::Start {
+            index: 0,
+            what: e.to_string(),
+        })?);
+        let plugin = Plugin::bundled();
+        exec.warm_up(&plugin.cid())
+            .map_err(|e| ClusterError::Start {
+                index: 0,
+                what: e.to_string(),
+            })?;
+        let mut members: Vec<Member> = Vec::new();
+        let mut bootstrap = Vec::new();
+        for (index, role) in roles.iter().enumerate() {
+            let fail = |what: String| ClusterError::Start { index, what };
+            let dir = tempfile::tempdir().map_err(|e| fail(e.to_string()))?;
+            let member = start_member(dir, role.clone(), &bootstrap, transport, exec.clone())
+                .await
+                .map_err(fail)?;
+            if index == 0 {
+                bootstrap = member
+                    .node
+                    .listen_addrs()
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+            members.push(member);
+        }
+        let cluster = Cluster { members, exec };
+        cluster.wait_connected(Duration::from_secs(20)).await?;
+        Ok(cluster)
+    }
+
+    /// Starts one more member, bootstrapped to member 0, and waits until member 0 sees it.
+    pub async fn join(&mut self, role: Option<WorkerPolicy>) -> Result<&Member, ClusterError> {
+        let index = self.members.len();
+        let fail = |what: String| ClusterError::Start { index, what };
+        let bootstrap = self.members[0]
+            .node
+            .listen_addrs()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let dir = tempfile::tempdir().map_err(|e| fail(e.to_string()))?;
+        let transport = self.members[0].node.config().transport;
+        let member = start_member(dir, role, &bootstrap, transport, self.exec.clone())
+            .await
+            .map_err(fail)?;
+        self.members.push(member);
+        self.wait_connected(Duration::from_secs(20)).await?;
+        Ok(&self.members[index])
+    }
+
+    async fn wait_connected(&self, limit: Duration) -> Result<(), ClusterError> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let want = self.members.len() - 1;
+        loop {
+            let peers = self.members[0]
+                .node
+                .peers()
+                .await
+                .map(|p| p.len())
+                .unwrap_or(0);
+            if peers >= want {
+                // Let gossipsub exchange subscriptions and graft its mesh.
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(ClusterError::NoMesh(limit));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Compiles JavaScript with the bundled plugin and stores code and input in `member`'s store; returns a
+    /// job request with `replicas` replicas, default limits and a 60 s timeout.
+    pub fn js_job(
+        &self,
+        member: usize,
+        source: &str,
+        input: &[u8],
+        replicas: u8,
+    ) -> Result<JobRequest, ClusterError> {
+        let plugin = Plugin::bundled().cid();
+        // exec runs synchronously with a runtime of its own, so not on an async runtime's thread.
+        let compile = || self.exec.compile_js(&plugin, "job.js", source);
+        let code = match tokio::runtime::Handle::try_current() {
+            Ok(_) => tokio::task::block_in_place(compile),
+            Err(_) => compile(),
+        }
+        .map_err(|e| ClusterError::Job(e.to_string()))?;
+        let m = &self.members[member];
+        let defaults = jobmesh_exec::Limits::default();
+        Ok(JobRequest {
+            kind: CodeKind::JavyBytecode,
+            plugin: Some(plugin),
+            code: m.add(&JobCode::Js(code).to_bytes())?,
+            input: m.add(input)?,
+            limits: JobLimits {
+                max_fuel: defaults.fuel,
+                memory_bytes: defaults.memory_bytes,
+                output_bytes: defaults.output_bytes,
+                stderr_bytes: defaults.stderr_bytes,
+            },
+            replicas,
+            price_wei_per_mfuel: 1_000,
+            verifier: None,
+            timeout: Duration::from_secs(60),
+        })
+    }
+
+    /// The executor the members share.
+    pub fn executor(&self) -> &Arc<Executor> {
+        &self.exec
+    }
+
+    /// Stops every member's swarm.
+    pub async fn shutdown(self) {
+        for m in &self.members {
+            let _ = m.node.shutdown().await;
+        }
+    }
+}
+
+async fn start_member(
+    dir: tempfile::TempDir,
+    worker: Option<WorkerPolicy>,
+    bootstrap: &[jobmesh_p2p::Multiaddr],
+    transport: Transport,
+    exec: Arc<Executor>,
+) -> Result<Member, String> {
+    let path: &Path = dir.path();
+    let store = Store::open(&path.join("blocks")).map_err(|e| e.to_string())?;
+    let plugin = Plugin::bundled();
+    store
+        .put(&plugin.cid(), plugin.bytes())
+        .map_err(|e| e.to_string())?;
+    let db = MarketDb::open(&path.join("market")).map_err(|e| e.to_string())?;
+    let key = Keypair::generate_ed25519();
+    let mut cfg = Config::new(key.clone());
+    cfg.transport = transport;
+    cfg.listen = vec![match transport {
+        Transport::Tcp => "/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr"),
+        Transport::Memory => format!("/memory/{}", rand_port())
+            .parse()
+            .expect("multiaddr"),
+    }];
+    cfg.bootstrap = bootstrap.to_vec();
+    let node = Node::start(cfg, store).await.map_err(|e| e.to_string())?;
+    let market = Market::start(
+        node.clone(),
+        key,
+        db,
+        exec,
+        MarketConfig {
+            worker: worker.clone(),
+            eth_address: None,
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(Member {
+        node,
+        market,
+        worker,
+        _dir: dir,
+    })
+}
+
+/// The CID a job's output gets on the market: its UnixFS root under the kubo profile (for an output of one
+/// chunk, the raw block's CID, which is what `jobmesh job run-local` prints).
+#[allow(clippy::result_large_err)] // the sink never fails
+pub fn output_cid(output: &[u8]) -> Cid {
+    jobmesh_store::unixfs::import(output, &Profile::KUBO, |_, _| Ok(()))
+        .expect("importing from memory into no store does not fail")
+        .root
+}
+
+/// A memory-transport port unlikely to collide within the process.
+fn rand_port() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let base = u64::from(std::process::id()) << 20;
+    base + NEXT.fetch_add(1, Ordering::Relaxed) + 1
+}

@@ -1,0 +1,254 @@
+//! The market through the `jobmesh` CLI, with separate node processes on 127.0.0.1: submit and follow a job,
+//! status/list/result/cancel, every kind of bad input, and crashes (`kill -9`) of the requester and of the
+//! workers in the middle of a job.
+
+mod mesh_util;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mesh_util::NodeProc;
+use serde_json::Value;
+
+fn example(name: &str) -> String {
+    jobmesh_tests::workspace_root()
+        .join("examples")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// Waits until `node` has `n` peers, then a moment for gossipsub to exchange subscriptions.
+fn wait_peers(node: &NodeProc, n: usize) {
+    let started = Instant::now();
+    loop {
+        let v = node.cli_json(&["swarm", "peers"]);
+        if v["Peers"].as_array().map_or(0, Vec::len) >= n {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "peers: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn submit_status_result_list_and_bad_input() {
+    let requester = NodeProc::start(&[]);
+    let workers: Vec<NodeProc> = (0..2)
+        .map(|_| NodeProc::start_with(&[&requester.addr], &["--worker"]))
+        .collect();
+    wait_peers(&requester, 2);
+    let dir = tempfile::tempdir().unwrap();
+
+    // Bad input: a clear one-line error, and nothing reaches the mesh.
+    let bad_js = dir.path().join("bad.js");
+    std::fs::write(&bad_js, "let x = ;\n").unwrap();
+    let bad = bad_js.display().to_string();
+    let wc = example("wordcount.js");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["job", "submit", "/nonexistent/job.js"],
+            "cannot read /nonexistent/job.js",
+        ),
+        (vec!["job", "submit", &bad], "SyntaxError"),
+        (
+            vec!["job", "submit", &wc, "--input", "/nonexistent.json"],
+            "cannot read input",
+        ),
+        (
+            vec!["job", "submit", &wc, "--replicas", "0"],
+            "--replicas must be between 1 and 15",
+        ),
+        (
+            vec!["job", "submit", &wc, "--replicas", "16"],
+            "--replicas must be between 1 and 15",
+        ),
+        (
+            vec!["job", "submit", &wc, "--max-fuel", "0"],
+            "--max-fuel must be positive",
+        ),
+        (
+            vec!["job", "submit", &wc, "--timeout", "0s"],
+            "must be positive",
+        ),
+        (
+            vec!["job", "submit", &wc, "--timeout", "soon"],
+            "is not a duration",
+        ),
+        (vec!["job", "status", "nothex"], "bad job id"),
+    ];
+    for (args, want) in &cases {
+        let err = requester.cli_fail(args);
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(
+            !err.contains("panicked") && err.trim().lines().count() <= 3,
+            "{args:?}: {err}"
+        );
+    }
+    assert!(requester
+        .cli_fail(&["job", "submit", &bad])
+        .contains("bad.js:1:"));
+    let listed = requester.cli_json(&["job", "list"]);
+    assert_eq!(
+        listed["jobs"].as_array().unwrap().len(),
+        0,
+        "nothing was announced"
+    );
+
+    // A job runs on the workers and gives exactly what a local run gives.
+    let input = example("wordcount.input.json");
+    let local = requester.cli_json(&["job", "run-local", &wc, "--input", &input]);
+    let v = requester.cli_json(&[
+        "job",
+        "submit",
+        &wc,
+        "--input",
+        &input,
+        "--replicas",
+        "2",
+        "--price",
+        "1000",
+    ]);
+    assert_eq!(v["phase"], "verified", "{v}");
+    assert_eq!(v["output"], local["output"]);
+    assert_eq!(v["output_cid"], local["output_cid"]);
+    assert_eq!(v["fuel_used"], local["fuel_used"]);
+    assert_eq!(v["agreeing"].as_array().unwrap().len(), 2);
+    let id = v["job_id"].as_str().unwrap().to_string();
+
+    let s = requester.cli_json(&["job", "status", &id]);
+    assert_eq!(s["phase"], "verified");
+    let listed = requester.cli_json(&["job", "list"]);
+    assert_eq!(listed["jobs"][0]["id"], id.as_str());
+    let out = dir.path().join("out.json");
+    requester.cli(&["job", "result", &id, "-o", &out.display().to_string()]);
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        local["output"].as_str().unwrap()
+    );
+    let owed = requester.cli_json(&["job", "status", &id]);
+    assert!(owed["fuel_used"].as_u64().unwrap() > 0);
+
+    // No worker takes a job above its fuel limit: it expires at its deadline with the reason.
+    let err = requester.cli_fail(&[
+        "job",
+        "submit",
+        &example("echo.js"),
+        "--max-fuel",
+        "20000000000",
+        "--timeout",
+        "2s",
+    ]);
+    assert!(err.contains("expired") && err.contains("0 offers"), "{err}");
+
+    // A node with no peer at all cannot announce: the job fails at once, recorded as failed.
+    let lone = NodeProc::start(&[]);
+    let err = lone.cli_fail(&["job", "submit", &example("echo.js"), "--timeout", "5s"]);
+    assert!(err.contains("no worker reachable"), "{err}");
+    let listed = lone.cli_json(&["job", "list"]);
+    assert_eq!(listed["jobs"][0]["phase"], "failed");
+
+    // Status and result still work once the node is stopped (read from its database).
+    let mut requester = requester;
+    assert!(requester.stop());
+    let s = requester.cli_json(&["job", "status", &id]);
+    assert_eq!(s["phase"], "verified");
+    let bytes = requester.cli(&["job", "result", &id]);
+    assert_eq!(
+        String::from_utf8(bytes).unwrap(),
+        local["output"].as_str().unwrap()
+    );
+    // Cancelling needs the running node.
+    assert!(requester
+        .cli_fail(&["job", "cancel", &id])
+        .contains("no node is running"));
+    drop(workers);
+}
+
+#[test]
+fn requester_and_workers_killed_mid_job_resume_after_restart() {
+    let port = free_port();
+    let listen = format!("/ip4/127.0.0.1/tcp/{port}");
+    let requester = NodeProc::start_in(tempfile::tempdir().unwrap(), &listen, &[], &[]);
+    let boot = requester.addr.clone();
+    let mut workers: Vec<NodeProc> = (0..3)
+        .map(|_| NodeProc::start_with(&[&boot], &["--worker"]))
+        .collect();
+    wait_peers(&requester, 3);
+
+    // A job that runs for a while; follow it until the workers have it.
+    let mut submit = Command::new(jobmesh_tests::jobmesh_bin())
+        .arg("--data-dir")
+        .arg(requester.home())
+        .args([
+            "job",
+            "submit",
+            &example("cpu-heavy.js"),
+            "--input",
+            "-",
+            "--timeout",
+            "90s",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = submit.stdin.take().unwrap();
+        stdin.write_all(br#"{"rounds": 4000}"#).unwrap();
+    }
+    let stderr = BufReader::new(submit.stderr.take().unwrap());
+    let mut seen = String::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("assigned 3/3") {
+            break;
+        }
+    }
+    assert!(seen.contains("assigned 3/3"), "{seen}");
+
+    // The requester crashes mid-job, once the workers have their assignments; the workers finish, persist
+    // their result and commitment (and keep retrying to send it), then crash too.
+    std::thread::sleep(Duration::from_millis(1500));
+    let requester_home = requester.kill9();
+    let _ = submit.kill();
+    let _ = submit.wait();
+    std::thread::sleep(Duration::from_secs(10));
+    let homes: Vec<tempfile::TempDir> = workers.drain(..).map(NodeProc::kill9).collect();
+
+    // Everyone comes back: the workers resend their commitments and reveal from their databases, the
+    // requester resumes the job from its own.
+    let requester = NodeProc::start_in(requester_home, &listen, &[], &[]);
+    let workers: Vec<NodeProc> = homes
+        .into_iter()
+        .map(|h| NodeProc::start_in(h, "/ip4/127.0.0.1/tcp/0", &[&boot], &["--worker"]))
+        .collect();
+    let listed = requester.cli_json(&["job", "list"]);
+    let id = listed["jobs"][0]["id"].as_str().unwrap().to_string();
+    let started = Instant::now();
+    let status = loop {
+        let s: Value = requester.cli_json(&["job", "status", &id]);
+        if s["finished"] == true {
+            break s;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "still {s}");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(status["phase"], "verified", "{status}");
+    assert_eq!(status["agreeing"].as_array().unwrap().len(), 3, "{status}");
+    drop(workers);
+}
