@@ -6,6 +6,7 @@
 //! `<data-dir>/api` when it starts and removes the file when it stops.
 
 pub mod client;
+mod dashboard;
 mod jobs;
 
 use std::collections::HashMap;
@@ -45,6 +46,8 @@ pub struct ApiState {
     pub shutdown: Arc<Notify>,
     /// The node's market (jobs submitted here, and run here if it is a worker).
     pub market: Option<crate::market::Market>,
+    /// The job executor (the dashboard compiles JavaScript with it).
+    pub exec: Option<Arc<jobmesh_exec::Executor>>,
 }
 
 /// An API error: an HTTP status and a one-line message.
@@ -118,6 +121,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v0/job/cancel", post(jobs::cancel))
         .route("/api/v0/market/ledger", post(jobs::ledger))
         .layer(axum::extract::DefaultBodyLimit::disable())
+        .merge(dashboard::routes())
         .with_state(state)
 }
 

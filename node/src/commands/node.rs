@@ -176,6 +176,7 @@ async fn serve(
     let addrs = node.listen_addrs().await?;
     let shutdown = Arc::new(tokio::sync::Notify::new());
     let worker = market.cfg.worker.is_some();
+    let exec = market.exec.clone();
     let market = Market::start(node.clone(), market.key, market.db, market.exec, market.cfg)
         .await
         .context("cannot start the market")?;
@@ -184,6 +185,7 @@ async fn serve(
         fetch_timeout,
         shutdown: shutdown.clone(),
         market: Some(market),
+        exec: Some(exec),
     };
     let api_file = ctx.home.root().join(API_FILE);
     std::fs::write(&api_file, api_bound.to_string())

@@ -1,0 +1,194 @@
+// The jobmesh node dashboard: plain JavaScript, no build step. Talks only to this node's control API.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+async function api(path, opts = {}) {
+  const res = await fetch("/api/v0/" + path, { method: "POST", ...opts });
+  if (!res.ok) {
+    let msg = res.status + " " + res.statusText;
+    try { msg = (await res.json()).Message || msg; } catch (_) { /* not JSON */ }
+    throw new Error(msg);
+  }
+  return res;
+}
+const apiJson = async (path, opts) => (await api(path, opts)).json();
+
+function short(s, n = 12) { return s && s.length > n + 4 ? s.slice(0, n) + "…" : (s || ""); }
+function bytes(n) {
+  const u = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
+  return (i ? n.toFixed(1) : n) + " " + u[i];
+}
+function row(tbody, cells) {
+  const tr = document.createElement("tr");
+  for (const c of cells) {
+    const td = document.createElement("td");
+    if (c instanceof Node) td.appendChild(c); else td.textContent = c;
+    tr.appendChild(td);
+  }
+  tbody.appendChild(tr);
+}
+function code(text, title) {
+  const el = document.createElement("code");
+  el.textContent = text;
+  if (title) el.title = title;
+  return el;
+}
+
+// ---- the job form ----------------------------------------------------------------------------------------
+
+async function loadExample() {
+  try {
+    const ex = await (await fetch("/dashboard/example.json")).json();
+    if (!$("source").value) $("source").value = ex.source;
+    if (!$("input").value) $("input").value = ex.input;
+  } catch (e) { $("form-error").textContent = "cannot load the example: " + e.message; }
+}
+
+let stream = null;
+
+$("job-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  $("form-error").textContent = "";
+  $("submit").disabled = true;
+  const body = {
+    source: $("source").value,
+    input: $("input").value,
+    replicas: Number($("replicas").value),
+    max_fuel: Number($("max_fuel").value),
+    timeout_ms: Math.round(Number($("timeout").value) * 1000),
+    price: Number($("price").value),
+  };
+  try {
+    const { id } = await apiJson("job/submit-js", {
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    follow(id);
+  } catch (e) {
+    $("form-error").textContent = e.message;
+    $("submit").disabled = false;
+  }
+});
+
+function follow(id) {
+  if (stream) stream.close();
+  $("job").hidden = false;
+  $("result").hidden = true;
+  $("job-id").textContent = id;
+  $("job-phase").textContent = "…";
+  $("job-reason").textContent = "";
+  for (const li of $("phases").children) li.className = "";
+  stream = new EventSource("/api/v0/job/events?arg=" + encodeURIComponent(id));
+  stream.onmessage = (m) => {
+    const s = JSON.parse(m.data);
+    show(s);
+    if (s.finished) {
+      stream.close();
+      stream = null;
+      $("submit").disabled = false;
+      refresh();
+    }
+  };
+  stream.onerror = () => {
+    if (stream && stream.readyState === EventSource.CLOSED) {
+      $("job-reason").textContent = "lost the event stream";
+      $("submit").disabled = false;
+    }
+  };
+}
+
+function show(s) {
+  const n = s.replicas;
+  const steps = {
+    announced: [true, ""],
+    assigned: [s.assigned > 0, `${s.assigned}/${n}`],
+    committed: [s.committed > 0, `${s.committed}/${n}`],
+    revealed: [s.revealed > 0, `${s.revealed}/${n}`],
+    verified: [s.phase === "verified", ""],
+  };
+  const failed = s.finished && s.phase !== "verified";
+  for (const li of $("phases").children) {
+    const [done, count] = steps[li.dataset.step];
+    li.className = done ? "done" : (failed && li.dataset.step === "verified" ? "failed" : "");
+    const span = li.querySelector("span");
+    if (span) span.textContent = count;
+  }
+  if (failed) $("phases").lastElementChild.textContent = s.phase;
+  else $("phases").lastElementChild.textContent = "verified";
+  $("job-phase").textContent = s.phase;
+  $("job-phase").className = "phase-" + s.phase;
+  $("job-reason").textContent = s.reason || "";
+  if (s.phase === "verified" && s.output) showResult(s);
+}
+
+async function showResult(s) {
+  $("result").hidden = false;
+  $("out-cid").textContent = s.output;
+  $("out-status").textContent = s.status || "";
+  $("out-fuel").textContent = s.fuel_used == null ? "" : s.fuel_used.toLocaleString("en");
+  $("out-agreeing").textContent = (s.agreeing || []).map((p) => short(p, 16)).join(", ");
+  try {
+    const res = await api("cat?arg=" + encodeURIComponent(s.output) + "&timeout=30");
+    $("output").textContent = await res.text();
+  } catch (e) {
+    $("output").textContent = "cannot fetch the output: " + e.message;
+  }
+}
+
+// ---- node state --------------------------------------------------------------------------------------------
+
+async function refresh() {
+  await Promise.allSettled([refreshJobs(), refreshPeers(), refreshStore()]);
+}
+
+async function refreshJobs() {
+  const { Jobs } = await apiJson("job/list");
+  const tbody = $("jobs");
+  tbody.replaceChildren();
+  for (const j of (Jobs || []).slice().reverse().slice(0, 20)) {
+    const link = document.createElement("a");
+    link.href = "#";
+    link.textContent = short(j.id);
+    link.title = j.id;
+    link.onclick = (e) => { e.preventDefault(); follow(j.id); };
+    row(tbody, [link, j.phase, String(j.replicas), j.fuel_used == null ? "" : j.fuel_used.toLocaleString("en")]);
+  }
+  if (!tbody.children.length) row(tbody, ["no jobs yet", "", "", ""]);
+}
+
+async function refreshPeers() {
+  const [{ Peers }, ledger] = await Promise.all([apiJson("swarm/peers"), apiJson("market/ledger")]);
+  const rep = new Map((ledger.Reputation || []).map((r) => [r.peer, r.reputation]));
+  const peers = $("peers");
+  peers.replaceChildren();
+  for (const p of Peers || []) {
+    const r = rep.get(p.Peer);
+    row(peers, [code(short(p.Peer, 16), p.Peer), p.Agent || "", r == null ? "—" : JSON.stringify(r)]);
+  }
+  if (!peers.children.length) row(peers, ["no peers connected", "", ""]);
+  const owed = $("owed");
+  owed.replaceChildren();
+  for (const o of ledger.Owed || []) row(owed, [code(short(o.peer, 16), o.peer), o.owed_wei]);
+  if (!owed.children.length) row(owed, ["nothing owed", ""]);
+}
+
+async function refreshStore() {
+  const s = await (await fetch("/api/v0/repo/stat")).json();
+  $("store-blocks").textContent = s.NumObjects.toLocaleString("en");
+  $("store-bytes").textContent = bytes(s.RepoSize);
+}
+
+async function start() {
+  loadExample();
+  try {
+    const id = await apiJson("id");
+    $("node-id").textContent = "node " + id.ID;
+  } catch (e) { $("node-id").textContent = "node unreachable: " + e.message; }
+  refresh();
+  setInterval(refresh, 5000);
+}
+
+start();
