@@ -6,6 +6,7 @@
 //! `<data-dir>/api` when it starts and removes the file when it stops.
 
 pub mod client;
+mod gateway;
 mod jobs;
 
 use std::collections::HashMap;
@@ -34,6 +35,9 @@ pub const DEFAULT_API: &str = "127.0.0.1:5101";
 /// File in the data directory holding the running node's API address.
 pub const API_FILE: &str = "api";
 
+/// File in the data directory holding the API token (owner-only), when the node was started with one.
+pub const TOKEN_FILE: &str = "api.token";
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct ApiState {
@@ -45,6 +49,8 @@ pub struct ApiState {
     pub shutdown: Arc<Notify>,
     /// The node's market (jobs submitted here, and run here if it is a worker).
     pub market: Option<crate::market::Market>,
+    /// When set, every request must carry it (`Authorization: Bearer <token>` or `?token=<token>`).
+    pub token: Option<Arc<str>>,
 }
 
 /// An API error: an HTTP status and a one-line message.
@@ -117,8 +123,51 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v0/job/list", post(jobs::list))
         .route("/api/v0/job/cancel", post(jobs::cancel))
         .route("/api/v0/market/ledger", post(jobs::ledger))
+        .merge(gateway::routes())
+        .route("/metrics", axum::routing::get(metrics))
+        .route("/api/v0/openapi.json", axum::routing::get(openapi))
         .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_token,
+        ))
         .with_state(state)
+}
+
+/// Refuses requests without the node's token, when it has one (a constant-time comparison).
+async fn require_token(
+    State(st): State<ApiState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(token) = &st.token else {
+        return next.run(req).await;
+    };
+    let from_header = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let from_query = req
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")));
+    let given = from_header.or(from_query).unwrap_or_default();
+    let same = given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        next.run(req).await
+    } else {
+        ApiError(
+            StatusCode::UNAUTHORIZED,
+            "this node's API needs its token (Authorization: Bearer <token>)".into(),
+        )
+        .into_response()
+    }
 }
 
 /// Binds the API; the returned address is the real one (port 0 picks a free port).
@@ -427,7 +476,87 @@ async fn pubsub_sub(State(st): State<ApiState>, q: Q) -> ApiResult<Response> {
         .map_err(ApiError::internal)
 }
 
+/// The API's OpenAPI document (`docs/openapi.json`, checked in; a test keeps it in step with the routes).
+pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
+
+async fn openapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+        .into_response()
+}
+
+/// Prometheus metrics of the node (text exposition format).
+async fn metrics(State(st): State<ApiState>) -> ApiResult<Response> {
+    let peers = st.node.peers().await.map_err(ApiError::internal)?.len();
+    let store = st.node.store().clone();
+    let (store_blocks, store_bytes) =
+        tokio::task::spawn_blocking(move || store.usage().map_err(ApiError::internal))
+            .await
+            .map_err(ApiError::internal)??;
+    let mut jobs: Vec<(&'static str, usize)> = Vec::new();
+    let exec = match &st.market {
+        Some(m) => {
+            for job in m.list().map_err(ApiError::internal)? {
+                match jobs.iter_mut().find(|(p, _)| *p == job.phase) {
+                    Some((_, n)) => *n += 1,
+                    None => jobs.push((job.phase, 1)),
+                }
+            }
+            m.exec_metrics().clone()
+        }
+        None => Default::default(),
+    };
+    let snap = crate::metrics::Snapshot {
+        peers,
+        jobs,
+        store_blocks,
+        store_bytes,
+    };
+    let text = crate::metrics::render(st.node.stats(), &exec, &snap);
+    Response::builder()
+        .header(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )
+        .body(Body::from(text))
+        .map_err(ApiError::internal)
+}
+
 async fn shutdown(State(st): State<ApiState>) -> Json<Value> {
     st.shutdown.notify_one();
     Json(json!({ "Shutdown": true }))
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every route the router serves is in the OpenAPI document, and the document names no route that is gone.
+    #[test]
+    fn the_openapi_document_lists_exactly_the_routes() {
+        let sources = [include_str!("mod.rs"), include_str!("gateway.rs")];
+        let mut routes: Vec<String> = Vec::new();
+        for src in sources {
+            for part in src.split(".route(\"").skip(1) {
+                let path = part.split('"').next().unwrap_or_default();
+                // axum's `{*path}` wildcard is `{path}` in OpenAPI.
+                routes.push(path.replace("{*", "{"));
+            }
+        }
+        routes.retain(|r| r != "/api/v0/openapi.json");
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).expect("valid JSON");
+        let paths = doc["paths"].as_object().expect("paths");
+        for r in &routes {
+            assert!(
+                paths.contains_key(r),
+                "route {r} is missing from docs/openapi.json"
+            );
+        }
+        for p in paths.keys() {
+            assert!(
+                routes.contains(p),
+                "docs/openapi.json lists {p}, which no route serves"
+            );
+        }
+    }
 }
