@@ -74,6 +74,70 @@ fn gateway_metrics_and_bad_input() {
 }
 
 #[test]
+fn the_gateway_lists_directories_serves_index_pages_and_paths() {
+    use jobmesh_store::unixfs::{put_dir, DirEntry, Profile};
+    // A small site built in a scratch store and imported into the node as a CAR.
+    let scratch = tempfile::tempdir().unwrap();
+    let store = jobmesh_store::Store::open(scratch.path()).unwrap();
+    let add = |b: &[u8]| store.add_file(b, &Profile::KUBO).unwrap().root;
+    let entry = |name: &str, cid| DirEntry {
+        name: name.into(),
+        cid,
+    };
+    let site = put_dir(
+        &store,
+        &[
+            entry("index.html", add(b"<h1>home</h1>")),
+            entry("style.css", add(b"h1 { color: teal }")),
+        ],
+    )
+    .unwrap();
+    let root = put_dir(
+        &store,
+        &[
+            entry("site", site),
+            entry("notes & more.txt", add(b"plain notes")),
+        ],
+    )
+    .unwrap();
+    let car = scratch.path().join("site.car");
+    let mut out = std::fs::File::create(&car).unwrap();
+    jobmesh_store::car::export(&store, &root, &mut out).unwrap();
+    drop(out);
+
+    // Imported while no node runs (the CLI then opens the store itself), then served by the node.
+    let home = tempfile::tempdir().unwrap();
+    let mut import = Command::new(jobmesh_tests::jobmesh_bin());
+    import
+        .arg("--data-dir")
+        .arg(home.path())
+        .args(["dag", "import", &car.display().to_string()]);
+    jobmesh_tests::run_ok(&mut import, LIMIT).unwrap();
+    let node = NodeProc::start_in(home, "/ip4/127.0.0.1/tcp/0", &[], &[]);
+    let get = |path: &str| http(&node.api, "GET", path, &[], b"", LIMIT);
+
+    let (status, head, body) = get(&format!("/ipfs/{root}"));
+    assert_eq!(status, 200);
+    assert!(head.contains("text/html"));
+    let listing = String::from_utf8(body).unwrap();
+    assert!(listing.contains("notes &amp; more.txt"), "{listing}");
+    assert!(
+        listing.contains(&format!("/ipfs/{root}/notes%20%26%20more.txt")),
+        "{listing}"
+    );
+    let (status, _, body) = get(&format!("/ipfs/{root}/notes%20%26%20more.txt"));
+    assert_eq!((status, body.as_slice()), (200, &b"plain notes"[..]));
+    let (status, head, body) = get(&format!("/ipfs/{root}/site/"));
+    assert_eq!((status, body.as_slice()), (200, &b"<h1>home</h1>"[..]));
+    assert!(head.contains("text/html"));
+    let (status, head, _) = get(&format!("/ipfs/{root}/site/style.css"));
+    assert_eq!(status, 200);
+    assert!(head.contains("text/css"), "{head}");
+    let (status, _, _) = get(&format!("/ipfs/{root}/site/missing.js"));
+    assert_eq!(status, 404);
+}
+
+#[test]
 fn an_api_beyond_loopback_needs_a_token_and_enforces_it() {
     let home = tempfile::tempdir().unwrap();
     let start = |extra: &[&str]| {
