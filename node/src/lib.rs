@@ -9,3 +9,4 @@ pub mod cli;
 pub mod commands;
 pub mod home;
 pub mod market;
+pub mod metrics;

@@ -38,7 +38,7 @@ pub use config::{Config, Transport};
 pub use direct::{InboundRequest, DIRECT_PROTOCOL, MAX_DIRECT_MESSAGE};
 pub use error::Error;
 pub use fetch::FetchStats;
-pub use node::{GossipMessage, Node, PeerInfo, Validator};
+pub use node::{GossipMessage, NetStats, Node, PeerInfo, Validator};
 
 pub use libp2p::{identity, multiaddr, Multiaddr, PeerId};
 

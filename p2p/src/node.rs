@@ -40,6 +40,31 @@ pub struct GossipMessage {
 /// their sender is scored down.
 pub type Validator = Arc<dyn Fn(&[u8]) -> bool + Send + Sync>;
 
+/// Counts of what moved through a node since it started (for metrics).
+#[derive(Debug, Default)]
+pub struct NetStats {
+    /// Gossip messages delivered to this node (after validation).
+    pub gossip_messages: AtomicU64,
+    /// Their payload bytes.
+    pub gossip_bytes: AtomicU64,
+    /// Gossip messages rejected by validation.
+    pub gossip_rejected: AtomicU64,
+    /// Blocks received by bitswap.
+    pub bitswap_blocks: AtomicU64,
+    /// Their bytes.
+    pub bitswap_bytes: AtomicU64,
+    /// Direct requests received.
+    pub direct_received: AtomicU64,
+    /// Direct requests sent.
+    pub direct_sent: AtomicU64,
+}
+
+impl NetStats {
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
 /// A connected peer.
 #[derive(Debug, Clone)]
 pub struct PeerInfo {
@@ -101,6 +126,7 @@ struct Inner {
     next_req: AtomicU64,
     cfg: Config,
     inbound: std::sync::Mutex<Option<mpsc::Receiver<InboundRequest>>>,
+    stats: Arc<NetStats>,
 }
 
 impl std::fmt::Debug for Node {
@@ -179,7 +205,8 @@ impl Node {
         }
         let (tx, rx) = mpsc::channel(1024);
         let (inbound_tx, inbound_rx) = mpsc::channel(1024);
-        let driver = Driver::new(swarm, &cfg, inbound_tx);
+        let stats = Arc::new(NetStats::default());
+        let driver = Driver::new(swarm, &cfg, inbound_tx, stats.clone());
         tokio::spawn(driver.run(rx));
         Ok(Node {
             inner: Arc::new(Inner {
@@ -189,6 +216,7 @@ impl Node {
                 next_req: AtomicU64::new(0),
                 cfg,
                 inbound: std::sync::Mutex::new(Some(inbound_rx)),
+                stats,
             }),
         })
     }
@@ -201,6 +229,11 @@ impl Node {
     /// The content store the node serves blocks from.
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// What moved through this node since it started.
+    pub fn stats(&self) -> &NetStats {
+        &self.inner.stats
     }
 
     /// The settings the node was started with.
@@ -453,6 +486,7 @@ struct Driver {
     inbound_tx: mpsc::Sender<InboundRequest>,
     answers_tx: mpsc::UnboundedSender<(u64, Option<Vec<u8>>)>,
     answers_rx: Option<mpsc::UnboundedReceiver<(u64, Option<Vec<u8>>)>>,
+    stats: Arc<NetStats>,
 }
 
 /// How often the routing table is refreshed (a Kademlia bootstrap) while the node has peers.
@@ -463,6 +497,7 @@ impl Driver {
         swarm: Swarm<Behaviour>,
         cfg: &Config,
         inbound_tx: mpsc::Sender<InboundRequest>,
+        stats: Arc<NetStats>,
     ) -> Self {
         let now = Instant::now();
         let (answers_tx, answers_rx) = mpsc::unbounded_channel();
@@ -497,6 +532,7 @@ impl Driver {
             inbound_tx,
             answers_tx,
             answers_rx: Some(answers_rx),
+            stats,
         }
     }
 
@@ -711,6 +747,7 @@ impl Driver {
                 data,
                 reply,
             } => {
+                NetStats::add(&self.stats.direct_sent, 1);
                 let id = b.direct.send_request_with_addresses(&peer, data, addrs);
                 self.requests.insert(id, reply);
             }
@@ -741,6 +778,7 @@ impl Driver {
                 } => {
                     let id = self.next_inbound;
                     self.next_inbound += 1;
+                    NetStats::add(&self.stats.direct_received, 1);
                     let req = InboundRequest {
                         peer,
                         data: request,
@@ -907,6 +945,8 @@ impl Driver {
             BehaviourEvent::Direct(ev) => self.on_direct(ev),
             BehaviourEvent::Bitswap(ev) => match ev {
                 beetswap::Event::GetQueryResponse { query_id, data } => {
+                    NetStats::add(&self.stats.bitswap_blocks, 1);
+                    NetStats::add(&self.stats.bitswap_bytes, data.len() as u64);
                     if let Some((req, cid, started, r)) = self.gets.remove(&query_id) {
                         self.req_to_query.remove(&req);
                         debug!(%cid, bytes = data.len(), ms = started.elapsed().as_millis() as u64,
@@ -1000,6 +1040,12 @@ impl Driver {
                 debug!(%topic, from = %propagation_source, bytes = message.data.len(), verdict = ?verdict,
                     "gossip message");
                 let accepted = matches!(verdict, gossipsub::MessageAcceptance::Accept);
+                if accepted {
+                    NetStats::add(&self.stats.gossip_messages, 1);
+                    NetStats::add(&self.stats.gossip_bytes, message.data.len() as u64);
+                } else if matches!(verdict, gossipsub::MessageAcceptance::Reject) {
+                    NetStats::add(&self.stats.gossip_rejected, 1);
+                }
                 self.swarm
                     .behaviour_mut()
                     .gossipsub

@@ -48,6 +48,17 @@ pub enum StoreError {
         /// Its UnixFS type.
         kind: &'static str,
     },
+    /// A path inside a UnixFS DAG names no entry (or goes through a file).
+    #[error("{cid} has no entry {name:?}")]
+    NoSuchEntry {
+        /// The node the name was looked up in.
+        cid: Cid,
+        /// The name.
+        name: String,
+    },
+    /// A directory entry name that UnixFS cannot hold (empty, `.`, `..`, or with a `/`).
+    #[error("invalid directory entry name {0:?}")]
+    InvalidEntryName(String),
     /// A CAR file is truncated or malformed.
     #[error("invalid CAR: {0}")]
     InvalidCar(String),

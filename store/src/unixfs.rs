@@ -458,6 +458,83 @@ fn file_parts<'a>(cid: &Cid, block: &'a [u8], is_root: bool) -> Result<FileParts
     }
 }
 
+/// One entry of a UnixFS directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    /// Its name in the directory.
+    pub name: String,
+    /// Its root block.
+    pub cid: Cid,
+}
+
+/// The entries of `cid` if it is a UnixFS directory, `None` if it is a file or a raw block.
+pub fn list_dir(store: &Store, cid: &Cid) -> Result<Option<Vec<DirEntry>>, StoreError> {
+    if codec_of(cid) != DAG_PB {
+        return Ok(None);
+    }
+    let block = store.get_required(cid)?;
+    let node = pb::decode_node(&block).map_err(|r| malformed(cid, "dag-pb", r))?;
+    let fs = pb::decode_unixfs(node.data.as_deref().unwrap_or_default())
+        .map_err(|r| malformed(cid, "UnixFS", r))?;
+    if fs.kind != UnixFsType::Directory {
+        return Ok(None);
+    }
+    node.links
+        .iter()
+        .map(|link| {
+            let child = Cid::try_from(link.hash.as_slice())
+                .map_err(|e| malformed(cid, "dag-pb", format!("bad link: {e}")))?;
+            Ok(DirEntry {
+                name: link.name.clone().unwrap_or_default(),
+                cid: child,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// Stores a UnixFS directory (CIDv1 dag-pb, sha2-256) holding `entries` (sorted by name, as UnixFS requires;
+/// names must be non-empty and contain no `/`) and returns its CID. The entries' blocks are not checked.
+pub fn put_dir(store: &Store, entries: &[DirEntry]) -> Result<Cid, StoreError> {
+    let mut sorted: Vec<&DirEntry> = entries.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut links = Vec::with_capacity(sorted.len());
+    for e in sorted {
+        if e.name.is_empty() || e.name.contains('/') || e.name == "." || e.name == ".." {
+            return Err(StoreError::InvalidEntryName(e.name.clone()));
+        }
+        links.push(PbLink {
+            hash: e.cid.to_bytes(),
+            name: Some(e.name.clone()),
+            tsize: store.size(&e.cid)?,
+        });
+    }
+    // UnixFS `Data { Type: Directory }`.
+    let block = pb::encode_node(&links, Some(&[0x08, UnixFsType::Directory as u8]));
+    let cid = crate::cid_of(DAG_PB, HashAlg::Sha2_256, &block);
+    store.put(&cid, &block)?;
+    Ok(cid)
+}
+
+/// Follows `path` (names separated by `/`; empty segments ignored) from `root` through UnixFS directories.
+/// A name that is not there, or a path through a file, is [`StoreError::NoSuchEntry`].
+pub fn resolve_path(store: &Store, root: &Cid, path: &str) -> Result<Cid, StoreError> {
+    let mut at = *root;
+    for name in path.split('/').filter(|n| !n.is_empty()) {
+        let missing = || StoreError::NoSuchEntry {
+            cid: at,
+            name: name.to_string(),
+        };
+        let entries = list_dir(store, &at)?.ok_or_else(missing)?;
+        at = entries
+            .into_iter()
+            .find(|e| e.name == name)
+            .map(|e| e.cid)
+            .ok_or_else(missing)?;
+    }
+    Ok(at)
+}
+
 /// Writes `root` to `path`: a file's bytes, or a directory tree (created fresh; existing paths are refused).
 pub fn export_to_path(store: &Store, root: &Cid, path: &Path) -> Result<u64, StoreError> {
     if path.exists() {
@@ -510,6 +587,69 @@ mod tests {
 
     fn cid_of(bytes: &[u8], profile: &Profile) -> Cid {
         import(bytes, profile, |_, _| Ok(())).unwrap().root
+    }
+
+    #[test]
+    fn directories_list_resolve_and_refuse_bad_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = store.add_file(&b"alpha"[..], &Profile::KUBO).unwrap().root;
+        let b = store.add_file(&b"beta"[..], &Profile::KUBO).unwrap().root;
+        let inner = put_dir(
+            &store,
+            &[DirEntry {
+                name: "b.txt".into(),
+                cid: b,
+            }],
+        )
+        .unwrap();
+        let root = put_dir(
+            &store,
+            &[
+                DirEntry {
+                    name: "sub".into(),
+                    cid: inner,
+                },
+                DirEntry {
+                    name: "a.txt".into(),
+                    cid: a,
+                },
+            ],
+        )
+        .unwrap();
+        let names: Vec<String> = list_dir(&store, &root)
+            .unwrap()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(names, ["a.txt", "sub"], "sorted by name");
+        assert_eq!(
+            list_dir(&store, &a).unwrap(),
+            None,
+            "a file is no directory"
+        );
+        assert_eq!(resolve_path(&store, &root, "/sub/b.txt").unwrap(), b);
+        assert_eq!(resolve_path(&store, &root, "").unwrap(), root);
+        assert!(matches!(
+            resolve_path(&store, &root, "sub/nope"),
+            Err(StoreError::NoSuchEntry { .. })
+        ));
+        assert!(matches!(
+            resolve_path(&store, &root, "a.txt/deeper"),
+            Err(StoreError::NoSuchEntry { .. })
+        ));
+        let out = dir.path().join("out");
+        export_to_path(&store, &root, &out).unwrap();
+        assert_eq!(std::fs::read(out.join("sub/b.txt")).unwrap(), b"beta");
+        assert!(put_dir(
+            &store,
+            &[DirEntry {
+                name: "x/y".into(),
+                cid: a
+            }]
+        )
+        .is_err());
     }
 
     #[test]

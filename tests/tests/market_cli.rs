@@ -139,6 +139,31 @@ fn submit_status_result_list_and_bad_input() {
     let owed = requester.cli_json(&["job", "status", &id]);
     assert!(owed["fuel_used"].as_u64().unwrap() > 0);
 
+    // Both sides count it in their metrics.
+    let metrics = |node: &NodeProc| {
+        let (status, _, body) = mesh_util::http(
+            &node.api,
+            "GET",
+            "/metrics",
+            &[],
+            b"",
+            Duration::from_secs(30),
+        );
+        assert_eq!(status, 200);
+        String::from_utf8(body).unwrap()
+    };
+    let m = metrics(&requester);
+    assert!(m.contains("jobmesh_jobs{phase=\"verified\"} 1"), "{m}");
+    let ran: usize = workers
+        .iter()
+        .map(|w| {
+            metrics(w)
+                .matches("jobmesh_exec_runs_total{status=\"ok\"} 1")
+                .count()
+        })
+        .sum();
+    assert_eq!(ran, 2, "each worker ran the job once");
+
     // No worker takes a job above its fuel limit: it expires at its deadline with the reason.
     let err = requester.cli_fail(&[
         "job",

@@ -14,6 +14,7 @@ use crate::home::Home;
 pub struct Api {
     base: String,
     agent: ureq::Agent,
+    token: Option<String>,
 }
 
 /// The API of the node running on this data directory, if one answers. A stale address file (the
@@ -22,7 +23,11 @@ pub fn running(home: &Home) -> Option<Api> {
     let text = std::fs::read_to_string(home.root().join(super::API_FILE)).ok()?;
     let addr: SocketAddr = text.trim().parse().ok()?;
     TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
-    Some(Api::new(addr))
+    let mut api = Api::new(addr);
+    api.token = std::fs::read_to_string(home.root().join(super::TOKEN_FILE))
+        .ok()
+        .map(|t| t.trim().to_string());
+    Some(api)
 }
 
 /// The running node's API, or a clear error telling the user to start one.
@@ -46,6 +51,7 @@ impl Api {
         Api {
             base: format!("http://{addr}/api/v0"),
             agent,
+            token: None,
         }
     }
 
@@ -55,6 +61,9 @@ impl Api {
         query: &[(&str, &str)],
     ) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
         let mut req = self.agent.post(format!("{}/{path}", self.base));
+        if let Some(token) = &self.token {
+            req = req.header("Authorization", format!("Bearer {token}"));
+        }
         for (k, v) in query {
             req = req.query(*k, *v);
         }

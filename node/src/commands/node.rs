@@ -39,9 +39,18 @@ pub struct StartArgs {
     /// Peer to join the mesh through (repeatable); retried with backoff while unreachable.
     #[arg(long, value_name = "MULTIADDR")]
     pub bootstrap: Vec<String>,
-    /// Address of the local control API (HTTP).
+    /// Address of the local control API (HTTP). Anything but a loopback address needs --api-token.
     #[arg(long, value_name = "IP:PORT", default_value = DEFAULT_API)]
     pub api: String,
+    /// A secret every API request must carry (`Authorization: Bearer <token>`); the CLI on this data dir
+    /// finds it in `<data-dir>/api.token`.
+    #[arg(
+        long,
+        env = "JOBMESH_API_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub api_token: Option<String>,
     /// Run jobs for others: offer on announced jobs that fit the limits below.
     #[arg(long)]
     pub worker: bool,
@@ -98,6 +107,17 @@ fn start(ctx: &Context, args: &StartArgs) -> Result<()> {
         .parse()
         .with_context(|| format!("invalid --api address {:?} (expected IP:PORT)", args.api))?;
     let fetch_timeout = secs(args.fetch_timeout, "--fetch-timeout")?;
+    let token = args.api_token.clone().filter(|t| !t.is_empty());
+    if token.is_none() && !api_addr.ip().is_loopback() {
+        anyhow::bail!(
+            "refusing to serve the control API on {api_addr} without a token: anyone who reaches it could add \
+             content and run jobs as this node. Pass --api-token <secret> (or JOBMESH_API_TOKEN), or use a \
+             127.0.0.1 address"
+        );
+    }
+    if token.as_ref().is_some_and(|t| t.len() < 16) {
+        anyhow::bail!("--api-token must be at least 16 characters");
+    }
     let reprovide = secs(args.reprovide_interval, "--reprovide-interval")?;
     anyhow::ensure!(args.max_jobs != Some(0), "--max-jobs must be at least 1");
     anyhow::ensure!(args.max_fuel > 0, "--max-fuel must be positive");
@@ -152,7 +172,15 @@ fn start(ctx: &Context, args: &StartArgs) -> Result<()> {
         exec: Arc::new(exec),
         cfg: market_cfg,
     };
-    rt.block_on(serve(ctx, cfg, store, market, api_addr, fetch_timeout))
+    rt.block_on(serve(
+        ctx,
+        cfg,
+        store,
+        market,
+        api_addr,
+        fetch_timeout,
+        token,
+    ))
 }
 
 /// What the node's market is started with.
@@ -170,6 +198,7 @@ async fn serve(
     market: MarketParts,
     api_addr: SocketAddr,
     fetch_timeout: Duration,
+    token: Option<String>,
 ) -> Result<()> {
     let (listener, api_bound) = api::bind(api_addr).await?;
     let node = Node::start(cfg, store.clone()).await?;
@@ -186,7 +215,15 @@ async fn serve(
         shutdown: shutdown.clone(),
         market: Some(market),
         exec: Some(exec),
+        token: token.as_deref().map(Arc::from),
     };
+    let token_file = ctx.home.root().join(api::TOKEN_FILE);
+    match &token {
+        Some(t) => write_private(&token_file, t)?,
+        None => {
+            let _ = std::fs::remove_file(&token_file);
+        }
+    }
     let api_file = ctx.home.root().join(API_FILE);
     std::fs::write(&api_file, api_bound.to_string())
         .with_context(|| format!("cannot write {}", api_file.display()))?;
@@ -254,6 +291,7 @@ async fn serve(
     stop.await;
     let _ = graceful_tx.send(());
     let _ = std::fs::remove_file(&api_file);
+    let _ = std::fs::remove_file(&token_file);
     // Stopping the swarm ends open pubsub streams, so the API can finish its graceful shutdown.
     if tokio::time::timeout(Duration::from_secs(5), node.shutdown())
         .await
@@ -271,4 +309,21 @@ async fn serve(
         eprintln!("node stopped");
     }
     res
+}
+
+/// Writes a secret readable by this user only.
+fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
 }

@@ -217,6 +217,7 @@ pub(crate) struct Shared {
     pub(crate) db: MarketDb,
     pub(crate) exec: Arc<Executor>,
     pub(crate) cfg: MarketConfig,
+    pub(crate) exec_metrics: crate::metrics::ExecMetrics,
     actor: mpsc::UnboundedSender<ActorMsg>,
     updates: broadcast::Sender<JobStatus>,
 }
@@ -267,6 +268,7 @@ impl Market {
             db,
             exec,
             cfg,
+            exec_metrics: Default::default(),
             actor: actor_tx,
             updates,
         });
@@ -410,6 +412,11 @@ impl Market {
                 Ok(Err(broadcast::error::RecvError::Closed)) => return Err(MarketError::Stopped),
             }
         }
+    }
+
+    /// The job runs this node did as a worker.
+    pub fn exec_metrics(&self) -> &crate::metrics::ExecMetrics {
+        &self.inner.exec_metrics
     }
 
     /// The market database (reputation and ledger).

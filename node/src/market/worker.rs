@@ -309,6 +309,9 @@ impl Worker {
         })
         .await
         .map_err(|e| e.to_string())??;
+        self.shared
+            .exec_metrics
+            .record(fuel_used, started.elapsed().as_secs_f64(), &status);
         let salt: [u8; 32] = rand::random();
         info!(job = %id, %output, fuel_used, %status, ms = started.elapsed().as_millis() as u64, "ran job");
         let mut job = job.clone();

@@ -161,11 +161,35 @@ impl Drop for NodeProc {
 
 /// POSTs to the control API and returns (status, body). `Connection: close`, bounded by `limit`.
 pub fn post(api: &str, path_and_query: &str, body: &[u8], limit: Duration) -> (u16, Vec<u8>) {
+    let (status, _, body) = http(
+        api,
+        "POST",
+        &format!("/api/v0/{path_and_query}"),
+        &[],
+        body,
+        limit,
+    );
+    (status, body)
+}
+
+/// One HTTP/1.1 request to the node: returns (status, head, body). `Connection: close`, bounded by `limit`.
+pub fn http(
+    api: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    limit: Duration,
+) -> (u16, String, Vec<u8>) {
     let mut s = TcpStream::connect(api).unwrap();
     s.set_read_timeout(Some(limit)).unwrap();
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     write!(
         s,
-        "POST /api/v0/{path_and_query} HTTP/1.1\r\nHost: {api}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {api}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
     .unwrap();
@@ -186,7 +210,7 @@ pub fn post(api: &str, path_and_query: &str, body: &[u8], limit: Duration) -> (u
     {
         body = dechunk(&body);
     }
-    (status, body)
+    (status, head, body)
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {

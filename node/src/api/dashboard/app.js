@@ -3,8 +3,13 @@
 
 const $ = (id) => document.getElementById(id);
 
+// A node whose API needs a token is opened as `/?token=<token>`; every API call then carries it.
+const TOKEN = new URLSearchParams(location.search).get("token");
+const withToken = (opts = {}) =>
+  TOKEN ? { ...opts, headers: { ...(opts.headers || {}), Authorization: "Bearer " + TOKEN } } : opts;
+
 async function api(path, opts = {}) {
-  const res = await fetch("/api/v0/" + path, { method: "POST", ...opts });
+  const res = await fetch("/api/v0/" + path, withToken({ method: "POST", ...opts }));
   if (!res.ok) {
     let msg = res.status + " " + res.statusText;
     try { msg = (await res.json()).Message || msg; } catch (_) { /* not JSON */ }
@@ -81,7 +86,8 @@ function follow(id) {
   $("job-phase").textContent = "…";
   $("job-reason").textContent = "";
   for (const li of $("phases").children) li.className = "";
-  stream = new EventSource("/api/v0/job/events?arg=" + encodeURIComponent(id));
+  stream = new EventSource("/api/v0/job/events?arg=" + encodeURIComponent(id) +
+    (TOKEN ? "&token=" + encodeURIComponent(TOKEN) : ""));
   stream.onmessage = (m) => {
     const s = JSON.parse(m.data);
     show(s);
@@ -176,7 +182,7 @@ async function refreshPeers() {
 }
 
 async function refreshStore() {
-  const s = await (await fetch("/api/v0/repo/stat")).json();
+  const s = await (await fetch("/api/v0/repo/stat", withToken())).json();
   $("store-blocks").textContent = s.NumObjects.toLocaleString("en");
   $("store-bytes").textContent = bytes(s.RepoSize);
 }

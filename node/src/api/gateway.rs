@@ -1,0 +1,156 @@
+//! A read-only IPFS HTTP gateway: `GET /ipfs/<cid>[/<path>]` serves files and lists directories (a directory
+//! with an `index.html` serves that page), fetching from the mesh what this node lacks.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use jobmesh_store::unixfs;
+use jobmesh_store::{parse_cid, StoreError};
+
+use super::{ApiError, ApiResult, ApiState};
+
+/// The gateway's routes.
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/ipfs/{cid}", get(root))
+        .route("/ipfs/{cid}/{*path}", get(at_path))
+}
+
+async fn root(State(st): State<ApiState>, Path(cid): Path<String>) -> ApiResult<Response> {
+    serve(&st, &cid, "").await
+}
+
+async fn at_path(
+    State(st): State<ApiState>,
+    Path((cid, path)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    serve(&st, &cid, &path).await
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NoSuchEntry { .. } | StoreError::NotFound(_) => {
+            ApiError(StatusCode::NOT_FOUND, e.to_string())
+        }
+        StoreError::InvalidCid { .. } => ApiError::bad(e),
+        e => ApiError::internal(e),
+    }
+}
+
+async fn serve(st: &ApiState, cid: &str, path: &str) -> ApiResult<Response> {
+    let root = parse_cid(cid).map_err(ApiError::bad)?;
+    st.node
+        .fetch_dag(root, st.fetch_timeout)
+        .await
+        .map_err(|e| match e {
+            jobmesh_p2p::Error::Timeout { .. } => {
+                ApiError(StatusCode::GATEWAY_TIMEOUT, e.to_string())
+            }
+            e => ApiError::internal(e),
+        })?;
+    let store = st.node.store().clone();
+    let (target, listing) = {
+        let store = store.clone();
+        let path = path.to_string();
+        tokio::task::spawn_blocking(move || {
+            let target = unixfs::resolve_path(&store, &root, &path).map_err(store_error)?;
+            let listing = unixfs::list_dir(&store, &target).map_err(store_error)?;
+            Ok::<_, ApiError>((target, listing))
+        })
+        .await
+        .map_err(ApiError::internal)??
+    };
+    let (target, name) = match listing {
+        Some(entries) => match entries.iter().find(|e| e.name == "index.html") {
+            Some(index) => (index.cid, "index.html".to_string()),
+            None => return Ok(directory_page(cid, path, &entries)),
+        },
+        None => (
+            target,
+            path.rsplit('/').next().unwrap_or_default().to_string(),
+        ),
+    };
+    let bytes = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        unixfs::cat(&store, &target, &mut out)
+            .map(|_| out)
+            .map_err(store_error)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type(&name)),
+            (header::ETAG, format!("\"{target}\"")),
+            (
+                header::CACHE_CONTROL,
+                "public, max-age=29030400, immutable".to_string(),
+            ),
+        ],
+        Body::from(bytes),
+    )
+        .into_response())
+}
+
+/// The media type for a file name's extension (what gateways commonly send).
+fn content_type(name: &str) -> String {
+    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("html" | "htm") => "text/html; charset=utf-8",
+        Some("txt" | "md") => "text/plain; charset=utf-8",
+        Some("css") => "text/css",
+        Some("js" | "mjs") => "text/javascript",
+        Some("json") => "application/json",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("gif") => "image/gif",
+        Some("wasm") => "application/wasm",
+        Some("pdf") => "application/pdf",
+        _ => "application/octet-stream",
+    }
+    .to_string()
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn directory_page(cid: &str, path: &str, entries: &[unixfs::DirEntry]) -> Response {
+    let base = format!("/ipfs/{cid}/{}", path.trim_matches('/'));
+    let base = base.trim_end_matches('/').to_string();
+    let mut rows = String::new();
+    for e in entries {
+        let href = format!("{base}/{}", urlencode(&e.name));
+        rows.push_str(&format!(
+            "<li><a href=\"{}\">{}</a> <small>{}</small></li>\n",
+            escape(&href),
+            escape(&e.name),
+            e.cid
+        ));
+    }
+    let title = escape(&format!("/ipfs/{cid}/{path}"));
+    let html = format!(
+        "<!doctype html><meta charset=utf-8><title>{title}</title>\
+         <h1>{title}</h1><ul>\n{rows}</ul>"
+    );
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+}
+
+/// Percent-encodes a path segment.
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
