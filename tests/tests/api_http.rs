@@ -184,6 +184,16 @@ fn an_api_beyond_loopback_needs_a_token_and_enforces_it() {
         LIMIT,
     );
     assert_eq!(status, 200);
+    // The dashboard page and its assets load without it (the page sends the token on its API calls).
+    for path in ["/", "/dashboard/app.js"] {
+        let (status, _, _) = http(&node.api, "GET", path, &[], b"", LIMIT);
+        assert_eq!(status, 200, "{path}");
+    }
+    let (status, _, _) = http(&node.api, "GET", "/api/v0/repo/stat", &[], b"", LIMIT);
+    assert_eq!(status, 401);
+    let with_query = format!("/api/v0/repo/stat?token={token}");
+    let (status, _, _) = http(&node.api, "GET", &with_query, &[], b"", LIMIT);
+    assert_eq!(status, 200);
     let id = node.cli_json(&["id"]);
     assert!(
         id["id"].as_str().is_some() || id["ID"].as_str().is_some(),

@@ -6,59 +6,23 @@
 
 mod mesh_util;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use mesh_util::NodeProc;
+use mesh_util::{wait_peers, NodeProc};
 use serde_json::Value;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// One HTTP/1.1 request to the node's API (`Connection: close`); returns (status, head, body).
+/// One HTTP/1.1 request with a JSON body to the node's API; returns (status, lower-cased head, body).
 fn http(api: &str, method: &str, path: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
-    let mut s = TcpStream::connect(api).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {api}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    s.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("an HTTP head")
-        + 4;
-    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let mut body = raw[end..].to_vec();
-    if head.contains("transfer-encoding: chunked") {
-        body = dechunk(&body);
-    }
-    (status, head, body)
+    let headers = [("Content-Type", "application/json")];
+    let (status, head, body) =
+        mesh_util::http(api, method, path, &headers, body, Duration::from_secs(30));
+    (status, head.to_ascii_lowercase(), body)
 }
 
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
-        let len =
-            usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap().trim(), 16).unwrap();
-        if len == 0 {
-            break;
-        }
-        out.extend_from_slice(&b[eol + 2..eol + 2 + len]);
-        b = &b[eol + 2 + len + 2..];
-    }
-    out
-}
-
-/// Asserts a 4xx answer with a one-line `{"Message": …}` containing `needle`.
 fn assert_json_error(api: &str, method: &str, path: &str, body: &str, needle: &str) {
     let (status, head, body) = http(api, method, path, body.as_bytes());
     let text = String::from_utf8_lossy(&body);
@@ -76,21 +40,6 @@ fn assert_json_error(api: &str, method: &str, path: &str, body: &str, needle: &s
         msg.contains(needle) && !msg.contains('\n'),
         "{method} {path}: {msg:?} lacks {needle:?}"
     );
-}
-
-/// Waits until `node` has `n` peers, then a moment for gossipsub to exchange subscriptions.
-fn wait_peers(node: &NodeProc, n: usize) {
-    let started = Instant::now();
-    loop {
-        let (_, body) = mesh_util::post(&node.api, "swarm/peers", b"", Duration::from_secs(5));
-        let v: Value = serde_json::from_slice(&body).unwrap();
-        if v["Peers"].as_array().map_or(0, Vec::len) >= n {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "peers: {v}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(1500));
 }
 
 /// `target/<profile>/`: where the screenshot is kept for a look after the run.

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mesh_util::NodeProc;
+use mesh_util::{wait_peers, NodeProc};
 use serde_json::Value;
 
 fn example(name: &str) -> String {
@@ -17,20 +17,6 @@ fn example(name: &str) -> String {
         .join(name)
         .display()
         .to_string()
-}
-
-/// Waits until `node` has `n` peers, then a moment for gossipsub to exchange subscriptions.
-fn wait_peers(node: &NodeProc, n: usize) {
-    let started = Instant::now();
-    loop {
-        let v = node.cli_json(&["swarm", "peers"]);
-        if v["Peers"].as_array().map_or(0, Vec::len) >= n {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "peers: {v}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(1500));
 }
 
 fn free_port() -> u16 {

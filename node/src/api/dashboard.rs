@@ -26,9 +26,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
+use super::jobs::{market, market_err};
 use super::{arg, provide_later, ApiError, ApiResult, ApiState};
 use crate::market::messages::{CodeKind, JobId, JobLimits, MAX_REPLICAS};
-use crate::market::{JobRequest, Market, MarketError};
+use crate::market::JobRequest;
 
 const INDEX_HTML: &str = include_str!("dashboard/index.html");
 const APP_JS: &str = include_str!("dashboard/app.js");
@@ -72,19 +73,6 @@ fn page(body: &'static str, kind: &'static str) -> impl IntoResponse {
         ],
         body,
     )
-}
-
-fn market(st: &ApiState) -> ApiResult<&Market> {
-    st.market
-        .as_ref()
-        .ok_or_else(|| ApiError::bad("this node runs no market"))
-}
-
-fn market_err(e: MarketError) -> ApiError {
-    match e {
-        MarketError::Invalid(_) | MarketError::UnknownJob(_) => ApiError::bad(e),
-        e => ApiError::internal(e),
-    }
 }
 
 /// The body of `job/submit-js`.

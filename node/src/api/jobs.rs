@@ -20,13 +20,13 @@ use crate::market::{JobRequest, JobStatus, Market, MarketError};
 
 type Q = Query<HashMap<String, String>>;
 
-fn market(st: &ApiState) -> ApiResult<&Market> {
+pub(super) fn market(st: &ApiState) -> ApiResult<&Market> {
     st.market
         .as_ref()
         .ok_or_else(|| ApiError::bad("this node runs no market"))
 }
 
-fn market_err(e: MarketError) -> ApiError {
+pub(super) fn market_err(e: MarketError) -> ApiError {
     match e {
         MarketError::Invalid(_) | MarketError::UnknownJob(_) => ApiError::bad(e),
         e => ApiError::internal(e),

@@ -513,3 +513,18 @@ pub fn exchange_with(peer: &mut ScriptPeer, label: &str, peer_add_cid_prefix: &s
         "{label} never got our message"
     );
 }
+
+/// Waits (at most 30 s) until `node` has `n` peers, then a moment for gossipsub to exchange subscriptions.
+pub fn wait_peers(node: &NodeProc, n: usize) {
+    let started = Instant::now();
+    loop {
+        let (_, body) = post(&node.api, "swarm/peers", b"", Duration::from_secs(5));
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        if v["Peers"].as_array().map_or(0, Vec::len) >= n {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "peers: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+}
