@@ -40,8 +40,9 @@ try {
   // A syntax error is answered by the form, and no job starts.
   await page.fill("#source", "let x = ;\n");
   await page.click("#submit");
+  // The node's first compile loads the Javy plugin (seconds in a debug build on a busy machine).
   await page.waitForFunction(() => document.getElementById("form-error").textContent.includes("SyntaxError"),
-    null, { timeout: 15_000 });
+    null, { timeout: 60_000 });
   const syntaxError = await page.textContent("#form-error");
   step("syntax error shown");
 
