@@ -178,27 +178,14 @@ impl Node {
                     reason,
                     ..
                 } => {
-                    let addr = listeners
-                        .iter()
-                        .find(|(i, _)| *i == listener_id)
-                        .map(|(_, a)| a);
-                    return Err(Error::Listen {
-                        addr: addr.map(|a| a.to_string()).unwrap_or_default(),
-                        reason: match reason {
-                            Ok(()) => "closed".into(),
-                            Err(e) => e.to_string(),
-                        },
-                    });
+                    let reason = match reason {
+                        Ok(()) => "closed".into(),
+                        Err(e) => e.to_string(),
+                    };
+                    return Err(listen_error(&listeners, listener_id, reason));
                 }
                 SwarmEvent::ListenerError { listener_id, error } => {
-                    let addr = listeners
-                        .iter()
-                        .find(|(i, _)| *i == listener_id)
-                        .map(|(_, a)| a);
-                    return Err(Error::Listen {
-                        addr: addr.map(|a| a.to_string()).unwrap_or_default(),
-                        reason: error.to_string(),
-                    });
+                    return Err(listen_error(&listeners, listener_id, error.to_string()));
                 }
                 _ => {}
             }
@@ -1071,6 +1058,20 @@ impl Driver {
             _ => {}
         }
     }
+}
+
+/// The listening failure of one of `listeners`, named by its address.
+fn listen_error(
+    listeners: &[(libp2p::core::transport::ListenerId, Multiaddr)],
+    id: libp2p::core::transport::ListenerId,
+    reason: String,
+) -> Error {
+    let addr = listeners
+        .iter()
+        .find(|(i, _)| *i == id)
+        .map(|(_, a)| a.to_string())
+        .unwrap_or_default();
+    Error::Listen { addr, reason }
 }
 
 /// A dial error in one line (libp2p's errors list every address tried on separate lines).

@@ -54,15 +54,6 @@ fn hostile_swarm(signed: bool) -> libp2p::Swarm<gossipsub::Behaviour> {
         .build()
 }
 
-fn rss_kib() -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap();
-    s.lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gossip_reaches_every_node_of_a_small_mesh() {
     init_tracing();

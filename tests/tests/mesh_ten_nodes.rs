@@ -116,33 +116,8 @@ fn identity_and_data_survive_a_restart() {
     // Restarted on the same data dir: same PeerId, same content.
     let home = std::mem::replace(&mut n.home, tempfile::tempdir().unwrap());
     drop(n);
-    let mut cmd = std::process::Command::new(jobmesh_tests::jobmesh_bin());
-    cmd.arg("--data-dir").arg(home.path()).args([
-        "--json",
-        "node",
-        "start",
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--api",
-        "127.0.0.1:0",
-    ]);
-    cmd.stdout(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-    assert_eq!(v["peer_id"], id_running["ID"]);
-    let mut again = NodeProc {
-        child,
-        home,
-        peer_id: String::new(),
-        addr: String::new(),
-        api: v["api"].as_str().unwrap().into(),
-    };
+    let mut again = NodeProc::start_in(home, "/ip4/127.0.0.1/tcp/0", &[], &[]);
+    assert_eq!(again.peer_id, id_running["ID"].as_str().unwrap());
     assert_eq!(again.cli(&["cat", &cid]), std::fs::read(&file).unwrap());
     assert!(again.stop());
 }
@@ -196,37 +171,11 @@ fn bad_and_unreachable_bootstrap_addresses() {
     let mut late = None;
     for _ in 0..3 {
         // Bind the same port by starting a node there.
-        let home2 = tempfile::tempdir().unwrap();
-        let mut cmd = std::process::Command::new(jobmesh_tests::jobmesh_bin());
-        cmd.arg("--data-dir").arg(home2.path()).args([
-            "--json",
-            "node",
-            "start",
-            "--listen",
-            &format!("/ip4/127.0.0.1/tcp/{port}"),
-            "--api",
-            "127.0.0.1:0",
-        ]);
-        cmd.stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null());
-        let mut child = cmd.spawn().unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-            late = Some(NodeProc {
-                child,
-                home: home2,
-                peer_id: v["peer_id"].as_str().unwrap().into(),
-                addr: String::new(),
-                api: v["api"].as_str().unwrap().into(),
-            });
+        let listen = format!("/ip4/127.0.0.1/tcp/{port}");
+        if let Ok(node) = NodeProc::try_start_in(tempfile::tempdir().unwrap(), &listen, &[], &[]) {
+            late = Some(node);
             break;
         }
-        let _ = child.wait();
     }
     let late = late.expect("could not start the late peer on the freed port");
     assert!(

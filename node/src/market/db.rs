@@ -240,33 +240,11 @@ fn hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::messages::{CodeKind, JobLimits};
     use super::*;
-    use cid::Cid;
     use libp2p_identity::Keypair;
 
     fn spec() -> JobSpec {
-        let cid = Cid::new_v1(
-            0x55,
-            cid::multihash::Multihash::wrap(0x1e, blake3::hash(b"x").as_bytes()).unwrap(),
-        );
-        JobSpec {
-            kind: CodeKind::WasiCommand,
-            plugin: None,
-            code: cid,
-            input: cid,
-            limits: JobLimits {
-                max_fuel: 10,
-                memory_bytes: 10,
-                output_bytes: 10,
-                stderr_bytes: 10,
-            },
-            engine: "test".into(),
-            replicas: 1,
-            price_wei_per_mfuel: 1,
-            verifier: None,
-            nonce: 0,
-        }
+        super::super::testkit::spec(1, false)
     }
 
     #[test]

@@ -426,29 +426,7 @@ mod tests {
     use super::*;
 
     fn spec() -> JobSpec {
-        let cid = |s: &[u8]| {
-            Cid::new_v1(
-                0x55,
-                cid::multihash::Multihash::wrap(0x1e, blake3::hash(s).as_bytes()).unwrap(),
-            )
-        };
-        JobSpec {
-            kind: CodeKind::JavyBytecode,
-            plugin: Some(cid(b"plugin")),
-            code: cid(b"code"),
-            input: cid(b"input"),
-            limits: JobLimits {
-                max_fuel: 1_000_000,
-                memory_bytes: 64 << 20,
-                output_bytes: 1 << 20,
-                stderr_bytes: 4096,
-            },
-            engine: "wasmtime-48.0.8".into(),
-            replicas: 3,
-            price_wei_per_mfuel: 1000,
-            verifier: None,
-            nonce: 7,
-        }
+        super::super::testkit::spec(3, false)
     }
 
     #[test]

@@ -11,6 +11,8 @@ pub mod messages;
 pub mod requester;
 pub mod service;
 pub mod tally;
+#[cfg(test)]
+mod testkit;
 pub mod wire_ids;
 pub mod worker;
 

@@ -738,43 +738,9 @@ impl RequesterJob {
 
 #[cfg(test)]
 mod tests {
-    use super::super::messages::{commitment_hash, CodeKind, JobLimits};
+    use super::super::messages::commitment_hash;
+    use super::super::testkit::{cid, peers, spec};
     use super::*;
-    use cid::Cid;
-    use libp2p_identity::Keypair;
-
-    fn cid(s: &[u8]) -> Cid {
-        Cid::new_v1(
-            0x55,
-            cid::multihash::Multihash::wrap(0x1e, blake3::hash(s).as_bytes()).unwrap(),
-        )
-    }
-
-    fn spec(replicas: u8, verifier: bool) -> JobSpec {
-        JobSpec {
-            kind: CodeKind::JavyBytecode,
-            plugin: Some(cid(b"plugin")),
-            code: cid(b"code"),
-            input: cid(b"input"),
-            limits: JobLimits {
-                max_fuel: 1_000_000,
-                memory_bytes: 1 << 26,
-                output_bytes: 1 << 20,
-                stderr_bytes: 1 << 12,
-            },
-            engine: "test".into(),
-            replicas,
-            price_wei_per_mfuel: 1_000,
-            verifier: verifier.then(|| cid(b"verifier")),
-            nonce: 1,
-        }
-    }
-
-    fn peers(n: usize) -> Vec<PeerId> {
-        (0..n)
-            .map(|_| Keypair::generate_ed25519().public().to_peer_id())
-            .collect()
-    }
 
     /// A worker's answer: commit to `output` and reveal it.
     fn commit_and_reveal(

@@ -123,20 +123,13 @@ pub fn owed_wei(fuel_used: u64, price_wei_per_mfuel: u64) -> u128 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testkit::{cid, peers};
     use super::*;
-    use libp2p_identity::Keypair;
-
-    fn peers(n: usize) -> Vec<PeerId> {
-        (0..n)
-            .map(|_| Keypair::generate_ed25519().public().to_peer_id())
-            .collect()
-    }
 
     fn reveal(output: &[u8], fuel: u64) -> Reveal {
-        let hash = cid::multihash::Multihash::wrap(0x1e, blake3::hash(output).as_bytes()).unwrap();
         Reveal {
             job_id: super::super::messages::JobId([0; 32]),
-            output: Cid::new_v1(0x55, hash),
+            output: cid(output),
             fuel_used: fuel,
             status: "ok".into(),
             salt: [0; 32],

@@ -79,3 +79,13 @@ pub async fn eventually(secs: u64, mut f: impl AsyncFnMut() -> bool) -> bool {
     }
     false
 }
+
+/// Resident memory of this test process, in KiB.
+pub fn rss_kib() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}

@@ -43,6 +43,17 @@ impl NodeProc {
         bootstrap: &[&str],
         extra: &[&str],
     ) -> NodeProc {
+        Self::try_start_in(home, listen, bootstrap, extra).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like [`NodeProc::start_in`], but a node that fails to start (e.g. its port is still taken) is an
+    /// `Err` with what it printed, not a panic.
+    pub fn try_start_in(
+        home: tempfile::TempDir,
+        listen: &str,
+        bootstrap: &[&str],
+        extra: &[&str],
+    ) -> Result<NodeProc, String> {
         let mut cmd = Command::new(jobmesh_bin());
         cmd.arg("--data-dir").arg(home.path()).arg("--json").args([
             "node",
@@ -68,18 +79,28 @@ impl NodeProc {
             let _ = BufReader::new(stdout).read_line(&mut line);
             let _ = tx.send(line);
         });
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("node did not start in 30 s");
-        let v: serde_json::Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("node start printed {line:?}: {e}"));
-        NodeProc {
+        let line = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("node did not start in 30 s".into());
+            }
+        };
+        let v: serde_json::Value = match serde_json::from_str(&line) {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = child.wait();
+                return Err(format!("node start printed {line:?}: {e}"));
+            }
+        };
+        Ok(NodeProc {
             child,
             home,
             peer_id: v["peer_id"].as_str().unwrap().to_string(),
             addr: v["addresses"][0].as_str().unwrap().to_string(),
             api: v["api"].as_str().unwrap().to_string(),
-        }
+        })
     }
 
     /// Runs a `jobmesh` CLI command against this node's data dir (so it goes through the API).
