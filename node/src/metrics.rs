@@ -50,7 +50,7 @@ pub struct Snapshot {
     /// Connected peers.
     pub peers: usize,
     /// Requested jobs by phase name.
-    pub jobs: Vec<(&'static str, usize)>,
+    pub jobs: Vec<(String, usize)>,
     /// Blocks and bytes in the store.
     pub store_blocks: u64,
     /// Bytes in the store.
@@ -103,7 +103,7 @@ pub fn render(net: &jobmesh_p2p::NetStats, exec: &ExecMetrics, snap: &Snapshot) 
     );
     let jobs = Family::<Vec<(String, String)>, Gauge>::default();
     for (phase, n) in &snap.jobs {
-        jobs.get_or_create(&vec![("phase".into(), (*phase).into())])
+        jobs.get_or_create(&vec![("phase".into(), phase.clone())])
             .set(*n as i64);
     }
     r.register("jobs", "Jobs requested by this node, by phase", jobs);

@@ -236,15 +236,6 @@ async fn start_member(
     })
 }
 
-/// The CID a job's output gets on the market: its UnixFS root under the kubo profile (for an output of one
-/// chunk, the raw block's CID, which is what `jobmesh job run-local` prints).
-#[allow(clippy::result_large_err)] // the sink never fails
-pub fn output_cid(output: &[u8]) -> Cid {
-    jobmesh_store::unixfs::import(output, &Profile::KUBO, |_, _| Ok(()))
-        .expect("importing from memory into no store does not fail")
-        .root
-}
-
 /// A memory-transport port unlikely to collide within the process.
 fn rand_port() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};

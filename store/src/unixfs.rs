@@ -334,6 +334,12 @@ impl BlockSink for PipeSink {
     }
 }
 
+/// The root CID `bytes` get as a UnixFS file under `profile`, computed without storing anything (for one chunk
+/// under a raw-leaves profile, the raw block's CID). This is how job outputs are named on the market.
+pub fn file_cid(bytes: &[u8], profile: &Profile) -> Result<Cid, StoreError> {
+    import(bytes, profile, |_, _| Ok(())).map(|imported| imported.root)
+}
+
 /// Reads until `buf` is full or the input ends; returns how many bytes were read.
 fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> Result<usize, StoreError> {
     let mut filled = 0;
@@ -586,7 +592,7 @@ mod tests {
     use super::*;
 
     fn cid_of(bytes: &[u8], profile: &Profile) -> Cid {
-        import(bytes, profile, |_, _| Ok(())).unwrap().root
+        file_cid(bytes, profile).unwrap()
     }
 
     #[test]

@@ -9,7 +9,8 @@ use jobmesh_exec::{JobCode, Plugin};
 use jobmesh_node::market::tally::owed_wei;
 use jobmesh_node::market::{Conduct, WorkerPolicy};
 use jobmesh_p2p::Transport;
-use jobmesh_simnet::{output_cid, Cluster};
+use jobmesh_simnet::Cluster;
+use jobmesh_store::unixfs::{file_cid, Profile};
 
 fn example(name: &str) -> String {
     std::fs::read_to_string(jobmesh_tests::workspace_root().join("examples").join(name)).unwrap()
@@ -98,7 +99,7 @@ async fn twenty_jobs_on_five_nodes_with_a_byzantine_worker() {
                 ..jobmesh_exec::Limits::default()
             };
             let outcome = tokio::task::block_in_place(|| exec.run(&code, input, &limits)).unwrap();
-            let cid = output_cid(&outcome.output);
+            let cid = file_cid(&outcome.output, &Profile::KUBO).unwrap();
             let id = requester.submit(req).await.expect("submit");
             pending.push((id, cid, outcome.fuel_used, outcome.status.name()));
         }

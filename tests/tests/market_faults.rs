@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use jobmesh_node::market::requester::SlotState;
 use jobmesh_node::market::{Conduct, WorkerPolicy};
 use jobmesh_p2p::Transport;
-use jobmesh_simnet::{output_cid, Cluster};
+use jobmesh_simnet::Cluster;
+use jobmesh_store::unixfs::{file_cid, Profile};
 
 fn cpu_heavy() -> String {
     std::fs::read_to_string(jobmesh_tests::workspace_root().join("examples/cpu-heavy.js")).unwrap()
@@ -120,7 +121,7 @@ async fn a_flood_of_fresh_identities_forging_one_output_does_not_capture_jobs() 
         let id = requester.submit(req).await.unwrap();
         let s = requester.wait(&id, Duration::from_secs(30)).await.unwrap();
         assert_eq!(s.phase, "verified", "{}", s.reason);
-        let honest = output_cid(input.as_bytes());
+        let honest = file_cid(input.as_bytes(), &Profile::KUBO).unwrap();
         assert_eq!(s.output.as_deref(), Some(honest.to_string().as_str()));
         assert!(s.agreeing.iter().all(|w| !forgers.contains(w)));
         forgers_outvoted += s.disagreeing.iter().filter(|w| forgers.contains(w)).count();

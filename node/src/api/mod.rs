@@ -504,7 +504,7 @@ async fn metrics(State(st): State<ApiState>) -> ApiResult<Response> {
         tokio::task::spawn_blocking(move || store.usage().map_err(ApiError::internal))
             .await
             .map_err(ApiError::internal)??;
-    let mut jobs: Vec<(&'static str, usize)> = Vec::new();
+    let mut jobs: Vec<(String, usize)> = Vec::new();
     let exec = match &st.market {
         Some(m) => {
             for job in m.list().map_err(ApiError::internal)? {

@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, Subcommand};
 use jobmesh_exec::{Executor, JobCode, Limits, Plugin, Status};
+use jobmesh_store::unixfs::Profile;
 
 use crate::cli::Context;
 
@@ -139,7 +140,8 @@ fn build(ctx: &Context, args: &BuildArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| args.source.with_extension("jsbc"));
     std::fs::write(&out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
-    let cid = jobmesh_store::cid_of_raw(&bytes);
+    // Named as `job submit` stores it: a UnixFS file under the kubo profile.
+    let cid = jobmesh_store::unixfs::file_cid(&bytes, &Profile::KUBO)?;
     if ctx.json {
         ctx.print_json(&serde_json::json!({
             "output": out, "code_cid": cid.to_string(), "plugin_cid": plugin.to_string(), "bytes": bytes.len(),
@@ -187,7 +189,8 @@ fn run_local(ctx: &Context, args: &RunLocalArgs) -> Result<()> {
     let run_started = Instant::now();
     let outcome = exec.run(&code, &input, &limits)?;
     let ran = run_started.elapsed();
-    let output_cid = jobmesh_store::cid_of_raw(&outcome.output);
+    // The CID the market names this output by (a UnixFS file under the kubo profile).
+    let output_cid = jobmesh_store::unixfs::file_cid(&outcome.output, &Profile::KUBO)?;
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
     if ctx.json {
         let mut obj = serde_json::json!({

@@ -215,15 +215,15 @@ fn follow(ctx: &Context, stream: impl Read) -> Result<JobStatus> {
     let mut last: Option<JobStatus> = None;
     for line in BufReader::new(stream).lines() {
         let line = line.context("lost the connection to the node while following the job")?;
-        let v: Value = serde_json::from_str(&line).context("the node sent an invalid status")?;
-        let s = status_from_json(&v)?;
+        let s: JobStatus =
+            serde_json::from_str(&line).context("the node sent an invalid job status")?;
         let text = progress_text(&s);
         if tty {
             bar.set_message(text);
         } else if !ctx.json && s.phase != last_phase {
             eprintln!("{text}");
         }
-        last_phase = s.phase.to_string();
+        last_phase = s.phase.clone();
         let done = s.finished;
         last = Some(s);
         if done {
@@ -238,7 +238,7 @@ fn follow(ctx: &Context, stream: impl Read) -> Result<JobStatus> {
 fn progress_text(s: &JobStatus) -> String {
     let short = &s.id[..12.min(s.id.len())];
     let n = s.replicas;
-    match s.phase {
+    match s.phase.as_str() {
         // The full id once, so the job can be found again (`job status`) if following stops.
         "announced" => format!("job {} · announced · {} offers", s.id, s.offers),
         "committing" => format!(
@@ -254,50 +254,9 @@ fn progress_text(s: &JobStatus) -> String {
     }
 }
 
-/// Rebuilds a status from its JSON form (the fields the CLI shows).
-fn status_from_json(v: &Value) -> Result<JobStatus> {
-    let phase = match v["phase"].as_str().unwrap_or_default() {
-        "announced" => "announced",
-        "committing" => "committing",
-        "revealing" => "revealing",
-        "verifying" => "verifying",
-        "verified" => "verified",
-        "failed" => "failed",
-        "cancelled" => "cancelled",
-        "expired" => "expired",
-        other => bail!("the node reported an unknown phase {other:?}"),
-    };
-    let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
-    let n = |k: &str| v[k].as_u64().unwrap_or(0) as usize;
-    let list = |k: &str| {
-        v[k].as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    Ok(JobStatus {
-        id: s("id"),
-        phase,
-        finished: v["finished"].as_bool().unwrap_or(false),
-        reason: s("reason"),
-        replicas: n("replicas") as u8,
-        offers: n("offers"),
-        assigned: n("assigned"),
-        committed: n("committed"),
-        revealed: n("revealed"),
-        output: v["output"].as_str().map(str::to_string),
-        fuel_used: v["fuel_used"].as_u64(),
-        status: v["status"].as_str().map(str::to_string),
-        agreeing: list("agreeing"),
-        disagreeing: list("disagreeing"),
-        announced_ms: v["announced_ms"].as_u64().unwrap_or(0),
-        deadline_ms: v["deadline_ms"].as_u64().unwrap_or(0),
-        input: s("input"),
-        code: s("code"),
-    })
+/// A status as the node's API sends it.
+fn status_from_json(v: Value) -> Result<JobStatus> {
+    serde_json::from_value(v).context("the node sent an invalid job status")
 }
 
 /// Prints the verified output (or fails with the job's reason).
@@ -379,7 +338,7 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 fn load_status(ctx: &Context, id: &str) -> Result<JobStatus> {
     let job_id = JobId::from_hex(id).map_err(|e| anyhow::anyhow!("bad job id {id:?}: {e}"))?;
     if let Some(api) = client::running(&ctx.home) {
-        return status_from_json(&api.call("job/status", &[("arg", id)])?);
+        return status_from_json(api.call("job/status", &[("arg", id)])?);
     }
     let db = open_db(ctx)?;
     let job = db
@@ -434,7 +393,12 @@ pub fn list(ctx: &Context) -> Result<()> {
             let v = api.call("job/list", &[])?;
             v["Jobs"]
                 .as_array()
-                .map(|a| a.iter().map(status_from_json).collect::<Result<_>>())
+                .map(|a| {
+                    a.iter()
+                        .cloned()
+                        .map(status_from_json)
+                        .collect::<Result<_>>()
+                })
                 .transpose()?
                 .unwrap_or_default()
         }
@@ -461,7 +425,7 @@ pub fn list(ctx: &Context) -> Result<()> {
 /// `jobmesh job result`.
 pub fn result(ctx: &Context, args: &ResultArgs) -> Result<()> {
     let s = load_status(ctx, &args.id)?;
-    let cid = match (&s.output, s.phase) {
+    let cid = match (&s.output, s.phase.as_str()) {
         (Some(cid), "verified") => cid.clone(),
         _ => bail!("job {} has no result: {} ({})", s.id, s.phase, s.reason),
     };
@@ -494,7 +458,7 @@ pub fn result(ctx: &Context, args: &ResultArgs) -> Result<()> {
 pub fn cancel(ctx: &Context, args: &JobIdArg) -> Result<()> {
     JobId::from_hex(&args.id).map_err(|e| anyhow::anyhow!("bad job id {:?}: {e}", args.id))?;
     let api = client::require(&ctx.home)?;
-    let s = status_from_json(&api.call("job/cancel", &[("arg", &args.id)])?)?;
+    let s = status_from_json(api.call("job/cancel", &[("arg", &args.id)])?)?;
     if ctx.json {
         ctx.print_json(&json!(s));
     } else {

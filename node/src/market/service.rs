@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use jobmesh_exec::Executor;
 use jobmesh_p2p::{identity::Keypair, InboundRequest, Multiaddr, Node, PeerId};
 use jobmesh_store::Cid;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
@@ -76,13 +76,13 @@ pub struct JobRequest {
     pub timeout: Duration,
 }
 
-/// What `job status` shows of a job.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+/// What `job status` shows of a job (the API's JSON form of it, too).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct JobStatus {
     /// The job id (hex).
     pub id: String,
     /// Where it is: announced, committing, revealing, verifying, verified, failed, cancelled, expired.
-    pub phase: &'static str,
+    pub phase: String,
     /// Whether the phase is terminal.
     pub finished: bool,
     /// Why it is where it is.
@@ -125,7 +125,7 @@ impl JobStatus {
         let verdict = job.verdict.as_ref().filter(|_| accepted);
         JobStatus {
             id: job.id.to_hex(),
-            phase: job.phase.name(),
+            phase: job.phase.name().to_string(),
             finished: job.phase.is_terminal(),
             reason: job.reason.clone(),
             replicas: job.spec.replicas,
