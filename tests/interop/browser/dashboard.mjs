@@ -16,7 +16,13 @@ const origin = new URL(url).origin;
 const t0 = Date.now();
 const step = (what) => console.error(`[browser ${((Date.now() - t0) / 1000).toFixed(2)}s] ${what}`);
 
-const browser = await chromium.launch({ executablePath, args: ["--no-sandbox"], timeout: 30_000 });
+// No background traffic: this machine reaches nothing beyond loopback and the package registries.
+const browser = await chromium.launch({
+  executablePath,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync"],
+  timeout: 30_000,
+});
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
   const foreign = [];
