@@ -8,5 +8,6 @@ pub mod api;
 pub mod cli;
 pub mod commands;
 pub mod home;
+pub mod launch;
 pub mod market;
 pub mod metrics;

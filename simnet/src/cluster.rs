@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jobmesh_exec::{Executor, JobCode, Plugin};
+use jobmesh_node::launch::launch;
 use jobmesh_node::market::db::MarketDb;
 use jobmesh_node::market::messages::{CodeKind, JobLimits};
 use jobmesh_node::market::{JobRequest, Market, MarketConfig, WorkerPolicy};
@@ -200,13 +201,9 @@ async fn start_member(
 ) -> Result<Member, String> {
     let path: &Path = dir.path();
     let store = Store::open(&path.join("blocks")).map_err(|e| e.to_string())?;
-    let plugin = Plugin::bundled();
-    store
-        .put(&plugin.cid(), plugin.bytes())
-        .map_err(|e| e.to_string())?;
     let db = MarketDb::open(&path.join("market")).map_err(|e| e.to_string())?;
     let key = Keypair::generate_ed25519();
-    let mut cfg = Config::new(key.clone());
+    let mut cfg = Config::new(key);
     cfg.transport = transport;
     cfg.listen = vec![match transport {
         Transport::Tcp => "/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr"),
@@ -215,19 +212,13 @@ async fn start_member(
             .expect("multiaddr"),
     }];
     cfg.bootstrap = bootstrap.to_vec();
-    let node = Node::start(cfg, store).await.map_err(|e| e.to_string())?;
-    let market = Market::start(
-        node.clone(),
-        key,
-        db,
-        exec,
-        MarketConfig {
-            worker: worker.clone(),
-            eth_address: None,
-        },
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let market_cfg = MarketConfig {
+        worker: worker.clone(),
+        eth_address: None,
+    };
+    let (node, market) = launch(cfg, store, db, exec, market_cfg)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(Member {
         node,
         market,

@@ -7,14 +7,15 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
-use jobmesh_p2p::{Config, Multiaddr, Node};
+use jobmesh_p2p::{Config, Multiaddr};
 use jobmesh_store::Store;
 use serde_json::json;
 use tracing::{info, warn};
 
 use crate::api::{self, ApiState, API_FILE, DEFAULT_API};
 use crate::cli::Context;
-use crate::market::{db::MarketDb, Market, MarketConfig, WorkerPolicy};
+use crate::launch::launch;
+use crate::market::{db::MarketDb, MarketConfig, WorkerPolicy};
 
 /// `jobmesh node …`.
 #[derive(Debug, Subcommand)]
@@ -141,11 +142,6 @@ fn start(ctx: &Context, args: &StartArgs) -> Result<()> {
     })?;
     let exec = jobmesh_exec::Executor::new(Some(ctx.home.module_cache_dir()))
         .context("cannot start the job executor")?;
-    // Workers fetch the plugin a job names from the mesh; the requester serves the bundled one.
-    let plugin = jobmesh_exec::Plugin::bundled();
-    store
-        .put(&plugin.cid(), plugin.bytes())
-        .context("cannot store the bundled Javy plugin")?;
     let market_cfg = MarketConfig {
         worker: args.worker.then(|| WorkerPolicy {
             max_fuel: args.max_fuel,
@@ -157,7 +153,7 @@ fn start(ctx: &Context, args: &StartArgs) -> Result<()> {
         }),
         eth_address: None,
     };
-    let mut cfg = Config::new(keypair.clone());
+    let mut cfg = Config::new(keypair);
     cfg.listen = listen;
     cfg.bootstrap = bootstrap;
     cfg.reprovide_interval = reprovide;
@@ -167,7 +163,6 @@ fn start(ctx: &Context, args: &StartArgs) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     let market = MarketParts {
-        key: keypair,
         db: market_db,
         exec: Arc::new(exec),
         cfg: market_cfg,
@@ -185,7 +180,6 @@ fn start(ctx: &Context, args: &StartArgs) -> Result<()> {
 
 /// What the node's market is started with.
 struct MarketParts {
-    key: jobmesh_p2p::identity::Keypair,
     db: MarketDb,
     exec: Arc<jobmesh_exec::Executor>,
     cfg: MarketConfig,
@@ -201,14 +195,11 @@ async fn serve(
     token: Option<String>,
 ) -> Result<()> {
     let (listener, api_bound) = api::bind(api_addr).await?;
-    let node = Node::start(cfg, store.clone()).await?;
-    let addrs = node.listen_addrs().await?;
-    let shutdown = Arc::new(tokio::sync::Notify::new());
     let worker = market.cfg.worker.is_some();
     let exec = market.exec.clone();
-    let market = Market::start(node.clone(), market.key, market.db, market.exec, market.cfg)
-        .await
-        .context("cannot start the market")?;
+    let (node, market) = launch(cfg, store.clone(), market.db, market.exec, market.cfg).await?;
+    let addrs = node.listen_addrs().await?;
+    let shutdown = Arc::new(tokio::sync::Notify::new());
     let state = ApiState {
         node: node.clone(),
         fetch_timeout,

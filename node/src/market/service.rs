@@ -255,7 +255,6 @@ impl Market {
     /// the jobs recorded in `db` (requester and worker side), and spawns the tasks that drive them.
     pub async fn start(
         node: Node,
-        key: Keypair,
         db: MarketDb,
         exec: Arc<Executor>,
         cfg: MarketConfig,
@@ -264,7 +263,8 @@ impl Market {
         let (updates, _) = broadcast::channel(1024);
         let shared = Arc::new(Shared {
             node: node.clone(),
-            key,
+            // Messages are signed with the node's own identity.
+            key: node.config().keypair.clone(),
             db,
             exec,
             cfg,

@@ -250,7 +250,7 @@ impl Worker {
             return;
         }
         let me = self.clone();
-        let mut running = self.running.lock().expect("running table");
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let task = tokio::spawn(async move {
             let result = me.run_job(id, &job).await;
             if let Ok(mut r) = me.running.lock() {
