@@ -28,7 +28,7 @@ use tokio::sync::broadcast;
 
 use super::jobs::{market, market_err};
 use super::{arg, provide_later, ApiError, ApiResult, ApiState};
-use crate::market::messages::{CodeKind, JobId, JobLimits, MAX_REPLICAS};
+use crate::market::messages::{CodeKind, JobId, JobLimits};
 use crate::market::JobRequest;
 
 const INDEX_HTML: &str = include_str!("dashboard/index.html");
@@ -109,21 +109,11 @@ async fn submit_js(
     let req: SubmitJs =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad(format!("bad job: {e}")))?;
     let market = market(&st)?;
-    if req.replicas == 0 || req.replicas > MAX_REPLICAS {
-        return Err(ApiError::bad(format!(
-            "replicas must be between 1 and {MAX_REPLICAS}"
-        )));
-    }
     let defaults = jobmesh_exec::Limits::default();
     let max_fuel = req.max_fuel.unwrap_or(defaults.fuel);
-    if max_fuel == 0 {
-        return Err(ApiError::bad("max_fuel must be positive"));
-    }
-    if !(1_000..=7 * 86_400_000).contains(&req.timeout_ms) {
-        return Err(ApiError::bad(
-            "the timeout must be between 1 s and 7 days (timeout_ms)",
-        ));
-    }
+    let timeout = Duration::from_millis(req.timeout_ms);
+    // Refused before anything is compiled or stored for it.
+    JobRequest::check(req.replicas, max_fuel, timeout).map_err(market_err)?;
     let exec = st
         .exec
         .clone()
@@ -170,7 +160,7 @@ async fn submit_js(
             replicas: req.replicas,
             price_wei_per_mfuel: req.price,
             verifier: None,
-            timeout: Duration::from_millis(req.timeout_ms),
+            timeout,
         })
         .await
         .map_err(market_err)?;

@@ -1,7 +1,6 @@
 //! A read-only IPFS HTTP gateway: `GET /ipfs/<cid>[/<path>]` serves files and lists directories (a directory
 //! with an `index.html` serves that page), fetching from the mesh what this node lacks.
 
-use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -73,14 +72,8 @@ async fn serve(st: &ApiState, cid: &str, path: &str) -> ApiResult<Response> {
             path.rsplit('/').next().unwrap_or_default().to_string(),
         ),
     };
-    let bytes = tokio::task::spawn_blocking(move || {
-        let mut out = Vec::new();
-        unixfs::cat(&store, &target, &mut out)
-            .map(|_| out)
-            .map_err(store_error)
-    })
-    .await
-    .map_err(ApiError::internal)??;
+    // Streamed like `cat`: a large file never sits in memory whole.
+    let body = super::file_body(&store, target).await?;
     Ok((
         [
             (header::CONTENT_TYPE, content_type(&name)),
@@ -90,7 +83,7 @@ async fn serve(st: &ApiState, cid: &str, path: &str) -> ApiResult<Response> {
                 "public, max-age=29030400, immutable".to_string(),
             ),
         ],
-        Body::from(bytes),
+        body,
     )
         .into_response())
 }

@@ -375,8 +375,18 @@ impl std::io::Write for ChannelWriter {
 
 async fn cat(State(st): State<ApiState>, q: Q) -> ApiResult<Response> {
     let cid = ensure_local(&st, &q).await?;
+    let body = file_body(st.node.store(), cid).await?;
+    Response::builder()
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .map_err(ApiError::internal)
+}
+
+/// A local UnixFS file (or raw block) as a streamed body, read 1 MiB at a time with every block hash-checked.
+/// An error before the first byte is an error answer; a later one cuts the stream.
+async fn file_body(store: &jobmesh_store::Store, cid: jobmesh_store::Cid) -> ApiResult<Body> {
     let (tx, mut rx) = mpsc::channel(4);
-    let store = st.node.store().clone();
+    let store = store.clone();
     tokio::task::spawn_blocking(move || {
         let mut w = ChannelWriter {
             tx: tx.clone(),
@@ -399,10 +409,7 @@ async fn cat(State(st): State<ApiState>, q: Q) -> ApiResult<Response> {
     let stream = futures::stream::iter(first).chain(futures::stream::unfold(rx, |mut rx| async {
         rx.recv().await.map(|x| (x, rx))
     }));
-    Response::builder()
-        .header("content-type", "application/octet-stream")
-        .body(Body::from_stream(stream))
-        .map_err(ApiError::internal)
+    Ok(Body::from_stream(stream))
 }
 
 async fn get(State(st): State<ApiState>, q: Q) -> ApiResult<Json<Value>> {

@@ -22,7 +22,7 @@ use super::db::{DbError, MarketDb};
 use super::messages::{
     open, open_from, seal, Assignment, Cancellation, CodeKind, Commitment, Gossip, JobAnnouncement,
     JobId, JobLimits, JobSpec, MessageError, Offer, Request, Response, Reveal, JOBS_TOPIC,
-    MAX_DIRECT_BYTES, MAX_GOSSIP_BYTES,
+    MAX_DIRECT_BYTES, MAX_GOSSIP_BYTES, MAX_REPLICAS,
 };
 use super::requester::{Action, Phase, RequesterJob, SlotState, ANSWER_TIMEOUT_MS};
 use super::worker::{Worker, WorkerPolicy};
@@ -74,6 +74,24 @@ pub struct JobRequest {
     pub verifier: Option<Cid>,
     /// Time until the job must be over.
     pub timeout: Duration,
+}
+
+impl JobRequest {
+    /// Checks what a requester chooses (replicas, fuel, timeout), so a caller can refuse a job before it stores
+    /// anything for it; [`Market::submit`] checks the same.
+    pub fn check(replicas: u8, max_fuel: u64, timeout: Duration) -> Result<(), MarketError> {
+        let invalid = |why: String| Err(MarketError::Invalid(why));
+        if replicas == 0 || replicas > MAX_REPLICAS {
+            return invalid(format!("replicas must be between 1 and {MAX_REPLICAS}"));
+        }
+        if max_fuel == 0 {
+            return invalid("max_fuel must be positive".into());
+        }
+        if timeout < Duration::from_secs(1) || timeout > Duration::from_secs(7 * 86_400) {
+            return invalid("the timeout must be between 1 s and 7 days".into());
+        }
+        Ok(())
+    }
 }
 
 /// What `job status` shows of a job (the API's JSON form of it, too).
@@ -322,11 +340,7 @@ impl Market {
 
     /// Announces a new job; returns its id at once. Follow it with [`Market::watch`] or [`Market::status`].
     pub async fn submit(&self, req: JobRequest) -> Result<JobId, MarketError> {
-        if req.timeout < Duration::from_secs(1) || req.timeout > Duration::from_secs(7 * 86_400) {
-            return Err(MarketError::Invalid(
-                "the timeout must be between 1 s and 7 days".into(),
-            ));
-        }
+        JobRequest::check(req.replicas, req.limits.max_fuel, req.timeout)?;
         let spec = JobSpec {
             kind: req.kind,
             plugin: req.plugin,
