@@ -11,3 +11,4 @@ pub mod home;
 pub mod launch;
 pub mod market;
 pub mod metrics;
+pub mod settlement;

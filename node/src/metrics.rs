@@ -2,7 +2,7 @@
 //!
 //! Histograms of job runs (fuel, seconds) are kept as they happen ([`ExecMetrics`], shared with the market's
 //! worker); everything else (peers, gossip and bitswap counts from `jobmesh_p2p::NetStats`, jobs by phase,
-//! store usage) is read at scrape time.
+//! store usage, lotteries by side and status with their gas and values) is read at scrape time.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
@@ -55,6 +55,43 @@ pub struct Snapshot {
     pub store_blocks: u64,
     /// Bytes in the store.
     pub store_bytes: u64,
+    /// Lotteries by (side, status), if the node settles.
+    pub lotteries: Vec<((String, String), usize)>,
+    /// Gas spent on settlement transactions (commits, claims, reclaims, redraws).
+    pub settlement_gas: u64,
+    /// Value of the lotteries this node committed, in wei.
+    pub paid_wei: f64,
+    /// Value of the lotteries this node won and claimed, in wei.
+    pub won_wei: f64,
+}
+
+impl Snapshot {
+    /// Adds the settlement figures from the node's lottery records.
+    pub fn add_lotteries(&mut self, records: &[crate::settlement::LotteryRecord]) {
+        use crate::settlement::{LotteryStatus, Side};
+        for r in records {
+            let side = match r.side {
+                Side::Payer { .. } => "payer",
+                Side::Payee { .. } => "payee",
+            };
+            let status = serde_json::to_value(r.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let key = (side.to_string(), status);
+            match self.lotteries.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, n)) => *n += 1,
+                None => self.lotteries.push((key, 1)),
+            }
+            self.settlement_gas += r.gas_used;
+            let total: f64 = r.lottery.description.total.into();
+            match (side, r.status) {
+                ("payer", s) if s != LotteryStatus::Abandoned => self.paid_wei += total,
+                ("payee", LotteryStatus::Claimed) => self.won_wei += total,
+                _ => {}
+            }
+        }
+    }
 }
 
 /// Renders the Prometheus text exposition of a node.
@@ -120,6 +157,35 @@ pub fn render(net: &jobmesh_p2p::NetStats, exec: &ExecMetrics, snap: &Snapshot) 
     r.register("exec_fuel", "Fuel used per job run", exec.fuel.clone());
     r.register("exec_seconds", "Seconds per job run", exec.seconds.clone());
     r.register("exec_runs", "Job runs by status", exec.runs.clone());
+    let lotteries = Family::<Vec<(String, String)>, Gauge>::default();
+    for ((side, status), n) in &snap.lotteries {
+        lotteries
+            .get_or_create(&vec![
+                ("side".into(), side.clone()),
+                ("status".into(), status.clone()),
+            ])
+            .set(*n as i64);
+    }
+    r.register(
+        "lotteries",
+        "Settlement lotteries this node pays (side=payer) or is paid by (side=payee), by status",
+        lotteries,
+    );
+    r.register(
+        "settlement_gas",
+        "Gas spent on settlement transactions",
+        ConstCounter::new(snap.settlement_gas),
+    );
+    r.register(
+        "settlement_paid_wei",
+        "Value of the lotteries this node committed, in wei",
+        ConstGauge::new(snap.paid_wei),
+    );
+    r.register(
+        "settlement_won_wei",
+        "Value of the lotteries this node won and claimed, in wei",
+        ConstGauge::new(snap.won_wei),
+    );
     let mut out = String::new();
     // Writing into a String does not fail.
     let _ = encode(&mut out, &r);

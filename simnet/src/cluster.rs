@@ -1,15 +1,20 @@
-//! [`Cluster`]: complete nodes (store, swarm, market) in one process, meshed through the first one.
+//! [`Cluster`]: complete nodes (store, swarm, market, and settlement on a shared [`SimChain`]) in one process,
+//! meshed through the first one.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use jobmesh_contracts::alloy::primitives::{keccak256, Address, U256};
+use jobmesh_contracts::embedded::{EmbeddedChain, EmbeddedSettlement};
+use jobmesh_contracts::{DeployParams, Settlement as _};
 use jobmesh_exec::{Executor, JobCode, Plugin};
-use jobmesh_node::launch::launch;
+use jobmesh_node::launch::{launch, Launched};
 use jobmesh_node::market::db::MarketDb;
 use jobmesh_node::market::messages::{CodeKind, JobLimits};
 use jobmesh_node::market::{JobRequest, Market, MarketConfig, WorkerPolicy};
-use jobmesh_p2p::{identity::Keypair, Config, Node, Transport};
+use jobmesh_node::settlement::{Chain, Settler, SettlerConfig};
+use jobmesh_p2p::{identity::Keypair, Config, Node, PeerId, Transport};
 use jobmesh_store::unixfs::Profile;
 use jobmesh_store::{Cid, Store};
 
@@ -40,7 +45,79 @@ pub struct Member {
     pub market: Market,
     /// Its worker policy, if it runs jobs.
     pub worker: Option<WorkerPolicy>,
+    /// Its settlement, when the cluster runs on a [`SimChain`].
+    pub settler: Option<Settler>,
     _dir: tempfile::TempDir,
+}
+
+/// One embedded EVM running the real settlement contract, shared by every member of a cluster: each member
+/// gets its own funded account, and a miner task produces blocks at a fixed interval (draws need blocks).
+#[derive(Clone)]
+pub struct SimChain {
+    /// The chain.
+    pub chain: Arc<EmbeddedChain>,
+    /// The settlement contract on it.
+    pub contract: Address,
+    /// The lottery policy of every member.
+    pub policy: SettlerConfig,
+    /// What each member deposits at start (0: nothing).
+    pub deposit: U256,
+}
+
+/// ETH each member's account holds for gas and deposits.
+const MEMBER_FUNDS: u128 = 1_000_000_000_000_000_000_000; // 1,000 ETH
+
+impl SimChain {
+    /// A fresh chain (block hashes derived from `seed`) with the settlement contract deployed with `params`.
+    pub fn new(
+        seed: u64,
+        params: DeployParams,
+        policy: SettlerConfig,
+        deposit: U256,
+    ) -> Result<SimChain, ClusterError> {
+        let chain = EmbeddedChain::new(seed, 31_337);
+        let deployer = Address::from_word(keccak256(b"jobmesh simnet deployer"));
+        chain.fund(deployer, U256::from(MEMBER_FUNDS));
+        let contract =
+            chain
+                .deploy_settlement(deployer, params)
+                .map_err(|e| ClusterError::Start {
+                    index: 0,
+                    what: format!("cannot deploy the settlement contract: {e}"),
+                })?;
+        Ok(SimChain {
+            chain,
+            contract,
+            policy,
+            deposit,
+        })
+    }
+
+    /// Mines one block every `interval` until the returned handle is aborted (or the runtime ends).
+    pub fn spawn_miner(&self, interval: Duration) -> tokio::task::JoinHandle<()> {
+        let chain = self.chain.clone();
+        tokio::spawn(async move {
+            let mut timer = tokio::time::interval(interval);
+            loop {
+                timer.tick().await;
+                chain.mine(1);
+            }
+        })
+    }
+
+    /// A funded client for `peer`'s account (derived from its PeerId), with the start deposit made.
+    async fn client_for(&self, peer: &PeerId) -> Result<Chain, String> {
+        let me = Address::from_word(keccak256(peer.to_bytes()));
+        self.chain.fund(me, U256::from(MEMBER_FUNDS));
+        let client = EmbeddedSettlement::new(self.chain.clone(), me, self.contract);
+        if !self.deposit.is_zero() {
+            client
+                .deposit(self.deposit)
+                .await
+                .map_err(|e| format!("deposit failed: {e}"))?;
+        }
+        Ok(Chain::Embedded(client))
+    }
 }
 
 impl Member {
@@ -59,6 +136,7 @@ pub struct Cluster {
     /// The members, in start order.
     pub members: Vec<Member>,
     exec: Arc<Executor>,
+    chain: Option<SimChain>,
 }
 
 impl Cluster {
@@ -68,6 +146,15 @@ impl Cluster {
     pub async fn start(
         roles: &[Option<WorkerPolicy>],
         transport: Transport,
+    ) -> Result<Cluster, ClusterError> {
+        Self::start_with(roles, transport, None).await
+    }
+
+    /// Like [`Cluster::start`], with every member settling on `chain` (when given).
+    pub async fn start_with(
+        roles: &[Option<WorkerPolicy>],
+        transport: Transport,
+        chain: Option<SimChain>,
     ) -> Result<Cluster, ClusterError> {
         let exec = Arc::new(Executor::new(None).map_err(|e| ClusterError::Start {
             index: 0,
@@ -84,9 +171,16 @@ impl Cluster {
         for (index, role) in roles.iter().enumerate() {
             let fail = |what: String| ClusterError::Start { index, what };
             let dir = tempfile::tempdir().map_err(|e| fail(e.to_string()))?;
-            let member = start_member(dir, role.clone(), &bootstrap, transport, exec.clone())
-                .await
-                .map_err(fail)?;
+            let member = start_member(
+                dir,
+                role.clone(),
+                &bootstrap,
+                transport,
+                exec.clone(),
+                chain.as_ref(),
+            )
+            .await
+            .map_err(fail)?;
             if index == 0 {
                 bootstrap = member
                     .node
@@ -96,7 +190,11 @@ impl Cluster {
             }
             members.push(member);
         }
-        let cluster = Cluster { members, exec };
+        let cluster = Cluster {
+            members,
+            exec,
+            chain,
+        };
         cluster.wait_connected(Duration::from_secs(20)).await?;
         Ok(cluster)
     }
@@ -112,9 +210,16 @@ impl Cluster {
             .map_err(|e| fail(e.to_string()))?;
         let dir = tempfile::tempdir().map_err(|e| fail(e.to_string()))?;
         let transport = self.members[0].node.config().transport;
-        let member = start_member(dir, role, &bootstrap, transport, self.exec.clone())
-            .await
-            .map_err(fail)?;
+        let member = start_member(
+            dir,
+            role,
+            &bootstrap,
+            transport,
+            self.exec.clone(),
+            self.chain.as_ref(),
+        )
+        .await
+        .map_err(fail)?;
         self.members.push(member);
         self.wait_connected(Duration::from_secs(20)).await?;
         Ok(&self.members[index])
@@ -198,6 +303,7 @@ async fn start_member(
     bootstrap: &[jobmesh_p2p::Multiaddr],
     transport: Transport,
     exec: Arc<Executor>,
+    chain: Option<&SimChain>,
 ) -> Result<Member, String> {
     let path: &Path = dir.path();
     let store = Store::open(&path.join("blocks")).map_err(|e| e.to_string())?;
@@ -216,13 +322,25 @@ async fn start_member(
         worker: worker.clone(),
         eth_address: None,
     };
-    let (node, market) = launch(cfg, store, db, exec, market_cfg)
+    let settlement = match chain {
+        Some(c) => Some((
+            c.client_for(&cfg.keypair.public().to_peer_id()).await?,
+            c.policy.clone(),
+        )),
+        None => None,
+    };
+    let Launched {
+        node,
+        market,
+        settler,
+    } = launch(cfg, store, db, exec, market_cfg, settlement)
         .await
         .map_err(|e| e.to_string())?;
     Ok(Member {
         node,
         market,
         worker,
+        settler,
         _dir: dir,
     })
 }

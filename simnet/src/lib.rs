@@ -9,4 +9,4 @@
 
 mod cluster;
 
-pub use cluster::{Cluster, ClusterError, Member};
+pub use cluster::{Cluster, ClusterError, Member, SimChain};

@@ -9,6 +9,7 @@ pub mod client;
 mod dashboard;
 mod gateway;
 mod jobs;
+mod settlement;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -50,6 +51,8 @@ pub struct ApiState {
     pub shutdown: Arc<Notify>,
     /// The node's market (jobs submitted here, and run here if it is a worker).
     pub market: Option<crate::market::Market>,
+    /// The node's settlement, if it settles on a chain.
+    pub settler: Option<crate::settlement::Settler>,
     /// The job executor (the dashboard compiles JavaScript with it).
     pub exec: Option<Arc<jobmesh_exec::Executor>>,
     /// When set, every request must carry it (`Authorization: Bearer <token>` or `?token=<token>`).
@@ -126,6 +129,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v0/job/list", post(jobs::list))
         .route("/api/v0/job/cancel", post(jobs::cancel))
         .route("/api/v0/market/ledger", post(jobs::ledger))
+        .route("/api/v0/settlement/status", post(settlement::status))
+        .route("/api/v0/settlement/lotteries", post(settlement::lotteries))
+        .route("/api/v0/settlement/deposit", post(settlement::deposit))
+        .route("/api/v0/settlement/withdraw", post(settlement::withdraw))
+        .route("/api/v0/settlement/settle", post(settlement::settle_now))
         .merge(gateway::routes())
         .route("/metrics", axum::routing::get(metrics))
         .route("/api/v0/openapi.json", axum::routing::get(openapi))
@@ -524,12 +532,16 @@ async fn metrics(State(st): State<ApiState>) -> ApiResult<Response> {
         }
         None => Default::default(),
     };
-    let snap = crate::metrics::Snapshot {
+    let mut snap = crate::metrics::Snapshot {
         peers,
         jobs,
         store_blocks,
         store_bytes,
+        ..Default::default()
     };
+    if let Some(s) = &st.settler {
+        snap.add_lotteries(&s.records().map_err(ApiError::internal)?);
+    }
     let text = crate::metrics::render(st.node.stats(), &exec, &snap);
     Response::builder()
         .header(

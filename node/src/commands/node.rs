@@ -14,8 +14,10 @@ use tracing::{info, warn};
 
 use crate::api::{self, ApiState, API_FILE, DEFAULT_API};
 use crate::cli::Context;
-use crate::launch::launch;
+use crate::commands::settle::{self, ChainArgs};
+use crate::launch::{launch, Launched};
 use crate::market::{db::MarketDb, MarketConfig, WorkerPolicy};
+use crate::settlement::{Chain, SettlerConfig};
 
 /// `jobmesh node …`.
 #[derive(Debug, Subcommand)]
@@ -70,6 +72,22 @@ pub struct StartArgs {
     /// How often provider records are re-announced on the DHT, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 12.0 * 3600.0, hide = true)]
     pub reprovide_interval: f64,
+    /// Settle on a chain (given --rpc-url): as a requester, pay workers through lotteries from the deposit;
+    /// as a worker, announce the key's address and claim winning lotteries.
+    #[command(flatten)]
+    pub chain: ChainArgs,
+    /// Settlement: build a lottery once this much is owed (`0.001eth`, `20gwei`, wei).
+    #[arg(long, value_name = "AMOUNT", default_value = "0.001eth")]
+    pub lottery_threshold: String,
+    /// Settlement: otherwise build one when anything is owed and this many seconds passed since the last.
+    #[arg(long, value_name = "SECS", default_value_t = 600.0)]
+    pub lottery_period: f64,
+    /// Settlement: blocks between a lottery's commit and its draw.
+    #[arg(long, value_name = "BLOCKS", default_value_t = SettlerConfig::default().draw_in_blocks)]
+    pub draw_in: u64,
+    /// Settlement: how often the chain is looked at, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
+    pub settle_poll: f64,
 }
 
 /// Runs `jobmesh node …`.
@@ -120,6 +138,16 @@ fn start(ctx: &Context, args: &StartArgs) -> Result<()> {
         anyhow::bail!("--api-token must be at least 16 characters");
     }
     let reprovide = secs(args.reprovide_interval, "--reprovide-interval")?;
+    let settler_cfg = SettlerConfig {
+        threshold_wei: settle::parse_amount(&args.lottery_threshold)
+            .context("invalid --lottery-threshold")?
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("--lottery-threshold is too large"))?,
+        period: secs(args.lottery_period, "--lottery-period")?,
+        draw_in_blocks: args.draw_in.max(1),
+        poll: secs(args.settle_poll, "--settle-poll")?,
+        ..SettlerConfig::default()
+    };
     anyhow::ensure!(args.max_jobs != Some(0), "--max-jobs must be at least 1");
     anyhow::ensure!(args.max_fuel > 0, "--max-fuel must be positive");
     let (keypair, _) = ctx.home.load_or_create_identity()?;
@@ -166,6 +194,11 @@ fn start(ctx: &Context, args: &StartArgs) -> Result<()> {
         db: market_db,
         exec: Arc::new(exec),
         cfg: market_cfg,
+        settlement: args
+            .chain
+            .rpc_url
+            .is_some()
+            .then(|| (args.chain.clone(), settler_cfg)),
     };
     rt.block_on(serve(
         ctx,
@@ -183,6 +216,8 @@ struct MarketParts {
     db: MarketDb,
     exec: Arc<jobmesh_exec::Executor>,
     cfg: MarketConfig,
+    /// The chain to settle on (from `--rpc-url` …) and the lottery policy.
+    settlement: Option<(ChainArgs, SettlerConfig)>,
 }
 
 async fn serve(
@@ -197,7 +232,36 @@ async fn serve(
     let (listener, api_bound) = api::bind(api_addr).await?;
     let worker = market.cfg.worker.is_some();
     let exec = market.exec.clone();
-    let (node, market) = launch(cfg, store.clone(), market.db, market.exec, market.cfg).await?;
+    let settlement = match market.settlement {
+        Some((chain, policy)) => {
+            let (client, _) = settle::client(ctx, &chain, true)
+                .await
+                .context("cannot settle on the configured chain")?;
+            let code = client
+                .code_at(jobmesh_contracts::Settlement::contract(&client))
+                .await?;
+            anyhow::ensure!(
+                jobmesh_contracts::runtime_code_matches(&code),
+                "the contract at {} is not the jobmesh settlement contract",
+                jobmesh_contracts::Settlement::contract(&client)
+            );
+            Some((Chain::Rpc(client), policy))
+        }
+        None => None,
+    };
+    let Launched {
+        node,
+        market,
+        settler,
+    } = launch(
+        cfg,
+        store.clone(),
+        market.db,
+        market.exec,
+        market.cfg,
+        settlement,
+    )
+    .await?;
     let addrs = node.listen_addrs().await?;
     let shutdown = Arc::new(tokio::sync::Notify::new());
     let state = ApiState {
@@ -205,6 +269,7 @@ async fn serve(
         fetch_timeout,
         shutdown: shutdown.clone(),
         market: Some(market),
+        settler: settler.clone(),
         exec: Some(exec),
         token: token.as_deref().map(Arc::from),
     };
@@ -236,6 +301,7 @@ async fn serve(
             "addresses": addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "api": api_bound.to_string(),
             "worker": worker,
+            "settlement_address": settler.as_ref().map(|s| s.address()),
         }));
     } else {
         println!("peer id {}", node.peer_id());
@@ -245,6 +311,13 @@ async fn serve(
         println!("api on http://{api_bound}");
         if worker {
             println!("running jobs for others (worker)");
+        }
+        if let Some(s) = &settler {
+            println!(
+                "settling as {} on contract {}",
+                s.address(),
+                jobmesh_contracts::Settlement::contract(s.chain())
+            );
         }
     }
     info!(peer = %node.peer_id(), api = %api_bound, "node running");

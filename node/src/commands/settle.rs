@@ -29,14 +29,10 @@ pub const CONFIG_FILE: &str = "settlement.json";
 /// Folder in the data dir holding announced lotteries.
 pub const LOTTERIES_DIR: &str = "settlement/lotteries";
 
-/// `jobmesh settle`: options shared by every settlement command, and the command.
-#[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  \
-    export JOBMESH_KEYSTORE_PASSWORD=...\n  \
-    jobmesh settle --keystore payer.json keygen\n  \
-    jobmesh settle --rpc-url http://127.0.0.1:8545 --chain-id 11155111 --keystore payer.json deploy\n  \
-    jobmesh settle --rpc-url http://127.0.0.1:8545 --chain-id 11155111 check")]
-pub struct SettleCommand {
+/// Where and as whom to settle: the chain endpoint, the contract and the key (shared by `settle` and
+/// `node start`).
+#[derive(Debug, Clone, Args)]
+pub struct ChainArgs {
     /// JSON-RPC endpoint of the chain.
     #[arg(long, env = "JOBMESH_RPC_URL", global = true, value_name = "URL")]
     pub rpc_url: Option<String>,
@@ -57,6 +53,19 @@ pub struct SettleCommand {
     /// File holding the keystore password (else $JOBMESH_KEYSTORE_PASSWORD).
     #[arg(long, global = true, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
+}
+
+/// `jobmesh settle`: options shared by every settlement command, and the command.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    export JOBMESH_KEYSTORE_PASSWORD=...\n  \
+    jobmesh settle --keystore payer.json keygen\n  \
+    jobmesh settle --rpc-url http://127.0.0.1:8545 --chain-id 11155111 --keystore payer.json deploy\n  \
+    jobmesh settle --rpc-url http://127.0.0.1:8545 --chain-id 11155111 check")]
+pub struct SettleCommand {
+    /// The chain, the contract and the key.
+    #[command(flatten)]
+    pub chain: ChainArgs,
     /// What to do.
     #[command(subcommand)]
     pub action: SettleAction,
@@ -167,7 +176,7 @@ pub fn run(ctx: &Context, cmd: &SettleCommand) -> Result<()> {
     match &cmd.action {
         SettleAction::Keygen => return keygen(ctx, cmd),
         SettleAction::Address => {
-            let signer = signer(cmd)?;
+            let signer = signer(&cmd.chain)?;
             if ctx.json {
                 ctx.print_json(&json!({ "address": signer.address() }));
             } else {
@@ -186,10 +195,11 @@ pub fn run(ctx: &Context, cmd: &SettleCommand) -> Result<()> {
 
 fn keygen(ctx: &Context, cmd: &SettleCommand) -> Result<()> {
     let path = cmd
+        .chain
         .keystore
         .as_deref()
         .ok_or_else(|| anyhow!("keygen needs --keystore FILE"))?;
-    let signer = keys::create_keystore(path, cmd.password_file.as_deref())?;
+    let signer = keys::create_keystore(path, cmd.chain.password_file.as_deref())?;
     if ctx.json {
         ctx.print_json(&json!({ "address": signer.address(), "keystore": path }));
     } else {
@@ -202,20 +212,20 @@ fn keygen(ctx: &Context, cmd: &SettleCommand) -> Result<()> {
     Ok(())
 }
 
-fn signer(cmd: &SettleCommand) -> Result<PrivateKeySigner> {
+fn signer(cmd: &ChainArgs) -> Result<PrivateKeySigner> {
     Ok(keys::load_signer(
         cmd.keystore.as_deref(),
         cmd.password_file.as_deref(),
     )?)
 }
 
-fn rpc_url(cmd: &SettleCommand) -> Result<&str> {
+fn rpc_url(cmd: &ChainArgs) -> Result<&str> {
     cmd.rpc_url
         .as_deref()
         .ok_or_else(|| anyhow!("--rpc-url (or $JOBMESH_RPC_URL) is required"))
 }
 
-fn chain_id(cmd: &SettleCommand) -> Result<u64> {
+fn chain_id(cmd: &ChainArgs) -> Result<u64> {
     cmd.chain_id
         .ok_or_else(|| anyhow!("--chain-id (or $JOBMESH_CHAIN_ID) is required"))
 }
@@ -238,7 +248,7 @@ fn load_config(ctx: &Context) -> Result<Option<SettlementConfig>> {
 }
 
 /// The contract address and the block to scan logs from.
-fn contract(ctx: &Context, cmd: &SettleCommand) -> Result<(Address, u64)> {
+fn contract(ctx: &Context, cmd: &ChainArgs) -> Result<(Address, u64)> {
     let config = load_config(ctx)?;
     let chain = chain_id(cmd)?;
     match (cmd.contract, config) {
@@ -258,9 +268,11 @@ fn contract(ctx: &Context, cmd: &SettleCommand) -> Result<(Address, u64)> {
     }
 }
 
-async fn client(
+/// Connects to the contract (the endpoint must serve `--chain-id` and have code at the address); returns the
+/// client and the block to scan logs from. Without `with_key` the key is optional (read-only use).
+pub(crate) async fn client(
     ctx: &Context,
-    cmd: &SettleCommand,
+    cmd: &ChainArgs,
     with_key: bool,
 ) -> Result<(RpcSettlement, u64)> {
     let (addr, from_block) = contract(ctx, cmd)?;
@@ -283,7 +295,7 @@ async fn run_async(ctx: &Context, cmd: &SettleCommand) -> Result<()> {
         SettleAction::Deploy(a) => deploy(ctx, cmd, a).await,
         SettleAction::Deposit(a) => {
             let amount = parse_amount(&a.amount)?;
-            let (c, _) = client(ctx, cmd, true).await?;
+            let (c, _) = client(ctx, &cmd.chain, true).await?;
             let r = c.deposit(amount).await.context("deposit failed")?;
             let acct = c.account(c.sender()).await?;
             report(
@@ -320,8 +332,8 @@ async fn deploy(ctx: &Context, cmd: &SettleCommand, a: &DeployArgs) -> Result<()
         withdraw_delay: a.withdraw_delay,
         claim_window: a.claim_window,
     };
-    let chain = chain_id(cmd)?;
-    let (c, r) = RpcSettlement::deploy(rpc_url(cmd)?, chain, signer(cmd)?, params)
+    let chain = chain_id(&cmd.chain)?;
+    let (c, r) = RpcSettlement::deploy(rpc_url(&cmd.chain)?, chain, signer(&cmd.chain)?, params)
         .await
         .context("deployment failed")?;
     let config = SettlementConfig {
@@ -348,7 +360,7 @@ async fn deploy(ctx: &Context, cmd: &SettleCommand, a: &DeployArgs) -> Result<()
 }
 
 async fn withdraw(ctx: &Context, cmd: &SettleCommand, a: &WithdrawArgs) -> Result<()> {
-    let (c, _) = client(ctx, cmd, true).await?;
+    let (c, _) = client(ctx, &cmd.chain, true).await?;
     if a.amount == "complete" {
         let pending = c.account(c.sender()).await?.unlocking;
         let r = c.withdraw().await.context("withdrawal failed")?;
@@ -394,7 +406,7 @@ struct LotteryRow {
 }
 
 async fn status(ctx: &Context, cmd: &SettleCommand, a: &StatusArgs, check: bool) -> Result<()> {
-    let (c, from_block) = client(ctx, cmd, false).await?;
+    let (c, from_block) = client(ctx, &cmd.chain, false).await?;
     let me = a.address.unwrap_or(c.sender());
     let mut out = serde_json::Map::new();
     if check {
@@ -544,7 +556,7 @@ async fn known_lotteries(ctx: &Context, c: &RpcSettlement, me: Address) -> Resul
 }
 
 async fn commit(ctx: &Context, cmd: &SettleCommand, a: &CommitArgs) -> Result<()> {
-    let (c, from_block) = client(ctx, cmd, true).await?;
+    let (c, from_block) = client(ctx, &cmd.chain, true).await?;
     let owed = parse_owed(&a.owed)?;
     let nonce = match a.nonce {
         Some(n) => n,
@@ -585,7 +597,7 @@ async fn lotteries(ctx: &Context, cmd: &SettleCommand, a: &LotteriesArgs) -> Res
         let l = read_lottery(path)?;
         store_lottery(ctx, &l)?;
     }
-    let (c, from_block) = client(ctx, cmd, false).await?;
+    let (c, from_block) = client(ctx, &cmd.chain, false).await?;
     let me = c.sender();
     let mut rows = known_lotteries(ctx, &c, me).await?;
     // Lotteries this key committed but whose announcement is not stored here.
@@ -633,7 +645,7 @@ async fn lotteries(ctx: &Context, cmd: &SettleCommand, a: &LotteriesArgs) -> Res
 }
 
 async fn claim(ctx: &Context, cmd: &SettleCommand, a: &ClaimArgs) -> Result<()> {
-    let (c, _) = client(ctx, cmd, true).await?;
+    let (c, _) = client(ctx, &cmd.chain, true).await?;
     let me = c.sender();
     let candidates = match &a.lottery {
         Some(path) => {

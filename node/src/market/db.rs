@@ -1,8 +1,11 @@
-//! The market's durable state in sled: job records (both sides), the reputation table and the owed ledger.
+//! The market's durable state in sled: job records (both sides), the reputation table, the owed ledger, the
+//! workers' settlement addresses and the settlement's lottery records.
 //!
 //! A requester applies the [`Action`]s of a state-machine step together with the new job record in one sled
 //! transaction before it sends any message, so a crash never leaves a verified job without its ledger entry, or
-//! a ledger entry without its job.
+//! a ledger entry without its job. Likewise a lottery record is written together with the ledger debit of what it
+//! pays (and removed together with the credit back if it is abandoned), so an amount is never both owed and in a
+//! lottery, nor in neither.
 
 use std::path::Path;
 
@@ -76,7 +79,13 @@ pub struct MarketDb {
     worker_jobs: sled::Tree,
     reputation: sled::Tree,
     ledger: sled::Tree,
+    addresses: sled::Tree,
+    lotteries: sled::Tree,
+    settlement_meta: sled::Tree,
 }
+
+/// Key of the next lottery nonce in the settlement metadata tree.
+const NEXT_NONCE: &[u8] = b"next_nonce";
 
 impl MarketDb {
     /// Opens (or creates) the database in `dir`.
@@ -90,6 +99,9 @@ impl MarketDb {
             worker_jobs: db.open_tree("worker_jobs")?,
             reputation: db.open_tree("reputation")?,
             ledger: db.open_tree("ledger")?,
+            addresses: db.open_tree("addresses")?,
+            lotteries: db.open_tree("lotteries")?,
+            settlement_meta: db.open_tree("settlement_meta")?,
             db,
         })
     }
@@ -196,6 +208,97 @@ impl MarketDb {
     /// What this node owes each worker, in wei.
     pub fn ledger(&self) -> Result<Vec<(PeerId, u128)>, DbError> {
         self.peer_table(&self.ledger, decode_u128)
+    }
+
+    /// Records the settlement address a worker gave in its offer (the latest one counts).
+    pub fn set_address(&self, peer: &PeerId, address: [u8; 20]) -> Result<(), DbError> {
+        self.addresses.insert(peer.to_bytes(), &address)?;
+        Ok(())
+    }
+
+    /// Every known worker settlement address.
+    pub fn addresses(&self) -> Result<Vec<(PeerId, [u8; 20])>, DbError> {
+        self.peer_table(&self.addresses, |v| {
+            let mut a = [0u8; 20];
+            if v.len() == 20 {
+                a.copy_from_slice(v);
+            }
+            a
+        })
+    }
+
+    /// Saves a lottery record (CBOR) under its id, applies `ledger_changes` (wei per peer: negative when the
+    /// lottery takes an amount out of the ledger, positive when an abandoned one gives it back) and, if given,
+    /// the next free nonce — in one transaction, flushed before returning.
+    pub fn put_lottery<T: Serialize>(
+        &self,
+        id: &[u8; 32],
+        record: &T,
+        ledger_changes: &[(PeerId, i128)],
+        next_nonce: Option<u64>,
+    ) -> Result<(), DbError> {
+        let record = to_cbor(record);
+        let result: Result<(), TransactionError<()>> =
+            (&self.lotteries, &self.ledger, &self.settlement_meta).transaction(
+                |(lotteries, ledger, meta)| {
+                    lotteries.insert(&id[..], record.as_slice())?;
+                    for (peer, change) in ledger_changes {
+                        let key = peer.to_bytes();
+                        let old = ledger.get(&key)?.map(|v| decode_u128(&v)).unwrap_or(0);
+                        let new = if *change < 0 {
+                            old.saturating_sub(change.unsigned_abs())
+                        } else {
+                            old.saturating_add(*change as u128)
+                        };
+                        if new == 0 {
+                            ledger.remove(key)?;
+                        } else {
+                            ledger.insert(key, &new.to_be_bytes())?;
+                        }
+                    }
+                    if let Some(n) = next_nonce {
+                        meta.insert(NEXT_NONCE, &n.to_be_bytes())?;
+                    }
+                    Ok::<(), ConflictableTransactionError<()>>(())
+                },
+            );
+        match result {
+            Ok(()) => {}
+            Err(TransactionError::Storage(e)) => return Err(DbError::Sled(e)),
+            Err(TransactionError::Abort(())) => unreachable!("the transaction never aborts"),
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// A lottery record by id.
+    pub fn lottery<T: serde::de::DeserializeOwned>(
+        &self,
+        id: &[u8; 32],
+    ) -> Result<Option<T>, DbError> {
+        self.lotteries
+            .get(id)?
+            .map(|v| decode(&v, || hex(id)))
+            .transpose()
+    }
+
+    /// Every lottery record.
+    pub fn lotteries<T: serde::de::DeserializeOwned>(&self) -> Result<Vec<T>, DbError> {
+        let mut out = Vec::new();
+        for entry in self.lotteries.iter() {
+            let (key, value) = entry?;
+            out.push(decode::<T>(&value, || hex(&key))?);
+        }
+        Ok(out)
+    }
+
+    /// The next lottery nonce this node has not used (0 at first).
+    pub fn next_nonce(&self) -> Result<u64, DbError> {
+        Ok(self
+            .settlement_meta
+            .get(NEXT_NONCE)?
+            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0))
     }
 
     fn peer_table<T>(

@@ -275,6 +275,19 @@ pub struct Receipt {
     pub reason: String,
 }
 
+/// Payer → payee: a lottery that pays (part of) what the payer owes. The full description and every leaf are
+/// a JSON file in the payer's store (a thousand leaves would not fit a message); the payee fetches it by bitswap,
+/// checks it and that it is committed on chain, and keeps it to claim if it wins.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LotteryNotice {
+    /// The lottery id (`keccak256` of its description), which the file must hash to.
+    #[serde(with = "serde_bytes")]
+    pub lottery_id: [u8; 32],
+    /// The UnixFS file holding the lottery (description and leaves) as JSON.
+    #[serde(with = "super::wire_ids::cid")]
+    pub file: Cid,
+}
+
 /// A direct request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
@@ -291,6 +304,8 @@ pub enum Request {
     },
     /// Requester → worker.
     Receipt(Receipt),
+    /// Payer → payee.
+    Lottery(LotteryNotice),
 }
 
 /// A direct response.

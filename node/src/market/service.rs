@@ -4,8 +4,8 @@
 //! timer ticks into each [`RequesterJob`], writes the record and the actions' reputation and ledger changes to
 //! [`MarketDb`] in one transaction, and only then sends the messages — and the inbound side of the direct
 //! protocol, which it dispatches to the requester actor or to the [`worker`](super::worker).
-//! Must not touch: the swarm's internals (it uses [`Node`]'s public API only) or chain settlement (the ledger
-//! it fills is settled by `jobmesh settle`).
+//! Must not touch: the swarm's internals (it uses [`Node`]'s public API only) or the chain: the ledger it fills
+//! is settled by [`crate::settlement`], which also receives the lottery notices routed here.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,8 +21,8 @@ use tracing::{debug, info, warn};
 use super::db::{DbError, MarketDb};
 use super::messages::{
     open, open_from, seal, Assignment, Cancellation, CodeKind, Commitment, Gossip, JobAnnouncement,
-    JobId, JobLimits, JobSpec, MessageError, Offer, Request, Response, Reveal, JOBS_TOPIC,
-    MAX_DIRECT_BYTES, MAX_GOSSIP_BYTES, MAX_REPLICAS,
+    JobId, JobLimits, JobSpec, LotteryNotice, MessageError, Offer, Request, Response, Reveal,
+    JOBS_TOPIC, MAX_DIRECT_BYTES, MAX_GOSSIP_BYTES, MAX_REPLICAS,
 };
 use super::requester::{Action, Phase, RequesterJob, SlotState, ANSWER_TIMEOUT_MS};
 use super::worker::{Worker, WorkerPolicy};
@@ -238,6 +238,25 @@ pub(crate) struct Shared {
     pub(crate) exec_metrics: crate::metrics::ExecMetrics,
     actor: mpsc::UnboundedSender<ActorMsg>,
     updates: broadcast::Sender<JobStatus>,
+    /// Where lottery notices go once a settlement service takes them ([`Market::take_lottery_notices`]).
+    lottery_inbox: std::sync::Mutex<Option<mpsc::Sender<IncomingLottery>>>,
+}
+
+/// A lottery notice from a payer, to be answered (signed) through [`IncomingLottery::answer`].
+pub struct IncomingLottery {
+    /// Who sent it.
+    pub payer: PeerId,
+    /// What it says.
+    pub notice: LotteryNotice,
+    request: InboundRequest,
+    key: Keypair,
+}
+
+impl IncomingLottery {
+    /// Sends the signed answer.
+    pub fn answer(self, response: &Response) {
+        self.request.respond(seal(&self.key, response));
+    }
 }
 
 impl Shared {
@@ -289,6 +308,7 @@ impl Market {
             exec_metrics: Default::default(),
             actor: actor_tx,
             updates,
+            lottery_inbox: std::sync::Mutex::new(None),
         });
         let worker = shared
             .cfg
@@ -437,6 +457,28 @@ impl Market {
     pub fn db(&self) -> &MarketDb {
         &self.inner.db
     }
+
+    /// Signs `request`, sends it to `peer` (dialled at `addrs` if not connected) and opens the signed answer.
+    pub async fn ask(
+        &self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        request: &Request,
+    ) -> Result<Response, String> {
+        self.inner.ask(peer, addrs, request).await
+    }
+
+    /// From now on, lottery notices from payers arrive here (before this, or once the receiver is dropped,
+    /// they are refused: "this node does not settle").
+    pub fn take_lottery_notices(&self) -> mpsc::Receiver<IncomingLottery> {
+        let (tx, rx) = mpsc::channel(256);
+        *self
+            .inner
+            .lottery_inbox
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(tx);
+        rx
+    }
 }
 
 /// Dispatches the direct requests other peers send: requester-side messages to the actor, worker-side ones
@@ -464,8 +506,13 @@ async fn inbound_loop(
             Request::Offer(Offer {
                 job_id,
                 price_wei_per_mfuel,
-                ..
+                eth_address,
             }) => {
+                if let Some(address) = eth_address {
+                    if let Err(e) = shared.db.set_address(&peer, address) {
+                        warn!(%peer, error = %e, "cannot record a worker's settlement address");
+                    }
+                }
                 let _ = shared.actor.send(event(
                     job_id,
                     JobEvent::Offer {
@@ -513,6 +560,31 @@ async fn inbound_loop(
                 Some(w) => w.on_receipt(peer, r),
                 None => Response::Ack,
             },
+            Request::Lottery(notice) => {
+                let inbox = shared
+                    .lottery_inbox
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                let incoming = IncomingLottery {
+                    payer: peer,
+                    notice,
+                    request: req,
+                    key: shared.key.clone(),
+                };
+                match inbox {
+                    Some(tx) => match tx.try_send(incoming) {
+                        Ok(()) => {}
+                        Err(e) => e.into_inner().answer(&Response::Reject {
+                            reason: "busy: too many lottery notices".into(),
+                        }),
+                    },
+                    None => incoming.answer(&Response::Reject {
+                        reason: "this node does not settle".into(),
+                    }),
+                }
+                continue;
+            }
         };
         req.respond(seal(&shared.key, &response));
     }

@@ -54,7 +54,19 @@ impl NodeProc {
         bootstrap: &[&str],
         extra: &[&str],
     ) -> Result<NodeProc, String> {
+        Self::try_start_env(home, listen, bootstrap, extra, &[])
+    }
+
+    /// Like [`NodeProc::try_start_in`], with extra environment variables for the node process.
+    pub fn try_start_env(
+        home: tempfile::TempDir,
+        listen: &str,
+        bootstrap: &[&str],
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<NodeProc, String> {
         let mut cmd = Command::new(jobmesh_bin());
+        cmd.envs(env.iter().copied());
         cmd.arg("--data-dir").arg(home.path()).arg("--json").args([
             "node",
             "start",

@@ -147,7 +147,7 @@ async function showResult(s) {
 // ---- node state --------------------------------------------------------------------------------------------
 
 async function refresh() {
-  await Promise.allSettled([refreshJobs(), refreshPeers(), refreshStore()]);
+  await Promise.allSettled([refreshJobs(), refreshPeers(), refreshStore(), refreshSettlement()]);
 }
 
 async function refreshJobs() {
@@ -179,6 +179,30 @@ async function refreshPeers() {
   owed.replaceChildren();
   for (const o of ledger.Owed || []) row(owed, [code(short(o.peer, 16), o.peer), o.owed_wei]);
   if (!owed.children.length) row(owed, ["nothing owed", ""]);
+}
+
+function eth(wei) {
+  const n = Number(wei);
+  return n >= 1e15 ? (n / 1e18).toFixed(4) + " ETH" : n.toLocaleString("en") + " wei";
+}
+
+async function refreshSettlement() {
+  let s;
+  try { s = await apiJson("settlement/status"); } catch (_) { return; } // this node does not settle
+  $("settle-off").hidden = true;
+  $("settle-on").hidden = false;
+  $("settle-address").textContent = s.address;
+  $("settle-balance").textContent = eth(s.balance);
+  $("settle-reserved").textContent = eth(s.reserved);
+  $("settle-won").textContent = eth(s.won);
+  $("settle-blocked").textContent = s.blocked || "";
+  const tbody = $("lotteries");
+  tbody.replaceChildren();
+  for (const l of (s.lotteries || []).slice(0, 20)) {
+    row(tbody, [code(short(l.id, 14), l.id), l.side, l.status, eth(l.total), l.my_share ? eth(l.my_share) : "",
+      String(l.draw_block)]);
+  }
+  if (!tbody.children.length) row(tbody, ["no lotteries yet", "", "", "", "", ""]);
 }
 
 async function refreshStore() {

@@ -1,0 +1,199 @@
+//! A node's settlement (`docs/settlement.md`): it turns the market's owed ledger into lottery nanopayments and
+//! claims the lotteries it wins.
+//!
+//! - As a **payer** (a requester that owes workers), every `poll` it looks at the ledger; once what it owes
+//!   to workers with a known settlement address reaches `threshold_wei` (or `period` has passed since its last
+//!   lottery), it builds one lottery over them, records it with the ledger debit in one database transaction,
+//!   commits it on chain, and sends each payee a [`LotteryNotice`](crate::market::messages::LotteryNotice).
+//!   A lottery whose commit is refused (e.g. the free deposit is too small) is abandoned and its amounts go
+//!   back to the ledger; one whose commit outcome is unknown after a crash is resolved from the chain. After the
+//!   claim window it reclaims what its winner left unclaimed.
+//! - As a **payee** (a worker), it checks each notice — the file is the lottery the id names, its intervals
+//!   exactly cover `[0, total)`, this node's address has a leaf, the lottery is pending on chain — keeps it,
+//!   and once the draw block has passed claims it if it won (re-anchoring the draw if nobody recorded its hash
+//!   in time).
+//!
+//! Owns: the settlement loop and its lottery records (kept in the market database, next to the ledger).
+//! Must not touch: the contract's code or lottery maths (`jobmesh-contracts`, `jobmesh-lottery`) or the market's
+//! job logic (it only reads the ledger and worker addresses the market records).
+
+mod service;
+
+use std::time::Duration;
+
+use jobmesh_contracts::alloy::primitives::{Address, Bytes, Log, B256, U256};
+use jobmesh_contracts::embedded::EmbeddedSettlement;
+use jobmesh_contracts::lottery::Lottery;
+use jobmesh_contracts::rpc::RpcSettlement;
+use jobmesh_contracts::{Settlement, SettlementError, TxReceipt};
+use libp2p_identity::PeerId;
+use serde::{Deserialize, Serialize};
+
+pub use service::{SettlementReport, Settler, SettlerError};
+
+/// The chain a node settles on: a JSON-RPC endpoint (anvil, a testnet) or the in-process EVM.
+#[derive(Debug, Clone)]
+pub enum Chain {
+    /// Any JSON-RPC endpoint.
+    Rpc(RpcSettlement),
+    /// The embedded EVM (shared by the nodes of one process, e.g. the simulator).
+    Embedded(EmbeddedSettlement),
+}
+
+impl Settlement for Chain {
+    fn sender(&self) -> Address {
+        match self {
+            Chain::Rpc(c) => c.sender(),
+            Chain::Embedded(c) => c.sender(),
+        }
+    }
+    fn contract(&self) -> Address {
+        match self {
+            Chain::Rpc(c) => c.contract(),
+            Chain::Embedded(c) => c.contract(),
+        }
+    }
+    async fn transact(&self, data: Bytes, value: U256) -> Result<TxReceipt, SettlementError> {
+        match self {
+            Chain::Rpc(c) => c.transact(data, value).await,
+            Chain::Embedded(c) => c.transact(data, value).await,
+        }
+    }
+    async fn view(&self, data: Bytes) -> Result<Bytes, SettlementError> {
+        match self {
+            Chain::Rpc(c) => c.view(data).await,
+            Chain::Embedded(c) => c.view(data).await,
+        }
+    }
+    async fn block_number(&self) -> Result<u64, SettlementError> {
+        match self {
+            Chain::Rpc(c) => c.block_number().await,
+            Chain::Embedded(c) => c.block_number().await,
+        }
+    }
+    async fn logs(
+        &self,
+        signature: B256,
+        topic: Option<(usize, B256)>,
+        from_block: u64,
+    ) -> Result<Vec<Log>, SettlementError> {
+        match self {
+            Chain::Rpc(c) => c.logs(signature, topic, from_block).await,
+            Chain::Embedded(c) => c.logs(signature, topic, from_block).await,
+        }
+    }
+}
+
+/// When a payer builds lotteries and how it follows the chain.
+#[derive(Debug, Clone)]
+pub struct SettlerConfig {
+    /// Build a lottery as soon as this much (wei) is owed to payable workers.
+    pub threshold_wei: u128,
+    /// Otherwise build one when anything is owed and this long has passed since the last one.
+    pub period: Duration,
+    /// The draw block is this many blocks after the commit's head.
+    pub draw_in_blocks: u64,
+    /// How often the chain and the ledger are looked at.
+    pub poll: Duration,
+    /// Most payees in one lottery (the largest amounts first; the rest wait for the next one).
+    pub max_payees: usize,
+}
+
+impl Default for SettlerConfig {
+    fn default() -> Self {
+        SettlerConfig {
+            threshold_wei: 1_000_000_000_000_000, // 0.001 ETH
+            period: Duration::from_secs(600),
+            draw_in_blocks: 5,
+            poll: Duration::from_secs(2),
+            max_payees: 1000,
+        }
+    }
+}
+
+/// One payee of a lottery this node pays.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payee {
+    /// The worker.
+    #[serde(with = "crate::market::wire_ids::peer")]
+    pub peer: PeerId,
+    /// Its settlement address.
+    pub address: Address,
+    /// What its leaf pays (taken out of the ledger).
+    pub wei: u128,
+    /// Whether it acknowledged the notice (or refused it: then `refusal` says why).
+    pub notified: bool,
+    /// Why it refused the notice, if it did.
+    pub refusal: Option<String>,
+}
+
+/// Which side of a lottery this node is on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Side {
+    /// This node pays these workers.
+    Payer {
+        /// Every payee, in leaf order.
+        payees: Vec<Payee>,
+    },
+    /// This node is paid through leaf `leaf`, by the requester `payer_peer`.
+    Payee {
+        /// Who sent the notice.
+        #[serde(with = "crate::market::wire_ids::peer")]
+        payer_peer: PeerId,
+        /// This node's leaf.
+        leaf: usize,
+    },
+}
+
+/// Where a lottery is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LotteryStatus {
+    /// Recorded (ledger debited), commit not yet confirmed.
+    Built,
+    /// Committed on chain; waiting for its draw.
+    Committed,
+    /// Drawn: this node (a payee) won and claimed it.
+    Claimed,
+    /// Drawn: this node (a payee) did not win.
+    Lost,
+    /// Payer: claimed by its winner.
+    Paid,
+    /// Payer: nobody claimed it in the claim window; its value went back to the deposit.
+    Reclaimed,
+    /// Payer: never committed (its amounts went back to the ledger).
+    Abandoned,
+}
+
+impl LotteryStatus {
+    /// Whether nothing more will happen to it.
+    pub fn is_final(self) -> bool {
+        !matches!(self, LotteryStatus::Built | LotteryStatus::Committed)
+    }
+}
+
+/// A lottery as this node keeps it (payer or payee side).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LotteryRecord {
+    /// The description and every leaf.
+    pub lottery: Lottery,
+    /// The CID of its JSON file (what payees fetch).
+    pub file: String,
+    /// Payer or payee.
+    pub side: Side,
+    /// Where it is.
+    pub status: LotteryStatus,
+    /// When it was recorded (unix ms).
+    pub created_ms: u64,
+    /// Gas this node spent on it (commit or claim, reclaim or redraw).
+    pub gas_used: u64,
+    /// The last thing that happened, in words.
+    pub note: String,
+}
+
+impl LotteryRecord {
+    /// The lottery id.
+    pub fn id(&self) -> B256 {
+        self.lottery.id()
+    }
+}

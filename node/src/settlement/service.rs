@@ -1,0 +1,683 @@
+//! The running settlement of one node: the payer's and the payee's halves of the lottery life cycle, driven by
+//! one timer, and the answers to lottery notices.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jobmesh_contracts::alloy::primitives::{Address, B256, U256};
+use jobmesh_contracts::lottery::{self, Lottery, MAX_TOTAL};
+use jobmesh_contracts::{AccountState, LotteryState, Settlement, SettlementError};
+use jobmesh_store::unixfs::Profile;
+use jobmesh_store::Cid;
+use libp2p_identity::PeerId;
+use serde::Serialize;
+use tokio::sync::Mutex;
+use tracing::{debug, info, warn};
+
+use super::{Chain, LotteryRecord, LotteryStatus, Payee, SettlerConfig, Side};
+use crate::market::db::DbError;
+use crate::market::messages::{LotteryNotice, Request, Response};
+use crate::market::service::{now_ms, IncomingLottery};
+use crate::market::Market;
+
+/// How long a payee waits for a lottery file from its payer.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a payer waits for a payee to answer a notice.
+const NOTICE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a settlement operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SettlerError {
+    /// The chain refused or could not be reached.
+    #[error(transparent)]
+    Chain(#[from] SettlementError),
+    /// The market database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// Storing a lottery file failed.
+    #[error("cannot store the lottery file: {0}")]
+    Store(String),
+    /// A lottery could not be built.
+    #[error(transparent)]
+    Lottery(#[from] lottery::LotteryError),
+}
+
+/// A node's settlement service (cheap to clone).
+#[derive(Clone)]
+pub struct Settler {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    market: Market,
+    chain: Chain,
+    cfg: SettlerConfig,
+    /// Blocks after a draw reserved for the winner (the contract's `claimWindow`).
+    claim_window: u64,
+    /// When this node last built a lottery (unix ms); the period counts from here.
+    last_built_ms: AtomicU64,
+    /// One round at a time (the timer and explicit calls never overlap).
+    round: Mutex<()>,
+    /// Why the last round could not build a lottery, if it could not.
+    blocked: std::sync::Mutex<Option<String>>,
+}
+
+/// One lottery in a [`SettlementReport`].
+#[derive(Debug, Clone, Serialize)]
+pub struct LotteryRow {
+    /// The lottery id.
+    pub id: B256,
+    /// `payer` or `payee`.
+    pub side: &'static str,
+    /// Where it is.
+    pub status: LotteryStatus,
+    /// The payer's address.
+    pub payer: Address,
+    /// Its value (paid in full to the winner), in wei.
+    pub total: String,
+    /// How many payees.
+    pub payees: usize,
+    /// The block whose hash draws it.
+    pub draw_block: u64,
+    /// This node's share as a payee, in wei.
+    pub my_share: Option<String>,
+    /// Gas this node spent on it.
+    pub gas_used: u64,
+    /// The CID of its file.
+    pub file: String,
+    /// The last thing that happened.
+    pub note: String,
+}
+
+/// What a node's settlement looks like now.
+#[derive(Debug, Clone, Serialize)]
+pub struct SettlementReport {
+    /// This node's settlement address.
+    pub address: Address,
+    /// The contract.
+    pub contract: Address,
+    /// The chain's latest block.
+    pub block: u64,
+    /// Free deposit balance, in wei.
+    pub balance: String,
+    /// Pending withdrawal, in wei.
+    pub unlocking: String,
+    /// First block of the pending withdrawal.
+    pub unlock_block: u64,
+    /// Value held by this node's committed, unsettled lotteries, in wei.
+    pub reserved: String,
+    /// Owed to workers and not yet in a lottery, in wei.
+    pub owed_unsettled: String,
+    /// Put into lotteries this node paid, in wei.
+    pub paid_into_lotteries: String,
+    /// This node's shares in lotteries it was paid with, in wei (its expected income).
+    pub expected_income: String,
+    /// Won and claimed by this node, in wei.
+    pub won: String,
+    /// Why no lottery could be built in the last round, if so (e.g. the deposit is too low).
+    pub blocked: Option<String>,
+    /// Every lottery this node pays or is paid by, newest first.
+    pub lotteries: Vec<LotteryRow>,
+}
+
+impl Settler {
+    /// Starts settling for `market` on `chain`: takes the market's lottery notices and runs a round every
+    /// `cfg.poll`. `chain`'s sender is this node's settlement address (workers should announce the same one).
+    pub async fn start(
+        market: Market,
+        chain: Chain,
+        cfg: SettlerConfig,
+    ) -> Result<Settler, SettlerError> {
+        let params = chain.params().await?;
+        let last_built = market
+            .db()
+            .lotteries::<LotteryRecord>()?
+            .iter()
+            .filter(|r| matches!(r.side, Side::Payer { .. }))
+            .map(|r| r.created_ms)
+            .max()
+            .unwrap_or_else(now_ms);
+        let settler = Settler {
+            inner: Arc::new(Inner {
+                market: market.clone(),
+                chain,
+                cfg,
+                claim_window: params.claim_window,
+                last_built_ms: AtomicU64::new(last_built),
+                round: Mutex::new(()),
+                blocked: std::sync::Mutex::new(None),
+            }),
+        };
+        let mut notices = market.take_lottery_notices();
+        let me = settler.clone();
+        tokio::spawn(async move {
+            while let Some(incoming) = notices.recv().await {
+                let me = me.clone();
+                tokio::spawn(async move { me.on_notice(incoming).await });
+            }
+        });
+        let me = settler.clone();
+        tokio::spawn(async move {
+            let mut timer = tokio::time::interval(me.inner.cfg.poll);
+            timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                timer.tick().await;
+                if let Err(e) = me.round().await {
+                    debug!(error = %e, "settlement round failed");
+                }
+            }
+        });
+        info!(address = %settler.address(), contract = %settler.inner.chain.contract(), "settlement started");
+        Ok(settler)
+    }
+
+    /// This node's settlement address.
+    pub fn address(&self) -> Address {
+        self.inner.chain.sender()
+    }
+
+    /// The chain client.
+    pub fn chain(&self) -> &Chain {
+        &self.inner.chain
+    }
+
+    /// Every lottery record, newest first.
+    pub fn records(&self) -> Result<Vec<LotteryRecord>, SettlerError> {
+        let mut records: Vec<LotteryRecord> = self.inner.market.db().lotteries()?;
+        records.sort_by_key(|r| std::cmp::Reverse((r.created_ms, r.lottery.description.nonce)));
+        Ok(records)
+    }
+
+    /// Deposits `amount` wei into this node's settlement account.
+    pub async fn deposit(&self, amount: U256) -> Result<AccountState, SettlerError> {
+        let chain = &self.inner.chain;
+        chain.deposit(amount).await?;
+        Ok(chain.account(chain.sender()).await?)
+    }
+
+    /// Requests a time-locked withdrawal of `amount` wei.
+    pub async fn request_withdrawal(&self, amount: U256) -> Result<AccountState, SettlerError> {
+        let chain = &self.inner.chain;
+        chain.request_withdrawal(amount).await?;
+        Ok(chain.account(chain.sender()).await?)
+    }
+
+    /// The settlement as it is now: deposit, lotteries, what was paid and won.
+    pub async fn report(&self) -> Result<SettlementReport, SettlerError> {
+        let chain = &self.inner.chain;
+        let me = chain.sender();
+        let block = chain.block_number().await?;
+        let account = chain.account(me).await?;
+        let owed: u128 = self
+            .inner
+            .market
+            .db()
+            .ledger()?
+            .iter()
+            .map(|(_, w)| *w)
+            .fold(0u128, u128::saturating_add);
+        let (mut reserved, mut paid, mut expected, mut won) =
+            (U256::ZERO, U256::ZERO, U256::ZERO, U256::ZERO);
+        let mut rows = Vec::new();
+        for r in self.records()? {
+            let d = r.lottery.description;
+            let (side, my_share) = match &r.side {
+                Side::Payer { .. } => {
+                    if !matches!(r.status, LotteryStatus::Abandoned) {
+                        paid += d.total;
+                    }
+                    if !r.status.is_final() {
+                        reserved += d.total;
+                    }
+                    ("payer", None)
+                }
+                Side::Payee { leaf, .. } => {
+                    let share = r.lottery.leaves.get(*leaf).map_or(U256::ZERO, |l| l.length);
+                    expected += share;
+                    if r.status == LotteryStatus::Claimed {
+                        won += d.total;
+                    }
+                    ("payee", Some(share.to_string()))
+                }
+            };
+            rows.push(LotteryRow {
+                id: r.id(),
+                side,
+                status: r.status,
+                payer: d.payer,
+                total: d.total.to_string(),
+                payees: r.lottery.leaves.len(),
+                draw_block: d.draw_block,
+                my_share,
+                gas_used: r.gas_used,
+                file: r.file.clone(),
+                note: r.note.clone(),
+            });
+        }
+        Ok(SettlementReport {
+            address: me,
+            contract: chain.contract(),
+            block,
+            balance: account.balance.to_string(),
+            unlocking: account.unlocking.to_string(),
+            unlock_block: account.unlock_block,
+            reserved: reserved.to_string(),
+            owed_unsettled: owed.to_string(),
+            paid_into_lotteries: paid.to_string(),
+            expected_income: expected.to_string(),
+            won: won.to_string(),
+            blocked: self
+                .inner
+                .blocked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+            lotteries: rows,
+        })
+    }
+
+    /// One settlement round: moves every unsettled lottery on (commit, notify, claim, reclaim), then builds a
+    /// new lottery if enough is owed. Runs by itself every `poll`; callable to settle at once.
+    pub async fn round(&self) -> Result<(), SettlerError> {
+        let _one_at_a_time = self.inner.round.lock().await;
+        let head = self.inner.chain.block_number().await?;
+        let mut building = false;
+        for record in self.records()? {
+            if record.status.is_final() {
+                continue;
+            }
+            building |=
+                matches!(record.side, Side::Payer { .. }) && record.status == LotteryStatus::Built;
+            let id = record.id();
+            let result = match record.side {
+                Side::Payer { .. } => self.advance_paid(record, head).await,
+                Side::Payee { leaf, .. } => self.advance_won(record, leaf, head).await,
+            };
+            if let Err(e) = result {
+                debug!(lottery = %id, error = %e, "lottery not advanced this round");
+            }
+        }
+        if !building {
+            self.maybe_build(head).await?;
+        }
+        Ok(())
+    }
+
+    fn save(&self, record: &LotteryRecord) -> Result<(), SettlerError> {
+        self.inner
+            .market
+            .db()
+            .put_lottery(&record.id().0, record, &[], None)?;
+        Ok(())
+    }
+
+    /// Payer side: confirm the commit, notify the payees, and after the claim window reclaim an unclaimed one.
+    async fn advance_paid(&self, mut record: LotteryRecord, head: u64) -> Result<(), SettlerError> {
+        let chain = &self.inner.chain;
+        let d = record.lottery.description;
+        match record.status {
+            LotteryStatus::Built => match chain.lottery_state(&d).await? {
+                LotteryState::Pending => {
+                    record.status = LotteryStatus::Committed;
+                    record.note = "commit confirmed".into();
+                    self.save(&record)?;
+                }
+                _ if d.draw_block > head + 1 => self.commit(record).await?,
+                _ => self.abandon(record, "its commit was not confirmed before its draw block")?,
+            },
+            LotteryStatus::Committed => {
+                self.notify(&mut record).await?;
+                if head <= d.draw_block {
+                    return Ok(());
+                }
+                match chain.lottery_state(&d).await? {
+                    LotteryState::Pending if head > d.draw_block + self.inner.claim_window => {
+                        match chain.reclaim(&d).await {
+                            Ok(r) => {
+                                record.status = LotteryStatus::Reclaimed;
+                                record.gas_used += r.gas_used;
+                                record.note = "unclaimed after the claim window: reclaimed".into();
+                                info!(lottery = %record.id(), "reclaimed an unclaimed lottery");
+                                self.save(&record)?;
+                            }
+                            // Its draw was re-anchored: the window runs from the new draw block.
+                            Err(e) => {
+                                debug!(lottery = %record.id(), error = %e, "not reclaimable yet")
+                            }
+                        }
+                    }
+                    LotteryState::Pending => {}
+                    _ => {
+                        record.status = LotteryStatus::Paid;
+                        record.note = "claimed by its winner".into();
+                        self.save(&record)?;
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Sends the notice to every payee that has not answered it yet.
+    async fn notify(&self, record: &mut LotteryRecord) -> Result<(), SettlerError> {
+        let Side::Payer { payees } = &mut record.side else {
+            return Ok(());
+        };
+        let notice = LotteryNotice {
+            lottery_id: record.lottery.id().0,
+            file: record
+                .file
+                .parse::<Cid>()
+                .map_err(|e| SettlerError::Store(e.to_string()))?,
+        };
+        let pending: Vec<usize> = (0..payees.len()).filter(|&i| !payees[i].notified).collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let market = &self.inner.market;
+        let answers = futures::future::join_all(pending.iter().map(|&i| {
+            let request = Request::Lottery(notice.clone());
+            let peer = payees[i].peer;
+            async move {
+                tokio::time::timeout(NOTICE_TIMEOUT, market.ask(peer, Vec::new(), &request))
+                    .await
+                    .unwrap_or_else(|_| Err("timed out".into()))
+            }
+        }))
+        .await;
+        let mut changed = false;
+        for (i, answer) in pending.into_iter().zip(answers) {
+            match answer {
+                Ok(Response::Ack) => {
+                    payees[i].notified = true;
+                    changed = true;
+                }
+                Ok(Response::Reject { reason }) => {
+                    warn!(lottery = %notice_id(&notice), payee = %payees[i].peer, %reason, "payee refused a lottery");
+                    payees[i].notified = true;
+                    payees[i].refusal = Some(reason);
+                    changed = true;
+                }
+                Ok(other) => debug!(?other, "unexpected answer to a lottery notice"),
+                Err(e) => {
+                    debug!(payee = %payees[i].peer, error = %e, "lottery notice not delivered yet")
+                }
+            }
+        }
+        if changed {
+            let notified = payees.iter().filter(|p| p.notified).count();
+            record.note = format!("{notified}/{} payees notified", payees.len());
+            self.save(record)?;
+        }
+        Ok(())
+    }
+
+    /// Commits a built lottery; a refusal abandons it (its amounts go back to the ledger), an unknown outcome
+    /// leaves it built (the next round asks the chain).
+    async fn commit(&self, mut record: LotteryRecord) -> Result<(), SettlerError> {
+        let d = record.lottery.description;
+        match self.inner.chain.commit(&d).await {
+            Ok(r) => {
+                record.status = LotteryStatus::Committed;
+                record.gas_used += r.gas_used;
+                record.note = format!("committed in block {}", r.block_number);
+                info!(lottery = %record.id(), total = %d.total, payees = record.lottery.leaves.len(), gas = r.gas_used, "lottery committed");
+                self.save(&record)
+            }
+            Err(e @ SettlementError::Reverted { .. }) => {
+                self.abandon(record, &format!("the contract refused the commit: {e}"))
+            }
+            Err(e) => {
+                record.note =
+                    format!("commit outcome unknown ({e}); checking the chain next round");
+                self.save(&record)
+            }
+        }
+    }
+
+    /// Gives an uncommitted lottery's amounts back to the ledger.
+    fn abandon(&self, mut record: LotteryRecord, why: &str) -> Result<(), SettlerError> {
+        let Side::Payer { payees } = &record.side else {
+            return Ok(());
+        };
+        let credits: Vec<(PeerId, i128)> = payees.iter().map(|p| (p.peer, p.wei as i128)).collect();
+        warn!(lottery = %record.id(), reason = why, "lottery abandoned; its amounts are owed again");
+        record.status = LotteryStatus::Abandoned;
+        record.note = why.to_string();
+        self.inner
+            .market
+            .db()
+            .put_lottery(&record.id().0, &record, &credits, None)?;
+        if let Ok(cid) = record.file.parse::<Cid>() {
+            let _ = self.inner.market.node().store().unpin(&cid);
+        }
+        Ok(())
+    }
+
+    fn set_blocked(&self, why: Option<String>) {
+        *self.inner.blocked.lock().unwrap_or_else(|e| e.into_inner()) = why;
+    }
+
+    /// Builds, records and commits a lottery over what is owed to payable workers, if it is due.
+    async fn maybe_build(&self, head: u64) -> Result<(), SettlerError> {
+        let inner = &self.inner;
+        let db = inner.market.db();
+        let addresses: HashMap<PeerId, [u8; 20]> = db.addresses()?.into_iter().collect();
+        let mut owed: Vec<(PeerId, Address, u128)> = db
+            .ledger()?
+            .into_iter()
+            .filter(|(_, wei)| *wei > 0)
+            .filter_map(|(peer, wei)| addresses.get(&peer).map(|a| (peer, Address::from(*a), wei)))
+            .collect();
+        if owed.is_empty() {
+            self.set_blocked(None);
+            return Ok(());
+        }
+        owed.sort_by_key(|(peer, _, wei)| (std::cmp::Reverse(*wei), peer.to_bytes()));
+        owed.truncate(inner.cfg.max_payees.max(1));
+        let mut total = 0u128;
+        owed.retain(|(_, _, wei)| match total.checked_add(*wei) {
+            Some(t) if t <= MAX_TOTAL => {
+                total = t;
+                true
+            }
+            _ => false,
+        });
+        let since = now_ms().saturating_sub(inner.last_built_ms.load(Ordering::Relaxed));
+        if total < inner.cfg.threshold_wei && since < inner.cfg.period.as_millis() as u64 {
+            return Ok(());
+        }
+        let me = inner.chain.sender();
+        let free = inner.chain.account(me).await?.balance;
+        if free < U256::from(total) {
+            let why = format!(
+                "the free deposit ({free} wei) is below what is owed ({total} wei): deposit more"
+            );
+            warn!("{why}");
+            self.set_blocked(Some(why));
+            return Ok(());
+        }
+        self.set_blocked(None);
+        let records: Vec<LotteryRecord> = db.lotteries()?;
+        let busy: HashSet<u16> = records
+            .iter()
+            .filter(|r| matches!(r.side, Side::Payer { .. }) && !r.status.is_final())
+            .map(|r| r.lottery.description.lane())
+            .collect();
+        let first = db.next_nonce()?;
+        let nonce = (first..first + 65_536)
+            .find(|n| !busy.contains(&(*n as u16)))
+            .ok_or_else(|| SettlerError::Store("all 65,536 lanes hold pending lotteries".into()))?;
+        let pairs: Vec<(Address, U256)> =
+            owed.iter().map(|(_, a, w)| (*a, U256::from(*w))).collect();
+        let lottery = lottery::build(me, nonce, &pairs, head + inner.cfg.draw_in_blocks.max(1))?;
+        let file = self.store_file(&lottery)?;
+        // `build` merges payees sharing an address: keep one record per peer, in leaf order by address.
+        let payees: Vec<Payee> = owed
+            .iter()
+            .map(|(peer, address, wei)| Payee {
+                peer: *peer,
+                address: *address,
+                wei: *wei,
+                notified: false,
+                refusal: None,
+            })
+            .collect();
+        let debits: Vec<(PeerId, i128)> =
+            payees.iter().map(|p| (p.peer, -(p.wei as i128))).collect();
+        let record = LotteryRecord {
+            lottery,
+            file: file.to_string(),
+            side: Side::Payer { payees },
+            status: LotteryStatus::Built,
+            created_ms: now_ms(),
+            gas_used: 0,
+            note: "built".into(),
+        };
+        db.put_lottery(&record.id().0, &record, &debits, Some(nonce + 1))?;
+        inner
+            .last_built_ms
+            .store(record.created_ms, Ordering::Relaxed);
+        self.commit(record).await
+    }
+
+    /// Stores the lottery's JSON file (pinned) so payees can fetch it.
+    fn store_file(&self, lottery: &Lottery) -> Result<Cid, SettlerError> {
+        let bytes = serde_json::to_vec(lottery).map_err(|e| SettlerError::Store(e.to_string()))?;
+        let store = self.inner.market.node().store();
+        let root = store
+            .add_file(bytes.as_slice(), &Profile::KUBO)
+            .map_err(|e| SettlerError::Store(e.to_string()))?
+            .root;
+        store
+            .pin(&root)
+            .map_err(|e| SettlerError::Store(e.to_string()))?;
+        Ok(root)
+    }
+
+    /// Payee side: once drawn, claim if this node won (re-anchoring a lapsed draw first).
+    async fn advance_won(
+        &self,
+        mut record: LotteryRecord,
+        leaf: usize,
+        head: u64,
+    ) -> Result<(), SettlerError> {
+        let chain = &self.inner.chain;
+        let d = record.lottery.description;
+        if head <= d.draw_block {
+            return Ok(());
+        }
+        match chain.lottery_state(&d).await? {
+            LotteryState::Pending => {}
+            _ => {
+                record.status = LotteryStatus::Lost;
+                record.note = "settled without this node".into();
+                return self.save(&record);
+            }
+        }
+        let Some(hash) = chain.draw_hash(&d).await? else {
+            // Nobody recorded the draw's hash in time: re-anchor it (anyone may; the outcome stays unknown).
+            match chain.redraw(&d).await {
+                Ok(r) => {
+                    record.gas_used += r.gas_used;
+                    record.note = format!("draw re-anchored to block {}", r.block_number + 1);
+                    self.save(&record)?;
+                }
+                Err(e) => debug!(lottery = %record.id(), error = %e, "draw not obtainable yet"),
+            }
+            return Ok(());
+        };
+        if record.lottery.winner(hash) != Some(leaf) {
+            record.status = LotteryStatus::Lost;
+            record.note = "drawn: another payee won".into();
+            return self.save(&record);
+        }
+        let r = chain
+            .claim(
+                &d,
+                &record.lottery.leaves[leaf],
+                &record.lottery.proof(leaf),
+            )
+            .await?;
+        record.status = LotteryStatus::Claimed;
+        record.gas_used += r.gas_used;
+        record.note = format!(
+            "won and claimed {} wei in block {}",
+            d.total, r.block_number
+        );
+        info!(lottery = %record.id(), amount = %d.total, gas = r.gas_used, "won a lottery and claimed it");
+        self.save(&record)
+    }
+
+    async fn on_notice(&self, incoming: IncomingLottery) {
+        let response = match self.accept(&incoming.payer, &incoming.notice).await {
+            Ok(()) => Response::Ack,
+            Err(reason) => {
+                debug!(payer = %incoming.payer, %reason, "refused a lottery notice");
+                Response::Reject { reason }
+            }
+        };
+        incoming.answer(&response);
+    }
+
+    /// Checks a notice and keeps its lottery: the file is the lottery the id names, its intervals cover
+    /// `[0, total)` exactly, this node's address has a leaf, and it is pending on chain.
+    async fn accept(&self, payer: &PeerId, notice: &LotteryNotice) -> Result<(), String> {
+        let db = self.inner.market.db();
+        if db
+            .lottery::<LotteryRecord>(&notice.lottery_id)
+            .map_err(|e| e.to_string())?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let node = self.inner.market.node();
+        node.fetch_dag(notice.file, FETCH_TIMEOUT)
+            .await
+            .map_err(|e| format!("cannot fetch the lottery file {}: {e}", notice.file))?;
+        let store = node.store().clone();
+        let cid = notice.file;
+        let bytes =
+            tokio::task::spawn_blocking(move || crate::market::worker::read_file(&store, &cid))
+                .await
+                .map_err(|e| e.to_string())??;
+        let lottery: Lottery =
+            serde_json::from_slice(&bytes).map_err(|e| format!("not a lottery file: {e}"))?;
+        if lottery.id().0 != notice.lottery_id {
+            return Err("the file is not the lottery the notice names".into());
+        }
+        lottery.validate().map_err(|e| e.to_string())?;
+        let me = self.inner.chain.sender();
+        let leaf = lottery
+            .leaf_index(me)
+            .ok_or_else(|| format!("{me} has no leaf in this lottery"))?;
+        match self.inner.chain.lottery_state(&lottery.description).await {
+            Ok(LotteryState::Pending) => {}
+            Ok(state) => return Err(format!("the lottery is not pending on chain ({state:?})")),
+            Err(e) => return Err(format!("cannot check the lottery on chain: {e}")),
+        }
+        let _ = node.store().pin(&cid);
+        let record = LotteryRecord {
+            lottery,
+            file: cid.to_string(),
+            side: Side::Payee {
+                payer_peer: *payer,
+                leaf,
+            },
+            status: LotteryStatus::Committed,
+            created_ms: now_ms(),
+            gas_used: 0,
+            note: "accepted; waiting for the draw".into(),
+        };
+        self.save(&record).map_err(|e| e.to_string())?;
+        info!(lottery = %record.id(), %payer, share = %record.lottery.leaves[leaf].length, "accepted a lottery");
+        Ok(())
+    }
+}
+
+fn notice_id(notice: &LotteryNotice) -> B256 {
+    B256::from(notice.lottery_id)
+}

@@ -1,0 +1,224 @@
+//! Settlement through real node processes on a real chain: anvil (npm `@foundry-rs/anvil-linux-amd64`) on
+//! 127.0.0.1 with Sepolia's chain id, the contract deployed and funded with `jobmesh settle`, then a requester
+//! and two workers started with `node start --rpc-url …`. The requester's owed ledger must become a lottery
+//! its workers accept; after the draw exactly one worker claims it, and the API, the metrics and the chain agree.
+
+mod mesh_util;
+
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jobmesh_contracts::anvil::{Anvil, DEV_KEYS};
+use jobmesh_tests::{jobmesh_bin, run_ok};
+use mesh_util::{eventually, post, wait_peers, NodeProc};
+use serde_json::Value;
+
+const SEPOLIA: &str = "11155111";
+
+fn example(name: &str) -> String {
+    jobmesh_tests::workspace_root()
+        .join("examples")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// `jobmesh --json settle --rpc-url URL --chain-id SEPOLIA ARGS…` in `home`, with the key of `key`.
+fn settle(home: &std::path::Path, url: &str, key: &str, args: &[&str]) -> Value {
+    let mut cmd = Command::new(jobmesh_bin());
+    cmd.arg("--data-dir")
+        .arg(home)
+        .args(["--json", "settle", "--rpc-url", url, "--chain-id", SEPOLIA])
+        .args(args)
+        .env("JOBMESH_SETTLEMENT_KEY", key);
+    let out = run_ok(&mut cmd, Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
+    serde_json::from_slice(&out).expect("JSON")
+}
+
+fn status(node: &NodeProc) -> Value {
+    let (code, body) = post(&node.api, "settlement/status", b"", Duration::from_secs(10));
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).expect("JSON")
+}
+
+/// Mines a block on anvil every 300 ms (draws need blocks; anvil mines only on transactions otherwise).
+fn spawn_miner(url: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let api = url.trim_start_matches("http://").to_string();
+        let body = br#"{"jsonrpc":"2.0","id":1,"method":"evm_mine","params":[]}"#;
+        while !stop.load(Ordering::Relaxed) {
+            let _ = mesh_util::http(
+                &api,
+                "POST",
+                "/",
+                &[("Content-Type", "application/json")],
+                body,
+                Duration::from_secs(5),
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    })
+}
+
+#[test]
+fn a_requesters_ledger_becomes_a_lottery_its_workers_claim_on_anvil() {
+    let anvil =
+        Anvil::start(SEPOLIA.parse().unwrap()).expect("anvil (scripts/setup.d/30-chain.sh)");
+    let url = anvil.url();
+    let payer_home = tempfile::tempdir().unwrap();
+    let deployed = settle(payer_home.path(), &url, DEV_KEYS[0], &["deploy"]);
+    let contract = deployed["contract"].as_str().unwrap().to_string();
+    settle(
+        payer_home.path(),
+        &url,
+        DEV_KEYS[0],
+        &["deposit", "0.01eth"],
+    );
+
+    let chain_args = |poll: &str| -> Vec<String> {
+        [
+            "--rpc-url",
+            &url,
+            "--chain-id",
+            SEPOLIA,
+            "--contract",
+            &contract,
+            "--lottery-threshold",
+            "1wei",
+            "--settle-poll",
+            poll,
+            "--draw-in",
+            "2",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let args = chain_args("0.3");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // The requester runs on the data dir `settle deploy` wrote (its settlement.json names the contract too).
+    let requester = NodeProc::try_start_env(
+        payer_home,
+        "/ip4/127.0.0.1/tcp/0",
+        &[],
+        &args,
+        &[("JOBMESH_SETTLEMENT_KEY", DEV_KEYS[0])],
+    )
+    .expect("requester starts");
+    let mut worker_args = args.clone();
+    worker_args.push("--worker");
+    let workers: Vec<NodeProc> = [DEV_KEYS[1], DEV_KEYS[2]]
+        .iter()
+        .map(|key| {
+            NodeProc::try_start_env(
+                tempfile::tempdir().unwrap(),
+                "/ip4/127.0.0.1/tcp/0",
+                &[&requester.addr],
+                &worker_args,
+                &[("JOBMESH_SETTLEMENT_KEY", key)],
+            )
+            .expect("worker starts")
+        })
+        .collect();
+    wait_peers(&requester, 2);
+    let stop = Arc::new(AtomicBool::new(false));
+    let miner = spawn_miner(url.clone(), stop.clone());
+
+    let v = requester.cli_json(&[
+        "job",
+        "submit",
+        &example("wordcount.js"),
+        "--input",
+        &example("wordcount.input.json"),
+        "--replicas",
+        "2",
+        "--price",
+        "1000",
+    ]);
+    assert_eq!(v["phase"], "verified", "{v}");
+    let owed_each = jobmesh_node::market::tally::owed_wei(v["fuel_used"].as_u64().unwrap(), 1000);
+    assert!(owed_each > 0);
+
+    // The requester builds, commits and announces one lottery; its winner claims it.
+    let mut last = Value::Null;
+    let paid = eventually(Duration::from_secs(60), || {
+        last = status(&requester);
+        last["lotteries"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|x| x["status"] == "paid"))
+    });
+    assert!(paid, "no lottery was paid: {last:#}");
+    let lottery = last["lotteries"][0].clone();
+    assert_eq!(lottery["side"], "payer");
+    assert_eq!(lottery["payees"], 2);
+    assert_eq!(lottery["total"], (2 * owed_each).to_string());
+    assert_eq!(last["owed_unsettled"], "0");
+
+    let mut claimed = 0;
+    for w in &workers {
+        let mut s = Value::Null;
+        let drawn = eventually(Duration::from_secs(30), || {
+            s = status(w);
+            s["lotteries"]
+                .as_array()
+                .is_some_and(|l| l.len() == 1 && l[0]["status"] != "committed")
+        });
+        assert!(drawn, "worker did not see the draw: {s:#}");
+        assert_eq!(s["lotteries"][0]["id"], lottery["id"]);
+        assert_eq!(s["expected_income"], owed_each.to_string());
+        match s["lotteries"][0]["status"].as_str().unwrap() {
+            "claimed" => {
+                claimed += 1;
+                assert_eq!(s["won"], lottery["total"]);
+                assert_eq!(
+                    s["balance"], lottery["total"],
+                    "winnings are in its deposit account"
+                );
+                // The settlement metrics say the same.
+                let (code, _, body) =
+                    mesh_util::http(&w.api, "GET", "/metrics", &[], b"", Duration::from_secs(10));
+                assert_eq!(code, 200);
+                let text = String::from_utf8_lossy(&body);
+                assert!(
+                    text.contains("jobmesh_lotteries{side=\"payee\",status=\"claimed\"} 1"),
+                    "{text}"
+                );
+            }
+            "lost" => {}
+            other => panic!("unexpected status {other}: {s:#}"),
+        }
+    }
+    assert_eq!(claimed, 1, "exactly one winner");
+
+    // `settle check` against the same endpoint sees the payer's deposit minus the paid lottery.
+    let check = requester.cli_json(&[
+        "settle",
+        "--rpc-url",
+        &url,
+        "--chain-id",
+        SEPOLIA,
+        "--contract",
+        &contract,
+        "check",
+        "--address",
+        last["address"].as_str().unwrap(),
+    ]);
+    assert_eq!(check["code_matches_artifact"], true);
+    let deposit: u128 = 10_000_000_000_000_000;
+    assert_eq!(check["balance"], (deposit - 2 * owed_each).to_string());
+    assert_eq!(check["reserved"], "0");
+
+    // Bad input on the settlement routes is a 400 with a JSON message.
+    let (code, body) = post(
+        &requester.api,
+        "settlement/deposit?amount=lots",
+        b"",
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, 400);
+    assert!(String::from_utf8_lossy(&body).contains("bad amount"));
+    stop.store(true, Ordering::Relaxed);
+    miner.join().unwrap();
+}
