@@ -30,7 +30,7 @@ bash scripts/setup.d/10-js-unixfs.sh
 if [ -n "${JOBMESH_BIN:-}" ]; then
   bin="$JOBMESH_BIN" # a prebuilt release binary; no build
 else
-  cargo build --release --quiet -p jobmesh-node --bin jobmesh
+  cargo build --release --quiet -p jobmesh --bin jobmesh
   bin="$CARGO_TARGET_DIR/release/jobmesh"
 fi
 

@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
-# The main job on embedded defaults: builds `jobmesh`, creates a throwaway node, adds a file, reads it back,
-# and shows the CIDs a newcomer can compare with kubo or Helia. Everything stays in a temporary directory.
+# The main job on embedded defaults: builds `jobmesh`, then simulates a mesh of 20 nodes in this process running
+# 100 JavaScript jobs with faulty and crashing workers and paying them through lotteries on the embedded EVM
+# (`jobmesh simnet`; report in ./simnet-report/), then a quick add/cat round trip on a throwaway node.
+# Everything but the report stays in a temporary directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/jobmesh/target}"
 
 echo "==> building jobmesh (release)"
-cargo build --release --locked -p jobmesh-node --bin jobmesh
+cargo build --release --locked -p jobmesh --bin jobmesh
 jobmesh="$CARGO_TARGET_DIR/release/jobmesh"
 
 home="$(mktemp -d)"
 trap 'rm -rf "$home"' EXIT
 export JOBMESH_HOME="$home"
+
+echo "==> jobmesh simnet: 20 nodes, 100 jobs × 3 replicas, 10 % faulty and 10 % crashing workers, 3 sybils"
+"$jobmesh" simnet --nodes 20 --requesters 2 --jobs 100 --replicas 3 --byzantine 0.1 --crash 0.1 --sybils 3 \
+  --seed 42 --report simnet-report
 
 echo "==> jobmesh init"
 "$jobmesh" init

@@ -77,6 +77,12 @@ pub enum Command {
     Dht(commands::net::DhtCommand),
     /// Settlement on chain: deploy, deposit, withdraw, status, commit, lotteries, claim, check.
     Settle(commands::settle::SettleCommand),
+    /// Simulate a whole mesh in this process: nodes, jobs, faults and settlement, then a report.
+    #[command(
+        after_help = "Examples:\n  jobmesh simnet --nodes 20 --requesters 2 --jobs 100 --report out/\n  \
+        jobmesh simnet --nodes 100 --requesters 10 --jobs 1000 --replicas 3 --byzantine 0.1 --crash 0.1 --seed 42"
+    )]
+    Simnet(commands::simnet::SimnetArgs),
 }
 
 /// What every subcommand receives: where the data lives and how to print.
@@ -96,9 +102,15 @@ impl Context {
 }
 
 /// Parses the command line, runs the command and turns an error into one line on stderr and exit code 1.
-pub fn run() -> ExitCode {
+/// `simnet` runs `jobmesh simnet` (the simulator depends on this crate, so the binary passes it in).
+pub fn run_with(simnet: commands::simnet::SimnetRunner) -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    // A hundred simulated nodes' warnings would drown the simulator's progress: it logs errors only by default.
+    init_tracing(if matches!(cli.command, Command::Simnet(_)) {
+        "error"
+    } else {
+        "warn"
+    });
     let ctx = Context {
         home: Home::new(
             cli.global
@@ -108,7 +120,7 @@ pub fn run() -> ExitCode {
         ),
         json: cli.global.json,
     };
-    match dispatch(&ctx, &cli.command) {
+    match dispatch(&ctx, &cli.command, simnet) {
         Ok(()) => ExitCode::SUCCESS,
         // A reader that went away (`jobmesh cat big | head`) is not an error worth reporting.
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
@@ -119,7 +131,11 @@ pub fn run() -> ExitCode {
     }
 }
 
-fn dispatch(ctx: &Context, command: &Command) -> anyhow::Result<()> {
+fn dispatch(
+    ctx: &Context,
+    command: &Command,
+    simnet: commands::simnet::SimnetRunner,
+) -> anyhow::Result<()> {
     match command {
         Command::Init(args) => commands::init::run(ctx, args),
         Command::Add(args) => commands::store::add(ctx, args),
@@ -135,6 +151,7 @@ fn dispatch(ctx: &Context, command: &Command) -> anyhow::Result<()> {
         Command::Swarm(cmd) => commands::net::swarm(ctx, cmd),
         Command::Dht(cmd) => commands::net::dht(ctx, cmd),
         Command::Settle(cmd) => commands::settle::run(ctx, cmd),
+        Command::Simnet(args) => simnet(ctx, args),
     }
 }
 
@@ -155,9 +172,10 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
-fn init_tracing() {
+fn init_tracing(default_level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter =
+        EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -38,7 +38,7 @@ impl Node {
         let mut seen = HashSet::from([root]);
         let mut in_flight = FuturesUnordered::new();
         let mut reqs: HashMap<u64, Cid> = HashMap::new();
-        let mut lookup: Option<tokio::task::JoinHandle<()>> = None;
+        let mut lookup: Option<AbortOnDrop> = None;
 
         let result = loop {
             // Fill the window; local blocks are walked at once.
@@ -61,7 +61,8 @@ impl Node {
                 break Ok(());
             }
             if lookup.is_none() && !in_flight.is_empty() {
-                lookup = Some(self.spawn_provider_lookup(root));
+                // Aborted when the fetch ends — also when its caller drops it midway (a cancelled job).
+                lookup = Some(AbortOnDrop(self.spawn_provider_lookup(root)));
             }
             if in_flight.is_empty() {
                 continue;
@@ -94,9 +95,7 @@ impl Node {
                 }
             }
         };
-        if let Some(h) = lookup {
-            h.abort();
-        }
+        drop(lookup);
         for req in reqs.keys() {
             self.cancel_get(*req);
         }
@@ -141,5 +140,14 @@ impl Node {
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
         })
+    }
+}
+
+/// A task aborted when its handle is dropped (a plain `JoinHandle` lets the task run on).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -47,7 +47,7 @@ pub struct Member {
     pub worker: Option<WorkerPolicy>,
     /// Its settlement, when the cluster runs on a [`SimChain`].
     pub settler: Option<Settler>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 /// One embedded EVM running the real settlement contract, shared by every member of a cluster: each member
@@ -105,11 +105,15 @@ impl SimChain {
         })
     }
 
-    /// A funded client for `peer`'s account (derived from its PeerId), with the start deposit made.
-    async fn client_for(&self, peer: &PeerId) -> Result<Chain, String> {
+    /// A client for `peer`'s account (derived from its PeerId); a `fresh` account is funded and makes the start
+    /// deposit.
+    async fn client_for(&self, peer: &PeerId, fresh: bool) -> Result<Chain, String> {
         let me = Address::from_word(keccak256(peer.to_bytes()));
-        self.chain.fund(me, U256::from(MEMBER_FUNDS));
         let client = EmbeddedSettlement::new(self.chain.clone(), me, self.contract);
+        if !fresh {
+            return Ok(Chain::Embedded(client));
+        }
+        self.chain.fund(me, U256::from(MEMBER_FUNDS));
         if !self.deposit.is_zero() {
             client
                 .deposit(self.deposit)
@@ -173,6 +177,7 @@ impl Cluster {
             let dir = tempfile::tempdir().map_err(|e| fail(e.to_string()))?;
             let member = start_member(
                 dir,
+                None,
                 role.clone(),
                 &bootstrap,
                 transport,
@@ -212,6 +217,7 @@ impl Cluster {
         let transport = self.members[0].node.config().transport;
         let member = start_member(
             dir,
+            None,
             role,
             &bootstrap,
             transport,
@@ -223,6 +229,71 @@ impl Cluster {
         self.members.push(member);
         self.wait_connected(Duration::from_secs(20)).await?;
         Ok(&self.members[index])
+    }
+
+    /// Crashes member `index` (its market stops, its swarm goes down, its tasks end), keeps it down for
+    /// `downtime`, then starts it again on the same data dir with the same identity and bootstraps it to
+    /// member 0: what a `kill -9` and a restart of `jobmesh node start` do, with the databases intact.
+    pub async fn restart(&mut self, index: usize, downtime: Duration) -> Result<(), ClusterError> {
+        let fail = |what: String| ClusterError::Start { index, what };
+        let old = self.members.swap_remove(index);
+        let key = old.node.config().keypair.clone();
+        let transport = old.node.config().transport;
+        old.market.stop();
+        let _ = old.node.shutdown().await;
+        let Member {
+            node,
+            market,
+            worker,
+            settler,
+            dir,
+        } = old;
+        drop((node, market, settler));
+        tokio::time::sleep(downtime).await;
+        let bootstrap = if self.members.is_empty() {
+            Vec::new()
+        } else {
+            self.members[0]
+                .node
+                .listen_addrs()
+                .await
+                .map_err(|e| fail(e.to_string()))?
+        };
+        // The stopped member's last tasks release its databases within moments.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let member = loop {
+            match start_member_in(
+                &dir,
+                Some(key.clone()),
+                worker.clone(),
+                &bootstrap,
+                transport,
+                self.exec.clone(),
+                self.chain.as_ref(),
+            )
+            .await
+            {
+                Ok(Launched {
+                    node,
+                    market,
+                    settler,
+                }) => {
+                    break Member {
+                        node,
+                        market,
+                        worker,
+                        settler,
+                        dir,
+                    }
+                }
+                Err(e) if tokio::time::Instant::now() > deadline => return Err(fail(e)),
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        };
+        self.members.push(member);
+        let last = self.members.len() - 1;
+        self.members.swap(index, last);
+        Ok(())
     }
 
     async fn wait_connected(&self, limit: Duration) -> Result<(), ClusterError> {
@@ -289,9 +360,10 @@ impl Cluster {
         &self.exec
     }
 
-    /// Stops every member's swarm.
+    /// Stops every member (member 0, which the others bootstrap through, last).
     pub async fn shutdown(self) {
-        for m in &self.members {
+        for m in self.members.iter().rev() {
+            m.market.stop();
             let _ = m.node.shutdown().await;
         }
     }
@@ -299,16 +371,43 @@ impl Cluster {
 
 async fn start_member(
     dir: tempfile::TempDir,
+    key: Option<Keypair>,
     worker: Option<WorkerPolicy>,
     bootstrap: &[jobmesh_p2p::Multiaddr],
     transport: Transport,
     exec: Arc<Executor>,
     chain: Option<&SimChain>,
 ) -> Result<Member, String> {
+    let Launched {
+        node,
+        market,
+        settler,
+    } = start_member_in(&dir, key, worker.clone(), bootstrap, transport, exec, chain).await?;
+    Ok(Member {
+        node,
+        market,
+        worker,
+        settler,
+        dir,
+    })
+}
+
+/// Starts a member's parts on `dir`; `key: None` makes a new member (new identity; funded and with its start
+/// deposit on the chain), `Some` restarts one.
+async fn start_member_in(
+    dir: &tempfile::TempDir,
+    key: Option<Keypair>,
+    worker: Option<WorkerPolicy>,
+    bootstrap: &[jobmesh_p2p::Multiaddr],
+    transport: Transport,
+    exec: Arc<Executor>,
+    chain: Option<&SimChain>,
+) -> Result<Launched, String> {
     let path: &Path = dir.path();
     let store = Store::open(&path.join("blocks")).map_err(|e| e.to_string())?;
     let db = MarketDb::open(&path.join("market")).map_err(|e| e.to_string())?;
-    let key = Keypair::generate_ed25519();
+    let fresh = key.is_none();
+    let key = key.unwrap_or_else(Keypair::generate_ed25519);
     let mut cfg = Config::new(key);
     cfg.transport = transport;
     cfg.listen = vec![match transport {
@@ -324,25 +423,15 @@ async fn start_member(
     };
     let settlement = match chain {
         Some(c) => Some((
-            c.client_for(&cfg.keypair.public().to_peer_id()).await?,
+            c.client_for(&cfg.keypair.public().to_peer_id(), fresh)
+                .await?,
             c.policy.clone(),
         )),
         None => None,
     };
-    let Launched {
-        node,
-        market,
-        settler,
-    } = launch(cfg, store, db, exec, market_cfg, settlement)
+    launch(cfg, store, db, exec, market_cfg, settlement)
         .await
-        .map_err(|e| e.to_string())?;
-    Ok(Member {
-        node,
-        market,
-        worker,
-        settler,
-        _dir: dir,
-    })
+        .map_err(|e| e.to_string())
 }
 
 /// A memory-transport port unlikely to collide within the process.

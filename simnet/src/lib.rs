@@ -1,12 +1,14 @@
-//! The in-process network simulator.
+//! The in-process network simulator behind `jobmesh simnet`.
 //!
-//! Owns: building many complete nodes (the same market and swarm code as `jobmesh node start`) in one
-//! process ([`Cluster`]), over loopback TCP or libp2p's memory transport. The scenarios, scripted faults and
-//! the report of `jobmesh simnet` will grow here (see the simnet issue); the market's end-to-end tests and
-//! its latency benchmark already use [`Cluster`].
+//! Owns: building many complete nodes (the same swarm, market and settlement code as `jobmesh node start`) in
+//! one process ([`Cluster`]) over loopback TCP or libp2p's memory transport, settling on one embedded EVM
+//! ([`SimChain`]); the scripted scenario with its faults ([`scenario`]); and the report ([`report`]).
 //!
 //! Must not touch: node internals beyond their public API; it never copies node code.
 
 mod cluster;
+pub mod command;
+pub mod report;
+pub mod scenario;
 
 pub use cluster::{Cluster, ClusterError, Member, SimChain};

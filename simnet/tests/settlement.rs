@@ -174,3 +174,67 @@ async fn owed_work_is_paid_through_lotteries_that_workers_claim() {
     miner.abort();
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_member_restarts_on_its_own_data_with_its_identity() {
+    let sim = SimChain::new(
+        3,
+        DeployParams::default(),
+        SettlerConfig::default(),
+        U256::ZERO,
+    )
+    .expect("chain");
+    let mut cluster =
+        Cluster::start_with(&[None, worker(), worker()], Transport::Memory, Some(sim))
+            .await
+            .expect("cluster");
+    let req = cluster
+        .js_job(0, include_str!("../../examples/echo.js"), b"before", 2)
+        .expect("job");
+    let id = cluster.members[0].market.submit(req).await.expect("submit");
+    let st = cluster.members[0]
+        .market
+        .wait(&id, Duration::from_secs(60))
+        .await
+        .expect("wait");
+    assert_eq!(st.phase, "verified", "{}", st.reason);
+    let peer = cluster.members[1].node.peer_id();
+    let jobs_before = cluster.members[1]
+        .market
+        .db()
+        .worker_jobs()
+        .expect("db")
+        .len();
+    let started = std::time::Instant::now();
+    cluster
+        .restart(1, Duration::from_millis(100))
+        .await
+        .expect("restart");
+    println!("restarted in {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "databases released late"
+    );
+    assert_eq!(cluster.members[1].node.peer_id(), peer, "same identity");
+    assert_eq!(
+        cluster.members[1]
+            .market
+            .db()
+            .worker_jobs()
+            .expect("db")
+            .len(),
+        jobs_before,
+        "same data"
+    );
+    let req = cluster
+        .js_job(0, include_str!("../../examples/echo.js"), b"after", 2)
+        .expect("job");
+    let id = cluster.members[0].market.submit(req).await.expect("submit");
+    let st = cluster.members[0]
+        .market
+        .wait(&id, Duration::from_secs(60))
+        .await
+        .expect("wait");
+    assert_eq!(st.phase, "verified", "{}", st.reason);
+    cluster.shutdown().await;
+}

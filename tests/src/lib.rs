@@ -29,7 +29,7 @@ pub fn workspace_root() -> PathBuf {
 /// Path of the `jobmesh` binary that belongs to the running test: `target/<profile>/jobmesh`, i.e. the parent
 /// of the test executable's `deps/` directory.
 ///
-/// The first call in a process runs `cargo build -p jobmesh-node --bin jobmesh` for that profile into that
+/// The first call in a process runs `cargo build -p jobmesh --bin jobmesh` for that profile into that
 /// target dir (a no-op of about a second when up to date, and it keeps a stale binary from being tested).
 /// `JOBMESH_BIN=<path>` skips the build and uses that binary. Panics with a one-line reason when the build fails.
 pub fn jobmesh_bin() -> PathBuf {
@@ -65,7 +65,7 @@ fn build_jobmesh(profile_dir: &Path, bin: &Path) {
             "build",
             "--quiet",
             "-p",
-            "jobmesh-node",
+            "jobmesh",
             "--bin",
             "jobmesh",
             "--profile",
@@ -77,7 +77,7 @@ fn build_jobmesh(profile_dir: &Path, bin: &Path) {
         // No cargo here (e.g. an archived test run): an existing binary is the best we have.
         Err(_) if bin.exists() => {}
         Ok(s) => {
-            panic!("`cargo build -p jobmesh-node --bin jobmesh --profile {profile}` failed ({s})")
+            panic!("`cargo build -p jobmesh --bin jobmesh --profile {profile}` failed ({s})")
         }
         Err(e) => panic!("cannot run cargo to build {}: {e}", bin.display()),
     }

@@ -7,4 +7,5 @@ pub mod job_market;
 pub mod net;
 pub mod node;
 pub mod settle;
+pub mod simnet;
 pub mod store;

@@ -264,6 +264,7 @@ async fn serve(
     .await?;
     let addrs = node.listen_addrs().await?;
     let shutdown = Arc::new(tokio::sync::Notify::new());
+    let market_handle = market.clone();
     let state = ApiState {
         node: node.clone(),
         fetch_timeout,
@@ -353,6 +354,7 @@ async fn serve(
             .into_future(),
     );
     stop.await;
+    market_handle.stop();
     let _ = graceful_tx.send(());
     let _ = std::fs::remove_file(&api_file);
     let _ = std::fs::remove_file(&token_file);

@@ -226,6 +226,7 @@ fn event(id: JobId, event: JobEvent) -> ActorMsg {
 #[derive(Clone)]
 pub struct Market {
     inner: Arc<Shared>,
+    worker: Option<Worker>,
 }
 
 /// What every task of the market shares.
@@ -240,6 +241,8 @@ pub(crate) struct Shared {
     updates: broadcast::Sender<JobStatus>,
     /// Where lottery notices go once a settlement service takes them ([`Market::take_lottery_notices`]).
     lottery_inbox: std::sync::Mutex<Option<mpsc::Sender<IncomingLottery>>>,
+    /// Set once by [`Market::stop`]; every loop of the market ends when it is.
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 /// A lottery notice from a payer, to be answered (signed) through [`IncomingLottery::answer`].
@@ -260,6 +263,17 @@ impl IncomingLottery {
 }
 
 impl Shared {
+    /// Whether [`Market::stop`] was called.
+    pub(crate) fn is_stopped(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Resolves once [`Market::stop`] is called.
+    pub(crate) async fn stopped(&self) {
+        let mut rx = self.stop.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
     /// Signs `request`, sends it to `peer` and opens the signed response.
     pub(crate) async fn ask(
         &self,
@@ -309,6 +323,7 @@ impl Market {
             actor: actor_tx,
             updates,
             lottery_inbox: std::sync::Mutex::new(None),
+            stop: tokio::sync::watch::channel(false).0,
         });
         let worker = shared
             .cfg
@@ -348,9 +363,32 @@ impl Market {
             .into_iter()
             .filter(|j| !j.phase.is_terminal())
             .collect();
-        tokio::spawn(inbound_loop(shared.clone(), worker, inbound));
+        tokio::spawn(inbound_loop(shared.clone(), worker.clone(), inbound));
         tokio::spawn(Actor::new(shared.clone(), live).run(actor_rx));
-        Ok(Market { inner: shared })
+        Ok(Market {
+            inner: shared,
+            worker,
+        })
+    }
+
+    /// Stops the market as a crash would, minus the data loss: every loop ends, running jobs are aborted,
+    /// lottery notices are refused, and its database is released once the last task lets go of it (what is on
+    /// disk is what a restart resumes from). Stop the node's swarm too for a full stop.
+    pub fn stop(&self) {
+        self.inner.stop.send_replace(true);
+        *self
+            .inner
+            .lottery_inbox
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+        if let Some(w) = &self.worker {
+            w.abort_all();
+        }
+    }
+
+    /// Resolves once [`Market::stop`] is called.
+    pub async fn stopped(&self) {
+        self.inner.stopped().await
     }
 
     /// The node this market runs on.
@@ -488,7 +526,14 @@ async fn inbound_loop(
     worker: Option<Worker>,
     mut inbound: mpsc::Receiver<InboundRequest>,
 ) {
-    while let Some(req) = inbound.recv().await {
+    loop {
+        let req = tokio::select! {
+            _ = shared.stopped() => return,
+            req = inbound.recv() => match req {
+                Some(req) => req,
+                None => return,
+            },
+        };
         let peer = req.peer;
         let request = match open_from::<Request>(&req.data, MAX_DIRECT_BYTES, &peer) {
             Ok(r) => r,
@@ -620,6 +665,7 @@ impl Actor {
                 }
             };
             tokio::select! {
+                _ = self.shared.stopped() => return,
                 msg = rx.recv() => match msg {
                     Some(msg) => self.on_msg(msg).await,
                     None => return,
@@ -817,7 +863,7 @@ impl Actor {
                             Ok(Response::Ack) => break (true, String::new()),
                             Ok(Response::Reject { reason }) => break (false, reason),
                             Ok(other) => break (false, format!("unexpected answer {other:?}")),
-                            Err(e) if now_ms() + 300 >= answer_by => {
+                            Err(e) if now_ms() + 300 >= answer_by || shared.is_stopped() => {
                                 break (false, format!("unreachable: {e}"))
                             }
                             Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
@@ -851,7 +897,7 @@ impl Actor {
                             }
                             other => debug!(job = %id, %worker, ?other, "no reveal yet"),
                         }
-                        if now_ms() + 300 >= until {
+                        if now_ms() + 300 >= until || shared.is_stopped() {
                             return;
                         }
                         tokio::time::sleep(Duration::from_millis(300)).await;

@@ -55,8 +55,12 @@ impl Default for WorkerPolicy {
 pub enum Conduct {
     /// Runs jobs and reports what they printed.
     Honest,
-    /// Byzantine: runs jobs but reports a different output (commits to it and reveals it consistently).
+    /// Byzantine: runs jobs but reports a different output (commits to it and reveals it consistently). Every
+    /// such worker forges the *same* wrong output: a colluding crowd.
     WrongOutput,
+    /// Byzantine without accomplices: reports a wrong output of its own (a broken or cheating machine whose
+    /// wrong answers no other worker repeats).
+    Faulty,
     /// Accepts assignments and then never commits (a crashed or lazy worker).
     SilentAfterAccept,
 }
@@ -118,11 +122,24 @@ impl Worker {
         None
     }
 
+    /// Aborts every running job (the market is stopping).
+    pub(crate) fn abort_all(&self) {
+        if let Ok(mut running) = self.running.lock() {
+            for (_, task) in running.drain() {
+                task.abort();
+            }
+        }
+    }
+
     /// Listens to the jobs topic: offers on announcements, drops cancelled jobs.
     pub(crate) fn spawn_gossip(self, mut rx: broadcast::Receiver<GossipMessage>) {
         tokio::spawn(async move {
             loop {
-                let msg = match rx.recv().await {
+                let msg = tokio::select! {
+                    _ = self.shared.stopped() => return,
+                    msg = rx.recv() => msg,
+                };
+                let msg = match msg {
                     Ok(m) => m,
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         warn!(missed = n, "job announcements arrived faster than handled");
@@ -289,6 +306,7 @@ impl Worker {
         );
         debug!(job = %id, "running");
         let conduct = self.policy.conduct;
+        let me = node.peer_id();
         let started = std::time::Instant::now();
         let (output, fuel_used, status) = tokio::task::spawn_blocking(move || {
             let code = read_file(&store, &spec.code)?;
@@ -298,8 +316,12 @@ impl Worker {
                 .run(&code, &input, &limits_of(&spec))
                 .map_err(|e| e.to_string())?;
             let mut output = outcome.output;
-            if conduct == Conduct::WrongOutput {
-                output.extend_from_slice(b" (forged)");
+            match conduct {
+                Conduct::WrongOutput => output.extend_from_slice(b" (forged)"),
+                Conduct::Faulty => {
+                    output.extend_from_slice(format!(" (corrupted on {me})").as_bytes())
+                }
+                _ => {}
             }
             let root = store
                 .add_file(&output[..], &Profile::KUBO)
@@ -351,6 +373,9 @@ impl Worker {
             }
             if now_ms() + 500 >= job.commit_by_ms {
                 warn!(job = %id, "commitment not delivered by its deadline");
+                return;
+            }
+            if self.shared.is_stopped() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(500)).await;

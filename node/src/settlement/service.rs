@@ -25,7 +25,9 @@ use crate::market::Market;
 /// How long a payee waits for a lottery file from its payer.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a payer waits for a payee to answer a notice.
-const NOTICE_TIMEOUT: Duration = Duration::from_secs(10);
+const NOTICE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a payer leaves an unreachable payee alone before sending it a notice again.
+const NOTICE_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Why a settlement operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +64,8 @@ struct Inner {
     round: Mutex<()>,
     /// Why the last round could not build a lottery, if it could not.
     blocked: std::sync::Mutex<Option<String>>,
+    /// Payees that did not answer a notice, and when to try them again.
+    unreachable: std::sync::Mutex<HashMap<PeerId, std::time::Instant>>,
 }
 
 /// One lottery in a [`SettlementReport`].
@@ -148,8 +152,10 @@ impl Settler {
                 last_built_ms: AtomicU64::new(last_built),
                 round: Mutex::new(()),
                 blocked: std::sync::Mutex::new(None),
+                unreachable: std::sync::Mutex::new(HashMap::new()),
             }),
         };
+        // Both loops end when the market stops (its notices channel closes then, too).
         let mut notices = market.take_lottery_notices();
         let me = settler.clone();
         tokio::spawn(async move {
@@ -163,7 +169,10 @@ impl Settler {
             let mut timer = tokio::time::interval(me.inner.cfg.poll);
             timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                timer.tick().await;
+                tokio::select! {
+                    _ = me.inner.market.stopped() => return,
+                    _ = timer.tick() => {}
+                }
                 if let Err(e) = me.round().await {
                     debug!(error = %e, "settlement round failed");
                 }
@@ -300,6 +309,8 @@ impl Settler {
             }
         }
         if !building {
+            // Advancing the others may have taken a while: draw blocks count from the chain's head now.
+            let head = self.inner.chain.block_number().await?;
             self.maybe_build(head).await?;
         }
         Ok(())
@@ -373,7 +384,18 @@ impl Settler {
                 .parse::<Cid>()
                 .map_err(|e| SettlerError::Store(e.to_string()))?,
         };
-        let pending: Vec<usize> = (0..payees.len()).filter(|&i| !payees[i].notified).collect();
+        let now = std::time::Instant::now();
+        let pending: Vec<usize> = {
+            let unreachable = self
+                .inner
+                .unreachable
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            (0..payees.len())
+                .filter(|&i| !payees[i].notified)
+                .filter(|&i| unreachable.get(&payees[i].peer).is_none_or(|t| *t <= now))
+                .collect()
+        };
         if pending.is_empty() {
             return Ok(());
         }
@@ -403,7 +425,12 @@ impl Settler {
                 }
                 Ok(other) => debug!(?other, "unexpected answer to a lottery notice"),
                 Err(e) => {
-                    debug!(payee = %payees[i].peer, error = %e, "lottery notice not delivered yet")
+                    debug!(payee = %payees[i].peer, error = %e, "lottery notice not delivered yet");
+                    self.inner
+                        .unreachable
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(payees[i].peer, now + NOTICE_BACKOFF);
                 }
             }
         }
@@ -654,11 +681,16 @@ impl Settler {
         let leaf = lottery
             .leaf_index(me)
             .ok_or_else(|| format!("{me} has no leaf in this lottery"))?;
-        match self.inner.chain.lottery_state(&lottery.description).await {
-            Ok(LotteryState::Pending) => {}
-            Ok(state) => return Err(format!("the lottery is not pending on chain ({state:?})")),
+        // A notice that arrives after the lottery was settled (its winner was quicker) is kept as lost; one
+        // that is not on chain at all is refused.
+        let (status, note) = match self.inner.chain.lottery_state(&lottery.description).await {
+            Ok(LotteryState::Pending) => {
+                (LotteryStatus::Committed, "accepted; waiting for the draw")
+            }
+            Ok(LotteryState::Settled) => (LotteryStatus::Lost, "settled before its notice arrived"),
+            Ok(LotteryState::Unknown) => return Err("the lottery is not committed on chain".into()),
             Err(e) => return Err(format!("cannot check the lottery on chain: {e}")),
-        }
+        };
         let _ = node.store().pin(&cid);
         let record = LotteryRecord {
             lottery,
@@ -667,10 +699,10 @@ impl Settler {
                 payer_peer: *payer,
                 leaf,
             },
-            status: LotteryStatus::Committed,
+            status,
             created_ms: now_ms(),
             gas_used: 0,
-            note: "accepted; waiting for the draw".into(),
+            note: note.into(),
         };
         self.save(&record).map_err(|e| e.to_string())?;
         info!(lottery = %record.id(), %payer, share = %record.lottery.leaves[leaf].length, "accepted a lottery");

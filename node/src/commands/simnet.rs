@@ -1,0 +1,49 @@
+//! `jobmesh simnet`: its arguments. The simulator itself lives in `jobmesh-simnet`, which depends on this
+//! crate; the `jobmesh` binary hands it to [`crate::cli::run_with`] as the [`SimnetRunner`].
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::cli::Context;
+
+/// Runs `jobmesh simnet` (provided by the binary, which links the simulator).
+pub type SimnetRunner = fn(&Context, &SimnetArgs) -> anyhow::Result<()>;
+
+/// Arguments of `jobmesh simnet`.
+#[derive(Debug, Clone, Args)]
+pub struct SimnetArgs {
+    /// Nodes in the simulated mesh (requesters + workers), all in this process.
+    #[arg(long, default_value_t = 100)]
+    pub nodes: usize,
+    /// How many of the nodes submit jobs; the others run them.
+    #[arg(long, default_value_t = 10)]
+    pub requesters: usize,
+    /// Jobs to submit in all (a mix of examples/: CPU-heavy, wordcount, echo, out-of-fuel, throwing).
+    #[arg(long, default_value_t = 1000)]
+    pub jobs: usize,
+    /// Replicas per job.
+    #[arg(long, default_value_t = 3)]
+    pub replicas: u8,
+    /// Share of workers that return wrong outputs (0–1).
+    #[arg(long, default_value_t = 0.1)]
+    pub byzantine: f64,
+    /// Share of workers that crash once during the run and restart on their data (0–1).
+    #[arg(long, default_value_t = 0.1)]
+    pub crash: f64,
+    /// Fresh identities that join mid-run, accept work and never answer.
+    #[arg(long, default_value_t = 5)]
+    pub sybils: usize,
+    /// Seed of every random choice: the same seed gives the same outcome.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Jobs each requester keeps in flight.
+    #[arg(long, default_value_t = 20)]
+    pub in_flight: usize,
+    /// Seconds each job has to finish.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub job_timeout: f64,
+    /// Folder for the report (summary.json and index.html with plots).
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
+}

@@ -1,0 +1,797 @@
+//! A scripted simulation: N complete nodes on the memory transport settling on one embedded chain, a mix of
+//! jobs from `examples/`, and faults drawn from the seed (faulty workers, crashes with restarts, a crowd of
+//! fresh identities that accept work and go silent). Produces a [`Summary`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jobmesh_contracts::alloy::primitives::U256;
+use jobmesh_contracts::DeployParams;
+use jobmesh_exec::{JobCode, Limits, Plugin};
+use jobmesh_node::market::messages::{CodeKind, JobLimits};
+use jobmesh_node::market::tally::owed_wei;
+use jobmesh_node::market::{Conduct, JobRequest, Market, WorkerPolicy};
+use jobmesh_node::settlement::{LotteryStatus, SettlerConfig, Side};
+use jobmesh_p2p::Transport;
+use jobmesh_store::unixfs::{file_cid, Profile};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use crate::{Cluster, ClusterError, SimChain};
+
+/// What to simulate.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scenario {
+    /// Nodes in the mesh (requesters + workers).
+    pub nodes: usize,
+    /// How many of them submit jobs (the others work).
+    pub requesters: usize,
+    /// Jobs submitted in all.
+    pub jobs: usize,
+    /// Replicas per job.
+    pub replicas: u8,
+    /// Share of workers that return wrong outputs (each its own).
+    pub byzantine: f64,
+    /// Share of workers that crash once and restart.
+    pub crash: f64,
+    /// Fresh identities that join during the run, accept work and never answer.
+    pub sybils: usize,
+    /// Seed of every random choice (roles, job mix, fault times, block hashes).
+    pub seed: u64,
+    /// Jobs each requester keeps in flight.
+    pub in_flight: usize,
+    /// Time a job has to finish (a silent worker holds its replica for half of it).
+    pub job_timeout: Duration,
+}
+
+/// Why a simulation could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The scenario does not make sense.
+    #[error("invalid scenario: {0}")]
+    Invalid(String),
+    /// Building the cluster or a job failed.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+}
+
+/// What the simulation reports while it runs.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    /// Nodes are starting.
+    Starting {
+        /// How many.
+        nodes: usize,
+    },
+    /// A job reached a terminal phase.
+    JobDone {
+        /// Jobs over so far.
+        done: usize,
+        /// All jobs.
+        total: usize,
+    },
+    /// A fault was injected (in words).
+    Fault(String),
+    /// Waiting for the last lotteries to be drawn and claimed.
+    Settling,
+}
+
+/// One finished job.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobRecord {
+    /// Which kind from the mix.
+    pub kind: &'static str,
+    /// Terminal phase.
+    pub phase: String,
+    /// Why (for failures).
+    pub reason: String,
+    /// Seconds from the start of the run to its submission.
+    pub submitted_s: f64,
+    /// Submit → terminal, in milliseconds.
+    pub latency_ms: f64,
+    /// Fuel of the accepted result.
+    pub fuel_used: u64,
+    /// Whether it was verified with an output other than the reference run's.
+    pub wrong: bool,
+}
+
+/// The deterministic part of a run: the same seed gives the same outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    /// Jobs submitted.
+    pub jobs: usize,
+    /// Jobs by terminal phase.
+    pub by_phase: BTreeMap<String, usize>,
+    /// Jobs by kind, then by `phase/status` of the accepted result.
+    pub by_kind: BTreeMap<String, BTreeMap<String, usize>>,
+    /// Failed jobs by reason.
+    pub failed_by_reason: BTreeMap<String, usize>,
+    /// Verified jobs whose output differs from the reference run (must be 0).
+    pub wrong_results_accepted: usize,
+    /// Fuel of every verified job's accepted result.
+    pub fuel_used: u64,
+    /// Faulty workers (member indices).
+    pub byzantine: Vec<usize>,
+    /// Crashing workers (member indices).
+    pub crashing: Vec<usize>,
+}
+
+/// One worker's settlement.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerPay {
+    /// Member index.
+    pub member: usize,
+    /// Whether it is honest.
+    pub honest: bool,
+    /// What it earned: for every verified job it agreed on, fuel × price (from the requesters' job records).
+    pub earned_wei: f64,
+    /// What requesters owe it (in lotteries or still in their ledgers), in wei: must equal `earned_wei`.
+    pub owed_wei: f64,
+    /// What it won through lotteries, in wei.
+    pub received_wei: f64,
+}
+
+/// Settlement over the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct SettlementSummary {
+    /// Lotteries committed.
+    pub lotteries_committed: usize,
+    /// Claimed by their winner.
+    pub lotteries_paid: usize,
+    /// Reclaimed by their payer after the claim window.
+    pub lotteries_reclaimed: usize,
+    /// Still pending at the end.
+    pub lotteries_pending: usize,
+    /// Gas of every settlement transaction (commits, claims, reclaims, redraws).
+    pub gas_used: u64,
+    /// Paid replicas (one plain transfer each without lotteries).
+    pub payments: usize,
+    /// Gas of paying each of them with a plain 21,000-gas transfer.
+    pub gas_plain_transfers: u64,
+    /// Deposits made, in wei.
+    pub deposits_wei: String,
+    /// The contract's ETH balance at the end, in wei.
+    pub contract_balance_wei: String,
+    /// Whether contract balance = deposits − withdrawals (no withdrawals here).
+    pub no_money_lost: bool,
+    /// Owed to workers still in ledgers at the end, in wei.
+    pub owed_unsettled_wei: String,
+    /// Per worker.
+    pub workers: Vec<WorkerPay>,
+}
+
+/// Network counters summed over nodes.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetworkSummary {
+    /// Gossip messages delivered.
+    pub gossip_delivered: u64,
+    /// Delivered announcements per (announcement × other node): 1.0 is full delivery.
+    pub gossip_delivery_ratio: f64,
+    /// Bytes moved by bitswap.
+    pub bitswap_bytes: u64,
+    /// Blocks moved by bitswap.
+    pub bitswap_blocks: u64,
+    /// Direct market requests sent.
+    pub direct_requests: u64,
+}
+
+/// Everything a run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// What ran.
+    pub scenario: Scenario,
+    /// The deterministic outcome.
+    pub outcome: Outcome,
+    /// Wall time of the whole run, in seconds.
+    pub wall_s: f64,
+    /// Submit → terminal latency percentiles (p50, p95, p99), in milliseconds.
+    pub latency_ms: [f64; 3],
+    /// Peak resident memory of the process, in MiB (Linux; 0 elsewhere).
+    pub peak_rss_mib: f64,
+    /// Faults injected, in words, with their time.
+    pub faults: Vec<String>,
+    /// Network counters.
+    pub network: NetworkSummary,
+    /// Settlement.
+    pub settlement: SettlementSummary,
+    /// Every job.
+    pub jobs: Vec<JobRecord>,
+}
+
+/// Price every job offers, in wei per million fuel.
+const PRICE: u64 = 1_000;
+/// Deposit of each requester.
+const DEPOSIT_WEI: u128 = 1_000_000_000_000_000_000; // 1 ETH
+
+/// One kind of job of the mix: its source and how to draw an input.
+struct Kind {
+    name: &'static str,
+    source: &'static str,
+    max_fuel: Option<u64>,
+    input: fn(&mut StdRng, usize) -> Vec<u8>,
+}
+
+const THROWS_JS: &str = "// throws.js: fails on purpose (replicas agree on the exception).\n\
+    const buf = new Uint8Array(64); const n = Javy.IO.readSync(0, buf);\n\
+    throw new Error('job input ' + new TextDecoder().decode(buf.subarray(0, n)));\n";
+
+fn kinds() -> Vec<(Kind, u32)> {
+    vec![
+        (
+            Kind {
+                name: "cpu-heavy",
+                source: include_str!("../../examples/cpu-heavy.js"),
+                max_fuel: None,
+                input: |r, _| {
+                    format!("{{\"rounds\": {}}}", [100, 200, 400][r.gen_range(0..3)]).into_bytes()
+                },
+            },
+            4,
+        ),
+        (
+            Kind {
+                name: "wordcount",
+                source: include_str!("../../examples/wordcount.js"),
+                max_fuel: None,
+                input: |_, _| include_bytes!("../../examples/wordcount.input.json").to_vec(),
+            },
+            2,
+        ),
+        (
+            Kind {
+                name: "echo",
+                source: include_str!("../../examples/echo.js"),
+                max_fuel: None,
+                input: |_, j| format!("job {j}").into_bytes(),
+            },
+            2,
+        ),
+        (
+            Kind {
+                name: "out-of-fuel",
+                source: include_str!("../../examples/cpu-heavy.js"),
+                max_fuel: Some(3_000_000),
+                input: |_, _| b"{\"rounds\": 100000}".to_vec(),
+            },
+            1,
+        ),
+        (
+            Kind {
+                name: "throws",
+                source: THROWS_JS,
+                max_fuel: None,
+                input: |r, _| format!("{}", r.gen_range(0..4)).into_bytes(),
+            },
+            1,
+        ),
+    ]
+}
+
+impl Scenario {
+    /// Checks the numbers make sense.
+    pub fn check(&self) -> Result<(), SimError> {
+        let bad = |m: String| Err(SimError::Invalid(m));
+        if self.requesters == 0 || self.requesters >= self.nodes {
+            return bad(format!(
+                "--requesters must be between 1 and --nodes - 1 (got {} of {})",
+                self.requesters, self.nodes
+            ));
+        }
+        let workers = self.nodes - self.requesters;
+        if self.replicas == 0 || usize::from(self.replicas) > workers {
+            return bad(format!(
+                "--replicas must be between 1 and the number of workers ({workers})"
+            ));
+        }
+        for (name, v) in [("--byzantine", self.byzantine), ("--crash", self.crash)] {
+            if !(0.0..=1.0).contains(&v) {
+                return bad(format!("{name} must be a share between 0 and 1"));
+            }
+        }
+        let faulty = (self.byzantine * workers as f64).round() as usize;
+        if workers - faulty < usize::from(self.replicas) / 2 + 1 {
+            return bad("too many byzantine workers: honest ones cannot form a majority".into());
+        }
+        if self.in_flight == 0 {
+            return bad("--in-flight must be at least 1".into());
+        }
+        if self.job_timeout < Duration::from_secs(5) {
+            return bad("--job-timeout must be at least 5 s".into());
+        }
+        Ok(())
+    }
+}
+
+/// Runs the scenario; `progress` hears what happens as it happens.
+pub async fn run(
+    s: &Scenario,
+    progress: impl Fn(Progress) + Send + Sync + 'static,
+) -> Result<Summary, SimError> {
+    s.check()?;
+    let progress = Arc::new(progress);
+    let started = Instant::now();
+    let mut rng = StdRng::seed_from_u64(s.seed);
+    let workers: Vec<usize> = (s.requesters..s.nodes).collect();
+    let mut shuffled = workers.clone();
+    shuffled.shuffle(&mut rng);
+    let n_byz = (s.byzantine * workers.len() as f64).round() as usize;
+    let n_crash = ((s.crash * workers.len() as f64).round() as usize).min(workers.len() - n_byz);
+    let mut byzantine: Vec<usize> = shuffled[..n_byz].to_vec();
+    let mut crashing: Vec<usize> = shuffled[n_byz..n_byz + n_crash].to_vec();
+    byzantine.sort_unstable();
+    crashing.sort_unstable();
+    let roles: Vec<Option<WorkerPolicy>> = (0..s.nodes)
+        .map(|i| {
+            (i >= s.requesters).then(|| WorkerPolicy {
+                conduct: if byzantine.contains(&i) {
+                    Conduct::Faulty
+                } else {
+                    Conduct::Honest
+                },
+                ..WorkerPolicy::default()
+            })
+        })
+        .collect();
+
+    // Settlement on one embedded chain, a block per 200 ms: each requester pays what it owes in one lottery
+    // every 3 s.
+    let policy = SettlerConfig {
+        threshold_wei: u128::MAX,
+        period: Duration::from_secs(3),
+        poll: Duration::from_millis(500),
+        draw_in_blocks: 10,
+        ..SettlerConfig::default()
+    };
+    let params = DeployParams {
+        claim_window: 100,
+        ..DeployParams::default()
+    };
+    let chain = SimChain::new(s.seed, params, policy, U256::ZERO)?;
+    let miner = chain.spawn_miner(Duration::from_millis(200));
+    progress(Progress::Starting { nodes: s.nodes });
+    let mut cluster = Cluster::start_with(&roles, Transport::Memory, Some(chain.clone())).await?;
+    let mut deposits = U256::ZERO;
+    for m in &cluster.members[..s.requesters] {
+        let settler = m.settler.as_ref().expect("every member settles");
+        settler
+            .deposit(U256::from(DEPOSIT_WEI))
+            .await
+            .map_err(|e| ClusterError::Job(format!("deposit: {e}")))?;
+        deposits += U256::from(DEPOSIT_WEI);
+    }
+
+    // The job mix and each job's reference result (computed here once per distinct input).
+    let mix = kinds();
+    let weights: u32 = mix.iter().map(|(_, w)| w).sum();
+    let plugin = Plugin::bundled().cid();
+    let exec = cluster.executor().clone();
+    let mut compiled: HashMap<&'static str, Vec<u8>> = HashMap::new();
+    let mut reference: HashMap<(&'static str, Vec<u8>), (String, String)> = HashMap::new();
+    let mut planned: Vec<Vec<Planned>> = (0..s.requesters).map(|_| Vec::new()).collect();
+    for j in 0..s.jobs {
+        let mut pick = rng.gen_range(0..weights);
+        let (kind, _) = mix
+            .iter()
+            .find(|(_, w)| {
+                let hit = pick < *w;
+                pick = pick.saturating_sub(*w);
+                hit
+            })
+            .expect("weights cover the range");
+        let input = (kind.input)(&mut rng, j);
+        let requester = j % s.requesters;
+        if !compiled.contains_key(kind.name) {
+            let code =
+                tokio::task::block_in_place(|| exec.compile_js(&plugin, "job.js", kind.source))
+                    .map_err(|e| ClusterError::Job(format!("{}: {e}", kind.name)))?;
+            compiled.insert(kind.name, JobCode::Js(code).to_bytes());
+        }
+        let code_bytes = &compiled[kind.name];
+        let mut limits = Limits::default();
+        if let Some(f) = kind.max_fuel {
+            limits.fuel = f;
+        }
+        let key = (kind.name, input.clone());
+        if !reference.contains_key(&key) {
+            let code =
+                JobCode::from_bytes(code_bytes).map_err(|e| ClusterError::Job(e.to_string()))?;
+            let out = tokio::task::block_in_place(|| exec.run(&code, &input, &limits))
+                .map_err(|e| ClusterError::Job(e.to_string()))?;
+            let cid = file_cid(&out.output, &Profile::KUBO)
+                .map_err(|e| ClusterError::Job(e.to_string()))?;
+            reference.insert(
+                key.clone(),
+                (cid.to_string(), out.status.name().to_string()),
+            );
+        }
+        let m = &cluster.members[requester];
+        let req = JobRequest {
+            kind: CodeKind::JavyBytecode,
+            plugin: Some(plugin),
+            code: m.add(code_bytes)?,
+            input: m.add(&input)?,
+            limits: JobLimits {
+                max_fuel: limits.fuel,
+                memory_bytes: limits.memory_bytes,
+                output_bytes: limits.output_bytes,
+                stderr_bytes: limits.stderr_bytes,
+            },
+            replicas: s.replicas,
+            price_wei_per_mfuel: PRICE,
+            verifier: None,
+            timeout: s.job_timeout,
+        };
+        let (want_cid, want_status) = reference[&key].clone();
+        planned[requester].push(Planned {
+            index: j,
+            kind: kind.name,
+            request: req,
+            want_cid,
+            want_status,
+        });
+    }
+
+    // Faults: crash times and downtimes, and the moment the silent crowd arrives, all from the seed.
+    let mut events: Vec<(Duration, Fault)> = crashing
+        .iter()
+        .map(|&i| {
+            (
+                Duration::from_millis(rng.gen_range(1_000..8_000)),
+                Fault::Crash {
+                    member: i,
+                    down: Duration::from_millis(rng.gen_range(500..3_000)),
+                },
+            )
+        })
+        .collect();
+    if s.sybils > 0 {
+        events.push((
+            Duration::from_millis(rng.gen_range(500..4_000)),
+            Fault::Sybils(s.sybils),
+        ));
+    }
+    events.sort_by_key(|(t, _)| *t);
+
+    // Requesters submit in parallel (their markets are cheap clones); faults are applied meanwhile.
+    let jobs_started = Instant::now();
+    let total = s.jobs;
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut drivers = tokio::task::JoinSet::new();
+    for (r, list) in planned.into_iter().enumerate() {
+        let market = cluster.members[r].market.clone();
+        let (done, progress, in_flight) = (done.clone(), progress.clone(), s.in_flight);
+        drivers.spawn(drive(market, list, in_flight, jobs_started, move || {
+            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            progress(Progress::JobDone { done: n, total });
+        }));
+    }
+    let mut faults = Vec::new();
+    for (at, fault) in events {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(jobs_started + at)).await;
+        let line = match fault {
+            Fault::Crash { member, down } => {
+                cluster.restart(member, down).await?;
+                format!(
+                    "{:.1}s: worker {member} crashed, restarted after {:.1}s",
+                    at.as_secs_f64(),
+                    down.as_secs_f64()
+                )
+            }
+            Fault::Sybils(n) => {
+                let silent = WorkerPolicy {
+                    conduct: Conduct::SilentAfterAccept,
+                    ..WorkerPolicy::default()
+                };
+                for _ in 0..n {
+                    cluster.join(Some(silent.clone())).await?;
+                }
+                format!(
+                    "{:.1}s: {n} fresh identities joined, accepting work and never answering",
+                    at.as_secs_f64()
+                )
+            }
+        };
+        progress(Progress::Fault(line.clone()));
+        faults.push(line);
+    }
+    let mut records = Vec::new();
+    while let Some(r) = drivers.join_next().await {
+        records.extend(r.map_err(|e| ClusterError::Job(e.to_string()))?);
+    }
+    records.sort_by_key(|(j, _)| *j);
+    let records: Vec<JobRecord> = records.into_iter().map(|(_, r)| r).collect();
+
+    // Let settlement finish: every requester's ledger moved into lotteries, every lottery drawn and settled.
+    progress(Progress::Settling);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut busy = false;
+        for m in &cluster.members {
+            if let Some(st) = &m.settler {
+                let records = st.records().unwrap_or_default();
+                busy |= records.iter().any(|r| !r.status.is_final());
+                if m.worker.is_none() {
+                    busy |= m
+                        .market
+                        .db()
+                        .ledger()
+                        .map(|l| !l.is_empty())
+                        .unwrap_or(false);
+                }
+            }
+        }
+        if !busy || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    let outcome = outcome_of(&records, byzantine.clone(), crashing.clone());
+    let network = network_of(&cluster, outcome.jobs).await;
+    let settlement = settlement_of(&cluster, &chain, deposits, &byzantine, s.requesters);
+    let mut latencies: Vec<f64> = records.iter().map(|r| r.latency_ms).collect();
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        if latencies.is_empty() {
+            0.0
+        } else {
+            latencies[((latencies.len() - 1) as f64 * p).round() as usize]
+        }
+    };
+    miner.abort();
+    let summary = Summary {
+        scenario: s.clone(),
+        outcome,
+        wall_s: started.elapsed().as_secs_f64(),
+        latency_ms: [pct(0.50), pct(0.95), pct(0.99)],
+        peak_rss_mib: peak_rss_mib(),
+        faults,
+        network,
+        settlement,
+        jobs: records,
+    };
+    cluster.shutdown().await;
+    Ok(summary)
+}
+
+/// A job ready to submit, with the reference run's output CID and status.
+struct Planned {
+    index: usize,
+    kind: &'static str,
+    request: JobRequest,
+    want_cid: String,
+    want_status: String,
+}
+
+enum Fault {
+    Crash { member: usize, down: Duration },
+    Sybils(usize),
+}
+
+/// Submits one requester's jobs, `in_flight` at a time, and records how each ended.
+async fn drive(
+    market: Market,
+    list: Vec<Planned>,
+    in_flight: usize,
+    t0: Instant,
+    on_done: impl Fn() + Send + Sync + 'static,
+) -> Vec<(usize, JobRecord)> {
+    let on_done = Arc::new(on_done);
+    let gate = Arc::new(tokio::sync::Semaphore::new(in_flight));
+    let mut tasks = tokio::task::JoinSet::new();
+    for Planned {
+        index: j,
+        kind,
+        request: req,
+        want_cid,
+        want_status,
+    } in list
+    {
+        let permit = gate.clone().acquire_owned().await.expect("semaphore open");
+        let (market, on_done) = (market.clone(), on_done.clone());
+        tasks.spawn(async move {
+            let submitted = t0.elapsed().as_secs_f64();
+            let sent = Instant::now();
+            let timeout = req.timeout + Duration::from_secs(10);
+            let record = match market.submit(req).await {
+                Ok(id) => match market.wait(&id, timeout).await {
+                    Ok(st) => JobRecord {
+                        kind,
+                        wrong: st.phase == "verified"
+                            && (st.output.as_deref() != Some(want_cid.as_str())
+                                || st.status.as_deref() != Some(want_status.as_str())),
+                        phase: st.phase,
+                        reason: st.reason,
+                        submitted_s: submitted,
+                        latency_ms: sent.elapsed().as_secs_f64() * 1e3,
+                        fuel_used: st.fuel_used.unwrap_or(0),
+                    },
+                    Err(e) => failed(kind, submitted, sent, format!("lost track: {e}")),
+                },
+                Err(e) => failed(kind, submitted, sent, format!("not submitted: {e}")),
+            };
+            drop(permit);
+            on_done();
+            (j, record)
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        if let Ok(r) = r {
+            out.push(r);
+        }
+    }
+    out
+}
+
+fn failed(kind: &'static str, submitted_s: f64, sent: Instant, reason: String) -> JobRecord {
+    JobRecord {
+        kind,
+        phase: "failed".into(),
+        reason,
+        submitted_s,
+        latency_ms: sent.elapsed().as_secs_f64() * 1e3,
+        fuel_used: 0,
+        wrong: false,
+    }
+}
+
+fn outcome_of(records: &[JobRecord], byzantine: Vec<usize>, crashing: Vec<usize>) -> Outcome {
+    let mut o = Outcome {
+        jobs: records.len(),
+        by_phase: BTreeMap::new(),
+        by_kind: BTreeMap::new(),
+        failed_by_reason: BTreeMap::new(),
+        wrong_results_accepted: records.iter().filter(|r| r.wrong).count(),
+        fuel_used: 0,
+        byzantine,
+        crashing,
+    };
+    for r in records {
+        *o.by_phase.entry(r.phase.clone()).or_default() += 1;
+        *o.by_kind
+            .entry(r.kind.to_string())
+            .or_default()
+            .entry(r.phase.clone())
+            .or_default() += 1;
+        if r.phase == "verified" {
+            o.fuel_used += r.fuel_used;
+        } else {
+            *o.failed_by_reason.entry(r.reason.clone()).or_default() += 1;
+        }
+    }
+    o
+}
+
+async fn network_of(cluster: &Cluster, jobs: usize) -> NetworkSummary {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (mut gossip, mut bytes, mut blocks, mut direct) = (0, 0, 0, 0);
+    for m in &cluster.members {
+        let st = m.node.stats();
+        gossip += st.gossip_messages.load(Relaxed);
+        bytes += st.bitswap_bytes.load(Relaxed);
+        blocks += st.bitswap_blocks.load(Relaxed);
+        direct += st.direct_sent.load(Relaxed);
+    }
+    let others = cluster.members.len().saturating_sub(1).max(1);
+    NetworkSummary {
+        gossip_delivered: gossip,
+        gossip_delivery_ratio: gossip as f64 / (jobs.max(1) * others) as f64,
+        bitswap_bytes: bytes,
+        bitswap_blocks: blocks,
+        direct_requests: direct,
+    }
+}
+
+fn settlement_of(
+    cluster: &Cluster,
+    chain: &SimChain,
+    deposits: U256,
+    byzantine: &[usize],
+    requesters: usize,
+) -> SettlementSummary {
+    let f = |v: U256| -> f64 { v.into() };
+    let index: HashMap<_, usize> = cluster
+        .members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.node.peer_id(), i))
+        .collect();
+    let by_text: HashMap<String, usize> = index.iter().map(|(p, i)| (p.to_string(), *i)).collect();
+    let mut earned: HashMap<usize, f64> = HashMap::new();
+    let mut owed: HashMap<usize, f64> = HashMap::new();
+    let mut received: HashMap<usize, f64> = HashMap::new();
+    let (mut committed, mut paid, mut reclaimed, mut pending, mut gas, mut payments) =
+        (0, 0, 0, 0, 0u64, 0usize);
+    let mut unsettled = 0u128;
+    for (i, m) in cluster.members.iter().enumerate() {
+        let Some(st) = &m.settler else { continue };
+        for r in st.records().unwrap_or_default() {
+            gas += r.gas_used;
+            match &r.side {
+                Side::Payer { payees } => {
+                    if r.status == LotteryStatus::Abandoned {
+                        continue;
+                    }
+                    committed += 1;
+                    match r.status {
+                        LotteryStatus::Paid => paid += 1,
+                        LotteryStatus::Reclaimed => reclaimed += 1,
+                        _ => pending += 1,
+                    }
+                    for p in payees {
+                        if let Some(&w) = index.get(&p.peer) {
+                            *owed.entry(w).or_default() += p.wei as f64;
+                        }
+                    }
+                }
+                Side::Payee { .. } if r.status == LotteryStatus::Claimed => {
+                    *received.entry(i).or_default() += f(r.lottery.description.total);
+                }
+                Side::Payee { .. } => {}
+            }
+        }
+        if i < requesters {
+            for (peer, wei) in m.market.db().ledger().unwrap_or_default() {
+                unsettled += wei;
+                if let Some(&w) = index.get(&peer) {
+                    *owed.entry(w).or_default() += wei as f64;
+                }
+            }
+            for job in m.market.list().unwrap_or_default() {
+                payments += job.agreeing.len();
+                for w in &job.agreeing {
+                    if let Some(&w) = by_text.get(w) {
+                        *earned.entry(w).or_default() +=
+                            owed_wei(job.fuel_used.unwrap_or(0), PRICE) as f64;
+                    }
+                }
+            }
+        }
+    }
+    let contract_balance = chain.chain.balance(chain.contract);
+    let workers = (requesters..cluster.members.len())
+        .map(|i| WorkerPay {
+            member: i,
+            honest: !byzantine.contains(&i)
+                && cluster.members[i]
+                    .worker
+                    .as_ref()
+                    .is_some_and(|w| w.conduct == Conduct::Honest),
+            earned_wei: earned.get(&i).copied().unwrap_or(0.0),
+            owed_wei: owed.get(&i).copied().unwrap_or(0.0),
+            received_wei: received.get(&i).copied().unwrap_or(0.0),
+        })
+        .collect();
+    SettlementSummary {
+        lotteries_committed: committed,
+        lotteries_paid: paid,
+        lotteries_reclaimed: reclaimed,
+        lotteries_pending: pending,
+        gas_used: gas,
+        payments,
+        gas_plain_transfers: payments as u64 * 21_000,
+        deposits_wei: deposits.to_string(),
+        contract_balance_wei: contract_balance.to_string(),
+        no_money_lost: contract_balance == deposits,
+        owed_unsettled_wei: unsettled.to_string(),
+        workers,
+    }
+}
+
+/// Peak resident set size of this process (VmHWM), in MiB.
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}

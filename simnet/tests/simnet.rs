@@ -1,0 +1,91 @@
+//! A CI-sized simulation (20 nodes, 100 jobs, 10 % faulty and 10 % crashing workers, a few silent sybils) through
+//! the same code as `jobmesh simnet`: every job ends with a stated reason, no wrong result is accepted, no wei is
+//! lost, every honest worker's earnings are owed to it (in lotteries or the ledger), and the same seed gives the
+//! same outcome.
+
+use jobmesh_simnet::scenario::{run, Scenario, Summary};
+
+fn scenario(seed: u64, nodes: usize, jobs: usize) -> Scenario {
+    Scenario {
+        nodes,
+        requesters: 2,
+        jobs,
+        replicas: 3,
+        byzantine: 0.1,
+        crash: 0.1,
+        sybils: 2,
+        seed,
+        in_flight: 10,
+        job_timeout: std::time::Duration::from_secs(30),
+    }
+}
+
+fn check(s: &Summary) {
+    assert_eq!(s.jobs.len(), s.scenario.jobs);
+    for j in &s.jobs {
+        assert!(
+            ["verified", "failed", "expired", "cancelled"].contains(&j.phase.as_str()),
+            "job not over: {j:?}"
+        );
+        if j.phase != "verified" {
+            assert!(!j.reason.is_empty(), "a failure without a reason: {j:?}");
+        }
+    }
+    assert_eq!(s.outcome.wrong_results_accepted, 0, "{:#?}", s.outcome);
+    assert!(
+        s.settlement.no_money_lost,
+        "contract holds {} wei, deposits were {}",
+        s.settlement.contract_balance_wei, s.settlement.deposits_wei
+    );
+    for w in &s.settlement.workers {
+        assert_eq!(
+            w.owed_wei, w.earned_wei,
+            "worker {} earned and owed differ",
+            w.member
+        );
+        if !w.honest {
+            assert_eq!(w.earned_wei, 0.0, "faulty worker {} was paid", w.member);
+        }
+    }
+    assert!(s.settlement.lotteries_committed > 0);
+    assert!(s.outcome.by_phase.get("verified").copied().unwrap_or(0) >= s.scenario.jobs * 9 / 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ci_sized_simnet_keeps_its_invariants_and_repeats_its_outcome() {
+    let first = run(&scenario(7, 20, 100), |_| {})
+        .await
+        .expect("simnet runs");
+    println!("{}", jobmesh_simnet::report::text(&first));
+    check(&first);
+    let again = run(&scenario(7, 20, 100), |_| {})
+        .await
+        .expect("simnet runs");
+    check(&again);
+    assert_eq!(first.outcome, again.outcome, "same seed, same outcome");
+}
+
+#[tokio::test]
+async fn nonsense_scenarios_are_refused_with_a_reason() {
+    let mut s = scenario(1, 5, 10);
+    s.requesters = 5;
+    assert!(run(&s, |_| {})
+        .await
+        .unwrap_err()
+        .to_string()
+        .contains("--requesters"));
+    let mut s = scenario(1, 5, 10);
+    s.replicas = 9;
+    assert!(run(&s, |_| {})
+        .await
+        .unwrap_err()
+        .to_string()
+        .contains("--replicas"));
+    let mut s = scenario(1, 5, 10);
+    s.byzantine = 1.5;
+    assert!(run(&s, |_| {})
+        .await
+        .unwrap_err()
+        .to_string()
+        .contains("--byzantine"));
+}
