@@ -15,8 +15,8 @@ home="$(mktemp -d)"
 trap 'rm -rf "$home"' EXIT
 export JOBMESH_HOME="$home"
 
-echo "==> jobmesh simnet: 20 nodes, 100 jobs × 3 replicas, 10 % faulty and 10 % crashing workers, 3 sybils"
-"$jobmesh" simnet --nodes 20 --requesters 2 --jobs 100 --replicas 3 --byzantine 0.1 --crash 0.1 --sybils 3 \
+echo "==> jobmesh simnet: 20 nodes, 100 jobs × 3 replicas, 10 % faulty, crashing and slow workers, 3 sybils"
+"$jobmesh" simnet --nodes 20 --requesters 2 --jobs 100 --replicas 3 --byzantine 0.1 --crash 0.1 --slow 0.1 --sybils 3 \
   --seed 42 --report simnet-report
 
 echo "==> jobmesh init"

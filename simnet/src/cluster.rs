@@ -125,6 +125,17 @@ impl SimChain {
 }
 
 impl Member {
+    /// A member made of started parts, its role and its data dir.
+    fn of(parts: Launched, worker: Option<WorkerPolicy>, dir: tempfile::TempDir) -> Member {
+        Member {
+            node: parts.node,
+            market: parts.market,
+            worker,
+            settler: parts.settler,
+            dir,
+        }
+    }
+
     /// Stores bytes as a UnixFS file in this member's store.
     pub fn add(&self, bytes: &[u8]) -> Result<Cid, ClusterError> {
         self.node
@@ -273,19 +284,7 @@ impl Cluster {
             )
             .await
             {
-                Ok(Launched {
-                    node,
-                    market,
-                    settler,
-                }) => {
-                    break Member {
-                        node,
-                        market,
-                        worker,
-                        settler,
-                        dir,
-                    }
-                }
+                Ok(parts) => break Member::of(parts, worker, dir),
                 Err(e) if tokio::time::Instant::now() > deadline => return Err(fail(e)),
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
@@ -378,18 +377,9 @@ async fn start_member(
     exec: Arc<Executor>,
     chain: Option<&SimChain>,
 ) -> Result<Member, String> {
-    let Launched {
-        node,
-        market,
-        settler,
-    } = start_member_in(&dir, key, worker.clone(), bootstrap, transport, exec, chain).await?;
-    Ok(Member {
-        node,
-        market,
-        worker,
-        settler,
-        dir,
-    })
+    let parts =
+        start_member_in(&dir, key, worker.clone(), bootstrap, transport, exec, chain).await?;
+    Ok(Member::of(parts, worker, dir))
 }
 
 /// Starts a member's parts on `dir`; `key: None` makes a new member (new identity; funded and with its start

@@ -17,6 +17,7 @@ pub fn run(ctx: &Context, a: &SimnetArgs) -> Result<()> {
         replicas: a.replicas,
         byzantine: a.byzantine,
         crash: a.crash,
+        slow: a.slow,
         sybils: a.sybils,
         seed: a.seed,
         in_flight: a.in_flight,

@@ -37,6 +37,8 @@ pub struct Scenario {
     pub byzantine: f64,
     /// Share of workers that crash once and restart.
     pub crash: f64,
+    /// Share of workers that are honest but slow (each run starts 1–3 s late).
+    pub slow: f64,
     /// Fresh identities that join during the run, accept work and never answer.
     pub sybils: usize,
     /// Seed of every random choice (roles, job mix, fault times, block hashes).
@@ -117,6 +119,8 @@ pub struct Outcome {
     pub byzantine: Vec<usize>,
     /// Crashing workers (member indices).
     pub crashing: Vec<usize>,
+    /// Slow workers (member indices).
+    pub slow: Vec<usize>,
 }
 
 /// One worker's settlement.
@@ -286,7 +290,11 @@ impl Scenario {
                 "--replicas must be between 1 and the number of workers ({workers})"
             ));
         }
-        for (name, v) in [("--byzantine", self.byzantine), ("--crash", self.crash)] {
+        for (name, v) in [
+            ("--byzantine", self.byzantine),
+            ("--crash", self.crash),
+            ("--slow", self.slow),
+        ] {
             if !(0.0..=1.0).contains(&v) {
                 return bad(format!("{name} must be a share between 0 and 1"));
             }
@@ -319,18 +327,30 @@ pub async fn run(
     shuffled.shuffle(&mut rng);
     let n_byz = (s.byzantine * workers.len() as f64).round() as usize;
     let n_crash = ((s.crash * workers.len() as f64).round() as usize).min(workers.len() - n_byz);
+    let n_slow =
+        ((s.slow * workers.len() as f64).round() as usize).min(workers.len() - n_byz - n_crash);
     let mut byzantine: Vec<usize> = shuffled[..n_byz].to_vec();
     let mut crashing: Vec<usize> = shuffled[n_byz..n_byz + n_crash].to_vec();
+    let mut slow: Vec<usize> = shuffled[n_byz + n_crash..n_byz + n_crash + n_slow].to_vec();
     byzantine.sort_unstable();
     crashing.sort_unstable();
+    slow.sort_unstable();
+    let delays: HashMap<usize, u64> = slow
+        .iter()
+        .map(|&i| (i, rng.gen_range(1_000..3_000)))
+        .collect();
     let roles: Vec<Option<WorkerPolicy>> = (0..s.nodes)
         .map(|i| {
             (i >= s.requesters).then(|| WorkerPolicy {
                 conduct: if byzantine.contains(&i) {
                     Conduct::Faulty
+                } else if let Some(&delay_ms) = delays.get(&i) {
+                    Conduct::Slow { delay_ms }
                 } else {
                     Conduct::Honest
                 },
+                // Queue runs rather than refuse work: the simulated machines share this one's cores anyway.
+                max_concurrent: 8,
                 ..WorkerPolicy::default()
             })
         })
@@ -529,7 +549,7 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
-    let outcome = outcome_of(&records, byzantine.clone(), crashing.clone());
+    let outcome = outcome_of(&records, byzantine.clone(), crashing.clone(), slow);
     let network = network_of(&cluster, outcome.jobs).await;
     let settlement = settlement_of(&cluster, &chain, deposits, &byzantine, s.requesters);
     let mut latencies: Vec<f64> = records.iter().map(|r| r.latency_ms).collect();
@@ -639,7 +659,12 @@ fn failed(kind: &'static str, submitted_s: f64, sent: Instant, reason: String) -
     }
 }
 
-fn outcome_of(records: &[JobRecord], byzantine: Vec<usize>, crashing: Vec<usize>) -> Outcome {
+fn outcome_of(
+    records: &[JobRecord],
+    byzantine: Vec<usize>,
+    crashing: Vec<usize>,
+    slow: Vec<usize>,
+) -> Outcome {
     let mut o = Outcome {
         jobs: records.len(),
         by_phase: BTreeMap::new(),
@@ -649,6 +674,7 @@ fn outcome_of(records: &[JobRecord], byzantine: Vec<usize>, crashing: Vec<usize>
         fuel_used: 0,
         byzantine,
         crashing,
+        slow,
     };
     for r in records {
         *o.by_phase.entry(r.phase.clone()).or_default() += 1;
@@ -760,7 +786,7 @@ fn settlement_of(
                 && cluster.members[i]
                     .worker
                     .as_ref()
-                    .is_some_and(|w| w.conduct == Conduct::Honest),
+                    .is_some_and(|w| matches!(w.conduct, Conduct::Honest | Conduct::Slow { .. })),
             earned_wei: earned.get(&i).copied().unwrap_or(0.0),
             owed_wei: owed.get(&i).copied().unwrap_or(0.0),
             received_wei: received.get(&i).copied().unwrap_or(0.0),

@@ -175,6 +175,20 @@ async fn owed_work_is_paid_through_lotteries_that_workers_claim() {
     cluster.shutdown().await;
 }
 
+/// Member 0 submits an echo job on two replicas; it must be verified.
+async fn echo_verified(cluster: &Cluster, input: &[u8]) {
+    let req = cluster
+        .js_job(0, include_str!("../../examples/echo.js"), input, 2)
+        .expect("job");
+    let id = cluster.members[0].market.submit(req).await.expect("submit");
+    let st = cluster.members[0]
+        .market
+        .wait(&id, Duration::from_secs(60))
+        .await
+        .expect("wait");
+    assert_eq!(st.phase, "verified", "{}", st.reason);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_member_restarts_on_its_own_data_with_its_identity() {
     let sim = SimChain::new(
@@ -188,16 +202,7 @@ async fn a_crashed_member_restarts_on_its_own_data_with_its_identity() {
         Cluster::start_with(&[None, worker(), worker()], Transport::Memory, Some(sim))
             .await
             .expect("cluster");
-    let req = cluster
-        .js_job(0, include_str!("../../examples/echo.js"), b"before", 2)
-        .expect("job");
-    let id = cluster.members[0].market.submit(req).await.expect("submit");
-    let st = cluster.members[0]
-        .market
-        .wait(&id, Duration::from_secs(60))
-        .await
-        .expect("wait");
-    assert_eq!(st.phase, "verified", "{}", st.reason);
+    echo_verified(&cluster, b"before").await;
     let peer = cluster.members[1].node.peer_id();
     let jobs_before = cluster.members[1]
         .market
@@ -226,15 +231,6 @@ async fn a_crashed_member_restarts_on_its_own_data_with_its_identity() {
         jobs_before,
         "same data"
     );
-    let req = cluster
-        .js_job(0, include_str!("../../examples/echo.js"), b"after", 2)
-        .expect("job");
-    let id = cluster.members[0].market.submit(req).await.expect("submit");
-    let st = cluster.members[0]
-        .market
-        .wait(&id, Duration::from_secs(60))
-        .await
-        .expect("wait");
-    assert_eq!(st.phase, "verified", "{}", st.reason);
+    echo_verified(&cluster, b"after").await;
     cluster.shutdown().await;
 }

@@ -1,4 +1,4 @@
-//! A CI-sized simulation (20 nodes, 100 jobs, 10 % faulty and 10 % crashing workers, a few silent sybils) through
+//! A CI-sized simulation (20 nodes, 100 jobs, 10 % faulty, 10 % crashing and 10 % slow workers, silent sybils) through
 //! the same code as `jobmesh simnet`: every job ends with a stated reason, no wrong result is accepted, no wei is
 //! lost, every honest worker's earnings are owed to it (in lotteries or the ledger), and the same seed gives the
 //! same outcome.
@@ -13,10 +13,12 @@ fn scenario(seed: u64, nodes: usize, jobs: usize) -> Scenario {
         replicas: 3,
         byzantine: 0.1,
         crash: 0.1,
+        slow: 0.1,
         sybils: 2,
         seed,
-        in_flight: 10,
-        job_timeout: std::time::Duration::from_secs(30),
+        // Modest load and a roomy deadline: CI machines are shared and slow, and the outcome must not depend on it.
+        in_flight: 5,
+        job_timeout: std::time::Duration::from_secs(60),
     }
 }
 

@@ -8,16 +8,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mesh_util::{wait_peers, NodeProc};
+use mesh_util::{example, wait_peers, NodeProc};
 use serde_json::Value;
-
-fn example(name: &str) -> String {
-    jobmesh_tests::workspace_root()
-        .join("examples")
-        .join(name)
-        .display()
-        .to_string()
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

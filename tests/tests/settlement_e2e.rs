@@ -12,18 +12,10 @@ use std::time::Duration;
 
 use jobmesh_contracts::anvil::{Anvil, DEV_KEYS};
 use jobmesh_tests::{jobmesh_bin, run_ok};
-use mesh_util::{eventually, post, wait_peers, NodeProc};
+use mesh_util::{eventually, example, post, wait_peers, NodeProc};
 use serde_json::Value;
 
 const SEPOLIA: &str = "11155111";
-
-fn example(name: &str) -> String {
-    jobmesh_tests::workspace_root()
-        .join("examples")
-        .join(name)
-        .display()
-        .to_string()
-}
 
 /// `jobmesh --json settle --rpc-url URL --chain-id SEPOLIA ARGS…` in `home`, with the key of `key`.
 fn settle(home: &std::path::Path, url: &str, key: &str, args: &[&str]) -> Value {

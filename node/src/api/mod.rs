@@ -461,7 +461,11 @@ async fn pubsub_pub(State(st): State<ApiState>, q: Q, body: Bytes) -> ApiResult<
     st.node
         .publish(topic, body.to_vec())
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(|e| match e {
+            // Nobody subscribed, or a message gossipsub refuses: the caller's to fix, not a server failure.
+            jobmesh_p2p::Error::Gossip(_) => ApiError::bad(e),
+            e => ApiError::internal(e),
+        })?;
     Ok(Json(json!({ "Published": body.len() })))
 }
 

@@ -31,6 +31,9 @@ pub struct SimnetArgs {
     /// Share of workers that crash once during the run and restart on their data (0–1).
     #[arg(long, default_value_t = 0.1)]
     pub crash: f64,
+    /// Share of workers that are honest but slow: each run starts 1–3 s late (0–1).
+    #[arg(long, default_value_t = 0.1)]
+    pub slow: f64,
     /// Fresh identities that join mid-run, accept work and never answer.
     #[arg(long, default_value_t = 5)]
     pub sybils: usize,

@@ -134,13 +134,7 @@ impl MarketDb {
                 }
                 Ok::<(), ConflictableTransactionError<()>>(())
             });
-        match result {
-            Ok(()) => {}
-            Err(TransactionError::Storage(e)) => return Err(DbError::Sled(e)),
-            Err(TransactionError::Abort(())) => unreachable!("the transaction never aborts"),
-        }
-        self.db.flush()?;
-        Ok(())
+        self.finish(result)
     }
 
     /// A requester job by id.
@@ -262,6 +256,11 @@ impl MarketDb {
                     Ok::<(), ConflictableTransactionError<()>>(())
                 },
             );
+        self.finish(result)
+    }
+
+    /// Turns a transaction's result into ours and flushes it to disk.
+    fn finish(&self, result: Result<(), TransactionError<()>>) -> Result<(), DbError> {
         match result {
             Ok(()) => {}
             Err(TransactionError::Storage(e)) => return Err(DbError::Sled(e)),

@@ -63,6 +63,11 @@ pub enum Conduct {
     Faulty,
     /// Accepts assignments and then never commits (a crashed or lazy worker).
     SilentAfterAccept,
+    /// Honest but slow: waits this many milliseconds before running each job (an overloaded machine).
+    Slow {
+        /// The delay before each run.
+        delay_ms: u64,
+    },
 }
 
 /// What a worker remembers of an announcement: the requester, its addresses, the deadline.
@@ -304,8 +309,11 @@ impl Worker {
             self.shared.exec.clone(),
             job.spec.clone(),
         );
-        debug!(job = %id, "running");
         let conduct = self.policy.conduct;
+        if let Conduct::Slow { delay_ms } = conduct {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        }
+        debug!(job = %id, "running");
         let me = node.peer_id();
         let started = std::time::Instant::now();
         let (output, fuel_used, status) = tokio::task::spawn_blocking(move || {

@@ -11,6 +11,15 @@ use std::time::{Duration, Instant};
 
 use jobmesh_tests::{jobmesh_bin, run_ok};
 
+/// The path of a file in `examples/`.
+pub fn example(name: &str) -> String {
+    jobmesh_tests::workspace_root()
+        .join("examples")
+        .join(name)
+        .display()
+        .to_string()
+}
+
 /// A running `jobmesh node start` process with its own data dir; killed (SIGTERM) on drop.
 pub struct NodeProc {
     pub child: Child,
