@@ -108,7 +108,13 @@ impl MarketDb {
 
     /// Saves a requester job record and applies the reputation and ledger changes among `actions`, atomically,
     /// and flushes to disk before returning (callers send messages only after this).
-    pub fn commit_step(&self, job: &RequesterJob, actions: &[Action]) -> Result<(), DbError> {
+    /// With `durable: false` the write is left to sled's periodic flush (for steps that send nothing).
+    pub fn commit_step(
+        &self,
+        job: &RequesterJob,
+        actions: &[Action],
+        durable: bool,
+    ) -> Result<(), DbError> {
         let record = to_cbor(job);
         let result: Result<(), TransactionError<()>> = (
             &self.requester_jobs,
@@ -134,7 +140,7 @@ impl MarketDb {
                 }
                 Ok::<(), ConflictableTransactionError<()>>(())
             });
-        self.finish(result)
+        self.finish(result, durable)
     }
 
     /// A requester job by id.
@@ -256,17 +262,23 @@ impl MarketDb {
                     Ok::<(), ConflictableTransactionError<()>>(())
                 },
             );
-        self.finish(result)
+        self.finish(result, true)
     }
 
-    /// Turns a transaction's result into ours and flushes it to disk.
-    fn finish(&self, result: Result<(), TransactionError<()>>) -> Result<(), DbError> {
+    /// Turns a transaction's result into ours and, if `durable`, flushes it to disk.
+    fn finish(
+        &self,
+        result: Result<(), TransactionError<()>>,
+        durable: bool,
+    ) -> Result<(), DbError> {
         match result {
             Ok(()) => {}
             Err(TransactionError::Storage(e)) => return Err(DbError::Sled(e)),
             Err(TransactionError::Abort(())) => unreachable!("the transaction never aborts"),
         }
-        self.db.flush()?;
+        if durable {
+            self.db.flush()?;
+        }
         Ok(())
     }
 
@@ -364,7 +376,7 @@ mod tests {
                 },
                 Action::Finished,
             ];
-            db.commit_step(&job, &step).unwrap();
+            db.commit_step(&job, &step, true).unwrap();
             db.commit_step(
                 &job,
                 &[
@@ -374,6 +386,7 @@ mod tests {
                         delta: -5,
                     },
                 ],
+                true,
             )
             .unwrap();
         }

@@ -679,7 +679,7 @@ impl Actor {
                         .map(|j| j.id)
                         .collect();
                     for id in due {
-                        self.step(id, |job| job.on_tick(now));
+                        self.step(id, false, |job| job.on_tick(now));
                     }
                 }
             }
@@ -692,7 +692,7 @@ impl Actor {
         let now = now_ms();
         let ids: Vec<JobId> = self.jobs.keys().copied().collect();
         for id in ids {
-            self.step(id, |job| job.on_restart(now));
+            self.step(id, false, |job| job.on_restart(now));
         }
         for job in self.jobs.values() {
             info!(job = %job.id, phase = job.phase.name(), "resuming job");
@@ -729,7 +729,7 @@ impl Actor {
         match msg {
             ActorMsg::Submit { mut job, reply } => {
                 let id = job.id;
-                if let Err(e) = self.shared.db.commit_step(&job, &[]) {
+                if let Err(e) = self.shared.db.commit_step(&job, &[], true) {
                     let _ = reply.send(Err(e.into()));
                     return;
                 }
@@ -742,7 +742,7 @@ impl Actor {
                     }
                     Err(e) => {
                         let actions = job.fail(&format!("no worker reachable: {e}"));
-                        let res = self.shared.db.commit_step(&job, &actions);
+                        let res = self.shared.db.commit_step(&job, &actions, true);
                         let _ = self.shared.updates.send(JobStatus::of(&job));
                         let _ = reply.send(res.map_err(Into::into).and(Err(MarketError::Invalid(
                             format!("cannot announce the job: no worker reachable ({e})"),
@@ -763,7 +763,7 @@ impl Actor {
                     _ => 0,
                 };
                 let now = now_ms();
-                self.step(id, move |job| match event {
+                self.step(id, false, move |job| match event {
                     JobEvent::Offer { worker, price } => {
                         job.on_offer(now, worker, price, reputation)
                     }
@@ -783,13 +783,14 @@ impl Actor {
                 recorded,
             } => {
                 let now = now_ms();
-                if self.step(id, |job| job.on_commitment(now, worker, commitment)) {
+                // The worker is acknowledged only once its commitment is on disk.
+                if self.step(id, true, |job| job.on_commitment(now, worker, commitment)) {
                     let _ = recorded.send(());
                 }
             }
             ActorMsg::Cancel { id, reason, reply } => {
                 if self.jobs.contains_key(&id) {
-                    self.step(id, |job| job.cancel(&reason));
+                    self.step(id, false, |job| job.cancel(&reason));
                 }
                 let status = match self.shared.db.requester_job(&id) {
                     Ok(Some(job)) => Ok(JobStatus::of(&job)),
@@ -805,16 +806,27 @@ impl Actor {
     /// status, then carry out the messages.
     /// Returns whether the job's record on disk is up to date afterwards (a job that is over, or not this
     /// node's, has nothing to record).
-    fn step(&mut self, id: JobId, f: impl FnOnce(&mut RequesterJob) -> Vec<Action>) -> bool {
+    ///
+    /// A step that sends something, changes the phase, or is `durable` (a commitment about to be acknowledged)
+    /// is flushed to disk before anything leaves; the others (an offer noted, a counter moved) are written and
+    /// left to sled's periodic flush — an offer lost in a crash is simply not counted after the restart.
+    fn step(
+        &mut self,
+        id: JobId,
+        durable: bool,
+        f: impl FnOnce(&mut RequesterJob) -> Vec<Action>,
+    ) -> bool {
         let Some(job) = self.jobs.get_mut(&id) else {
             return true;
         };
         let before = JobStatus::of(job);
         let actions = f(job);
-        if actions.is_empty() && JobStatus::of(job) == before {
+        let after = JobStatus::of(job);
+        if actions.is_empty() && after == before {
             return true;
         }
-        if let Err(e) = self.shared.db.commit_step(job, &actions) {
+        let durable = durable || !actions.is_empty() || after.phase != before.phase;
+        if let Err(e) = self.shared.db.commit_step(job, &actions, durable) {
             // Without the record on disk nothing may be sent: the job stays where it was on disk (and is
             // reloaded from there on restart); its timers retry.
             warn!(job = %id, error = %e, "cannot record a job step");
