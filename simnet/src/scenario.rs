@@ -230,7 +230,7 @@ fn kinds() -> Vec<(Kind, u32)> {
                 source: include_str!("../../examples/cpu-heavy.js"),
                 max_fuel: None,
                 input: |r, _| {
-                    format!("{{\"rounds\": {}}}", [100, 200, 400][r.gen_range(0..3)]).into_bytes()
+                    format!("{{\"rounds\": {}}}", [20, 40, 80][r.gen_range(0..3)]).into_bytes()
                 },
             },
             4,

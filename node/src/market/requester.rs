@@ -27,8 +27,13 @@ pub const REVEAL_TIMEOUT_MS: u64 = 5_000;
 pub const REP_AGREED: i64 = 1;
 /// For revealing a result outside the majority, or one that does not open its commitment.
 pub const REP_DISAGREED: i64 = -5;
-/// For declining after offering, or missing a deadline.
+/// For missing a deadline, or being unreachable for an assignment.
 pub const REP_TIMED_OUT: i64 = -2;
+/// For declining an assignment with an answer (busy, limits changed): nothing. Penalising it made every worker of
+/// a loaded mesh fall below [`super::tally::MIN_REPUTATION`] and the requester ignore all offers (simnet, 40 nodes).
+pub const REP_DECLINED: i64 = 0;
+/// How the reason of an assignment that never reached its worker starts (penalised like a timeout).
+pub const UNREACHABLE: &str = "unreachable";
 
 /// Where a job is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -310,7 +315,12 @@ impl RequesterJob {
             slot.state = SlotState::Accepted;
             return Vec::new();
         }
-        let mut actions = vec![slot.drop_out(format!("declined: {reason}"), REP_TIMED_OUT)];
+        let delta = if reason.starts_with(UNREACHABLE) {
+            REP_TIMED_OUT
+        } else {
+            REP_DECLINED
+        };
+        let mut actions = vec![slot.drop_out(format!("declined: {reason}"), delta)];
         actions.extend(self.fill_slots(now_ms));
         actions
     }

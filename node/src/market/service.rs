@@ -24,7 +24,7 @@ use super::messages::{
     JobId, JobLimits, JobSpec, LotteryNotice, MessageError, Offer, Request, Response, Reveal,
     JOBS_TOPIC, MAX_DIRECT_BYTES, MAX_GOSSIP_BYTES, MAX_REPLICAS,
 };
-use super::requester::{Action, Phase, RequesterJob, SlotState, ANSWER_TIMEOUT_MS};
+use super::requester::{Action, Phase, RequesterJob, SlotState, ANSWER_TIMEOUT_MS, UNREACHABLE};
 use super::worker::{Worker, WorkerPolicy};
 
 /// Why a market operation failed.
@@ -876,7 +876,7 @@ impl Actor {
                             Ok(Response::Reject { reason }) => break (false, reason),
                             Ok(other) => break (false, format!("unexpected answer {other:?}")),
                             Err(e) if now_ms() + 300 >= answer_by || shared.is_stopped() => {
-                                break (false, format!("unreachable: {e}"))
+                                break (false, format!("{UNREACHABLE}: {e}"))
                             }
                             Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
                         }
