@@ -50,13 +50,13 @@ pub struct Snapshot {
     /// Connected peers.
     pub peers: usize,
     /// Requested jobs by phase name.
-    pub jobs: Vec<(String, usize)>,
+    pub jobs: std::collections::BTreeMap<String, usize>,
     /// Blocks and bytes in the store.
     pub store_blocks: u64,
     /// Bytes in the store.
     pub store_bytes: u64,
     /// Lotteries by (side, status), if the node settles.
-    pub lotteries: Vec<((String, String), usize)>,
+    pub lotteries: std::collections::BTreeMap<(String, String), usize>,
     /// Gas spent on settlement transactions (commits, claims, reclaims, redraws).
     pub settlement_gas: u64,
     /// Value of the lotteries this node committed, in wei.
@@ -78,11 +78,10 @@ impl Snapshot {
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default();
-            let key = (side.to_string(), status);
-            match self.lotteries.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, n)) => *n += 1,
-                None => self.lotteries.push((key, 1)),
-            }
+            *self
+                .lotteries
+                .entry((side.to_string(), status))
+                .or_default() += 1;
             self.settlement_gas += r.gas_used;
             let total: f64 = r.lottery.description.total.into();
             match (side, r.status) {
@@ -92,6 +91,17 @@ impl Snapshot {
             }
         }
     }
+}
+
+/// A gauge family with one gauge per label set.
+fn gauges(
+    rows: impl Iterator<Item = (Vec<(String, String)>, usize)>,
+) -> Family<Vec<(String, String)>, Gauge> {
+    let family = Family::<Vec<(String, String)>, Gauge>::default();
+    for (labels, n) in rows {
+        family.get_or_create(&labels).set(n as i64);
+    }
+    family
 }
 
 /// Renders the Prometheus text exposition of a node.
@@ -138,11 +148,11 @@ pub fn render(net: &jobmesh_p2p::NetStats, exec: &ExecMetrics, snap: &Snapshot) 
         "Market requests sent",
         c(&net.direct_sent),
     );
-    let jobs = Family::<Vec<(String, String)>, Gauge>::default();
-    for (phase, n) in &snap.jobs {
-        jobs.get_or_create(&vec![("phase".into(), phase.clone())])
-            .set(*n as i64);
-    }
+    let jobs = gauges(
+        snap.jobs
+            .iter()
+            .map(|(phase, n)| (vec![("phase".into(), phase.clone())], *n)),
+    );
     r.register("jobs", "Jobs requested by this node, by phase", jobs);
     r.register(
         "store_blocks",
@@ -157,15 +167,13 @@ pub fn render(net: &jobmesh_p2p::NetStats, exec: &ExecMetrics, snap: &Snapshot) 
     r.register("exec_fuel", "Fuel used per job run", exec.fuel.clone());
     r.register("exec_seconds", "Seconds per job run", exec.seconds.clone());
     r.register("exec_runs", "Job runs by status", exec.runs.clone());
-    let lotteries = Family::<Vec<(String, String)>, Gauge>::default();
-    for ((side, status), n) in &snap.lotteries {
-        lotteries
-            .get_or_create(&vec![
-                ("side".into(), side.clone()),
-                ("status".into(), status.clone()),
-            ])
-            .set(*n as i64);
-    }
+    let lotteries = gauges(snap.lotteries.iter().map(|((side, status), n)| {
+        let labels = vec![
+            ("side".into(), side.clone()),
+            ("status".into(), status.clone()),
+        ];
+        (labels, *n)
+    }));
     r.register(
         "lotteries",
         "Settlement lotteries this node pays (side=payer) or is paid by (side=payee), by status",

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use jobmesh_contracts::alloy::primitives::{keccak256, Address, U256};
 use jobmesh_contracts::embedded::{EmbeddedChain, EmbeddedSettlement};
-use jobmesh_contracts::{DeployParams, Settlement as _};
+use jobmesh_contracts::DeployParams;
 use jobmesh_exec::{Executor, JobCode, Plugin};
 use jobmesh_node::launch::{launch, Launched};
 use jobmesh_node::market::db::MarketDb;
@@ -60,8 +60,6 @@ pub struct SimChain {
     pub contract: Address,
     /// The lottery policy of every member.
     pub policy: SettlerConfig,
-    /// What each member deposits at start (0: nothing).
-    pub deposit: U256,
 }
 
 /// ETH each member's account holds for gas and deposits.
@@ -73,7 +71,6 @@ impl SimChain {
         seed: u64,
         params: DeployParams,
         policy: SettlerConfig,
-        deposit: U256,
     ) -> Result<SimChain, ClusterError> {
         let chain = EmbeddedChain::new(seed, 31_337);
         let deployer = Address::from_word(keccak256(b"jobmesh simnet deployer"));
@@ -89,7 +86,6 @@ impl SimChain {
             chain,
             contract,
             policy,
-            deposit,
         })
     }
 
@@ -105,22 +101,18 @@ impl SimChain {
         })
     }
 
-    /// A client for `peer`'s account (derived from its PeerId); a `fresh` account is funded and makes the start
-    /// deposit.
-    async fn client_for(&self, peer: &PeerId, fresh: bool) -> Result<Chain, String> {
+    /// A client for `peer`'s account (derived from its PeerId); a `fresh` account is funded with ETH for gas
+    /// and deposits (members deposit through their settler).
+    fn client_for(&self, peer: &PeerId, fresh: bool) -> Chain {
         let me = Address::from_word(keccak256(peer.to_bytes()));
-        let client = EmbeddedSettlement::new(self.chain.clone(), me, self.contract);
-        if !fresh {
-            return Ok(Chain::Embedded(client));
+        if fresh {
+            self.chain.fund(me, U256::from(MEMBER_FUNDS));
         }
-        self.chain.fund(me, U256::from(MEMBER_FUNDS));
-        if !self.deposit.is_zero() {
-            client
-                .deposit(self.deposit)
-                .await
-                .map_err(|e| format!("deposit failed: {e}"))?;
-        }
-        Ok(Chain::Embedded(client))
+        Chain::Embedded(EmbeddedSettlement::new(
+            self.chain.clone(),
+            me,
+            self.contract,
+        ))
     }
 }
 
@@ -185,10 +177,7 @@ impl Cluster {
         let mut bootstrap = Vec::new();
         for (index, role) in roles.iter().enumerate() {
             let fail = |what: String| ClusterError::Start { index, what };
-            let dir = tempfile::tempdir().map_err(|e| fail(e.to_string()))?;
-            let member = start_member(
-                dir,
-                None,
+            let member = new_member(
                 role.clone(),
                 &bootstrap,
                 transport,
@@ -224,11 +213,8 @@ impl Cluster {
             .listen_addrs()
             .await
             .map_err(|e| fail(e.to_string()))?;
-        let dir = tempfile::tempdir().map_err(|e| fail(e.to_string()))?;
         let transport = self.members[0].node.config().transport;
-        let member = start_member(
-            dir,
-            None,
+        let member = new_member(
             role,
             &bootstrap,
             transport,
@@ -368,17 +354,25 @@ impl Cluster {
     }
 }
 
-async fn start_member(
-    dir: tempfile::TempDir,
-    key: Option<Keypair>,
+/// A new member (fresh identity, fresh data dir).
+async fn new_member(
     worker: Option<WorkerPolicy>,
     bootstrap: &[jobmesh_p2p::Multiaddr],
     transport: Transport,
     exec: Arc<Executor>,
     chain: Option<&SimChain>,
 ) -> Result<Member, String> {
-    let parts =
-        start_member_in(&dir, key, worker.clone(), bootstrap, transport, exec, chain).await?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let parts = start_member_in(
+        &dir,
+        None,
+        worker.clone(),
+        bootstrap,
+        transport,
+        exec,
+        chain,
+    )
+    .await?;
     Ok(Member::of(parts, worker, dir))
 }
 
@@ -413,8 +407,7 @@ async fn start_member_in(
     };
     let settlement = match chain {
         Some(c) => Some((
-            c.client_for(&cfg.keypair.public().to_peer_id(), fresh)
-                .await?,
+            c.client_for(&cfg.keypair.public().to_peer_id(), fresh),
             c.policy.clone(),
         )),
         None => None,

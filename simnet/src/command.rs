@@ -10,6 +10,10 @@ use crate::scenario::{self, Progress, Scenario};
 
 /// Runs `jobmesh simnet` (the [`jobmesh_node::commands::simnet::SimnetRunner`] of the `jobmesh` binary).
 pub fn run(ctx: &Context, a: &SimnetArgs) -> Result<()> {
+    anyhow::ensure!(
+        a.job_timeout.is_finite() && a.job_timeout > 0.0,
+        "--job-timeout must be a positive number of seconds"
+    );
     let s = Scenario {
         nodes: a.nodes,
         requesters: a.requesters,
@@ -21,7 +25,7 @@ pub fn run(ctx: &Context, a: &SimnetArgs) -> Result<()> {
         sybils: a.sybils,
         seed: a.seed,
         in_flight: a.in_flight,
-        job_timeout: std::time::Duration::from_secs_f64(a.job_timeout.max(0.0)),
+        job_timeout: std::time::Duration::from_secs_f64(a.job_timeout),
     };
     s.check()?;
     let bar = ProgressBar::new(a.jobs as u64);

@@ -369,7 +369,7 @@ pub async fn run(
         claim_window: 100,
         ..DeployParams::default()
     };
-    let chain = SimChain::new(s.seed, params, policy, U256::ZERO)?;
+    let chain = SimChain::new(s.seed, params, policy)?;
     let miner = chain.spawn_miner(Duration::from_millis(200));
     progress(Progress::Starting { nodes: s.nodes });
     let mut cluster = Cluster::start_with(&roles, Transport::Memory, Some(chain.clone())).await?;
@@ -549,9 +549,9 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
-    let outcome = outcome_of(&records, byzantine.clone(), crashing.clone(), slow);
-    let network = network_of(&cluster, outcome.jobs).await;
-    let settlement = settlement_of(&cluster, &chain, deposits, &byzantine, s.requesters);
+    let outcome = outcome_of(&records, byzantine, crashing, slow);
+    let network = network_of(&cluster, outcome.jobs);
+    let settlement = settlement_of(&cluster, &chain, deposits, s.requesters);
     let mut latencies: Vec<f64> = records.iter().map(|r| r.latency_ms).collect();
     latencies.sort_by(f64::total_cmp);
     let pct = |p: f64| {
@@ -692,7 +692,7 @@ fn outcome_of(
     o
 }
 
-async fn network_of(cluster: &Cluster, jobs: usize) -> NetworkSummary {
+fn network_of(cluster: &Cluster, jobs: usize) -> NetworkSummary {
     use std::sync::atomic::Ordering::Relaxed;
     let (mut gossip, mut bytes, mut blocks, mut direct) = (0, 0, 0, 0);
     for m in &cluster.members {
@@ -716,7 +716,6 @@ fn settlement_of(
     cluster: &Cluster,
     chain: &SimChain,
     deposits: U256,
-    byzantine: &[usize],
     requesters: usize,
 ) -> SettlementSummary {
     let f = |v: U256| -> f64 { v.into() };
@@ -782,11 +781,10 @@ fn settlement_of(
     let workers = (requesters..cluster.members.len())
         .map(|i| WorkerPay {
             member: i,
-            honest: !byzantine.contains(&i)
-                && cluster.members[i]
-                    .worker
-                    .as_ref()
-                    .is_some_and(|w| matches!(w.conduct, Conduct::Honest | Conduct::Slow { .. })),
+            honest: cluster.members[i]
+                .worker
+                .as_ref()
+                .is_some_and(|w| matches!(w.conduct, Conduct::Honest | Conduct::Slow { .. })),
             earned_wei: earned.get(&i).copied().unwrap_or(0.0),
             owed_wei: owed.get(&i).copied().unwrap_or(0.0),
             received_wei: received.get(&i).copied().unwrap_or(0.0),

@@ -47,7 +47,7 @@ async fn owed_work_is_paid_through_lotteries_that_workers_claim() {
         ..SettlerConfig::default()
     };
     // No deposit at start: the requester cannot pay yet.
-    let sim = SimChain::new(7, DeployParams::default(), policy, U256::ZERO).expect("chain");
+    let sim = SimChain::new(7, DeployParams::default(), policy).expect("chain");
     let miner = sim.spawn_miner(Duration::from_millis(100));
     let cluster = Cluster::start_with(
         &[None, worker(), worker(), worker()],
@@ -191,13 +191,7 @@ async fn echo_verified(cluster: &Cluster, input: &[u8]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_member_restarts_on_its_own_data_with_its_identity() {
-    let sim = SimChain::new(
-        3,
-        DeployParams::default(),
-        SettlerConfig::default(),
-        U256::ZERO,
-    )
-    .expect("chain");
+    let sim = SimChain::new(3, DeployParams::default(), SettlerConfig::default()).expect("chain");
     let mut cluster =
         Cluster::start_with(&[None, worker(), worker()], Transport::Memory, Some(sim))
             .await

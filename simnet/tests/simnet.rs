@@ -69,25 +69,17 @@ async fn a_ci_sized_simnet_keeps_its_invariants_and_repeats_its_outcome() {
 
 #[tokio::test]
 async fn nonsense_scenarios_are_refused_with_a_reason() {
-    let mut s = scenario(1, 5, 10);
-    s.requesters = 5;
-    assert!(run(&s, |_| {})
-        .await
-        .unwrap_err()
-        .to_string()
-        .contains("--requesters"));
-    let mut s = scenario(1, 5, 10);
-    s.replicas = 9;
-    assert!(run(&s, |_| {})
-        .await
-        .unwrap_err()
-        .to_string()
-        .contains("--replicas"));
-    let mut s = scenario(1, 5, 10);
-    s.byzantine = 1.5;
-    assert!(run(&s, |_| {})
-        .await
-        .unwrap_err()
-        .to_string()
-        .contains("--byzantine"));
+    type Spoil = fn(&mut Scenario);
+    let cases: [(Spoil, &str); 4] = [
+        (|s| s.requesters = 5, "--requesters"),
+        (|s| s.replicas = 9, "--replicas"),
+        (|s| s.byzantine = 1.5, "--byzantine"),
+        (|s| s.in_flight = 0, "--in-flight"),
+    ];
+    for (spoil, flag) in cases {
+        let mut s = scenario(1, 5, 10);
+        spoil(&mut s);
+        let err = run(&s, |_| {}).await.unwrap_err().to_string();
+        assert!(err.contains(flag), "{flag}: {err}");
+    }
 }

@@ -69,27 +69,24 @@ fn a_requesters_ledger_becomes_a_lottery_its_workers_claim_on_anvil() {
         &["deposit", "0.01eth"],
     );
 
-    let chain_args = |poll: &str| -> Vec<String> {
-        [
-            "--rpc-url",
-            &url,
-            "--chain-id",
-            SEPOLIA,
-            "--contract",
-            &contract,
-            "--lottery-threshold",
-            "1wei",
-            "--settle-poll",
-            poll,
-            "--draw-in",
-            "2",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-    };
-    let args = chain_args("0.3");
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // The chain as every command here sees it, then the lottery policy of the nodes.
+    let chain: [&str; 6] = [
+        "--rpc-url",
+        &url,
+        "--chain-id",
+        SEPOLIA,
+        "--contract",
+        &contract,
+    ];
+    let policy = [
+        "--lottery-threshold",
+        "1wei",
+        "--settle-poll",
+        "0.3",
+        "--draw-in",
+        "2",
+    ];
+    let args: Vec<&str> = chain.iter().chain(&policy).copied().collect();
     // The requester runs on the data dir `settle deploy` wrote (its settlement.json names the contract too).
     let requester = NodeProc::try_start_env(
         payer_home,
@@ -185,18 +182,10 @@ fn a_requesters_ledger_becomes_a_lottery_its_workers_claim_on_anvil() {
     assert_eq!(claimed, 1, "exactly one winner");
 
     // `settle check` against the same endpoint sees the payer's deposit minus the paid lottery.
-    let check = requester.cli_json(&[
-        "settle",
-        "--rpc-url",
-        &url,
-        "--chain-id",
-        SEPOLIA,
-        "--contract",
-        &contract,
-        "check",
-        "--address",
-        last["address"].as_str().unwrap(),
-    ]);
+    let mut check_args = vec!["settle"];
+    check_args.extend(chain);
+    check_args.extend(["check", "--address", last["address"].as_str().unwrap()]);
+    let check = requester.cli_json(&check_args);
     assert_eq!(check["code_matches_artifact"], true);
     let deposit: u128 = 10_000_000_000_000_000;
     assert_eq!(check["balance"], (deposit - 2 * owed_each).to_string());

@@ -523,14 +523,11 @@ async fn metrics(State(st): State<ApiState>) -> ApiResult<Response> {
         tokio::task::spawn_blocking(move || store.usage().map_err(ApiError::internal))
             .await
             .map_err(ApiError::internal)??;
-    let mut jobs: Vec<(String, usize)> = Vec::new();
+    let mut jobs = std::collections::BTreeMap::new();
     let exec = match &st.market {
         Some(m) => {
             for job in m.list().map_err(ApiError::internal)? {
-                match jobs.iter_mut().find(|(p, _)| *p == job.phase) {
-                    Some((_, n)) => *n += 1,
-                    None => jobs.push((job.phase, 1)),
-                }
+                *jobs.entry(job.phase).or_default() += 1;
             }
             m.exec_metrics().clone()
         }

@@ -32,8 +32,17 @@ pub const REP_TIMED_OUT: i64 = -2;
 /// For declining an assignment with an answer (busy, limits changed): nothing. Penalising it made every worker of
 /// a loaded mesh fall below [`super::tally::MIN_REPUTATION`] and the requester ignore all offers (simnet, 40 nodes).
 pub const REP_DECLINED: i64 = 0;
-/// How the reason of an assignment that never reached its worker starts (penalised like a timeout).
-pub const UNREACHABLE: &str = "unreachable";
+
+/// How a worker answered its assignment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// It takes the replica.
+    Accepted,
+    /// It said no, and why (busy, limits): no penalty.
+    Declined(String),
+    /// It could not be reached before the answer was due: penalised like a missed deadline.
+    Unreachable(String),
+}
 
 /// Where a job is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -298,29 +307,22 @@ impl RequesterJob {
     }
 
     /// A worker answered its assignment.
-    pub fn on_answer(
-        &mut self,
-        now_ms: u64,
-        worker: PeerId,
-        accepted: bool,
-        reason: &str,
-    ) -> Vec<Action> {
+    pub fn on_answer(&mut self, now_ms: u64, worker: PeerId, answer: Answer) -> Vec<Action> {
         let Some(slot) = self.slot_of(worker) else {
             return Vec::new();
         };
         if !matches!(slot.state, SlotState::Assigned { .. }) {
             return Vec::new();
         }
-        if accepted {
-            slot.state = SlotState::Accepted;
-            return Vec::new();
-        }
-        let delta = if reason.starts_with(UNREACHABLE) {
-            REP_TIMED_OUT
-        } else {
-            REP_DECLINED
+        let drop = match answer {
+            Answer::Accepted => {
+                slot.state = SlotState::Accepted;
+                return Vec::new();
+            }
+            Answer::Declined(reason) => slot.drop_out(format!("declined: {reason}"), REP_DECLINED),
+            Answer::Unreachable(e) => slot.drop_out(format!("unreachable: {e}"), REP_TIMED_OUT),
         };
-        let mut actions = vec![slot.drop_out(format!("declined: {reason}"), delta)];
+        let mut actions = vec![drop];
         actions.extend(self.fill_slots(now_ms));
         actions
     }
@@ -820,7 +822,7 @@ mod tests {
                 answered.insert(w);
                 if let Some(out) = answer(&w) {
                     let (c, _) = commit_and_reveal(job, w, out, 77);
-                    all.extend(job.on_answer(now, w, true, ""));
+                    all.extend(job.on_answer(now, w, Answer::Accepted));
                     all.extend(job.on_commitment(now, w, c));
                 }
             }
@@ -926,6 +928,33 @@ mod tests {
             peer: silent,
             delta: REP_TIMED_OUT
         }));
+    }
+
+    #[test]
+    fn a_decline_costs_nothing_an_unreachable_worker_is_penalised_and_both_are_replaced() {
+        let w = peers(5);
+        let mut job = RequesterJob::new(spec(3, false), 0, 60_000);
+        for p in &w {
+            job.on_offer(0, *p, 500, 0);
+        }
+        let first = assigned(&job.on_tick(OFFER_WINDOW_MS));
+        assert_eq!(first.len(), 3);
+        let declined = job.on_answer(OFFER_WINDOW_MS, first[0], Answer::Declined("busy".into()));
+        assert!(declined.contains(&Action::Reputation {
+            peer: first[0],
+            delta: REP_DECLINED
+        }));
+        assert_eq!(assigned(&declined).len(), 1, "a replacement is assigned");
+        let gone = job.on_answer(
+            OFFER_WINDOW_MS,
+            first[1],
+            Answer::Unreachable("dial".into()),
+        );
+        assert!(gone.contains(&Action::Reputation {
+            peer: first[1],
+            delta: REP_TIMED_OUT
+        }));
+        assert_eq!(assigned(&gone).len(), 1, "a replacement is assigned");
     }
 
     #[test]
@@ -1056,7 +1085,7 @@ mod tests {
         let mut job = RequesterJob::new(spec(3, false), 0, 10_000);
         for p in &w {
             job.on_offer(0, *p, 1, 0);
-            job.on_answer(0, *p, true, "");
+            job.on_answer(0, *p, Answer::Accepted);
         }
         job.on_tick(OFFER_WINDOW_MS);
         let mut now = OFFER_WINDOW_MS;

@@ -24,7 +24,7 @@ use super::messages::{
     JobId, JobLimits, JobSpec, LotteryNotice, MessageError, Offer, Request, Response, Reveal,
     JOBS_TOPIC, MAX_DIRECT_BYTES, MAX_GOSSIP_BYTES, MAX_REPLICAS,
 };
-use super::requester::{Action, Phase, RequesterJob, SlotState, ANSWER_TIMEOUT_MS, UNREACHABLE};
+use super::requester::{Action, Answer, Phase, RequesterJob, SlotState, ANSWER_TIMEOUT_MS};
 use super::worker::{Worker, WorkerPolicy};
 
 /// Why a market operation failed.
@@ -179,23 +179,10 @@ pub fn now_ms() -> u64 {
 /// Something that happened to a requester job.
 #[derive(Debug)]
 enum JobEvent {
-    Offer {
-        worker: PeerId,
-        price: u64,
-    },
-    Answer {
-        worker: PeerId,
-        accepted: bool,
-        reason: String,
-    },
-    Reveal {
-        worker: PeerId,
-        reveal: Reveal,
-    },
-    Checked {
-        ok: bool,
-        why: String,
-    },
+    Offer { worker: PeerId, price: u64 },
+    Answer { worker: PeerId, answer: Answer },
+    Reveal { worker: PeerId, reveal: Reveal },
+    Checked { ok: bool, why: String },
 }
 
 enum ActorMsg {
@@ -767,11 +754,7 @@ impl Actor {
                     JobEvent::Offer { worker, price } => {
                         job.on_offer(now, worker, price, reputation)
                     }
-                    JobEvent::Answer {
-                        worker,
-                        accepted,
-                        reason,
-                    } => job.on_answer(now, worker, accepted, &reason),
+                    JobEvent::Answer { worker, answer } => job.on_answer(now, worker, answer),
                     JobEvent::Reveal { worker, reveal } => job.on_reveal(now, worker, reveal),
                     JobEvent::Checked { ok, why } => job.on_verified(ok, &why),
                 });
@@ -833,7 +816,7 @@ impl Actor {
             return false;
         }
         let job = job.clone();
-        let _ = self.shared.updates.send(JobStatus::of(&job));
+        let _ = self.shared.updates.send(after);
         for action in actions {
             self.carry_out(&job, action);
         }
@@ -870,25 +853,22 @@ impl Actor {
                     })
                     .unwrap_or(0);
                 tokio::spawn(async move {
-                    let (accepted, reason) = loop {
+                    let answer = loop {
                         match shared.ask(worker, Vec::new(), &request).await {
-                            Ok(Response::Ack) => break (true, String::new()),
-                            Ok(Response::Reject { reason }) => break (false, reason),
-                            Ok(other) => break (false, format!("unexpected answer {other:?}")),
+                            Ok(Response::Ack) => break Answer::Accepted,
+                            Ok(Response::Reject { reason }) => break Answer::Declined(reason),
+                            Ok(other) => {
+                                break Answer::Declined(format!("unexpected answer {other:?}"))
+                            }
                             Err(e) if now_ms() + 300 >= answer_by || shared.is_stopped() => {
-                                break (false, format!("{UNREACHABLE}: {e}"))
+                                break Answer::Unreachable(e)
                             }
                             Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
                         }
                     };
-                    let _ = shared.actor.send(event(
-                        id,
-                        JobEvent::Answer {
-                            worker,
-                            accepted,
-                            reason,
-                        },
-                    ));
+                    let _ = shared
+                        .actor
+                        .send(event(id, JobEvent::Answer { worker, answer }));
                 });
             }
             Action::RequestReveal { worker } => {

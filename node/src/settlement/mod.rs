@@ -26,6 +26,7 @@ use jobmesh_contracts::embedded::EmbeddedSettlement;
 use jobmesh_contracts::lottery::Lottery;
 use jobmesh_contracts::rpc::RpcSettlement;
 use jobmesh_contracts::{Settlement, SettlementError, TxReceipt};
+use jobmesh_store::Cid;
 use libp2p_identity::PeerId;
 use serde::{Deserialize, Serialize};
 
@@ -178,7 +179,8 @@ pub struct LotteryRecord {
     /// The description and every leaf.
     pub lottery: Lottery,
     /// The CID of its JSON file (what payees fetch).
-    pub file: String,
+    #[serde(with = "crate::market::wire_ids::cid")]
+    pub file: Cid,
     /// Payer or payee.
     pub side: Side,
     /// Where it is.

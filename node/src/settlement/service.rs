@@ -44,6 +44,9 @@ pub enum SettlerError {
     /// A lottery could not be built.
     #[error(transparent)]
     Lottery(#[from] lottery::LotteryError),
+    /// Every one of the payer's 65,536 contract lanes holds a pending lottery.
+    #[error("all 65,536 lanes hold pending lotteries")]
+    LanesFull,
 }
 
 /// A node's settlement service (cheap to clone).
@@ -261,7 +264,7 @@ impl Settler {
                 draw_block: d.draw_block,
                 my_share,
                 gas_used: r.gas_used,
-                file: r.file.clone(),
+                file: r.file.to_string(),
                 note: r.note.clone(),
             });
         }
@@ -293,12 +296,17 @@ impl Settler {
         let _one_at_a_time = self.inner.round.lock().await;
         let head = self.inner.chain.block_number().await?;
         let mut building = false;
+        // Lanes of this payer's unsettled lotteries (as they were before this round: a lane freed meanwhile
+        // is reused next round).
+        let mut busy_lanes = HashSet::new();
         for record in self.records()? {
             if record.status.is_final() {
                 continue;
             }
-            building |=
-                matches!(record.side, Side::Payer { .. }) && record.status == LotteryStatus::Built;
+            if matches!(record.side, Side::Payer { .. }) {
+                busy_lanes.insert(record.lottery.description.lane());
+                building |= record.status == LotteryStatus::Built;
+            }
             let id = record.id();
             let result = match record.side {
                 Side::Payer { .. } => self.advance_paid(record, head).await,
@@ -311,7 +319,7 @@ impl Settler {
         if !building {
             // Advancing the others may have taken a while: draw blocks count from the chain's head now.
             let head = self.inner.chain.block_number().await?;
-            self.maybe_build(head).await?;
+            self.maybe_build(head, &busy_lanes).await?;
         }
         Ok(())
     }
@@ -379,10 +387,7 @@ impl Settler {
         };
         let notice = LotteryNotice {
             lottery_id: record.lottery.id().0,
-            file: record
-                .file
-                .parse::<Cid>()
-                .map_err(|e| SettlerError::Store(e.to_string()))?,
+            file: record.file,
         };
         let now = std::time::Instant::now();
         let pending: Vec<usize> = {
@@ -478,9 +483,7 @@ impl Settler {
             .market
             .db()
             .put_lottery(&record.id().0, &record, &credits, None)?;
-        if let Ok(cid) = record.file.parse::<Cid>() {
-            let _ = self.inner.market.node().store().unpin(&cid);
-        }
+        let _ = self.inner.market.node().store().unpin(&record.file);
         Ok(())
     }
 
@@ -489,7 +492,7 @@ impl Settler {
     }
 
     /// Builds, records and commits a lottery over what is owed to payable workers, if it is due.
-    async fn maybe_build(&self, head: u64) -> Result<(), SettlerError> {
+    async fn maybe_build(&self, head: u64, busy: &HashSet<u16>) -> Result<(), SettlerError> {
         let inner = &self.inner;
         let db = inner.market.db();
         let addresses: HashMap<PeerId, [u8; 20]> = db.addresses()?.into_iter().collect();
@@ -528,16 +531,10 @@ impl Settler {
             return Ok(());
         }
         self.set_blocked(None);
-        let records: Vec<LotteryRecord> = db.lotteries()?;
-        let busy: HashSet<u16> = records
-            .iter()
-            .filter(|r| matches!(r.side, Side::Payer { .. }) && !r.status.is_final())
-            .map(|r| r.lottery.description.lane())
-            .collect();
         let first = db.next_nonce()?;
         let nonce = (first..first + 65_536)
             .find(|n| !busy.contains(&(*n as u16)))
-            .ok_or_else(|| SettlerError::Store("all 65,536 lanes hold pending lotteries".into()))?;
+            .ok_or(SettlerError::LanesFull)?;
         let pairs: Vec<(Address, U256)> =
             owed.iter().map(|(_, a, w)| (*a, U256::from(*w))).collect();
         let lottery = lottery::build(me, nonce, &pairs, head + inner.cfg.draw_in_blocks.max(1))?;
@@ -557,7 +554,7 @@ impl Settler {
             payees.iter().map(|p| (p.peer, -(p.wei as i128))).collect();
         let record = LotteryRecord {
             lottery,
-            file: file.to_string(),
+            file,
             side: Side::Payer { payees },
             status: LotteryStatus::Built,
             created_ms: now_ms(),
@@ -694,7 +691,7 @@ impl Settler {
         let _ = node.store().pin(&cid);
         let record = LotteryRecord {
             lottery,
-            file: cid.to_string(),
+            file: cid,
             side: Side::Payee {
                 payer_peer: *payer,
                 leaf,
