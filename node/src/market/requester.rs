@@ -23,6 +23,12 @@ pub const ANSWER_TIMEOUT_MS: u64 = 2_000;
 pub const RESTART_GRACE_MS: u64 = 10_000;
 /// How long revealing may take once asked.
 pub const REVEAL_TIMEOUT_MS: u64 = 5_000;
+/// A job short of workers (every offer tried, replicas missing) is announced again after this long, then after
+/// twice as long each time, up to [`REANNOUNCE_MAX_MS`]: workers that joined (or restarted, or freed capacity)
+/// after the first announcement hear of it.
+pub const REANNOUNCE_FIRST_MS: u64 = 2_000;
+/// The longest wait between two announcements of a job short of workers.
+pub const REANNOUNCE_MAX_MS: u64 = 16_000;
 /// Reputation changes.
 pub const REP_AGREED: i64 = 1;
 /// For revealing a result outside the majority, or one that does not open its commitment.
@@ -181,6 +187,8 @@ pub enum Action {
     /// Fetch and pin the verdict's output, run the spec's verifier on it if there is one, then call
     /// [`RequesterJob::on_verified`].
     CheckResult,
+    /// Publish the job's announcement again: it is short of workers.
+    Reannounce,
     /// Publish a `Cancellation` on the jobs topic.
     PublishCancellation {
         /// Why.
@@ -215,6 +223,12 @@ pub struct RequesterJob {
     pub reason: String,
     /// Seed of the worker draw (from the job id, so it is reproducible).
     pub seed: [u8; 32],
+    /// How many times the job was announced again for being short of workers.
+    #[serde(default)]
+    pub reannounced: u32,
+    /// When it was last announced (unix ms; 0 = only at `announced_ms`).
+    #[serde(default)]
+    pub last_announced_ms: u64,
 }
 
 impl RequesterJob {
@@ -233,7 +247,22 @@ impl RequesterJob {
             reveal_started_ms: None,
             verdict: None,
             reason: "waiting for offers".into(),
+            reannounced: 0,
+            last_announced_ms: announced_ms,
         }
+    }
+
+    /// Whether replicas are missing and no offer is left to assign them to: only new workers can help.
+    fn short_of_workers(&self) -> bool {
+        matches!(self.phase, Phase::Announced | Phase::Committing)
+            && self.live_slots().count() < self.spec.replicas as usize
+            && select_workers(&self.offers, &self.tried(), 1, &self.seed).is_empty()
+    }
+
+    /// When a job short of workers is next announced again.
+    fn next_announcement_ms(&self) -> u64 {
+        let wait = (REANNOUNCE_FIRST_MS << self.reannounced.min(8)).min(REANNOUNCE_MAX_MS);
+        self.last_announced_ms.max(self.announced_ms) + wait
     }
 
     /// Replicas still needed: assigned slots that are not dropped count as filled.
@@ -457,6 +486,11 @@ impl RequesterJob {
             }
             _ => {}
         }
+        if self.short_of_workers() && now_ms >= self.next_announcement_ms() {
+            self.reannounced += 1;
+            self.last_announced_ms = now_ms;
+            actions.push(Action::Reannounce);
+        }
         actions
     }
 
@@ -520,7 +554,10 @@ impl RequesterJob {
         }
         let mut t = self.deadline_ms;
         match self.phase {
-            Phase::Announced => t = t.min(self.announced_ms + OFFER_WINDOW_MS),
+            // The window's end matters only with offers to assign (else the actor would tick without end).
+            Phase::Announced if !self.short_of_workers() => {
+                t = t.min(self.announced_ms + OFFER_WINDOW_MS)
+            }
             Phase::Committing => {
                 for (replica, slot) in &self.slots {
                     match slot.state {
@@ -536,6 +573,9 @@ impl RequesterJob {
                 }
             }
             _ => {}
+        }
+        if self.short_of_workers() {
+            t = t.min(self.next_announcement_ms());
         }
         Some(t)
     }
@@ -958,6 +998,78 @@ mod tests {
     }
 
     #[test]
+    fn a_job_short_of_workers_is_announced_again_with_backoff_until_its_slots_fill() {
+        let w = peers(2);
+        let mut job = RequesterJob::new(spec(2, false), 0, 60_000);
+        let reannounces = |actions: &[Action]| {
+            actions
+                .iter()
+                .filter(|a| matches!(a, Action::Reannounce))
+                .count()
+        };
+        job.on_offer(0, w[0], 500, 0);
+        assert_eq!(assigned(&job.on_tick(OFFER_WINDOW_MS)), vec![w[0]]);
+        job.on_answer(OFFER_WINDOW_MS, w[0], Answer::Accepted);
+        assert_eq!(job.next_wakeup_ms(), Some(REANNOUNCE_FIRST_MS));
+        assert_eq!(reannounces(&job.on_tick(REANNOUNCE_FIRST_MS - 1)), 0);
+        assert_eq!(reannounces(&job.on_tick(REANNOUNCE_FIRST_MS)), 1);
+        // The next one waits twice as long.
+        let second = REANNOUNCE_FIRST_MS + 2 * REANNOUNCE_FIRST_MS;
+        assert_eq!(job.next_wakeup_ms(), Some(second));
+        assert_eq!(reannounces(&job.on_tick(second - 1)), 0);
+        assert_eq!(reannounces(&job.on_tick(second)), 1);
+        // A worker that hears it offers and fills the slot: no more announcements.
+        let filled = job.on_offer(second + 10, w[1], 500, 0);
+        assert_eq!(assigned(&filled), vec![w[1]]);
+        job.on_answer(second + 10, w[1], Answer::Accepted);
+        assert_eq!(reannounces(&job.on_tick(second + REANNOUNCE_MAX_MS)), 0);
+        assert_eq!(job.reannounced, 2);
+    }
+
+    #[test]
+    fn a_job_without_any_offer_is_announced_again_and_never_more_often_than_the_cap() {
+        let mut job = RequesterJob::new(spec(1, false), 0, 600_000);
+        let mut times = Vec::new();
+        let mut now = 0;
+        while now < 120_000 {
+            let next = job.next_wakeup_ms().expect("live");
+            assert!(next > now || now == 0, "woken at {now} and again at {next}");
+            now = next;
+            if job
+                .on_tick(now)
+                .iter()
+                .any(|a| matches!(a, Action::Reannounce))
+            {
+                times.push(now);
+            }
+        }
+        let gaps: Vec<u64> = times.windows(2).map(|t| t[1] - t[0]).collect();
+        assert_eq!(&gaps[..3], &[4_000, 8_000, 16_000]);
+        assert!(
+            gaps[3..].iter().all(|g| *g == REANNOUNCE_MAX_MS),
+            "{gaps:?}"
+        );
+        assert_eq!(job.phase, Phase::Announced);
+    }
+
+    #[test]
+    fn offers_that_cannot_be_assigned_do_not_wake_the_requester_in_a_loop() {
+        let w = peers(2);
+        let mut job = RequesterJob::new(spec(2, false), 0, 600_000);
+        for p in &w {
+            job.on_offer(0, *p, 500, super::super::tally::MIN_REPUTATION - 1);
+        }
+        let mut now = OFFER_WINDOW_MS;
+        for _ in 0..20 {
+            assert!(assigned(&job.on_tick(now)).is_empty());
+            let next = job.next_wakeup_ms().expect("live");
+            assert!(next > now, "woken at {now} and again at {next}");
+            now = next;
+        }
+        assert_eq!(job.phase, Phase::Announced);
+    }
+
+    #[test]
     fn no_majority_and_nobody_left_fails_with_a_reason() {
         let w = peers(3);
         let outputs: [&'static [u8]; 3] = [b"a", b"b", b"c"];
@@ -1075,7 +1187,10 @@ mod tests {
     fn every_job_ends_by_its_deadline_with_a_reason() {
         // nobody offers
         let mut job = RequesterJob::new(spec(3, false), 0, 10_000);
-        assert!(job.on_tick(9_999).is_empty());
+        assert!(job
+            .on_tick(9_999)
+            .iter()
+            .all(|a| matches!(a, Action::Reannounce)));
         let a = job.on_tick(10_000);
         assert_eq!(job.phase, Phase::Expired);
         assert!(job.reason.contains("0 offers"), "{}", job.reason);

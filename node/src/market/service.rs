@@ -916,6 +916,15 @@ impl Actor {
                     let _ = shared.actor.send(event(id, JobEvent::Checked { ok, why }));
                 });
             }
+            Action::Reannounce => {
+                let job = job.clone();
+                tokio::spawn(async move {
+                    match publish_announcement(&shared, &job).await {
+                        Ok(()) => debug!(job = %id, times = job.reannounced, "announced again"),
+                        Err(e) => debug!(job = %id, error = %e, "announcing again failed"),
+                    }
+                });
+            }
             Action::PublishCancellation { reason } => {
                 tokio::spawn(async move {
                     let gossip = Gossip::Cancellation(Cancellation { job_id: id, reason });
