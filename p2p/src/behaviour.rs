@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::{
-    gossipsub, identify, identity::Keypair, kad, ping, request_response, swarm::NetworkBehaviour,
-    StreamProtocol,
+    allow_block_list, gossipsub, identify, identity::Keypair, kad, ping, request_response,
+    swarm::NetworkBehaviour, StreamProtocol,
 };
 
 use crate::direct::{FrameCodec, DIRECT_PROTOCOL};
@@ -21,6 +21,8 @@ pub(crate) const MAX_GOSSIP_FRAME: usize = 1024 * 1024;
 /// Every protocol a node speaks.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    /// Peers this node refuses to be connected to ([`crate::Node::block_peer`]).
+    pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
     pub kad: kad::Behaviour<kad::store::MemoryStore>,
@@ -76,6 +78,7 @@ impl Behaviour {
                 .with_max_concurrent_streams(512),
         );
         Ok(Self {
+            blocked: allow_block_list::Behaviour::default(),
             identify,
             ping: ping::Behaviour::default(),
             kad,

@@ -1,8 +1,11 @@
 //! Settings of one node's swarm.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::{identity::Keypair, Multiaddr};
+
+use crate::trace::GossipTrace;
 
 /// Which transport the swarm uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +46,8 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// How long a direct request waits for its response.
     pub request_timeout: Duration,
+    /// Where to note gossip publications and deliveries (simulations of many nodes in one process).
+    pub gossip_trace: Option<Arc<GossipTrace>>,
 }
 
 impl Config {
@@ -62,6 +67,7 @@ impl Config {
             heartbeat: Duration::from_millis(700),
             idle_timeout: Duration::from_secs(300),
             request_timeout: Duration::from_secs(10),
+            gossip_trace: None,
         }
     }
 }

@@ -32,6 +32,7 @@ mod direct;
 mod error;
 mod fetch;
 mod node;
+mod trace;
 
 pub use blocks::StoreBlockstore;
 pub use config::{Config, Transport};
@@ -39,6 +40,7 @@ pub use direct::{InboundRequest, DIRECT_PROTOCOL, MAX_DIRECT_MESSAGE};
 pub use error::Error;
 pub use fetch::FetchStats;
 pub use node::{GossipMessage, NetStats, Node, PeerInfo, Validator};
+pub use trace::{GossipReport, GossipTrace};
 
 pub use libp2p::{identity, multiaddr, Multiaddr, PeerId};
 

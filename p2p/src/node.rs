@@ -21,6 +21,7 @@ use tracing::{debug, info, warn};
 
 use crate::behaviour::{topic_score_params, Behaviour, BehaviourEvent};
 use crate::direct::InboundRequest;
+use crate::trace::LiveNode;
 use crate::{blocks::StoreBlockstore, config::Config, Error};
 
 /// A gossip message delivered to this node (after validation).
@@ -85,6 +86,7 @@ enum Cmd {
     Peers(Reply<Vec<PeerInfo>>),
     Dial(Multiaddr, Reply<Result<PeerId, Error>>),
     DialPeer(PeerId),
+    Block(PeerId, bool),
     Provide(Cid, Reply<Result<(), Error>>),
     FindProviders(Cid, Reply<Vec<PeerId>>),
     LocalProviders(Cid, Reply<Vec<PeerId>>),
@@ -356,6 +358,26 @@ impl Node {
         .await?
     }
 
+    /// Refuses connections to and from `peer` from now on, and closes the open ones (simulated partitions,
+    /// misbehaving peers).
+    pub async fn block_peer(&self, peer: PeerId) -> Result<(), Error> {
+        self.inner
+            .cmd
+            .send(Cmd::Block(peer, true))
+            .await
+            .map_err(|_| Error::Shutdown)
+    }
+
+    /// Accepts connections to and from `peer` again (it is not dialed: bootstrap retries, the DHT and the
+    /// caller reconnect).
+    pub async fn unblock_peer(&self, peer: PeerId) -> Result<(), Error> {
+        self.inner
+            .cmd
+            .send(Cmd::Block(peer, false))
+            .await
+            .map_err(|_| Error::Shutdown)
+    }
+
     /// Publishes a signed message on a topic (to every subscribed peer with a good enough score).
     pub async fn publish(&self, topic: &str, data: Vec<u8>) -> Result<(), Error> {
         let topic = topic.to_string();
@@ -474,6 +496,8 @@ struct Driver {
     answers_tx: mpsc::UnboundedSender<(u64, Option<Vec<u8>>)>,
     answers_rx: Option<mpsc::UnboundedReceiver<(u64, Option<Vec<u8>>)>>,
     stats: Arc<NetStats>,
+    /// The simulation's gossip trace this node counts in, if any.
+    trace: Option<LiveNode>,
 }
 
 /// How often the routing table is refreshed (a Kademlia bootstrap) while the node has peers.
@@ -520,6 +544,7 @@ impl Driver {
             answers_tx,
             answers_rx: Some(answers_rx),
             stats,
+            trace: cfg.gossip_trace.clone().map(LiveNode::new),
         }
     }
 
@@ -628,6 +653,12 @@ impl Driver {
                     }
                 }
             }
+            Cmd::Block(peer, true) => {
+                b.blocked.block_peer(peer);
+            }
+            Cmd::Block(peer, false) => {
+                b.blocked.unblock_peer(peer);
+            }
             Cmd::DialPeer(p) => {
                 if !self.peers.contains_key(&p) && p != *self.swarm.local_peer_id() {
                     if let Err(e) = self.swarm.dial(p) {
@@ -720,7 +751,12 @@ impl Driver {
             Cmd::Publish { topic, data, reply } => {
                 let t = gossipsub::IdentTopic::new(topic);
                 let res = match b.gossipsub.publish(t, data) {
-                    Ok(_) => Ok(()),
+                    Ok(id) => {
+                        if let Some(trace) = &self.trace {
+                            trace.0.published(id);
+                        }
+                        Ok(())
+                    }
                     Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Err(Error::Gossip(
                         "no connected peer is subscribed to this topic".into(),
                     )),
@@ -923,6 +959,7 @@ impl Driver {
                     }
                 }
             }
+            BehaviourEvent::Blocked(never) => match never {},
             BehaviourEvent::Identify(_) | BehaviourEvent::Ping(_) => {}
             BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
                 id, result, step, ..
@@ -1028,6 +1065,9 @@ impl Driver {
                     "gossip message");
                 let accepted = matches!(verdict, gossipsub::MessageAcceptance::Accept);
                 if accepted {
+                    if let Some(trace) = &self.trace {
+                        trace.0.delivered(&message_id);
+                    }
                     NetStats::add(&self.stats.gossip_messages, 1);
                     NetStats::add(&self.stats.gossip_bytes, message.data.len() as u64);
                 } else if matches!(verdict, gossipsub::MessageAcceptance::Reject) {

@@ -1,6 +1,7 @@
 //! [`Cluster`]: complete nodes (store, swarm, market, and settlement on a shared [`SimChain`]) in one process,
 //! meshed through the first one.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use jobmesh_node::market::db::MarketDb;
 use jobmesh_node::market::messages::{CodeKind, JobLimits};
 use jobmesh_node::market::{JobRequest, Market, MarketConfig, WorkerPolicy};
 use jobmesh_node::settlement::{Chain, Settler, SettlerConfig};
-use jobmesh_p2p::{identity::Keypair, Config, Node, PeerId, Transport};
+use jobmesh_p2p::{identity::Keypair, Config, GossipTrace, Node, PeerId, Transport};
 use jobmesh_store::unixfs::Profile;
 use jobmesh_store::{Cid, Store};
 
@@ -142,8 +143,20 @@ impl Member {
 pub struct Cluster {
     /// The members, in start order.
     pub members: Vec<Member>,
+    env: MemberEnv,
+    /// While the mesh is partitioned: the members of one side (by PeerId); the rest is the other side.
+    cut: Option<HashSet<PeerId>>,
+}
+
+/// What every member of a cluster starts with.
+#[derive(Clone)]
+struct MemberEnv {
+    transport: Transport,
+    /// One executor for all (its compiled plugin).
     exec: Arc<Executor>,
     chain: Option<SimChain>,
+    /// Gossip publications and deliveries of every member.
+    trace: Arc<GossipTrace>,
 }
 
 impl Cluster {
@@ -173,19 +186,19 @@ impl Cluster {
                 index: 0,
                 what: e.to_string(),
             })?;
+        let env = MemberEnv {
+            transport,
+            exec,
+            chain,
+            trace: Arc::new(GossipTrace::new()),
+        };
         let mut members: Vec<Member> = Vec::new();
         let mut bootstrap = Vec::new();
         for (index, role) in roles.iter().enumerate() {
             let fail = |what: String| ClusterError::Start { index, what };
-            let member = new_member(
-                role.clone(),
-                &bootstrap,
-                transport,
-                exec.clone(),
-                chain.as_ref(),
-            )
-            .await
-            .map_err(fail)?;
+            let member = new_member(role.clone(), &bootstrap, &env)
+                .await
+                .map_err(fail)?;
             if index == 0 {
                 bootstrap = member
                     .node
@@ -197,8 +210,8 @@ impl Cluster {
         }
         let cluster = Cluster {
             members,
-            exec,
-            chain,
+            env,
+            cut: None,
         };
         cluster.wait_connected(Duration::from_secs(20)).await?;
         Ok(cluster)
@@ -213,17 +226,11 @@ impl Cluster {
             .listen_addrs()
             .await
             .map_err(|e| fail(e.to_string()))?;
-        let transport = self.members[0].node.config().transport;
-        let member = new_member(
-            role,
-            &bootstrap,
-            transport,
-            self.exec.clone(),
-            self.chain.as_ref(),
-        )
-        .await
-        .map_err(fail)?;
+        let member = new_member(role, &bootstrap, &self.env)
+            .await
+            .map_err(fail)?;
         self.members.push(member);
+        self.keep_cut(index, true).await;
         self.wait_connected(Duration::from_secs(20)).await?;
         Ok(&self.members[index])
     }
@@ -235,7 +242,6 @@ impl Cluster {
         let fail = |what: String| ClusterError::Start { index, what };
         let old = self.members.swap_remove(index);
         let key = old.node.config().keypair.clone();
-        let transport = old.node.config().transport;
         old.market.stop();
         let _ = old.node.shutdown().await;
         let Member {
@@ -264,9 +270,7 @@ impl Cluster {
                 Some(key.clone()),
                 worker.clone(),
                 &bootstrap,
-                transport,
-                self.exec.clone(),
-                self.chain.as_ref(),
+                &self.env,
             )
             .await
             {
@@ -278,7 +282,72 @@ impl Cluster {
         self.members.push(member);
         let last = self.members.len() - 1;
         self.members.swap(index, last);
+        self.keep_cut(index, false).await;
         Ok(())
+    }
+
+    /// Splits the mesh in two: from now on the members in `side` and the others refuse each other's
+    /// connections (open ones are closed), as if the network between them failed. Members that restart or
+    /// join meanwhile stay on their side (joiners on member 0's).
+    pub async fn partition(&mut self, side: &[usize]) {
+        let cut: HashSet<PeerId> = side
+            .iter()
+            .map(|&i| self.members[i].node.peer_id())
+            .collect();
+        self.cut = Some(cut);
+        for i in 0..self.members.len() {
+            self.block_across(i, true).await;
+        }
+    }
+
+    /// Ends the partition: every member accepts every other again. Nobody is dialed here: the members'
+    /// bootstrap retries (to member 0) and the DHT reconnect the two sides, as they would on a real network.
+    pub async fn heal(&mut self) {
+        for i in 0..self.members.len() {
+            self.block_across(i, false).await;
+        }
+        self.cut = None;
+    }
+
+    /// The gossip trace every member notes its publications and deliveries in.
+    pub fn gossip_trace(&self) -> &Arc<GossipTrace> {
+        &self.env.trace
+    }
+
+    /// Member `index` blocks (or unblocks) every member on the other side of the cut.
+    async fn block_across(&self, index: usize, block: bool) {
+        let Some(cut) = &self.cut else { return };
+        let me = &self.members[index].node;
+        let mine = cut.contains(&me.peer_id());
+        for other in &self.members {
+            let peer = other.node.peer_id();
+            if cut.contains(&peer) != mine {
+                let _ = if block {
+                    me.block_peer(peer).await
+                } else {
+                    me.unblock_peer(peer).await
+                };
+            }
+        }
+    }
+
+    /// A member that restarted (or `joined`) during a partition is cut off from the other side again: it blocks
+    /// them and they block it. A joiner takes member 0's side.
+    async fn keep_cut(&mut self, index: usize, joined: bool) {
+        let peer = self.members[index].node.peer_id();
+        let zero = self.members[0].node.peer_id();
+        let Some(cut) = &mut self.cut else { return };
+        if joined && cut.contains(&zero) {
+            cut.insert(peer);
+        }
+        let mine = cut.contains(&peer);
+        let me = &self.members[index].node;
+        for other in &self.members {
+            if cut.contains(&other.node.peer_id()) != mine {
+                let _ = me.block_peer(other.node.peer_id()).await;
+                let _ = other.node.block_peer(peer).await;
+            }
+        }
     }
 
     async fn wait_connected(&self, limit: Duration) -> Result<(), ClusterError> {
@@ -314,7 +383,7 @@ impl Cluster {
     ) -> Result<JobRequest, ClusterError> {
         let plugin = Plugin::bundled().cid();
         // exec runs synchronously with a runtime of its own, so not on an async runtime's thread.
-        let compile = || self.exec.compile_js(&plugin, "job.js", source);
+        let compile = || self.env.exec.compile_js(&plugin, "job.js", source);
         let code = match tokio::runtime::Handle::try_current() {
             Ok(_) => tokio::task::block_in_place(compile),
             Err(_) => compile(),
@@ -342,7 +411,7 @@ impl Cluster {
 
     /// The executor the members share.
     pub fn executor(&self) -> &Arc<Executor> {
-        &self.exec
+        &self.env.exec
     }
 
     /// Stops every member (member 0, which the others bootstrap through, last).
@@ -358,21 +427,10 @@ impl Cluster {
 async fn new_member(
     worker: Option<WorkerPolicy>,
     bootstrap: &[jobmesh_p2p::Multiaddr],
-    transport: Transport,
-    exec: Arc<Executor>,
-    chain: Option<&SimChain>,
+    env: &MemberEnv,
 ) -> Result<Member, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let parts = start_member_in(
-        &dir,
-        None,
-        worker.clone(),
-        bootstrap,
-        transport,
-        exec,
-        chain,
-    )
-    .await?;
+    let parts = start_member_in(&dir, None, worker.clone(), bootstrap, env).await?;
     Ok(Member::of(parts, worker, dir))
 }
 
@@ -383,10 +441,9 @@ async fn start_member_in(
     key: Option<Keypair>,
     worker: Option<WorkerPolicy>,
     bootstrap: &[jobmesh_p2p::Multiaddr],
-    transport: Transport,
-    exec: Arc<Executor>,
-    chain: Option<&SimChain>,
+    env: &MemberEnv,
 ) -> Result<Launched, String> {
+    let transport = env.transport;
     let path: &Path = dir.path();
     let store = Store::open(&path.join("blocks")).map_err(|e| e.to_string())?;
     let db = MarketDb::open(&path.join("market")).map_err(|e| e.to_string())?;
@@ -401,18 +458,22 @@ async fn start_member_in(
             .expect("multiaddr"),
     }];
     cfg.bootstrap = bootstrap.to_vec();
+    // A member cut off from its bootstrap peer (a partition, a crash of member 0) retries at most every 4 s
+    // rather than a real node's 60 s, so a healed partition reconnects within a simulated run.
+    cfg.bootstrap_backoff_max = Duration::from_secs(4);
+    cfg.gossip_trace = Some(env.trace.clone());
     let market_cfg = MarketConfig {
         worker: worker.clone(),
         eth_address: None,
     };
-    let settlement = match chain {
+    let settlement = match &env.chain {
         Some(c) => Some((
             c.client_for(&cfg.keypair.public().to_peer_id(), fresh),
             c.policy.clone(),
         )),
         None => None,
     };
-    launch(cfg, store, db, exec, market_cfg, settlement)
+    launch(cfg, store, db, env.exec.clone(), market_cfg, settlement)
         .await
         .map_err(|e| e.to_string())
 }

@@ -23,6 +23,7 @@ pub fn run(ctx: &Context, a: &SimnetArgs) -> Result<()> {
         crash: a.crash,
         slow: a.slow,
         sybils: a.sybils,
+        partition: a.partition,
         seed: a.seed,
         in_flight: a.in_flight,
         job_timeout: std::time::Duration::from_secs_f64(a.job_timeout),

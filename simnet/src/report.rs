@@ -29,8 +29,13 @@ pub fn text(s: &Summary) -> String {
     );
     let _ = writeln!(
         t,
-        "network: gossip delivery {:.2} per announcement per node, bitswap {} blocks / {:.1} MiB, {} direct requests",
-        s.network.gossip_delivery_ratio,
+        "network: gossip {} published, delivery ratio {:.2}, latency p50 {:.1} ms p95 {:.1} ms p99 {:.1} ms; \
+         bitswap {} blocks / {:.1} MiB; {} direct requests",
+        s.network.gossip.published,
+        s.network.gossip.delivery_ratio,
+        s.network.gossip.latency_ms[0],
+        s.network.gossip.latency_ms[1],
+        s.network.gossip.latency_ms[2],
         s.network.bitswap_blocks,
         s.network.bitswap_bytes as f64 / (1 << 20) as f64,
         s.network.direct_requests

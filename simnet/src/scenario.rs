@@ -13,7 +13,7 @@ use jobmesh_node::market::messages::{CodeKind, JobLimits};
 use jobmesh_node::market::tally::owed_wei;
 use jobmesh_node::market::{Conduct, JobRequest, Market, WorkerPolicy};
 use jobmesh_node::settlement::{LotteryStatus, SettlerConfig, Side};
-use jobmesh_p2p::Transport;
+use jobmesh_p2p::{GossipReport, Node, Transport};
 use jobmesh_store::unixfs::{file_cid, Profile};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -41,6 +41,8 @@ pub struct Scenario {
     pub slow: f64,
     /// Fresh identities that join during the run, accept work and never answer.
     pub sybils: usize,
+    /// How long the mesh is cut in two halves (from a moment drawn from the seed), if at all.
+    pub partition: Option<Duration>,
     /// Seed of every random choice (roles, job mix, fault times, block hashes).
     pub seed: u64,
     /// Jobs each requester keeps in flight.
@@ -170,10 +172,11 @@ pub struct SettlementSummary {
 /// Network counters summed over nodes.
 #[derive(Debug, Clone, Serialize)]
 pub struct NetworkSummary {
-    /// Gossip messages delivered.
-    pub gossip_delivered: u64,
-    /// Delivered announcements per (announcement × other node): 1.0 is full delivery.
-    pub gossip_delivery_ratio: f64,
+    /// Gossip (announcements, re-announcements, cancellations): published, delivered, delivery ratio and
+    /// publication → delivery latency.
+    pub gossip: GossipReport,
+    /// After a partition: seconds from the heal until member 0 was connected to every other member again.
+    pub partition_healed_s: Option<f64>,
     /// Bytes moved by bitswap.
     pub bitswap_bytes: u64,
     /// Blocks moved by bitswap.
@@ -473,6 +476,15 @@ pub async fn run(
             Fault::Sybils(s.sybils),
         ));
     }
+    if let Some(length) = s.partition {
+        let at = Duration::from_millis(rng.gen_range(2_000..6_000));
+        let mut everyone: Vec<usize> = (0..s.nodes).collect();
+        everyone.shuffle(&mut rng);
+        let mut side = everyone[..s.nodes / 2].to_vec();
+        side.sort_unstable();
+        events.push((at, Fault::Partition { side, length }));
+        events.push((at + length, Fault::Heal));
+    }
     events.sort_by_key(|(t, _)| *t);
 
     // Requesters submit in parallel (their markets are cheap clones); faults are applied meanwhile.
@@ -489,6 +501,7 @@ pub async fn run(
         }));
     }
     let mut faults = Vec::new();
+    let mut healing = None;
     for (at, fault) in events {
         tokio::time::sleep_until(tokio::time::Instant::from_std(jobs_started + at)).await;
         let line = match fault {
@@ -513,9 +526,39 @@ pub async fn run(
                     at.as_secs_f64()
                 )
             }
+            Fault::Partition { side, length } => {
+                cluster.partition(&side).await;
+                format!(
+                    "{:.1}s: the mesh was cut in two ({} | {} nodes) for {:.1}s",
+                    at.as_secs_f64(),
+                    side.len(),
+                    cluster.members.len() - side.len(),
+                    length.as_secs_f64()
+                )
+            }
+            Fault::Heal => {
+                cluster.heal().await;
+                let others = cluster.members.len() - 1;
+                healing = Some(tokio::spawn(reconnected(
+                    cluster.members[0].node.clone(),
+                    others,
+                )));
+                format!(
+                    "{:.1}s: the partition healed (nobody dialed by hand: bootstrap retries reconnect the sides)",
+                    at.as_secs_f64()
+                )
+            }
         };
         progress(Progress::Fault(line.clone()));
         faults.push(line);
+    }
+    let mut partition_healed_s = None;
+    if let Some(watch) = healing {
+        partition_healed_s = watch.await.ok().flatten().map(|d| d.as_secs_f64());
+        faults.push(match partition_healed_s {
+            Some(s) => format!("the two sides were reconnected {s:.1}s after the heal"),
+            None => format!("the two sides were not reconnected {HEAL_WATCH:?} after the heal"),
+        });
     }
     let mut records = Vec::new();
     while let Some(r) = drivers.join_next().await {
@@ -550,7 +593,7 @@ pub async fn run(
     }
 
     let outcome = outcome_of(&records, byzantine, crashing, slow);
-    let network = network_of(&cluster, outcome.jobs);
+    let network = network_of(&cluster, partition_healed_s);
     let settlement = settlement_of(&cluster, &chain, deposits, s.requesters);
     let mut latencies: Vec<f64> = records.iter().map(|r| r.latency_ms).collect();
     latencies.sort_by(f64::total_cmp);
@@ -587,8 +630,17 @@ struct Planned {
 }
 
 enum Fault {
-    Crash { member: usize, down: Duration },
+    Crash {
+        member: usize,
+        down: Duration,
+    },
     Sybils(usize),
+    /// The members in `side` and the others can no longer reach each other for `length`.
+    Partition {
+        side: Vec<usize>,
+        length: Duration,
+    },
+    Heal,
 }
 
 /// Submits one requester's jobs, `in_flight` at a time, and records how each ended.
@@ -692,20 +744,34 @@ fn outcome_of(
     o
 }
 
-fn network_of(cluster: &Cluster, jobs: usize) -> NetworkSummary {
+/// How long after a heal [`reconnected`] waits at most.
+const HEAL_WATCH: Duration = Duration::from_secs(60);
+
+/// Waits until `zero` is connected to `others` peers again; returns how long that took (`None`: not within
+/// [`HEAL_WATCH`]).
+async fn reconnected(zero: Node, others: usize) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < HEAL_WATCH {
+        if zero.peers().await.is_ok_and(|p| p.len() >= others) {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+fn network_of(cluster: &Cluster, partition_healed_s: Option<f64>) -> NetworkSummary {
     use std::sync::atomic::Ordering::Relaxed;
-    let (mut gossip, mut bytes, mut blocks, mut direct) = (0, 0, 0, 0);
+    let (mut bytes, mut blocks, mut direct) = (0, 0, 0);
     for m in &cluster.members {
         let st = m.node.stats();
-        gossip += st.gossip_messages.load(Relaxed);
         bytes += st.bitswap_bytes.load(Relaxed);
         blocks += st.bitswap_blocks.load(Relaxed);
         direct += st.direct_sent.load(Relaxed);
     }
-    let others = cluster.members.len().saturating_sub(1).max(1);
     NetworkSummary {
-        gossip_delivered: gossip,
-        gossip_delivery_ratio: gossip as f64 / (jobs.max(1) * others) as f64,
+        gossip: cluster.gossip_trace().report(),
+        partition_healed_s,
         bitswap_bytes: bytes,
         bitswap_blocks: blocks,
         direct_requests: direct,

@@ -15,6 +15,7 @@ fn scenario(seed: u64, nodes: usize, jobs: usize) -> Scenario {
         crash: 0.1,
         slow: 0.1,
         sybils: 2,
+        partition: None,
         seed,
         // Modest load and a roomy deadline: CI machines are shared and slow, and the outcome must not depend on it.
         in_flight: 5,
@@ -65,6 +66,49 @@ async fn a_ci_sized_simnet_keeps_its_invariants_and_repeats_its_outcome() {
         .expect("simnet runs");
     check(&again);
     assert_eq!(first.outcome, again.outcome, "same seed, same outcome");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_mesh_heals_by_itself_and_keeps_its_invariants() {
+    // One job in flight per requester, so that submissions go on through the cut (at 2–6 s, for 6 s).
+    let mut s = scenario(11, 10, 60);
+    s.in_flight = 1;
+    s.crash = 0.0;
+    s.sybils = 0;
+    s.partition = Some(std::time::Duration::from_secs(6));
+    let summary = run(&s, |_| {}).await.expect("simnet runs");
+    println!("{}", jobmesh_simnet::report::text(&summary));
+    check(&summary);
+    assert!(
+        summary
+            .faults
+            .iter()
+            .any(|f| f.contains("cut in two (5 | 5 nodes)")),
+        "{:?}",
+        summary.faults
+    );
+    let healed = summary
+        .network
+        .partition_healed_s
+        .expect("the sides reconnect");
+    assert!(healed < 20.0, "reconnected only after {healed} s");
+    let cut_at: f64 = summary.faults[0]
+        .split('s')
+        .next()
+        .and_then(|t| t.parse().ok())
+        .expect("the cut's time");
+    let during = summary
+        .jobs
+        .iter()
+        .filter(|j| j.submitted_s >= cut_at && j.submitted_s < cut_at + 3.0)
+        .count();
+    assert!(during > 0, "no job was submitted during the cut");
+    let gossip = &summary.network.gossip;
+    assert!(gossip.published >= 60, "{gossip:?}");
+    assert!(
+        gossip.delivery_ratio > 0.3 && gossip.delivery_ratio < 1.0,
+        "announcements made during the cut reach only their side: {gossip:?}"
+    );
 }
 
 #[tokio::test]

@@ -2,10 +2,12 @@
 //! crate; the `jobmesh` binary hands it to [`crate::cli::run_with`] as the [`SimnetRunner`].
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 
 use crate::cli::Context;
+use crate::commands::job_market::parse_duration;
 
 /// Runs `jobmesh simnet` (provided by the binary, which links the simulator).
 pub type SimnetRunner = fn(&Context, &SimnetArgs) -> anyhow::Result<()>;
@@ -37,6 +39,10 @@ pub struct SimnetArgs {
     /// Fresh identities that join mid-run, accept work and never answer.
     #[arg(long, default_value_t = 5)]
     pub sybils: usize,
+    /// Cut the mesh in two halves for this long (e.g. 30s), a few seconds into the run, then heal it: the
+    /// report says how long the two sides took to find each other again.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub partition: Option<Duration>,
     /// Seed of every random choice: the same seed gives the same outcome.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,

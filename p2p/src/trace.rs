@@ -1,0 +1,115 @@
+//! [`GossipTrace`]: how fast and how completely gossip spreads between the nodes of one process.
+//!
+//! Simulations hand one trace to every node they start ([`crate::Config::gossip_trace`]); each node notes the
+//! messages it publishes and the ones delivered to it (after validation), keyed by gossipsub's message id (the
+//! author's PeerId and sequence number, the same on every node). Real nodes run without one.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use libp2p::gossipsub::MessageId;
+use serde::Serialize;
+
+/// Publication and delivery times of gossip, shared by the nodes of one process.
+#[derive(Debug, Default)]
+pub struct GossipTrace {
+    live_nodes: AtomicUsize,
+    state: Mutex<TraceState>,
+}
+
+#[derive(Debug, Default)]
+struct TraceState {
+    /// When each traced message was published.
+    published: HashMap<MessageId, Instant>,
+    /// Deliveries expected: for each publication, the other nodes live at that moment.
+    expected: u64,
+    /// Publication → delivery of every delivery, in microseconds.
+    latencies_us: Vec<u64>,
+}
+
+/// What a [`GossipTrace`] saw.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct GossipReport {
+    /// Messages published by traced nodes.
+    pub published: u64,
+    /// Deliveries to traced nodes of those messages.
+    pub delivered: u64,
+    /// `delivered` over the other nodes live when each message was published: 1.0 is full delivery.
+    pub delivery_ratio: f64,
+    /// Publication → delivery latency percentiles (p50, p95, p99), in milliseconds.
+    pub latency_ms: [f64; 3],
+}
+
+impl GossipTrace {
+    /// An empty trace.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub(crate) fn node_started(&self) {
+        self.live_nodes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn node_stopped(&self) {
+        self.live_nodes.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn published(&self, id: MessageId) {
+        let others = self.live_nodes.load(Ordering::Relaxed).saturating_sub(1) as u64;
+        let mut st = self.state.lock().expect("trace lock");
+        st.expected += others;
+        st.published.insert(id, Instant::now());
+    }
+
+    pub(crate) fn delivered(&self, id: &MessageId) {
+        let now = Instant::now();
+        let mut st = self.state.lock().expect("trace lock");
+        if let Some(at) = st.published.get(id).copied() {
+            st.latencies_us
+                .push(now.saturating_duration_since(at).as_micros() as u64);
+        }
+    }
+
+    /// What was seen so far.
+    pub fn report(&self) -> GossipReport {
+        let st = self.state.lock().expect("trace lock");
+        let mut lat = st.latencies_us.clone();
+        lat.sort_unstable();
+        let pct = |p: f64| {
+            if lat.is_empty() {
+                0.0
+            } else {
+                lat[((lat.len() - 1) as f64 * p).round() as usize] as f64 / 1e3
+            }
+        };
+        GossipReport {
+            published: st.published.len() as u64,
+            delivered: lat.len() as u64,
+            delivery_ratio: if st.expected == 0 {
+                0.0
+            } else {
+                lat.len() as f64 / st.expected as f64
+            },
+            latency_ms: [pct(0.50), pct(0.95), pct(0.99)],
+        }
+    }
+}
+
+/// Counts a node as live in a trace from its start until its swarm task ends.
+#[derive(Debug)]
+pub(crate) struct LiveNode(pub(crate) std::sync::Arc<GossipTrace>);
+
+impl LiveNode {
+    pub(crate) fn new(trace: std::sync::Arc<GossipTrace>) -> Self {
+        trace.node_started();
+        Self(trace)
+    }
+}
+
+impl Drop for LiveNode {
+    fn drop(&mut self) {
+        self.0.node_stopped();
+    }
+}
