@@ -24,6 +24,11 @@ cargo fmt --all --check
 step "cargo clippy (all targets, -D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# The end-to-end tests run the `jobmesh` binary built exactly like this (tests/src/lib.rs). It is built here,
+# once, so that a cold build never counts against a test's time limit.
+step "cargo build -p jobmesh (the binary the end-to-end tests run)"
+cargo build --locked -p jobmesh --bin jobmesh --profile dev
+
 step "cargo nextest (every crate, every test)"
 cargo nextest run --workspace --locked --no-fail-fast
 

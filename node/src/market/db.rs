@@ -212,7 +212,11 @@ impl MarketDb {
 
     /// Records the settlement address a worker gave in its offer (the latest one counts).
     pub fn set_address(&self, peer: &PeerId, address: [u8; 20]) -> Result<(), DbError> {
-        self.addresses.insert(peer.to_bytes(), &address)?;
+        let key = peer.to_bytes();
+        // Every offer carries the address: written only when new or changed.
+        if self.addresses.get(&key)?.as_deref() != Some(&address[..]) {
+            self.addresses.insert(key, &address)?;
+        }
         Ok(())
     }
 

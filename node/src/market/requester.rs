@@ -307,6 +307,7 @@ impl RequesterJob {
         if self.phase.is_terminal()
             || price_wei_per_mfuel > self.spec.price_wei_per_mfuel
             || self.offers.iter().any(|o| o.peer == worker)
+            || self.enough_spares_at_least_as_good(reputation)
         {
             return Vec::new();
         }
@@ -324,6 +325,24 @@ impl RequesterJob {
             return self.fill_slots(now_ms);
         }
         Vec::new()
+    }
+
+    /// Once the first workers are assigned, a late offer is kept only if it could matter: fewer than
+    /// `2 × replicas` untried offers with at least its reputation are waiting (enough to replace every slot and
+    /// still run a whole new round after a vote without a majority). (Every worker of a large mesh
+    /// offers; recording them all made each job's record, and each step writing it, grow with the mesh.)
+    fn enough_spares_at_least_as_good(&self, reputation: i64) -> bool {
+        if self.phase == Phase::Announced {
+            return false;
+        }
+        let tried = self.tried();
+        let spares = self
+            .offers
+            .iter()
+            .filter(|o| !tried.contains(&o.peer) && o.reputation >= reputation)
+            .filter(|o| o.reputation >= super::tally::MIN_REPUTATION)
+            .count();
+        spares >= 2 * self.spec.replicas as usize
     }
 
     /// Whether the offer window can close early: `replicas` offers of which a majority of the slots can go to
@@ -1067,6 +1086,24 @@ mod tests {
             now = next;
         }
         assert_eq!(job.phase, Phase::Announced);
+    }
+
+    #[test]
+    fn late_offers_are_kept_only_while_they_could_replace_someone() {
+        let w = peers(12);
+        let mut job = RequesterJob::new(spec(2, false), 0, 60_000);
+        job.on_offer(0, w[0], 500, 0);
+        job.on_offer(0, w[1], 500, 0);
+        assert_eq!(assigned(&job.on_tick(OFFER_WINDOW_MS)).len(), 2);
+        // Four spares are enough for two replicas; a fifth as good is not recorded.
+        for p in &w[2..7] {
+            job.on_offer(OFFER_WINDOW_MS, *p, 500, 0);
+        }
+        assert_eq!(job.offers.len(), 6);
+        // A better one still is (a crowd of fresh identities offering first cannot crowd out a record).
+        job.on_offer(OFFER_WINDOW_MS, w[7], 500, 3);
+        assert_eq!(job.offers.len(), 7);
+        assert!(job.offers.iter().any(|o| o.peer == w[7]));
     }
 
     #[test]
