@@ -476,16 +476,17 @@ pub async fn run(
             Fault::Sybils(s.sybils),
         ));
     }
-    if let Some(length) = s.partition {
-        let at = Duration::from_millis(rng.gen_range(2_000..6_000));
+    events.sort_by_key(|(t, _)| *t);
+    // The cut starts once a seeded share (20–40 %) of the jobs is over, so it always falls among submissions
+    // however fast the machine is; it heals `length` later.
+    let mut cut = s.partition.map(|length| {
+        let after = s.jobs * rng.gen_range(20..40) / 100;
         let mut everyone: Vec<usize> = (0..s.nodes).collect();
         everyone.shuffle(&mut rng);
         let mut side = everyone[..s.nodes / 2].to_vec();
         side.sort_unstable();
-        events.push((at, Fault::Partition { side, length }));
-        events.push((at + length, Fault::Heal));
-    }
-    events.sort_by_key(|(t, _)| *t);
+        (after, Fault::Partition { side, length })
+    });
 
     // Requesters submit in parallel (their markets are cheap clones); faults are applied meanwhile.
     let jobs_started = Instant::now();
@@ -502,8 +503,35 @@ pub async fn run(
     }
     let mut faults = Vec::new();
     let mut healing = None;
-    for (at, fault) in events {
-        tokio::time::sleep_until(tokio::time::Instant::from_std(jobs_started + at)).await;
+    let mut timed = events.into_iter().peekable();
+    let mut heal_at: Option<Instant> = None;
+    loop {
+        // The next fault: a timed one, the heal, or (polled) the cut once enough jobs are over.
+        let next_timed = timed.peek().map(|(at, _)| jobs_started + *at);
+        let poll_cut = cut
+            .as_ref()
+            .map(|_| Instant::now() + Duration::from_millis(50));
+        let Some(wake) = [next_timed, heal_at, poll_cut].into_iter().flatten().min() else {
+            break;
+        };
+        tokio::time::sleep_until(tokio::time::Instant::from_std(wake)).await;
+        let now = Instant::now();
+        let jobs_over = done.load(std::sync::atomic::Ordering::Relaxed);
+        let fault = if cut.as_ref().is_some_and(|(after, _)| jobs_over >= *after) {
+            let (_, fault) = cut.take().expect("checked");
+            if let Fault::Partition { length, .. } = &fault {
+                heal_at = Some(now + *length);
+            }
+            fault
+        } else if heal_at.is_some_and(|h| now >= h) {
+            heal_at = None;
+            Fault::Heal
+        } else if next_timed.is_some_and(|t| now >= t) {
+            timed.next().expect("peeked").1
+        } else {
+            continue;
+        };
+        let at = now.duration_since(jobs_started);
         let line = match fault {
             Fault::Crash { member, down } => {
                 cluster.restart(member, down).await?;
@@ -529,7 +557,7 @@ pub async fn run(
             Fault::Partition { side, length } => {
                 cluster.partition(&side).await;
                 format!(
-                    "{:.1}s: the mesh was cut in two ({} | {} nodes) for {:.1}s",
+                    "{:.1}s: the mesh was cut in two ({} | {} nodes) for {:.1}s, {jobs_over} jobs in",
                     at.as_secs_f64(),
                     side.len(),
                     cluster.members.len() - side.len(),

@@ -70,7 +70,8 @@ async fn a_ci_sized_simnet_keeps_its_invariants_and_repeats_its_outcome() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partitioned_mesh_heals_by_itself_and_keeps_its_invariants() {
-    // One job in flight per requester, so that submissions go on through the cut (at 2–6 s, for 6 s).
+    // One job in flight per requester: submissions go on through the cut (which starts once 20–40 % of the jobs
+    // are over, and lasts 6 s).
     let mut s = scenario(11, 10, 60);
     s.in_flight = 1;
     s.crash = 0.0;
@@ -79,35 +80,31 @@ async fn a_partitioned_mesh_heals_by_itself_and_keeps_its_invariants() {
     let summary = run(&s, |_| {}).await.expect("simnet runs");
     println!("{}", jobmesh_simnet::report::text(&summary));
     check(&summary);
-    assert!(
-        summary
-            .faults
-            .iter()
-            .any(|f| f.contains("cut in two (5 | 5 nodes)")),
-        "{:?}",
-        summary.faults
-    );
+    let cut = summary
+        .faults
+        .iter()
+        .find(|f| f.contains("cut in two (5 | 5 nodes)"))
+        .unwrap_or_else(|| panic!("no cut in {:?}", summary.faults));
     let healed = summary
         .network
         .partition_healed_s
         .expect("the sides reconnect");
     assert!(healed < 20.0, "reconnected only after {healed} s");
-    let cut_at: f64 = summary.faults[0]
-        .split('s')
-        .next()
-        .and_then(|t| t.parse().ok())
-        .expect("the cut's time");
-    let during = summary
-        .jobs
-        .iter()
-        .filter(|j| j.submitted_s >= cut_at && j.submitted_s < cut_at + 3.0)
-        .count();
-    assert!(during > 0, "no job was submitted during the cut");
+    // The cut starts once 20–40 % of the jobs are over: the rest run through it and after the heal.
+    let jobs_in: usize = cut
+        .split(", ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("jobs over at the cut");
+    assert!((12..24).contains(&jobs_in), "{cut}");
+    // That gossip stays on its side during a cut is checked between real nodes in p2p/tests/partition.rs; here
+    // the trace must have seen every announcement, most of them delivered.
     let gossip = &summary.network.gossip;
     assert!(gossip.published >= 60, "{gossip:?}");
     assert!(
-        gossip.delivery_ratio > 0.3 && gossip.delivery_ratio < 1.0,
-        "announcements made during the cut reach only their side: {gossip:?}"
+        gossip.delivery_ratio > 0.3 && gossip.delivery_ratio <= 1.0,
+        "{gossip:?}"
     );
 }
 
