@@ -17,6 +17,9 @@ pub(crate) const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/jobmesh/ka
 pub(crate) const IDENTIFY_PROTOCOL: &str = "/ipfs/0.1.0";
 /// Largest gossipsub frame read from a peer; larger ones close the stream.
 pub(crate) const MAX_GOSSIP_FRAME: usize = 1024 * 1024;
+/// Messages queued per connected peer for sending (half for control messages, half for the others, which are
+/// dropped for a peer whose queue is full — a slow peer).
+pub(crate) const GOSSIP_QUEUE_LEN: usize = 256;
 
 /// Every protocol a node speaks.
 #[derive(NetworkBehaviour)]
@@ -58,6 +61,10 @@ impl Behaviour {
             .validation_mode(gossipsub::ValidationMode::Strict)
             .validate_messages()
             .max_transmit_size(MAX_GOSSIP_FRAME)
+            // gossipsub allocates each connected peer's outbound queue up front (5,000 slots by default: about
+            // 0.5 MB per peer, re-allocated on every new connection). Job topics carry a few messages a second;
+            // at 100 simulated nodes the default queues alone took gigabytes and their page faults a core.
+            .connection_handler_queue_len(GOSSIP_QUEUE_LEN)
             .build()
             .map_err(|e| Error::Build(format!("gossipsub config: {e}")))?;
         let mut gossipsub = gossipsub::Behaviour::new(
