@@ -361,19 +361,19 @@ impl Node {
     /// Refuses connections to and from `peer` from now on, and closes the open ones (simulated partitions,
     /// misbehaving peers).
     pub async fn block_peer(&self, peer: PeerId) -> Result<(), Error> {
-        self.inner
-            .cmd
-            .send(Cmd::Block(peer, true))
-            .await
-            .map_err(|_| Error::Shutdown)
+        self.set_blocked(peer, true).await
     }
 
     /// Accepts connections to and from `peer` again (it is not dialed: bootstrap retries, the DHT and the
     /// caller reconnect).
     pub async fn unblock_peer(&self, peer: PeerId) -> Result<(), Error> {
+        self.set_blocked(peer, false).await
+    }
+
+    async fn set_blocked(&self, peer: PeerId, blocked: bool) -> Result<(), Error> {
         self.inner
             .cmd
-            .send(Cmd::Block(peer, false))
+            .send(Cmd::Block(peer, blocked))
             .await
             .map_err(|_| Error::Shutdown)
     }
@@ -1066,7 +1066,7 @@ impl Driver {
                 let accepted = matches!(verdict, gossipsub::MessageAcceptance::Accept);
                 if accepted {
                     if let Some(trace) = &self.trace {
-                        trace.0.delivered(&message_id);
+                        trace.0.delivered(&message_id, *self.swarm.local_peer_id());
                     }
                     NetStats::add(&self.stats.gossip_messages, 1);
                     NetStats::add(&self.stats.gossip_bytes, message.data.len() as u64);

@@ -4,12 +4,13 @@
 //! messages it publishes and the ones delivered to it (after validation), keyed by gossipsub's message id (the
 //! author's PeerId and sequence number, the same on every node). Real nodes run without one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use libp2p::gossipsub::MessageId;
+use libp2p::PeerId;
 use serde::Serialize;
 
 /// Publication and delivery times of gossip, shared by the nodes of one process.
@@ -25,8 +26,12 @@ struct TraceState {
     published: HashMap<MessageId, Instant>,
     /// Deliveries expected: for each publication, the other nodes live at that moment.
     expected: u64,
-    /// Publication → delivery of every delivery, in microseconds.
+    /// Publication → delivery of every first delivery to a node, in microseconds.
     latencies_us: Vec<u64>,
+    /// Which node got which message.
+    delivered: HashSet<(MessageId, PeerId)>,
+    /// Deliveries of a message a node already had (once gossipsub's duplicate cache forgot it: very late gossip).
+    redelivered: u64,
 }
 
 /// What a [`GossipTrace`] saw.
@@ -34,8 +39,10 @@ struct TraceState {
 pub struct GossipReport {
     /// Messages published by traced nodes.
     pub published: u64,
-    /// Deliveries to traced nodes of those messages.
+    /// Deliveries to traced nodes of those messages (each node counted once per message).
     pub delivered: u64,
+    /// Deliveries of a message to a node that already had it (gossip so late that the node forgot it).
+    pub redelivered: u64,
     /// `delivered` over the other nodes live when each message was published: 1.0 is full delivery.
     pub delivery_ratio: f64,
     /// Publication → delivery latency percentiles (p50, p95, p99), in milliseconds.
@@ -63,12 +70,17 @@ impl GossipTrace {
         st.published.insert(id, Instant::now());
     }
 
-    pub(crate) fn delivered(&self, id: &MessageId) {
+    pub(crate) fn delivered(&self, id: &MessageId, to: PeerId) {
         let now = Instant::now();
         let mut st = self.state.lock().expect("trace lock");
-        if let Some(at) = st.published.get(id).copied() {
+        let Some(at) = st.published.get(id).copied() else {
+            return;
+        };
+        if st.delivered.insert((id.clone(), to)) {
             st.latencies_us
                 .push(now.saturating_duration_since(at).as_micros() as u64);
+        } else {
+            st.redelivered += 1;
         }
     }
 
@@ -87,6 +99,7 @@ impl GossipTrace {
         GossipReport {
             published: st.published.len() as u64,
             delivered: lat.len() as u64,
+            redelivered: st.redelivered,
             delivery_ratio: if st.expected == 0 {
                 0.0
             } else {
@@ -99,10 +112,10 @@ impl GossipTrace {
 
 /// Counts a node as live in a trace from its start until its swarm task ends.
 #[derive(Debug)]
-pub(crate) struct LiveNode(pub(crate) std::sync::Arc<GossipTrace>);
+pub(crate) struct LiveNode(pub(crate) Arc<GossipTrace>);
 
 impl LiveNode {
-    pub(crate) fn new(trace: std::sync::Arc<GossipTrace>) -> Self {
+    pub(crate) fn new(trace: Arc<GossipTrace>) -> Self {
         trace.node_started();
         Self(trace)
     }

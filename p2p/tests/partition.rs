@@ -40,6 +40,22 @@ async fn reaches(
     false
 }
 
+/// Every node of `a` blocks (or unblocks) every node of `b`, and the other way round.
+async fn set_cut(nodes: &[TestNode], a: &[usize], b: &[usize], block: bool) {
+    for &x in a {
+        for &y in b {
+            for (from, to) in [(x, y), (y, x)] {
+                let (node, peer) = (&nodes[from].node, nodes[to].node.peer_id());
+                if block {
+                    node.block_peer(peer).await.unwrap();
+                } else {
+                    node.unblock_peer(peer).await.unwrap();
+                }
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_keeps_gossip_on_its_side_and_heals_once_unblocked() {
     init_tracing();
@@ -69,20 +85,7 @@ async fn a_partition_keeps_gossip_on_its_side_and_heals_once_unblocked() {
 
     // Cut {0, 1} from {2, 3}.
     let (a, b) = ([0usize, 1], [2usize, 3]);
-    for &x in &a {
-        for &y in &b {
-            nodes[x]
-                .node
-                .block_peer(nodes[y].node.peer_id())
-                .await
-                .unwrap();
-            nodes[y]
-                .node
-                .block_peer(nodes[x].node.peer_id())
-                .await
-                .unwrap();
-        }
-    }
+    set_cut(&nodes, &a, &b, true).await;
     for &x in &a {
         for &y in &b {
             let (nx, py) = (&nodes[x].node, nodes[y].node.peer_id());
@@ -107,20 +110,7 @@ async fn a_partition_keeps_gossip_on_its_side_and_heals_once_unblocked() {
     );
 
     // Heal: nobody dials by hand; the bootstrap retries of 2 and 3 reconnect them to the hub.
-    for &x in &a {
-        for &y in &b {
-            nodes[x]
-                .node
-                .unblock_peer(nodes[y].node.peer_id())
-                .await
-                .unwrap();
-            nodes[y]
-                .node
-                .unblock_peer(nodes[x].node.peer_id())
-                .await
-                .unwrap();
-        }
-    }
+    set_cut(&nodes, &a, &b, false).await;
     let hub_id = nodes[0].node.peer_id();
     for &y in &b {
         let ny = &nodes[y].node;

@@ -295,7 +295,7 @@ impl Cluster {
             .map(|&i| self.members[i].node.peer_id())
             .collect();
         self.cut = Some(cut);
-        for i in 0..self.members.len() {
+        for &i in side {
             self.block_across(i, true).await;
         }
     }
@@ -303,7 +303,11 @@ impl Cluster {
     /// Ends the partition: every member accepts every other again. Nobody is dialed here: the members'
     /// bootstrap retries (to member 0) and the DHT reconnect the two sides, as they would on a real network.
     pub async fn heal(&mut self) {
-        for i in 0..self.members.len() {
+        let Some(cut) = &self.cut else { return };
+        let side: Vec<usize> = (0..self.members.len())
+            .filter(|&i| cut.contains(&self.members[i].node.peer_id()))
+            .collect();
+        for i in side {
             self.block_across(i, false).await;
         }
         self.cut = None;
@@ -314,25 +318,26 @@ impl Cluster {
         &self.env.trace
     }
 
-    /// Member `index` blocks (or unblocks) every member on the other side of the cut.
+    /// Member `index` blocks (or unblocks) every member on the other side of the cut, and they it.
     async fn block_across(&self, index: usize, block: bool) {
         let Some(cut) = &self.cut else { return };
         let me = &self.members[index].node;
         let mine = cut.contains(&me.peer_id());
         for other in &self.members {
-            let peer = other.node.peer_id();
-            if cut.contains(&peer) != mine {
-                let _ = if block {
-                    me.block_peer(peer).await
-                } else {
-                    me.unblock_peer(peer).await
-                };
+            if cut.contains(&other.node.peer_id()) != mine {
+                for (a, b) in [(me, &other.node), (&other.node, me)] {
+                    let _ = if block {
+                        a.block_peer(b.peer_id()).await
+                    } else {
+                        a.unblock_peer(b.peer_id()).await
+                    };
+                }
             }
         }
     }
 
-    /// A member that restarted (or `joined`) during a partition is cut off from the other side again: it blocks
-    /// them and they block it. A joiner takes member 0's side.
+    /// A member that restarted (or `joined`) during a partition is cut off from the other side again. A joiner
+    /// takes member 0's side.
     async fn keep_cut(&mut self, index: usize, joined: bool) {
         let peer = self.members[index].node.peer_id();
         let zero = self.members[0].node.peer_id();
@@ -340,14 +345,7 @@ impl Cluster {
         if joined && cut.contains(&zero) {
             cut.insert(peer);
         }
-        let mine = cut.contains(&peer);
-        let me = &self.members[index].node;
-        for other in &self.members {
-            if cut.contains(&other.node.peer_id()) != mine {
-                let _ = me.block_peer(other.node.peer_id()).await;
-                let _ = other.node.block_peer(peer).await;
-            }
-        }
+        self.block_across(index, true).await;
     }
 
     async fn wait_connected(&self, limit: Duration) -> Result<(), ClusterError> {

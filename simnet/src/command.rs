@@ -26,7 +26,8 @@ pub fn run(ctx: &Context, a: &SimnetArgs) -> Result<()> {
         partition: a.partition,
         seed: a.seed,
         in_flight: a.in_flight,
-        job_timeout: std::time::Duration::from_secs_f64(a.job_timeout),
+        job_timeout: std::time::Duration::try_from_secs_f64(a.job_timeout)
+            .map_err(|_| anyhow::anyhow!("--job-timeout is too long"))?,
     };
     s.check()?;
     let bar = ProgressBar::new(a.jobs as u64);

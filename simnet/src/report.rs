@@ -29,10 +29,11 @@ pub fn text(s: &Summary) -> String {
     );
     let _ = writeln!(
         t,
-        "network: gossip {} published, delivery ratio {:.2}, latency p50 {:.1} ms p95 {:.1} ms p99 {:.1} ms; \
-         bitswap {} blocks / {:.1} MiB; {} direct requests",
+        "network: gossip {} published, delivery ratio {:.2} ({} redelivered late), latency p50 {:.1} ms p95 {:.1} ms \
+         p99 {:.1} ms; bitswap {} blocks / {:.1} MiB; {} direct requests",
         s.network.gossip.published,
         s.network.gossip.delivery_ratio,
+        s.network.gossip.redelivered,
         s.network.gossip.latency_ms[0],
         s.network.gossip.latency_ms[1],
         s.network.gossip.latency_ms[2],

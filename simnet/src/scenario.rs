@@ -41,7 +41,7 @@ pub struct Scenario {
     pub slow: f64,
     /// Fresh identities that join during the run, accept work and never answer.
     pub sybils: usize,
-    /// How long the mesh is cut in two halves (from a moment drawn from the seed), if at all.
+    /// How long the mesh is cut in two halves (once a seeded 20–40 % of the jobs are over), if at all.
     pub partition: Option<Duration>,
     /// Seed of every random choice (roles, job mix, fault times, block hashes).
     pub seed: u64,
@@ -208,6 +208,9 @@ pub struct Summary {
     pub jobs: Vec<JobRecord>,
 }
 
+/// Longest job timeout and partition a scenario accepts.
+const MAX_FAULT_OR_TIMEOUT: Duration = Duration::from_secs(3600);
+
 /// Price every job offers, in wei per million fuel.
 const PRICE: u64 = 1_000;
 /// Deposit of each requester.
@@ -309,8 +312,11 @@ impl Scenario {
         if self.in_flight == 0 {
             return bad("--in-flight must be at least 1".into());
         }
-        if self.job_timeout < Duration::from_secs(5) {
-            return bad("--job-timeout must be at least 5 s".into());
+        if self.job_timeout < Duration::from_secs(5) || self.job_timeout > MAX_FAULT_OR_TIMEOUT {
+            return bad("--job-timeout must be between 5 s and 1 h".into());
+        }
+        if self.partition.is_some_and(|p| p > MAX_FAULT_OR_TIMEOUT) {
+            return bad("--partition must be at most 1 h".into());
         }
         Ok(())
     }
@@ -485,7 +491,7 @@ pub async fn run(
         everyone.shuffle(&mut rng);
         let mut side = everyone[..s.nodes / 2].to_vec();
         side.sort_unstable();
-        (after, Fault::Partition { side, length })
+        (after, side, length)
     });
 
     // Requesters submit in parallel (their markets are cheap clones); faults are applied meanwhile.
@@ -517,12 +523,10 @@ pub async fn run(
         tokio::time::sleep_until(tokio::time::Instant::from_std(wake)).await;
         let now = Instant::now();
         let jobs_over = done.load(std::sync::atomic::Ordering::Relaxed);
-        let fault = if cut.as_ref().is_some_and(|(after, _)| jobs_over >= *after) {
-            let (_, fault) = cut.take().expect("checked");
-            if let Fault::Partition { length, .. } = &fault {
-                heal_at = Some(now + *length);
-            }
-            fault
+        let fault = if cut.as_ref().is_some_and(|(after, ..)| jobs_over >= *after) {
+            let (_, side, length) = cut.take().expect("checked");
+            heal_at = Some(now + length);
+            Fault::Partition { side, length }
         } else if heal_at.is_some_and(|h| now >= h) {
             heal_at = None;
             Fault::Heal

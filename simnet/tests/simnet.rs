@@ -3,6 +3,8 @@
 //! lost, every honest worker's earnings are owed to it (in lotteries or the ledger), and the same seed gives the
 //! same outcome.
 
+use std::time::Duration;
+
 use jobmesh_simnet::scenario::{run, Scenario, Summary};
 
 fn scenario(seed: u64, nodes: usize, jobs: usize) -> Scenario {
@@ -19,7 +21,7 @@ fn scenario(seed: u64, nodes: usize, jobs: usize) -> Scenario {
         seed,
         // Modest load and a roomy deadline: CI machines are shared and slow, and the outcome must not depend on it.
         in_flight: 5,
-        job_timeout: std::time::Duration::from_secs(60),
+        job_timeout: Duration::from_secs(60),
     }
 }
 
@@ -76,7 +78,7 @@ async fn a_partitioned_mesh_heals_by_itself_and_keeps_its_invariants() {
     s.in_flight = 1;
     s.crash = 0.0;
     s.sybils = 0;
-    s.partition = Some(std::time::Duration::from_secs(6));
+    s.partition = Some(Duration::from_secs(6));
     let summary = run(&s, |_| {}).await.expect("simnet runs");
     println!("{}", jobmesh_simnet::report::text(&summary));
     check(&summary);
@@ -111,11 +113,19 @@ async fn a_partitioned_mesh_heals_by_itself_and_keeps_its_invariants() {
 #[tokio::test]
 async fn nonsense_scenarios_are_refused_with_a_reason() {
     type Spoil = fn(&mut Scenario);
-    let cases: [(Spoil, &str); 4] = [
+    let cases: [(Spoil, &str); 6] = [
         (|s| s.requesters = 5, "--requesters"),
         (|s| s.replicas = 9, "--replicas"),
         (|s| s.byzantine = 1.5, "--byzantine"),
         (|s| s.in_flight = 0, "--in-flight"),
+        (
+            |s| s.job_timeout = Duration::from_secs(86_400),
+            "--job-timeout",
+        ),
+        (
+            |s| s.partition = Some(Duration::from_secs(86_400)),
+            "--partition",
+        ),
     ];
     for (spoil, flag) in cases {
         let mut s = scenario(1, 5, 10);

@@ -195,3 +195,28 @@ fn failing_jobs_exit_1_with_a_clear_status() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a size"));
 }
+
+#[test]
+fn durations_too_long_to_represent_are_clear_errors_not_panics() {
+    let home = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["simnet", "--partition", "99999999999999999999999h"],
+            "too long",
+        ),
+        (&["simnet", "--job-timeout", "1e300"], "too long"),
+        (
+            &["simnet", "--partition", "2h"],
+            "--partition must be at most 1 h",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = jobmesh(home.path(), args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(
+            err.contains(needle) && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+}

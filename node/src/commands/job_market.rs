@@ -92,7 +92,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if !(secs.is_finite() && secs > 0.0) {
         return Err(format!("`{text}` must be positive"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("`{text}` is too long"))
 }
 
 /// The code of a job as stored on the mesh, and its kind (`js` or `wasm`).

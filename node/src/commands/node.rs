@@ -114,7 +114,7 @@ fn secs(v: f64, what: &str) -> Result<Duration> {
         v.is_finite() && v > 0.0,
         "{what} must be a positive number of seconds"
     );
-    Ok(Duration::from_secs_f64(v))
+    Duration::try_from_secs_f64(v).map_err(|_| anyhow::anyhow!("{what} is too long"))
 }
 
 fn start(ctx: &Context, args: &StartArgs) -> Result<()> {

@@ -39,8 +39,8 @@ pub struct SimnetArgs {
     /// Fresh identities that join mid-run, accept work and never answer.
     #[arg(long, default_value_t = 5)]
     pub sybils: usize,
-    /// Cut the mesh in two halves for this long (e.g. 30s), a few seconds into the run, then heal it: the
-    /// report says how long the two sides took to find each other again.
+    /// Cut the mesh in two halves for this long (e.g. 30s, at most 1h) once 20–40 % of the jobs are over (drawn
+    /// from the seed), then heal it: the report says how long the two sides took to find each other again.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub partition: Option<Duration>,
     /// Seed of every random choice: the same seed gives the same outcome.

@@ -572,11 +572,13 @@ impl RequesterJob {
             return None;
         }
         let mut t = self.deadline_ms;
+        let short = self.short_of_workers();
+        if short {
+            t = t.min(self.next_announcement_ms());
+        }
         match self.phase {
             // The window's end matters only with offers to assign (else the actor would tick without end).
-            Phase::Announced if !self.short_of_workers() => {
-                t = t.min(self.announced_ms + OFFER_WINDOW_MS)
-            }
+            Phase::Announced if !short => t = t.min(self.announced_ms + OFFER_WINDOW_MS),
             Phase::Committing => {
                 for (replica, slot) in &self.slots {
                     match slot.state {
@@ -592,9 +594,6 @@ impl RequesterJob {
                 }
             }
             _ => {}
-        }
-        if self.short_of_workers() {
-            t = t.min(self.next_announcement_ms());
         }
         Some(t)
     }
