@@ -71,6 +71,13 @@ async fn a_partition_keeps_gossip_on_its_side_and_heals_once_unblocked() {
         let boot = nodes[0].addr.clone();
         nodes.push(start_with(&[boot], tweak).await);
     }
+    // Each side must hold together on its own once cut: 1 and 0 are linked through bootstrap, 3 dials 2 (kad
+    // discovery would link them too, but not necessarily before the cut).
+    nodes[3]
+        .node
+        .connect(nodes[2].addr.clone(), Duration::from_secs(10))
+        .await
+        .expect("3 dials 2");
     let mut rxs = Vec::new();
     for n in &nodes {
         rxs.push(n.node.subscribe(TOPIC, None).await.unwrap());
