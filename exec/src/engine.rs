@@ -28,6 +28,9 @@ const COMPILE_LIMITS: Limits = Limits {
     stderr_bytes: 64 << 10,
 };
 
+/// One module's compiled form, filled by the first caller that compiles it (see `Executor::load`).
+type ModuleSlot = Mutex<Option<Arc<InstancePre<JobState>>>>;
+
 /// Compiles and runs jobs. Cheap to share between threads (`&self` everywhere); holds one engine, a
 /// cache of compiled modules (also on disk when given a cache dir) and the known plugins.
 pub struct Executor {
@@ -35,7 +38,9 @@ pub struct Executor {
     metered: bool,
     linker: Linker<JobState>,
     cache_dir: Option<PathBuf>,
-    modules: Mutex<HashMap<[u8; 32], Arc<InstancePre<JobState>>>>,
+    modules: Mutex<HashMap<[u8; 32], Arc<ModuleSlot>>>,
+    /// Modules compiled (or read from the disk cache) by this executor so far.
+    compilations: std::sync::atomic::AtomicU64,
     plugins: Mutex<HashMap<Cid, Plugin>>,
 }
 
@@ -87,6 +92,7 @@ impl Executor {
             linker,
             cache_dir,
             modules: Mutex::default(),
+            compilations: Default::default(),
             plugins: Mutex::default(),
         };
         exec.add_plugin(Plugin::bundled());
@@ -99,6 +105,12 @@ impl Executor {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(plugin.cid(), plugin);
+    }
+
+    /// How many modules this executor has compiled (or read from its disk cache): each distinct module once,
+    /// however many callers load it at the same time.
+    pub fn compilations(&self) -> u64 {
+        self.compilations.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The plugin with this CID, if known.
@@ -240,26 +252,32 @@ impl Executor {
 
     /// The linked, compiled module for these bytes: from memory, else from the disk cache, else compiled
     /// by cranelift (and then cached). The error is a one-line reason the module is invalid.
+    /// The module's instance-pre, compiled once: callers asking for the same bytes at the same time wait
+    /// for one compilation instead of each running their own (a hundred simulated workers warming up the
+    /// plugin at once used to compile it a hundred times, ~50 CPU-seconds). A failed compilation is not
+    /// remembered; the next caller tries again.
     fn load(&self, wasm: &[u8]) -> Result<Arc<InstancePre<JobState>>, String> {
         let hash: [u8; 32] = Sha256::digest(wasm).into();
-        if let Some(pre) = self
+        let slot = self
             .modules
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&hash)
-        {
+            .entry(hash)
+            .or_default()
+            .clone();
+        let mut ready = slot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(pre) = ready.as_ref() {
             return Ok(pre.clone());
         }
         let module = self.compile_cached(wasm, &hash)?;
+        self.compilations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let pre = self
             .linker
             .instantiate_pre(&module)
             .map_err(|e| format!("{e:#}"))?;
         let pre = Arc::new(pre);
-        self.modules
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(hash, pre.clone());
+        *ready = Some(pre.clone());
         Ok(pre)
     }
 

@@ -406,3 +406,17 @@ fn bundled_plugin_matches_its_checked_in_sha256() {
     );
     assert!(Plugin::bundled().cid().to_string().starts_with("bafkrei"));
 }
+
+#[test]
+fn callers_warming_up_the_same_plugin_at_once_share_one_compilation() {
+    let exec = Executor::new(None).unwrap();
+    let plugin = Plugin::bundled().cid();
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| exec.warm_up(&plugin).unwrap());
+        }
+    });
+    assert_eq!(exec.compilations(), 1);
+    exec.warm_up(&plugin).unwrap();
+    assert_eq!(exec.compilations(), 1);
+}

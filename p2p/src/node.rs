@@ -31,15 +31,16 @@ pub struct GossipMessage {
     pub topic: String,
     /// Its payload.
     pub data: Vec<u8>,
-    /// The author that signed it.
+    /// The author that signed it (checked by gossipsub's strict mode).
     pub source: Option<PeerId>,
     /// The peer that forwarded it to us.
     pub from: PeerId,
 }
 
-/// Decides whether a gossip payload on a topic is well-formed. Rejected messages are not forwarded and
-/// their sender is scored down.
-pub type Validator = Arc<dyn Fn(&[u8]) -> bool + Send + Sync>;
+/// Decides whether a gossip payload on a topic is well-formed, given its publisher (already authenticated:
+/// gossipsub runs in strict mode, so the publisher signed these exact bytes and the signature was checked).
+/// Rejected messages are not forwarded and their sender is scored down.
+pub type Validator = Arc<dyn Fn(&[u8], Option<&PeerId>) -> bool + Send + Sync>;
 
 /// Counts of what moved through a node since it started (for metrics).
 #[derive(Debug, Default)]
@@ -84,6 +85,7 @@ type Reply<T> = oneshot::Sender<T>;
 enum Cmd {
     ListenAddrs(Reply<Vec<Multiaddr>>),
     Peers(Reply<Vec<PeerInfo>>),
+    TopicPeers(String, Reply<usize>),
     Dial(Multiaddr, Reply<Result<PeerId, Error>>),
     DialPeer(PeerId),
     Block(PeerId, bool),
@@ -254,6 +256,12 @@ impl Node {
     /// The peers connected now.
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, Error> {
         self.ask(Cmd::Peers).await
+    }
+
+    /// How many connected peers are subscribed to a gossip topic (as far as gossipsub has heard).
+    pub async fn topic_peers(&self, topic: &str) -> Result<usize, Error> {
+        let topic = topic.to_string();
+        self.ask(|r| Cmd::TopicPeers(topic, r)).await
     }
 
     /// Connects to an address and waits (at most `timeout`) until the connection is up.
@@ -607,6 +615,15 @@ impl Driver {
         match cmd {
             Cmd::ListenAddrs(r) => {
                 let _ = r.send(self.swarm.listeners().cloned().collect());
+            }
+            Cmd::TopicPeers(topic, r) => {
+                let hash = gossipsub::IdentTopic::new(topic).hash();
+                let _ = r.send(
+                    b.gossipsub
+                        .all_peers()
+                        .filter(|(_, topics)| topics.contains(&&hash))
+                        .count(),
+                );
             }
             Cmd::Peers(r) => {
                 let list = self
@@ -1052,7 +1069,9 @@ impl Driver {
                         gossipsub::MessageAcceptance::Reject
                     }
                     Some(t) => match &t.validator {
-                        Some(v) if !v(&message.data) => gossipsub::MessageAcceptance::Reject,
+                        Some(v) if !v(&message.data, message.source.as_ref()) => {
+                            gossipsub::MessageAcceptance::Reject
+                        }
                         _ => gossipsub::MessageAcceptance::Accept,
                     },
                 };

@@ -12,7 +12,7 @@ use libp2p::{gossipsub, identity::Keypair, noise, tcp, yamux, SwarmBuilder};
 
 const TOPIC: &str = "jobmesh/test/1";
 
-fn valid(data: &[u8]) -> bool {
+fn valid(data: &[u8], _publisher: Option<&libp2p::PeerId>) -> bool {
     data.starts_with(b"ok:")
 }
 

@@ -116,30 +116,30 @@ impl MarketDb {
         durable: bool,
     ) -> Result<(), DbError> {
         let record = to_cbor(job);
-        let result: Result<(), TransactionError<()>> = (
-            &self.requester_jobs,
-            &self.reputation,
-            &self.ledger,
-        )
-            .transaction(|(jobs, reputation, ledger)| {
-                jobs.insert(&job.id.0[..], record.as_slice())?;
-                for action in actions {
-                    match action {
-                        Action::Reputation { peer, delta } => {
-                            let key = peer.to_bytes();
-                            let old = reputation.get(&key)?.map(|v| decode_i64(&v)).unwrap_or(0);
-                            reputation.insert(key, &old.saturating_add(*delta).to_be_bytes())?;
+        let result: Result<(), TransactionError<()>> =
+            (&self.requester_jobs, &self.reputation, &self.ledger).transaction(
+                |(jobs, reputation, ledger)| {
+                    jobs.insert(&job.id.0[..], record.as_slice())?;
+                    for action in actions {
+                        match action {
+                            Action::Reputation { peer, delta } => {
+                                let key = peer.to_bytes();
+                                let old =
+                                    reputation.get(&key)?.map(|v| decode_i64(&v)).unwrap_or(0);
+                                let new = super::requester::next_reputation(old, *delta);
+                                reputation.insert(key, &new.to_be_bytes())?;
+                            }
+                            Action::Owe { worker, wei } => {
+                                let key = worker.to_bytes();
+                                let old = ledger.get(&key)?.map(|v| decode_u128(&v)).unwrap_or(0);
+                                ledger.insert(key, &old.saturating_add(*wei).to_be_bytes())?;
+                            }
+                            _ => {}
                         }
-                        Action::Owe { worker, wei } => {
-                            let key = worker.to_bytes();
-                            let old = ledger.get(&key)?.map(|v| decode_u128(&v)).unwrap_or(0);
-                            ledger.insert(key, &old.saturating_add(*wei).to_be_bytes())?;
-                        }
-                        _ => {}
                     }
-                }
-                Ok::<(), ConflictableTransactionError<()>>(())
-            });
+                    Ok::<(), ConflictableTransactionError<()>>(())
+                },
+            );
         self.finish(result, durable)
     }
 

@@ -191,6 +191,57 @@ pub struct JobAnnouncement {
     pub listen_addrs: Vec<String>,
     /// Unix milliseconds after which nobody works on the job.
     pub deadline_ms: u64,
+    /// The share of workers asked to offer, in millionths (absent: every worker): a worker offers only if its
+    /// [`offer_draw`] for the job falls below it. A requester that knows many workers asks a sample of them and
+    /// widens it each time it announces the job again, so offers grow with replicas, not with the mesh.
+    #[serde(default = "every_worker")]
+    pub offer_share_ppm: u32,
+}
+
+/// [`JobAnnouncement::offer_share_ppm`] asking every worker.
+pub const EVERY_WORKER_PPM: u32 = 1_000_000;
+
+/// Offers a requester asks for per replica when it samples workers (enough to fill every slot, replace the
+/// busy and the late, and run a second round after a vote without a majority).
+pub const SAMPLED_OFFERS_PER_REPLICA: u64 = 6;
+
+fn every_worker() -> u32 {
+    EVERY_WORKER_PPM
+}
+
+impl JobAnnouncement {
+    /// Whether `worker` is among the workers this announcement asks to offer.
+    pub fn asks(&self, worker: &PeerId) -> bool {
+        self.offer_share_ppm >= EVERY_WORKER_PPM
+            || offer_draw(&self.spec.id(), worker) < self.offer_share_ppm
+    }
+}
+
+/// A worker's draw for a job, uniform in `0..1_000_000` and fixed by the two ids: a wider share on a later
+/// announcement still includes every worker asked before.
+pub fn offer_draw(job: &JobId, worker: &PeerId) -> u32 {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"jobmesh offer draw v1");
+    hasher.update(&job.0);
+    hasher.update(&worker.to_bytes());
+    let word = u32::from_le_bytes(
+        hasher.finalize().as_bytes()[..4]
+            .try_into()
+            .expect("4 bytes"),
+    );
+    ((u64::from(word) * u64::from(EVERY_WORKER_PPM)) >> 32) as u32
+}
+
+/// The share of workers to ask (in millionths) for `replicas` among `known_workers` workers in good standing,
+/// once announced before `reannounced` times: [`SAMPLED_OFFERS_PER_REPLICA`] offers per replica expected,
+/// doubling with each re-announcement; everyone while few workers are known.
+pub fn offer_share_ppm(replicas: u8, known_workers: usize, reannounced: u32) -> u32 {
+    let wanted = (SAMPLED_OFFERS_PER_REPLICA * u64::from(replicas.max(1))) << reannounced.min(16);
+    let known = known_workers as u64;
+    if known <= wanted {
+        return EVERY_WORKER_PPM;
+    }
+    (wanted * u64::from(EVERY_WORKER_PPM) / known).clamp(1, u64::from(EVERY_WORKER_PPM)) as u32
 }
 
 /// Published on [`JOBS_TOPIC`]: the requester gave up on a job.
@@ -382,6 +433,27 @@ pub fn seal<T: Serialize>(key: &Keypair, message: &T) -> Vec<u8> {
 
 /// Checks size, version and signature, and decodes the body. Returns who signed it.
 pub fn open<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<(PeerId, T), MessageError> {
+    open_checked(bytes, limit, |_| true)
+}
+
+/// [`open`] for a gossip payload whose publisher gossipsub has already authenticated (strict mode: the
+/// publisher signed these exact bytes and every receiver checked it). When the envelope's signer is that
+/// publisher, the envelope's own signature over the same bytes is not checked a second time (one ed25519
+/// verification per message and node instead of two); any other envelope is checked in full.
+pub fn open_published<T: DeserializeOwned>(
+    bytes: &[u8],
+    limit: usize,
+    publisher: Option<&PeerId>,
+) -> Result<(PeerId, T), MessageError> {
+    open_checked(bytes, limit, |signer| Some(signer) != publisher)
+}
+
+/// Decodes an envelope, verifies its signature if `must_verify(signer)`, decodes the body.
+fn open_checked<T: DeserializeOwned>(
+    bytes: &[u8],
+    limit: usize,
+    must_verify: impl FnOnce(&PeerId) -> bool,
+) -> Result<(PeerId, T), MessageError> {
     if bytes.len() > limit {
         return Err(MessageError::TooLarge {
             size: bytes.len(),
@@ -394,11 +466,12 @@ pub fn open<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<(PeerId, 
     }
     let key = PublicKey::try_decode_protobuf(&wire.key)
         .map_err(|e| MessageError::Malformed(format!("signer key: {e}")))?;
-    if !key.verify(&signing_input(&wire.body), &wire.sig) {
+    let signer = key.to_peer_id();
+    if must_verify(&signer) && !key.verify(&signing_input(&wire.body), &wire.sig) {
         return Err(MessageError::BadSignature);
     }
     let body = from_cbor(&wire.body)?;
-    Ok((key.to_peer_id(), body))
+    Ok((signer, body))
 }
 
 /// Like [`open`], and also requires the signer to be `expected` (the connection's remote peer).
@@ -444,6 +517,84 @@ mod tests {
         super::super::testkit::spec(3, false)
     }
 
+    fn announcement(share_ppm: u32) -> JobAnnouncement {
+        JobAnnouncement {
+            spec: spec(),
+            requester: PeerId::random(),
+            eth_address: None,
+            listen_addrs: Vec::new(),
+            deadline_ms: 1,
+            offer_share_ppm: share_ppm,
+        }
+    }
+
+    #[test]
+    fn an_announcement_asks_a_sample_of_workers_that_only_widens() {
+        let workers: Vec<PeerId> = (0..4_000).map(|_| PeerId::random()).collect();
+        let asked = |share| {
+            let a = announcement(share);
+            workers
+                .iter()
+                .filter(|w| a.asks(w))
+                .copied()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(asked(EVERY_WORKER_PPM).len(), workers.len());
+        // 10 %: 400 expected, standard deviation ≈ 19.
+        let tenth = asked(100_000);
+        assert!((300..500).contains(&tenth.len()), "{}", tenth.len());
+        let fifth = asked(200_000);
+        assert!((680..920).contains(&fifth.len()), "{}", fifth.len());
+        assert!(
+            tenth.iter().all(|w| fifth.contains(w)),
+            "a wider share keeps who was asked"
+        );
+        // Another job draws another sample.
+        let mut other = announcement(100_000);
+        other.spec.nonce += 1;
+        let other_tenth: Vec<_> = workers.iter().filter(|w| other.asks(w)).collect();
+        let common = other_tenth.iter().filter(|w| tenth.contains(w)).count();
+        assert!(common < tenth.len() / 4, "{common} of {}", tenth.len());
+    }
+
+    #[test]
+    fn the_offer_share_grows_with_replicas_and_announcements_and_shrinks_with_the_mesh() {
+        // Few known workers: everyone.
+        assert_eq!(offer_share_ppm(3, 0, 0), EVERY_WORKER_PPM);
+        assert_eq!(offer_share_ppm(3, 18, 0), EVERY_WORKER_PPM);
+        // 6 offers per replica expected: 18 of 180 workers.
+        assert_eq!(offer_share_ppm(3, 180, 0), 100_000);
+        assert_eq!(offer_share_ppm(3, 180, 1), 200_000);
+        assert_eq!(offer_share_ppm(3, 1_800, 0), 10_000);
+        assert_eq!(offer_share_ppm(1, 180, 0), 33_333);
+        // Enough re-announcements reach everyone; absurd counts do not overflow.
+        assert_eq!(offer_share_ppm(3, 180, 4), EVERY_WORKER_PPM);
+        assert_eq!(offer_share_ppm(255, usize::MAX, u32::MAX), 1);
+    }
+
+    #[test]
+    fn an_announcement_without_a_share_asks_everyone() {
+        #[derive(Serialize)]
+        struct OldAnnouncement {
+            spec: JobSpec,
+            #[serde(with = "super::super::wire_ids::peer")]
+            requester: PeerId,
+            eth_address: Option<[u8; 20]>,
+            listen_addrs: Vec<String>,
+            deadline_ms: u64,
+        }
+        let a = announcement(1);
+        let old = to_cbor(&OldAnnouncement {
+            spec: a.spec.clone(),
+            requester: a.requester,
+            eth_address: None,
+            listen_addrs: Vec::new(),
+            deadline_ms: 1,
+        });
+        let back: JobAnnouncement = from_cbor(&old).unwrap();
+        assert_eq!(back.offer_share_ppm, EVERY_WORKER_PPM);
+    }
+
     #[test]
     fn sealed_messages_open_to_the_same_value_and_signer() {
         let key = Keypair::generate_ed25519();
@@ -480,6 +631,29 @@ mod tests {
                 open::<Gossip>(&bad, MAX_GOSSIP_BYTES).is_err(),
                 "byte {i} flipped was accepted"
             );
+        }
+    }
+
+    #[test]
+    fn a_published_envelope_is_verified_unless_its_publisher_signed_it() {
+        let key = Keypair::generate_ed25519();
+        let signer = key.public().to_peer_id();
+        let message = Gossip::Cancellation(Cancellation {
+            job_id: spec().id(),
+            reason: "x".into(),
+        });
+        let mut bytes = seal(&key, &message);
+        let (who, back) =
+            open_published::<Gossip>(&bytes, MAX_GOSSIP_BYTES, Some(&signer)).unwrap();
+        assert_eq!((who, back), (signer, message.clone()));
+        // Break the envelope's signature (its last byte): only gossipsub's check of the publisher covers it.
+        *bytes.last_mut().unwrap() ^= 0x01;
+        assert!(open_published::<Gossip>(&bytes, MAX_GOSSIP_BYTES, Some(&signer)).is_ok());
+        for publisher in [None, Some(PeerId::random())] {
+            assert!(matches!(
+                open_published::<Gossip>(&bytes, MAX_GOSSIP_BYTES, publisher.as_ref()),
+                Err(MessageError::BadSignature)
+            ));
         }
     }
 

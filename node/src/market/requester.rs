@@ -38,6 +38,22 @@ pub const REP_TIMED_OUT: i64 = -2;
 /// For declining an assignment with an answer (busy, limits changed): nothing. Penalising it made every worker of
 /// a loaded mesh fall below [`super::tally::MIN_REPUTATION`] and the requester ignore all offers (simnet, 40 nodes).
 pub const REP_DECLINED: i64 = 0;
+/// The lowest score that missed deadlines alone can give: above [`super::tally::MIN_REPUTATION`], so a worker that
+/// was late (an overloaded machine, a mesh under load) loses its priority, never its access. Only results
+/// outside the majority exclude a worker. (Without a floor, the timeouts of a loaded 100-node mesh pushed every
+/// worker below the exclusion line and the requesters ignored all offers from then on.)
+pub const TIMEOUT_FLOOR: i64 = super::tally::MIN_REPUTATION / 2;
+
+/// A worker's score after a reputation change: a timeout penalty ([`REP_TIMED_OUT`]) stops at
+/// [`TIMEOUT_FLOOR`] (and does not lower a score already below it); every other change applies in full.
+pub fn next_reputation(old: i64, delta: i64) -> i64 {
+    let new = old.saturating_add(delta);
+    if delta == REP_TIMED_OUT {
+        new.max(old.min(TIMEOUT_FLOOR))
+    } else {
+        new
+    }
+}
 
 /// How a worker answered its assignment.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -811,6 +827,28 @@ mod tests {
     use super::super::messages::commitment_hash;
     use super::super::testkit::{cid, peers, spec};
     use super::*;
+
+    #[test]
+    fn timeouts_cost_priority_but_never_exclude_only_disagreements_do() {
+        let mut score = 0;
+        for _ in 0..100 {
+            score = next_reputation(score, REP_TIMED_OUT);
+        }
+        assert_eq!(score, TIMEOUT_FLOOR);
+        const { assert!(TIMEOUT_FLOOR > super::super::tally::MIN_REPUTATION) };
+        assert_eq!(
+            next_reputation(TIMEOUT_FLOOR + 1, REP_TIMED_OUT),
+            TIMEOUT_FLOOR
+        );
+        // Wrong results go all the way down, and a timeout does not lift a score below the floor.
+        let mut liar = 0;
+        for _ in 0..5 {
+            liar = next_reputation(liar, REP_DISAGREED);
+        }
+        assert!(liar < super::super::tally::MIN_REPUTATION);
+        assert_eq!(next_reputation(liar, REP_TIMED_OUT), liar);
+        assert_eq!(next_reputation(3, REP_AGREED), 4);
+    }
 
     /// A worker's answer: commit to `output` and reveal it.
     fn commit_and_reveal(

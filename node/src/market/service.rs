@@ -20,9 +20,9 @@ use tracing::{debug, info, warn};
 
 use super::db::{DbError, MarketDb};
 use super::messages::{
-    open, open_from, seal, Assignment, Cancellation, CodeKind, Commitment, Gossip, JobAnnouncement,
-    JobId, JobLimits, JobSpec, LotteryNotice, MessageError, Offer, Request, Response, Reveal,
-    JOBS_TOPIC, MAX_DIRECT_BYTES, MAX_GOSSIP_BYTES, MAX_REPLICAS,
+    offer_share_ppm, open_from, open_published, seal, Assignment, Cancellation, CodeKind,
+    Commitment, Gossip, JobAnnouncement, JobId, JobLimits, JobSpec, LotteryNotice, MessageError,
+    Offer, Request, Response, Reveal, JOBS_TOPIC, MAX_DIRECT_BYTES, MAX_GOSSIP_BYTES, MAX_REPLICAS,
 };
 use super::requester::{Action, Answer, Phase, RequesterJob, SlotState, ANSWER_TIMEOUT_MS};
 use super::worker::{Worker, WorkerPolicy};
@@ -226,6 +226,9 @@ pub(crate) struct Shared {
     pub(crate) exec_metrics: crate::metrics::ExecMetrics,
     actor: mpsc::UnboundedSender<ActorMsg>,
     updates: broadcast::Sender<JobStatus>,
+    /// The status of every live job as the actor last left it (its record on disk may lag behind by the
+    /// steps that are not written at once); finished jobs are read from disk.
+    live: std::sync::Mutex<HashMap<JobId, JobStatus>>,
     /// Where lottery notices go once a settlement service takes them ([`Market::take_lottery_notices`]).
     lottery_inbox: std::sync::Mutex<Option<mpsc::Sender<IncomingLottery>>>,
     /// Set once by [`Market::stop`]; every loop of the market ends when it is.
@@ -250,6 +253,28 @@ impl IncomingLottery {
 }
 
 impl Shared {
+    /// A live job's latest status (see [`Shared::live`]).
+    fn live_status(&self, id: &JobId) -> Option<JobStatus> {
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    /// Notes a job's new status for readers and watchers.
+    fn publish_status(&self, status: JobStatus, id: JobId) {
+        {
+            let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+            if status.finished {
+                live.remove(&id);
+            } else {
+                live.insert(id, status.clone());
+            }
+        }
+        let _ = self.updates.send(status);
+    }
+
     /// Whether [`Market::stop`] was called.
     pub(crate) fn is_stopped(&self) -> bool {
         *self.stop.borrow()
@@ -274,6 +299,23 @@ impl Shared {
             .await
             .map_err(|e| e.to_string())?;
         open_from::<Response>(&bytes, MAX_DIRECT_BYTES, &peer).map_err(|e| e.to_string())
+    }
+
+    /// The population an announcement samples: the workers this requester has worked with whose reputation
+    /// still lets them in, or the connected peers on the jobs topic if there are more of those (a new
+    /// requester knows no worker yet, but a mesh of hundreds still should not all offer on every job).
+    async fn known_workers(&self) -> usize {
+        let in_good_standing = self
+            .db
+            .reputations()
+            .map(|all| {
+                all.iter()
+                    .filter(|(_, rep)| *rep >= super::tally::MIN_REPUTATION)
+                    .count()
+            })
+            .unwrap_or(0);
+        let on_topic = self.node.topic_peers(JOBS_TOPIC).await.unwrap_or(0);
+        in_good_standing.max(on_topic)
     }
 
     /// This node's listen addresses as strings (for announcements).
@@ -310,6 +352,7 @@ impl Market {
             actor: actor_tx,
             updates,
             lottery_inbox: std::sync::Mutex::new(None),
+            live: std::sync::Mutex::default(),
             stop: tokio::sync::watch::channel(false).0,
         });
         let worker = shared
@@ -318,14 +361,15 @@ impl Market {
             .clone()
             .map(|policy| Worker::new(shared.clone(), policy));
         // Announcements are checked before they are forwarded: well-formed, signed by their requester.
-        let validator: jobmesh_p2p::Validator =
-            Arc::new(|data: &[u8]| match open::<Gossip>(data, MAX_GOSSIP_BYTES) {
+        let validator: jobmesh_p2p::Validator = Arc::new(|data: &[u8], publisher| {
+            match open_published::<Gossip>(data, MAX_GOSSIP_BYTES, publisher) {
                 Ok((signer, Gossip::Announcement(a))) => {
                     a.requester == signer && a.spec.validate().is_ok()
                 }
                 Ok((_, Gossip::Cancellation(_))) => true,
                 Err(_) => false,
-            });
+            }
+        });
         let gossip = node
             .subscribe(JOBS_TOPIC, Some(validator))
             .await
@@ -417,6 +461,9 @@ impl Market {
 
     /// The status of a job this node requested.
     pub fn status(&self, id: &JobId) -> Result<JobStatus, MarketError> {
+        if let Some(status) = self.inner.live_status(id) {
+            return Ok(status);
+        }
         self.inner
             .db
             .requester_job(id)?
@@ -431,7 +478,11 @@ impl Market {
             .db
             .requester_jobs()?
             .iter()
-            .map(JobStatus::of)
+            .map(|job| {
+                self.inner
+                    .live_status(&job.id)
+                    .unwrap_or_else(|| JobStatus::of(job))
+            })
             .collect())
     }
 
@@ -723,14 +774,14 @@ impl Actor {
                 match publish_announcement(&self.shared, &job).await {
                     Ok(()) => {
                         info!(job = %id, replicas = job.spec.replicas, "job announced");
-                        let _ = self.shared.updates.send(JobStatus::of(&job));
+                        self.shared.publish_status(JobStatus::of(&job), id);
                         self.jobs.insert(id, *job);
                         let _ = reply.send(Ok(()));
                     }
                     Err(e) => {
                         let actions = job.fail(&format!("no worker reachable: {e}"));
                         let res = self.shared.db.commit_step(&job, &actions, true);
-                        let _ = self.shared.updates.send(JobStatus::of(&job));
+                        self.shared.publish_status(JobStatus::of(&job), id);
                         let _ = reply.send(res.map_err(Into::into).and(Err(MarketError::Invalid(
                             format!("cannot announce the job: no worker reachable ({e})"),
                         ))));
@@ -791,8 +842,10 @@ impl Actor {
     /// node's, has nothing to record).
     ///
     /// A step that sends something, changes the phase, or is `durable` (a commitment about to be acknowledged)
-    /// is flushed to disk before anything leaves; the others (an offer noted, a counter moved) are written and
-    /// left to sled's periodic flush — an offer lost in a crash is simply not counted after the restart.
+    /// is flushed to disk before anything leaves; the others (an offer noted, an answer or a reveal received)
+    /// stay in memory until the next such step writes the whole record. A crash loses only what the restart
+    /// asks for again: offers (announced jobs are re-announced), answers (assignments are re-sent, workers
+    /// acknowledge a repeat) and reveals (committed workers are asked again).
     fn step(
         &mut self,
         id: JobId,
@@ -809,6 +862,11 @@ impl Actor {
             return true;
         }
         let durable = durable || !actions.is_empty() || after.phase != before.phase;
+        if !durable {
+            // Nothing leaves and the phase stays: the record is written with the next step that matters.
+            self.shared.publish_status(after, id);
+            return true;
+        }
         if let Err(e) = self.shared.db.commit_step(job, &actions, durable) {
             // Without the record on disk nothing may be sent: the job stays where it was on disk (and is
             // reloaded from there on restart); its timers retry.
@@ -816,7 +874,7 @@ impl Actor {
             return false;
         }
         let job = job.clone();
-        let _ = self.shared.updates.send(after);
+        self.shared.publish_status(after, id);
         for action in actions {
             self.carry_out(&job, action);
         }
@@ -945,12 +1003,14 @@ impl Actor {
 
 /// Publishes a job's announcement on the jobs topic.
 async fn publish_announcement(shared: &Shared, job: &RequesterJob) -> Result<(), String> {
+    let (listen_addrs, known_workers) = tokio::join!(shared.listen_addrs(), shared.known_workers());
     let announcement = Gossip::Announcement(Box::new(JobAnnouncement {
         spec: job.spec.clone(),
         requester: shared.node.peer_id(),
         eth_address: shared.cfg.eth_address,
-        listen_addrs: shared.listen_addrs().await,
+        listen_addrs,
         deadline_ms: job.deadline_ms,
+        offer_share_ppm: offer_share_ppm(job.spec.replicas, known_workers, job.reannounced),
     }));
     let bytes = seal(&shared.key, &announcement);
     if bytes.len() > MAX_GOSSIP_BYTES {

@@ -18,8 +18,8 @@ use tracing::{debug, info, warn};
 
 use super::db::{DbError, WorkerJob, WorkerPhase};
 use super::messages::{
-    commitment_hash, open, Assignment, CodeKind, Commitment, Gossip, JobAnnouncement, JobId,
-    JobSpec, Offer, Receipt, Request, Response, Reveal, MAX_GOSSIP_BYTES,
+    commitment_hash, open_published, Assignment, CodeKind, Commitment, Gossip, JobAnnouncement,
+    JobId, JobSpec, Offer, Receipt, Request, Response, Reveal, MAX_GOSSIP_BYTES,
 };
 use super::service::{now_ms, Shared};
 
@@ -152,7 +152,7 @@ impl Worker {
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
                 };
-                match open::<Gossip>(&msg.data, MAX_GOSSIP_BYTES) {
+                match open_published::<Gossip>(&msg.data, MAX_GOSSIP_BYTES, msg.source.as_ref()) {
                     Ok((signer, Gossip::Announcement(a))) if a.requester == signer => {
                         self.on_announcement(*a)
                     }
@@ -167,6 +167,10 @@ impl Worker {
     fn on_announcement(&self, a: JobAnnouncement) {
         let id = a.spec.id();
         if a.requester == self.shared.node.peer_id() {
+            return;
+        }
+        if !a.asks(&self.shared.node.peer_id()) {
+            debug!(job = %id, share_ppm = a.offer_share_ppm, "not in the sample asked to offer");
             return;
         }
         if let Some(why) = self.refuse(&a.spec, a.deadline_ms) {
