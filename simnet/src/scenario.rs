@@ -45,7 +45,7 @@ pub struct Scenario {
     pub partition: Option<Duration>,
     /// Seed of every random choice (roles, job mix, fault times, block hashes).
     pub seed: u64,
-    /// Jobs each requester keeps in flight.
+    /// Jobs each requester keeps in flight at most (it starts with two and adds one per verified job).
     pub in_flight: usize,
     /// Time a job has to finish (a silent worker holds its replica for half of it).
     pub job_timeout: Duration,
@@ -684,7 +684,7 @@ async fn drive(
     on_done: impl Fn() + Send + Sync + 'static,
 ) -> Vec<(usize, JobRecord)> {
     let on_done = Arc::new(on_done);
-    let gate = Arc::new(tokio::sync::Semaphore::new(in_flight));
+    let window = Arc::new(Window::new(in_flight));
     let mut tasks = tokio::task::JoinSet::new();
     for Planned {
         index: j,
@@ -694,8 +694,13 @@ async fn drive(
         want_status,
     } in list
     {
-        let permit = gate.clone().acquire_owned().await.expect("semaphore open");
-        let (market, on_done) = (market.clone(), on_done.clone());
+        let permit = window
+            .gate
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore open");
+        let (market, on_done, window) = (market.clone(), on_done.clone(), window.clone());
         tasks.spawn(async move {
             let submitted = t0.elapsed().as_secs_f64();
             let sent = Instant::now();
@@ -717,7 +722,7 @@ async fn drive(
                 },
                 Err(e) => failed(kind, submitted, sent, format!("not submitted: {e}")),
             };
-            drop(permit);
+            window.job_over(permit, &record.phase);
             on_done();
             (j, record)
         });
@@ -729,6 +734,48 @@ async fn drive(
         }
     }
     out
+}
+
+/// A requester's admission window (TCP's slow start, for jobs): it starts with [`Window::START`] jobs in
+/// flight, grows by one with each verified job up to the scenario's `in_flight`, and shrinks by one with each
+/// expired job (never below one). A whole mesh starting at once is CPU-bound for its first seconds; submitting
+/// every requester's full share of jobs into that made every job late, and late jobs made more work (re-announced,
+/// re-assigned) until none finished.
+struct Window {
+    gate: Arc<tokio::sync::Semaphore>,
+    size: std::sync::Mutex<usize>,
+    max: usize,
+}
+
+impl Window {
+    const START: usize = 2;
+
+    fn new(max: usize) -> Window {
+        let start = Self::START.min(max).max(1);
+        Window {
+            gate: Arc::new(tokio::sync::Semaphore::new(start)),
+            size: std::sync::Mutex::new(start),
+            max: max.max(1),
+        }
+    }
+
+    /// A job ended in `phase`: its slot is given back, and the window grows or shrinks.
+    fn job_over(&self, permit: tokio::sync::OwnedSemaphorePermit, phase: &str) {
+        let mut size = self.size.lock().unwrap_or_else(|e| e.into_inner());
+        match phase {
+            "verified" if *size < self.max => {
+                *size += 1;
+                self.gate.add_permits(1);
+            }
+            "expired" if *size > 1 => {
+                *size -= 1;
+                permit.forget();
+                return;
+            }
+            _ => {}
+        }
+        drop(permit);
+    }
 }
 
 fn failed(kind: &'static str, submitted_s: f64, sent: Instant, reason: String) -> JobRecord {

@@ -46,7 +46,8 @@ pub struct SimnetArgs {
     /// Seed of every random choice: the same seed gives the same outcome.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Jobs each requester keeps in flight.
+    /// Jobs each requester keeps in flight at most: it starts with two, adds one per verified job and drops one
+    /// per expired job (slow start, so a mesh that is still starting up is not flooded).
     #[arg(long, default_value_t = 20)]
     pub in_flight: usize,
     /// Seconds each job has to finish.

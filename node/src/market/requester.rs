@@ -18,7 +18,7 @@ use super::tally::{owed_wei, select_workers, tally, Candidate, Verdict};
 /// majority come from workers with a positive record.
 pub const OFFER_WINDOW_MS: u64 = 250;
 /// How long an assigned worker has to accept or decline.
-pub const ANSWER_TIMEOUT_MS: u64 = 2_000;
+pub const ANSWER_TIMEOUT_MS: u64 = 5_000;
 /// After a restart, how long workers get to reconnect before re-sent assignments count as unanswered.
 pub const RESTART_GRACE_MS: u64 = 10_000;
 /// How long revealing may take once asked.
@@ -152,9 +152,9 @@ pub struct Slot {
 impl Slot {
     /// Drops the worker out of the job for `reason`; returns the reputation change to apply.
     fn drop_out(&mut self, reason: impl Into<String>, delta: i64) -> Action {
-        self.state = SlotState::Dropped {
-            reason: reason.into(),
-        };
+        let reason = reason.into();
+        tracing::debug!(worker = %self.worker, %reason, "replica dropped");
+        self.state = SlotState::Dropped { reason };
         Action::Reputation {
             peer: self.worker,
             delta,

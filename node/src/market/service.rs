@@ -627,22 +627,29 @@ async fn inbound_loop(
                 });
                 continue;
             }
-            Request::Assignment(a) => match &worker {
-                Some(w) => w.on_assignment(peer, *a),
-                None => Response::Reject {
-                    reason: "this node does not run jobs".into(),
-                },
-            },
-            Request::RevealRequest { job_id } => match &worker {
-                Some(w) => w.on_reveal_request(peer, job_id),
-                None => Response::Reject {
-                    reason: "this node does not run jobs".into(),
-                },
-            },
-            Request::Receipt(r) => match &worker {
-                Some(w) => w.on_receipt(peer, r),
-                None => Response::Ack,
-            },
+            Request::Assignment(_) | Request::RevealRequest { .. } | Request::Receipt(_) => {
+                match &worker {
+                    Some(w) => {
+                        // The worker flushes its records to disk before answering: that waits on the disk, so
+                        // it runs on the blocking pool, not on (and stalling) the runtime's few async threads.
+                        let (w, key) = (w.clone(), shared.key.clone());
+                        tokio::spawn(async move {
+                            let response =
+                                tokio::task::spawn_blocking(move || w.on_request(peer, request))
+                                    .await
+                                    .unwrap_or_else(|e| Response::Reject {
+                                        reason: format!("the worker failed: {e}"),
+                                    });
+                            req.respond(seal(&key, &response));
+                        });
+                        continue;
+                    }
+                    None if matches!(request, Request::Receipt(_)) => Response::Ack,
+                    None => Response::Reject {
+                        reason: "this node does not run jobs".into(),
+                    },
+                }
+            }
             Request::Lottery(notice) => {
                 let inbox = shared
                     .lottery_inbox
@@ -709,6 +716,11 @@ impl Actor {
                     None => return,
                 },
                 _ = sleep => {
+                    // Messages already queued come first: an answer that arrived in time must not lose to its
+                    // own timeout because the actor was busy when it came in.
+                    while let Ok(msg) = rx.try_recv() {
+                        self.on_msg(msg).await;
+                    }
                     let now = now_ms();
                     let due: Vec<JobId> = self
                         .jobs
@@ -911,6 +923,7 @@ impl Actor {
                     })
                     .unwrap_or(0);
                 tokio::spawn(async move {
+                    let asked = std::time::Instant::now();
                     let answer = loop {
                         match shared.ask(worker, Vec::new(), &request).await {
                             Ok(Response::Ack) => break Answer::Accepted,
@@ -924,6 +937,8 @@ impl Actor {
                             Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
                         }
                     };
+                    debug!(job = %id, %worker, ?answer, ms = asked.elapsed().as_millis() as u64,
+                        "assignment answered");
                     let _ = shared
                         .actor
                         .send(event(id, JobEvent::Answer { worker, answer }));

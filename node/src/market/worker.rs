@@ -82,6 +82,9 @@ pub(crate) struct Worker {
     running: Arc<Mutex<HashMap<JobId, tokio::task::AbortHandle>>>,
     /// Announcements seen, by job.
     seen: Arc<Mutex<HashMap<JobId, Seen>>>,
+    /// Held while a direct request is answered: they are answered one at a time, as they arrive (a repeated
+    /// assignment must find the first one's record).
+    answering: Arc<Mutex<()>>,
 }
 
 impl Worker {
@@ -91,6 +94,7 @@ impl Worker {
             policy,
             running: Arc::default(),
             seen: Arc::default(),
+            answering: Arc::default(),
         }
     }
 
@@ -214,6 +218,20 @@ impl Worker {
         job.phase = WorkerPhase::Done;
         let _ = self.shared.db.save_worker_job(&id, &job);
         info!(job = %id, "job cancelled by its requester");
+    }
+
+    /// Answers a worker-side direct request (assignment, reveal request, receipt). Blocking: it writes and
+    /// flushes the worker's records, so call it from the blocking pool.
+    pub(crate) fn on_request(&self, peer: PeerId, request: Request) -> Response {
+        let _one_at_a_time = self.answering.lock().unwrap_or_else(|e| e.into_inner());
+        match request {
+            Request::Assignment(a) => self.on_assignment(peer, *a),
+            Request::RevealRequest { job_id } => self.on_reveal_request(peer, job_id),
+            Request::Receipt(r) => self.on_receipt(peer, r),
+            _ => Response::Reject {
+                reason: "not a request for a worker".into(),
+            },
+        }
     }
 
     /// An assignment from `peer`: accept it (and start running) or refuse it.
