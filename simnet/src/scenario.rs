@@ -964,3 +964,45 @@ pub fn peak_rss_mib() -> f64 {
         })
         .map_or(0.0, |kib| kib / 1024.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Window;
+
+    /// Takes a slot and ends its job in `phase`.
+    fn end_one(window: &Window, phase: &str) {
+        let permit = window
+            .gate
+            .clone()
+            .try_acquire_owned()
+            .expect("a free slot");
+        window.job_over(permit, phase);
+    }
+
+    #[test]
+    fn the_admission_window_starts_small_grows_with_verified_jobs_and_shrinks_with_expired_ones() {
+        let window = Window::new(4);
+        assert_eq!(window.gate.available_permits(), 2);
+        end_one(&window, "verified");
+        assert_eq!(window.gate.available_permits(), 3);
+        for _ in 0..5 {
+            end_one(&window, "verified");
+        }
+        assert_eq!(
+            window.gate.available_permits(),
+            4,
+            "never above the maximum"
+        );
+        for _ in 0..10 {
+            end_one(&window, "expired");
+        }
+        assert_eq!(window.gate.available_permits(), 1, "never below one");
+        end_one(&window, "failed");
+        assert_eq!(
+            window.gate.available_permits(),
+            1,
+            "other endings leave it as it is"
+        );
+        assert_eq!(Window::new(1).gate.available_permits(), 1);
+    }
+}

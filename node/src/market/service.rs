@@ -850,7 +850,7 @@ impl Actor {
 
     /// Applies one state-machine step: persist (record + reputation + ledger, atomically), publish the new
     /// status, then carry out the messages.
-    /// Returns whether the job's record on disk is up to date afterwards (a job that is over, or not this
+    /// Returns false only when a step that had to be written could not be (a job that is over, or not this
     /// node's, has nothing to record).
     ///
     /// A step that sends something, changes the phase, or is `durable` (a commitment about to be acknowledged)
