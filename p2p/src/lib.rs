@@ -40,7 +40,7 @@ pub use direct::{InboundRequest, DIRECT_PROTOCOL, MAX_DIRECT_MESSAGE};
 pub use error::Error;
 pub use fetch::FetchStats;
 pub use node::{GossipMessage, NetStats, Node, PeerInfo, Validator};
-pub use trace::{GossipReport, GossipTrace};
+pub use trace::{p50_p95_p99, GossipReport, GossipTrace};
 
 pub use libp2p::{identity, multiaddr, Multiaddr, PeerId};
 

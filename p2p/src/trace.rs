@@ -87,27 +87,31 @@ impl GossipTrace {
     /// What was seen so far.
     pub fn report(&self) -> GossipReport {
         let st = self.state.lock().expect("trace lock");
-        let mut lat = st.latencies_us.clone();
-        lat.sort_unstable();
-        let pct = |p: f64| {
-            if lat.is_empty() {
-                0.0
-            } else {
-                lat[((lat.len() - 1) as f64 * p).round() as usize] as f64 / 1e3
-            }
-        };
+        let mut lat_ms: Vec<f64> = st.latencies_us.iter().map(|&us| us as f64 / 1e3).collect();
+        lat_ms.sort_by(f64::total_cmp);
         GossipReport {
             published: st.published.len() as u64,
-            delivered: lat.len() as u64,
+            delivered: lat_ms.len() as u64,
             redelivered: st.redelivered,
             delivery_ratio: if st.expected == 0 {
                 0.0
             } else {
-                lat.len() as f64 / st.expected as f64
+                lat_ms.len() as f64 / st.expected as f64
             },
-            latency_ms: [pct(0.50), pct(0.95), pct(0.99)],
+            latency_ms: p50_p95_p99(&lat_ms),
         }
     }
+}
+
+/// The 50th, 95th and 99th percentiles of sorted values (nearest rank; zeros when there are none).
+pub fn p50_p95_p99(sorted: &[f64]) -> [f64; 3] {
+    [0.50, 0.95, 0.99].map(|p| {
+        if sorted.is_empty() {
+            0.0
+        } else {
+            sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+        }
+    })
 }
 
 /// Counts a node as live in a trace from its start until its swarm task ends.
@@ -124,5 +128,18 @@ impl LiveNode {
 impl Drop for LiveNode {
     fn drop(&mut self) {
         self.0.node_stopped();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::p50_p95_p99;
+
+    #[test]
+    fn percentiles_take_the_nearest_rank() {
+        assert_eq!(p50_p95_p99(&[]), [0.0; 3]);
+        assert_eq!(p50_p95_p99(&[7.0]), [7.0; 3]);
+        let hundred: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(p50_p95_p99(&hundred), [51.0, 95.0, 99.0]);
     }
 }

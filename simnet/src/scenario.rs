@@ -13,7 +13,7 @@ use jobmesh_node::market::messages::{CodeKind, JobLimits};
 use jobmesh_node::market::tally::owed_wei;
 use jobmesh_node::market::{Conduct, JobRequest, Market, WorkerPolicy};
 use jobmesh_node::settlement::{LotteryStatus, SettlerConfig, Side};
-use jobmesh_p2p::{GossipReport, Node, Transport};
+use jobmesh_p2p::{p50_p95_p99, GossipReport, Node, Transport};
 use jobmesh_store::unixfs::{file_cid, Profile};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -629,19 +629,12 @@ pub async fn run(
     let settlement = settlement_of(&cluster, &chain, deposits, s.requesters);
     let mut latencies: Vec<f64> = records.iter().map(|r| r.latency_ms).collect();
     latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        if latencies.is_empty() {
-            0.0
-        } else {
-            latencies[((latencies.len() - 1) as f64 * p).round() as usize]
-        }
-    };
     miner.abort();
     let summary = Summary {
         scenario: s.clone(),
         outcome,
         wall_s: started.elapsed().as_secs_f64(),
-        latency_ms: [pct(0.50), pct(0.95), pct(0.99)],
+        latency_ms: p50_p95_p99(&latencies),
         peak_rss_mib: peak_rss_mib(),
         faults,
         network,

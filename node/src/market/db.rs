@@ -122,11 +122,11 @@ impl MarketDb {
                     jobs.insert(&job.id.0[..], record.as_slice())?;
                     for action in actions {
                         match action {
-                            Action::Reputation { peer, delta } => {
+                            Action::Reputation { peer, change } => {
                                 let key = peer.to_bytes();
                                 let old =
                                     reputation.get(&key)?.map(|v| decode_i64(&v)).unwrap_or(0);
-                                let new = super::requester::next_reputation(old, *delta);
+                                let new = super::requester::next_reputation(old, *change);
                                 reputation.insert(key, &new.to_be_bytes())?;
                             }
                             Action::Owe { worker, wei } => {
@@ -358,6 +358,7 @@ fn hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::requester::RepChange;
     use super::*;
     use libp2p_identity::Keypair;
 
@@ -376,7 +377,7 @@ mod tests {
                 Action::Owe { worker, wei: 7 },
                 Action::Reputation {
                     peer: worker,
-                    delta: 1,
+                    change: RepChange::Agreed,
                 },
                 Action::Finished,
             ];
@@ -387,7 +388,7 @@ mod tests {
                     Action::Owe { worker, wei: 5 },
                     Action::Reputation {
                         peer: worker,
-                        delta: -5,
+                        change: RepChange::Disagreed,
                     },
                 ],
                 true,

@@ -210,10 +210,11 @@ fn every_worker() -> u32 {
 }
 
 impl JobAnnouncement {
-    /// Whether `worker` is among the workers this announcement asks to offer.
-    pub fn asks(&self, worker: &PeerId) -> bool {
-        self.offer_share_ppm >= EVERY_WORKER_PPM
-            || offer_draw(&self.spec.id(), worker) < self.offer_share_ppm
+    /// Whether `worker` is among the workers this announcement asks to offer; `job` is its spec's id (which
+    /// the caller has already computed: hashing the spec again for every announcement would be wasted).
+    pub fn asks(&self, job: &JobId, worker: &PeerId) -> bool {
+        debug_assert_eq!(*job, self.spec.id());
+        self.offer_share_ppm >= EVERY_WORKER_PPM || offer_draw(job, worker) < self.offer_share_ppm
     }
 }
 
@@ -533,9 +534,10 @@ mod tests {
         let workers: Vec<PeerId> = (0..4_000).map(|_| PeerId::random()).collect();
         let asked = |share| {
             let a = announcement(share);
+            let id = a.spec.id();
             workers
                 .iter()
-                .filter(|w| a.asks(w))
+                .filter(|w| a.asks(&id, w))
                 .copied()
                 .collect::<Vec<_>>()
         };
@@ -552,7 +554,11 @@ mod tests {
         // Another job draws another sample.
         let mut other = announcement(100_000);
         other.spec.nonce += 1;
-        let other_tenth: Vec<_> = workers.iter().filter(|w| other.asks(w)).collect();
+        let other_id = other.spec.id();
+        let other_tenth: Vec<_> = workers
+            .iter()
+            .filter(|w| other.asks(&other_id, w))
+            .collect();
         let common = other_tenth.iter().filter(|w| tenth.contains(w)).count();
         assert!(common < tenth.len() / 4, "{common} of {}", tenth.len());
     }

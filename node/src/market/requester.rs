@@ -44,15 +44,44 @@ pub const REP_DECLINED: i64 = 0;
 /// worker below the exclusion line and the requesters ignored all offers from then on.)
 pub const TIMEOUT_FLOOR: i64 = super::tally::MIN_REPUTATION / 2;
 
-/// A worker's score after a reputation change: a timeout penalty ([`REP_TIMED_OUT`]) stops at
-/// [`TIMEOUT_FLOOR`] (and does not lower a score already below it); every other change applies in full.
-pub fn next_reputation(old: i64, delta: i64) -> i64 {
-    let new = old.saturating_add(delta);
-    if delta == REP_TIMED_OUT {
-        new.max(old.min(TIMEOUT_FLOOR))
-    } else {
-        new
+/// Why a worker's reputation changes, and by how much.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RepChange {
+    /// In the accepted majority ([`REP_AGREED`]).
+    Agreed,
+    /// Outside the majority, or a reveal that does not open its commitment ([`REP_DISAGREED`]).
+    Disagreed,
+    /// A missed deadline, or unreachable for an assignment ([`REP_TIMED_OUT`], down to [`TIMEOUT_FLOOR`]).
+    TimedOut,
+    /// Declined an assignment with an answer ([`REP_DECLINED`]).
+    Declined,
+}
+
+impl RepChange {
+    /// The change to the score.
+    pub fn delta(self) -> i64 {
+        match self {
+            RepChange::Agreed => REP_AGREED,
+            RepChange::Disagreed => REP_DISAGREED,
+            RepChange::TimedOut => REP_TIMED_OUT,
+            RepChange::Declined => REP_DECLINED,
+        }
     }
+
+    /// The lowest score this kind of penalty can lead to.
+    fn floor(self) -> i64 {
+        match self {
+            RepChange::TimedOut => TIMEOUT_FLOOR,
+            _ => i64::MIN,
+        }
+    }
+}
+
+/// A worker's score after a reputation change: a penalty stops at its kind's floor (only timeouts have one,
+/// [`TIMEOUT_FLOOR`]) and never lowers a score already below it.
+pub fn next_reputation(old: i64, change: RepChange) -> i64 {
+    old.saturating_add(change.delta())
+        .max(old.min(change.floor()))
 }
 
 /// How a worker answered its assignment.
@@ -151,13 +180,13 @@ pub struct Slot {
 
 impl Slot {
     /// Drops the worker out of the job for `reason`; returns the reputation change to apply.
-    fn drop_out(&mut self, reason: impl Into<String>, delta: i64) -> Action {
+    fn drop_out(&mut self, reason: impl Into<String>, change: RepChange) -> Action {
         let reason = reason.into();
         tracing::debug!(worker = %self.worker, %reason, "replica dropped");
         self.state = SlotState::Dropped { reason };
         Action::Reputation {
             peer: self.worker,
-            delta,
+            change,
         }
     }
 }
@@ -186,12 +215,12 @@ pub enum Action {
         /// The receipt.
         receipt: Receipt,
     },
-    /// Change `peer`'s reputation by `delta`.
+    /// Change `peer`'s reputation ([`next_reputation`]).
     Reputation {
         /// The peer.
         peer: PeerId,
-        /// The change.
-        delta: i64,
+        /// Why, and so by how much.
+        change: RepChange,
     },
     /// Record in the ledger that `worker` is owed `wei`.
     Owe {
@@ -383,8 +412,12 @@ impl RequesterJob {
                 slot.state = SlotState::Accepted;
                 return Vec::new();
             }
-            Answer::Declined(reason) => slot.drop_out(format!("declined: {reason}"), REP_DECLINED),
-            Answer::Unreachable(e) => slot.drop_out(format!("unreachable: {e}"), REP_TIMED_OUT),
+            Answer::Declined(reason) => {
+                slot.drop_out(format!("declined: {reason}"), RepChange::Declined)
+            }
+            Answer::Unreachable(e) => {
+                slot.drop_out(format!("unreachable: {e}"), RepChange::TimedOut)
+            }
         };
         let mut actions = vec![drop];
         actions.extend(self.fill_slots(now_ms));
@@ -426,7 +459,7 @@ impl RequesterJob {
             slot.state = SlotState::Revealed(reveal);
         } else {
             let mut actions =
-                vec![slot.drop_out("reveal does not open its commitment", REP_DISAGREED)];
+                vec![slot.drop_out("reveal does not open its commitment", RepChange::Disagreed)];
             actions.extend(self.maybe_tally(now_ms));
             return actions;
         }
@@ -490,7 +523,9 @@ impl RequesterJob {
                 for slot in self.slots.values_mut() {
                     if matches!(slot.state, SlotState::Assigned { at_ms } if now_ms >= at_ms + ANSWER_TIMEOUT_MS)
                     {
-                        actions.push(slot.drop_out("no answer to the assignment", REP_TIMED_OUT));
+                        actions.push(
+                            slot.drop_out("no answer to the assignment", RepChange::TimedOut),
+                        );
                     }
                 }
                 // Accepted workers that have not committed by their slot's deadline are dropped too.
@@ -503,7 +538,7 @@ impl RequesterJob {
                     .collect();
                 for replica in overdue {
                     let slot = self.slots.get_mut(&replica).expect("listed above");
-                    actions.push(slot.drop_out("no commitment in time", REP_TIMED_OUT));
+                    actions.push(slot.drop_out("no commitment in time", RepChange::TimedOut));
                 }
                 actions.extend(self.fill_slots(now_ms));
                 actions.extend(self.maybe_start_reveal(now_ms));
@@ -513,7 +548,7 @@ impl RequesterJob {
                 if now_ms >= started + REVEAL_TIMEOUT_MS {
                     for slot in self.slots.values_mut() {
                         if matches!(slot.state, SlotState::Committed { .. }) {
-                            actions.push(slot.drop_out("no reveal in time", REP_TIMED_OUT));
+                            actions.push(slot.drop_out("no reveal in time", RepChange::TimedOut));
                         }
                     }
                     actions.extend(self.maybe_tally(now_ms));
@@ -771,7 +806,7 @@ impl RequesterJob {
             let wei = owed_wei(verdict.fuel_used, price);
             actions.push(Action::Reputation {
                 peer: *worker,
-                delta: REP_AGREED,
+                change: RepChange::Agreed,
             });
             actions.push(Action::Owe {
                 worker: *worker,
@@ -782,7 +817,7 @@ impl RequesterJob {
         for worker in &verdict.disagreeing {
             actions.push(Action::Reputation {
                 peer: *worker,
-                delta: REP_DISAGREED,
+                change: RepChange::Disagreed,
             });
             actions.push(self.receipt(*worker, false, 0, "outside the accepted majority"));
         }
@@ -832,22 +867,22 @@ mod tests {
     fn timeouts_cost_priority_but_never_exclude_only_disagreements_do() {
         let mut score = 0;
         for _ in 0..100 {
-            score = next_reputation(score, REP_TIMED_OUT);
+            score = next_reputation(score, RepChange::TimedOut);
         }
         assert_eq!(score, TIMEOUT_FLOOR);
         const { assert!(TIMEOUT_FLOOR > super::super::tally::MIN_REPUTATION) };
         assert_eq!(
-            next_reputation(TIMEOUT_FLOOR + 1, REP_TIMED_OUT),
+            next_reputation(TIMEOUT_FLOOR + 1, RepChange::TimedOut),
             TIMEOUT_FLOOR
         );
         // Wrong results go all the way down, and a timeout does not lift a score below the floor.
         let mut liar = 0;
         for _ in 0..5 {
-            liar = next_reputation(liar, REP_DISAGREED);
+            liar = next_reputation(liar, RepChange::Disagreed);
         }
         assert!(liar < super::super::tally::MIN_REPUTATION);
-        assert_eq!(next_reputation(liar, REP_TIMED_OUT), liar);
-        assert_eq!(next_reputation(3, REP_AGREED), 4);
+        assert_eq!(next_reputation(liar, RepChange::TimedOut), liar);
+        assert_eq!(next_reputation(3, RepChange::Agreed), 4);
     }
 
     /// A worker's answer: commit to `output` and reveal it.
@@ -1000,7 +1035,7 @@ mod tests {
         assert!(owed(&actions).iter().all(|(p, _)| *p != liar));
         assert!(actions.contains(&Action::Reputation {
             peer: liar,
-            delta: REP_DISAGREED
+            change: RepChange::Disagreed
         }));
     }
 
@@ -1022,7 +1057,7 @@ mod tests {
         assert!(assigned(&actions).contains(&silent));
         assert!(actions.contains(&Action::Reputation {
             peer: silent,
-            delta: REP_TIMED_OUT
+            change: RepChange::TimedOut
         }));
     }
 
@@ -1038,7 +1073,7 @@ mod tests {
         let declined = job.on_answer(OFFER_WINDOW_MS, first[0], Answer::Declined("busy".into()));
         assert!(declined.contains(&Action::Reputation {
             peer: first[0],
-            delta: REP_DECLINED
+            change: RepChange::Declined
         }));
         assert_eq!(assigned(&declined).len(), 1, "a replacement is assigned");
         let gone = job.on_answer(
@@ -1048,7 +1083,7 @@ mod tests {
         );
         assert!(gone.contains(&Action::Reputation {
             peer: first[1],
-            delta: REP_TIMED_OUT
+            change: RepChange::TimedOut
         }));
         assert_eq!(assigned(&gone).len(), 1, "a replacement is assigned");
     }
@@ -1203,7 +1238,7 @@ mod tests {
         let a = job.on_reveal(301, w[0], forged);
         assert!(a.contains(&Action::Reputation {
             peer: w[0],
-            delta: REP_DISAGREED
+            change: RepChange::Disagreed
         }));
         for p in &w[1..] {
             let (_, r) = commit_and_reveal(&job, *p, b"right", 5);

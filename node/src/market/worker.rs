@@ -173,7 +173,7 @@ impl Worker {
         if a.requester == self.shared.node.peer_id() {
             return;
         }
-        if !a.asks(&self.shared.node.peer_id()) {
+        if !a.asks(&id, &self.shared.node.peer_id()) {
             debug!(job = %id, share_ppm = a.offer_share_ppm, "not in the sample asked to offer");
             return;
         }
