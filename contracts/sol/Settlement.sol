@@ -6,10 +6,13 @@ pragma solidity 0.8.30;
 /// payees, chosen after `drawBlock` by a point drawn uniformly in [0, total) from the draw block's hash; each
 /// payee holds the interval [start, start + length) of its leaf in a Merkle tree whose root is committed.
 /// @dev Written against the bug class that drained The DAO:
-///  - checks-effects-interactions everywhere; the only external call is the ETH transfer at the end of
-///    `withdraw`, after every state change, and no state is read after it;
-///  - pull payments: a claim credits the winner's balance, it never pushes ETH;
-///  - a transient-storage reentrancy lock on `withdraw` as a second line of defence.
+///  - checks-effects-interactions everywhere; the only external calls are the two ETH transfers to
+///    `msg.sender`, each the last statement of its function (`withdraw`, `claimAndWithdraw`), after every state
+///    change and event, and no state is read after them;
+///  - `claim` only credits the winner's deposit balance (anyone may submit it); the one function that pushes
+///    winnings, `claimAndWithdraw`, pays only the winning payee itself, and only once its lottery is settled;
+///  - one transient-storage reentrancy lock shared by `withdraw` and `claimAndWithdraw` as a second line of
+///    defence (a re-entered `claim` meets the settled lane: `AlreadySettled`).
 /// A lottery is identified by `keccak256(abi.encode(Lottery))`; its state lives in one of the payer's
 /// 65,536 "lanes" (`uint16(nonce)`), so a payer that reuses lanes rewrites a warm, non-zero slot per commit
 /// instead of allocating a fresh one. A lane holds the lottery id with bit 0 set while pending, cleared once
@@ -96,6 +99,7 @@ contract Settlement {
     error InvalidProof();
     error NotWinner(uint256 point, uint256 start, uint256 end);
     error ClaimWindowOpen(uint256 untilBlock);
+    error NotPayee(address caller, address payee);
 
     constructor(uint256 withdrawDelay_, uint256 claimWindow_) {
         withdrawDelay = withdrawDelay_;
@@ -190,27 +194,30 @@ contract Settlement {
         emit LotteryCommitted(id, msg.sender, nonce, total, root, drawBlock);
     }
 
-    /// @notice Credits `lottery.total` to the winning payee (anyone may submit the claim).
+    /// @notice Credits `lottery.total` to the winning payee's deposit balance (anyone may submit the claim).
     function claim(Lottery calldata lottery, Leaf calldata leaf, bytes32[] calldata proof) external {
-        bytes32 id = lotteryId(lottery);
-        mapping(uint16 => bytes32) storage payerLanes = lanes[lottery.payer];
-        uint16 lane = uint16(lottery.nonce);
-        _requirePending(payerLanes[lane], id);
-        bytes32 drawHash = _currentDrawHash(id, lottery.drawBlock);
-
-        bytes32 node = keccak256(abi.encode(leaf.payee, leaf.start, leaf.length));
-        for (uint256 i = 0; i < proof.length; ++i) {
-            node = _hashPair(node, proof[i]);
-        }
-        if (node != lottery.root) revert InvalidProof();
-
-        uint256 point = drawPoint(id, drawHash, lottery.total);
-        uint256 end = uint256(leaf.start) + uint256(leaf.length);
-        if (point < leaf.start || point >= end) revert NotWinner(point, leaf.start, end);
-
-        payerLanes[lane] = _settled(id);
+        (bytes32 id, mapping(uint16 => bytes32) storage payerLanes) = _checkClaim(lottery, leaf, proof);
+        payerLanes[uint16(lottery.nonce)] = _settled(id);
         accounts[leaf.payee].balance += lottery.total;
         emit LotteryClaimed(id, leaf.payee, lottery.total);
+    }
+
+    /// @notice Pays `lottery.total` straight to the winning payee, which must be the sender: one transaction, no
+    /// deposit account, no withdrawal time lock (winnings were never the winner's collateral).
+    function claimAndWithdraw(Lottery calldata lottery, Leaf calldata leaf, bytes32[] calldata proof)
+        external
+        nonReentrant
+    {
+        // Checks
+        if (msg.sender != leaf.payee) revert NotPayee(msg.sender, leaf.payee);
+        (bytes32 id, mapping(uint16 => bytes32) storage payerLanes) = _checkClaim(lottery, leaf, proof);
+        // Effects
+        uint256 amount = lottery.total;
+        payerLanes[uint16(lottery.nonce)] = _settled(id);
+        emit LotteryClaimed(id, msg.sender, amount);
+        // Interaction (last; nothing is read or written after it)
+        (bool ok,) = msg.sender.call{value: amount}("");
+        if (!ok) revert TransferFailed();
     }
 
     /// @notice Returns an unclaimed lottery's value to its payer once the claim window after its (obtainable)
@@ -301,6 +308,30 @@ contract Settlement {
     }
 
     // ---------------------------------------------------------------------------------------------- private
+
+    /// @dev Every check of a claim: the lottery is pending, its draw hash is obtainable, the leaf is in its tree
+    /// and the drawn point lies in the leaf's interval. Returns the lottery id and the payer's lanes (to settle
+    /// it). Shared by `claim` and `claimAndWithdraw`; writes nothing.
+    function _checkClaim(Lottery calldata lottery, Leaf calldata leaf, bytes32[] calldata proof)
+        private
+        view
+        returns (bytes32 id, mapping(uint16 => bytes32) storage payerLanes)
+    {
+        id = lotteryId(lottery);
+        payerLanes = lanes[lottery.payer];
+        _requirePending(payerLanes[uint16(lottery.nonce)], id);
+        bytes32 drawHash = _currentDrawHash(id, lottery.drawBlock);
+
+        bytes32 node = keccak256(abi.encode(leaf.payee, leaf.start, leaf.length));
+        for (uint256 i = 0; i < proof.length; ++i) {
+            node = _hashPair(node, proof[i]);
+        }
+        if (node != lottery.root) revert InvalidProof();
+
+        uint256 point = drawPoint(id, drawHash, lottery.total);
+        uint256 end = uint256(leaf.start) + uint256(leaf.length);
+        if (point < leaf.start || point >= end) revert NotWinner(point, leaf.start, end);
+    }
 
     function _requirePending(bytes32 laneValue, bytes32 id) private pure {
         if (laneValue != (id | bytes32(uint256(1)))) {

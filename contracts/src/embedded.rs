@@ -225,6 +225,7 @@ impl EmbeddedChain {
                     tx_hash: keccak256(id),
                     block_number: number,
                     gas_used: gas.tx_gas_used(),
+                    gas_price: 0,
                     contract_address,
                     logs,
                 })
@@ -383,6 +384,9 @@ impl Settlement for EmbeddedSettlement {
     }
     async fn block_number(&self) -> Result<u64, SettlementError> {
         Ok(self.chain.block_number())
+    }
+    async fn eth_balance(&self, who: Address) -> Result<U256, SettlementError> {
+        Ok(self.chain.balance(who))
     }
     async fn logs(
         &self,

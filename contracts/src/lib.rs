@@ -230,10 +230,19 @@ pub struct TxReceipt {
     pub block_number: u64,
     /// Gas used, after refunds (what the sender pays for).
     pub gas_used: u64,
+    /// Wei the sender paid per unit of gas (the embedded chain charges nothing: 0).
+    pub gas_price: u128,
     /// Address of a created contract, for deployments.
     pub contract_address: Option<Address>,
     /// Logs emitted.
     pub logs: Vec<Log>,
+}
+
+impl TxReceipt {
+    /// What the sender paid for the transaction, in wei (`gas_used × gas_price`).
+    pub fn fee(&self) -> U256 {
+        U256::from(self.gas_used) * U256::from(self.gas_price)
+    }
 }
 
 /// A deposit account as stored by the contract.
@@ -289,8 +298,9 @@ fn decode_return<C: SolCall>(data: &[u8]) -> Result<C::Return, SettlementError> 
     })
 }
 
-/// The settlement contract, seen from one account. Backends provide the four primitives (sender, contract,
-/// transact, view, block number, logs); every contract operation is built on them here, identically for both.
+/// The settlement contract, seen from one account. Backends provide the primitives (sender, contract,
+/// transact, view, block number, ETH balance, logs); every contract operation is built on them here, identically
+/// for both.
 pub trait Settlement: Send + Sync {
     /// The account sending transactions.
     fn sender(&self) -> Address;
@@ -306,6 +316,11 @@ pub trait Settlement: Send + Sync {
     fn view(&self, data: Bytes) -> impl Future<Output = Result<Bytes, SettlementError>> + Send;
     /// The latest block number.
     fn block_number(&self) -> impl Future<Output = Result<u64, SettlementError>> + Send;
+    /// An address's ETH balance (its wallet, not its deposit account) at the latest block.
+    fn eth_balance(
+        &self,
+        who: Address,
+    ) -> impl Future<Output = Result<U256, SettlementError>> + Send;
     /// The contract's logs with the given event signature (topic 0) and, optionally, topic `i` (1..=3) equal
     /// to a value, from `from_block` on.
     fn logs(
@@ -409,6 +424,26 @@ pub trait Settlement: Send + Sync {
         let (d, leaf, proof) = (*d, *leaf, proof.to_vec());
         async move {
             let call = S::claimCall {
+                lottery: to_solidity(&d)?,
+                leaf: leaf_to_solidity(&leaf)?,
+                proof,
+            };
+            self.transact(call.abi_encode().into(), U256::ZERO).await
+        }
+    }
+
+    /// Claims a lottery the sender won and has its value sent straight to the sender's wallet (one
+    /// transaction; nothing goes through the deposit account or its withdrawal time lock). The sender must be
+    /// `leaf.payee`.
+    fn claim_and_withdraw(
+        &self,
+        d: &Description,
+        leaf: &Leaf,
+        proof: &[B256],
+    ) -> impl Future<Output = Result<TxReceipt, SettlementError>> + Send {
+        let (d, leaf, proof) = (*d, *leaf, proof.to_vec());
+        async move {
+            let call = S::claimAndWithdrawCall {
                 lottery: to_solidity(&d)?,
                 leaf: leaf_to_solidity(&leaf)?,
                 proof,

@@ -132,11 +132,6 @@ impl RpcSettlement {
         self.provider.get_code_at(address).await.map_err(transport)
     }
 
-    /// An account's ETH balance.
-    pub async fn eth_balance(&self, address: Address) -> Result<U256, SettlementError> {
-        self.provider.get_balance(address).await.map_err(transport)
-    }
-
     async fn send(&self, tx: TransactionRequest) -> Result<TxReceipt, SettlementError> {
         if self.sender == Address::ZERO {
             return Err(SettlementError::Invalid(
@@ -180,6 +175,7 @@ impl RpcSettlement {
             tx_hash: hash,
             block_number: receipt.block_number.unwrap_or_default(),
             gas_used: receipt.gas_used,
+            gas_price: receipt.effective_gas_price,
             contract_address: receipt.contract_address,
             logs: receipt
                 .inner
@@ -218,6 +214,10 @@ impl Settlement for RpcSettlement {
 
     async fn block_number(&self) -> Result<u64, SettlementError> {
         self.provider.get_block_number().await.map_err(transport)
+    }
+
+    async fn eth_balance(&self, who: Address) -> Result<U256, SettlementError> {
+        self.provider.get_balance(who).await.map_err(transport)
     }
 
     async fn logs(

@@ -15,7 +15,16 @@ contract ReentrantAttacker {
     uint256 public received;
     /// @notice The revert data of the last failed re-entry.
     bytes public lastRevert;
+    /// @notice Whether `receive` refuses ETH (reverts) instead of re-entering.
+    bool public refuse;
     uint256 private immutable maxReentries;
+    /// @dev The selector of every failed re-entry, in order.
+    bytes4[] private failures;
+    /// @dev The last claim this contract submitted, replayed from `receive`.
+    bool private haveClaim;
+    Settlement.Lottery private savedLottery;
+    Settlement.Leaf private savedLeaf;
+    bytes32[] private savedProof;
 
     constructor(Settlement target_, uint256 maxReentries_) {
         target = target_;
@@ -34,31 +43,77 @@ contract ReentrantAttacker {
         target.withdraw();
     }
 
+    function setRefuse(bool refuse_) external {
+        refuse = refuse_;
+    }
+
     function claim(Settlement.Lottery calldata lottery, Settlement.Leaf calldata leaf, bytes32[] calldata proof)
         external
     {
+        _save(lottery, leaf, proof);
         target.claim(lottery, leaf, proof);
     }
 
+    function claimAndWithdraw(
+        Settlement.Lottery calldata lottery,
+        Settlement.Leaf calldata leaf,
+        bytes32[] calldata proof
+    ) external {
+        _save(lottery, leaf, proof);
+        target.claimAndWithdraw(lottery, leaf, proof);
+    }
+
+    /// @notice The selectors of the failed re-entries, in the order they were tried.
+    function failedReentries() external view returns (bytes4[] memory) {
+        return failures;
+    }
+
     receive() external payable {
+        if (refuse) revert("refused");
         received += msg.value;
         if (msg.sender != address(target) || reentries >= maxReentries) return;
         reentries += 1;
-        // Try to withdraw again while the first withdrawal is still on the stack.
+        // Try to withdraw again while the first withdrawal (or claim) is still on the stack.
         try target.withdraw() {
             reentrySuccesses += 1;
         } catch (bytes memory err) {
-            lastRevert = err;
+            _failed(err);
         }
         // Try to start and finish a second withdrawal of the same balance.
         try target.requestWithdrawal(uint96(msg.value)) {
             try target.withdraw() {
                 reentrySuccesses += 1;
             } catch (bytes memory err) {
-                lastRevert = err;
+                _failed(err);
             }
         } catch (bytes memory err) {
-            lastRevert = err;
+            _failed(err);
         }
+        if (!haveClaim) return;
+        // Try to be paid the same lottery again: pushed, then credited.
+        try target.claimAndWithdraw(savedLottery, savedLeaf, savedProof) {
+            reentrySuccesses += 1;
+        } catch (bytes memory err) {
+            _failed(err);
+        }
+        try target.claim(savedLottery, savedLeaf, savedProof) {
+            reentrySuccesses += 1;
+        } catch (bytes memory err) {
+            _failed(err);
+        }
+    }
+
+    function _save(Settlement.Lottery calldata lottery, Settlement.Leaf calldata leaf, bytes32[] calldata proof)
+        private
+    {
+        haveClaim = true;
+        savedLottery = lottery;
+        savedLeaf = leaf;
+        savedProof = proof;
+    }
+
+    function _failed(bytes memory err) private {
+        lastRevert = err;
+        failures.push(err.length >= 4 ? bytes4(err) : bytes4(0));
     }
 }

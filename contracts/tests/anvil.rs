@@ -102,7 +102,8 @@ async fn rpc_backend_end_to_end_on_anvil() {
             l1.description.total
         );
 
-        // Lottery 2: claimed 300 blocks after its draw, past BLOCKHASH's 256: the EIP-2935 history serves it.
+        // Lottery 2: claimed (with claimAndWithdraw) 300 blocks after its draw, past BLOCKHASH's 256: the EIP-2935
+        // history serves it.
         let head = payer.block_number().await.unwrap();
         let l2 = lottery::build(payer.sender(), 1, &owed, head + 2).unwrap();
         payer.commit(&l2.description).await.unwrap();
@@ -113,10 +114,34 @@ async fn rpc_backend_end_to_end_on_anvil() {
             .unwrap()
             .expect("EIP-2935 history serves old hashes");
         let win = l2.winner(h).unwrap();
-        payees[win]
-            .claim(&l2.description, &l2.leaves[win], &l2.proof(win))
+        // This one is pushed to the winner's wallet: only the winner may ask for that.
+        let other = (win + 1) % 3;
+        let err = payees[other]
+            .claim_and_withdraw(&l2.description, &l2.leaves[win], &l2.proof(win))
+            .await
+            .unwrap_err();
+        assert_eq!(err.revert_name(), Some("NotPayee"), "{err}");
+        let me = payees[win].sender();
+        let (wallet, deposit) = (
+            payees[win].eth_balance(me).await.unwrap(),
+            payer.account(me).await.unwrap().balance,
+        );
+        let r = payees[win]
+            .claim_and_withdraw(&l2.description, &l2.leaves[win], &l2.proof(win))
             .await
             .unwrap();
+        assert!(r.gas_price > 0, "anvil charges for gas");
+        assert_eq!(
+            payees[win].eth_balance(me).await.unwrap(),
+            wallet + l2.description.total - r.fee(),
+            "the prize, less the claim's fee, is in the winner's wallet"
+        );
+        assert_eq!(payer.account(me).await.unwrap().balance, deposit);
+        let err = payees[win]
+            .claim_and_withdraw(&l2.description, &l2.leaves[win], &l2.proof(win))
+            .await
+            .unwrap_err();
+        assert_eq!(err.revert_name(), Some("AlreadySettled"), "{err}");
 
         // Events list what the payer committed.
         let committed = payer.committed_by(payer.sender(), 0).await.unwrap();

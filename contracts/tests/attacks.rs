@@ -5,11 +5,15 @@ mod common;
 
 use common::{assert_reverts, eth, World};
 use jobmesh_contracts::alloy::primitives::{Address, Bytes, B256, U256};
-use jobmesh_contracts::alloy::sol_types::{SolCall, SolValue};
+use jobmesh_contracts::alloy::sol_types::{SolCall, SolEvent, SolValue};
 use jobmesh_contracts::bindings::attacker::ReentrantAttacker as A;
 use jobmesh_contracts::bindings::attacker::Settlement as AS;
-use jobmesh_contracts::lottery::{self, Leaf};
-use jobmesh_contracts::{attacker_artifact, error_name, DeployParams, LotteryState, Settlement};
+use jobmesh_contracts::bindings::Settlement as S;
+use jobmesh_contracts::lottery::{self, Leaf, Lottery};
+use jobmesh_contracts::{
+    attacker_artifact, error_name, DeployParams, LotteryState, Settlement, SettlementError,
+    SettlementErrors,
+};
 
 const PARAMS: DeployParams = DeployParams {
     withdraw_delay: 10,
@@ -453,4 +457,298 @@ async fn committed_lotteries_are_listed_from_events() {
         .await
         .unwrap()
         .is_empty());
+}
+
+// ------------------------------------------------------------------------------------- claimAndWithdraw
+
+#[tokio::test]
+async fn claim_and_withdraw_pays_the_winners_wallet_exactly_once() {
+    let w = World::new(13, 4, PARAMS);
+    w.payer.deposit(eth(1)).await.unwrap();
+    let l = w.lottery(0, &[10, 20, 30, 40], 2);
+    w.payer.commit(&l.description).await.unwrap();
+    w.chain.mine(2);
+    let win = w.winner(&l);
+    let winner = l.leaves[win].payee;
+    let wallet = w.chain.balance(winner);
+    let r = w.claim_and_withdraw(&l, win).await.unwrap();
+    // Gas is free on the embedded chain: the wallet grows by exactly the prize.
+    assert_eq!(r.fee(), U256::ZERO);
+    assert_eq!(w.chain.balance(winner), wallet + U256::from(100));
+    assert_eq!(w.payer.account(winner).await.unwrap().balance, U256::ZERO);
+    assert_eq!(w.chain.balance(w.contract), eth(1) - U256::from(100));
+    assert_eq!(
+        w.payer.lottery_state(&l.description).await.unwrap(),
+        LotteryState::Settled
+    );
+    // The same event as a credited claim.
+    let claimed = r
+        .logs
+        .iter()
+        .find_map(|log| S::LotteryClaimed::decode_log(log).ok())
+        .expect("LotteryClaimed");
+    assert_eq!(
+        (claimed.id, claimed.winner, claimed.amount),
+        (l.id(), winner, U256::from(100))
+    );
+    // Once only, whichever way it is asked again.
+    assert_reverts(w.claim_and_withdraw(&l, win).await, "AlreadySettled");
+    assert_reverts(w.claim(&l, win).await, "AlreadySettled");
+    assert_eq!(w.chain.balance(winner), wallet + U256::from(100));
+}
+
+#[tokio::test]
+async fn claim_then_claim_and_withdraw_reverts_already_settled() {
+    let w = World::new(14, 3, PARAMS);
+    w.payer.deposit(eth(1)).await.unwrap();
+    let l = w.lottery(0, &[5, 6, 7], 2);
+    w.payer.commit(&l.description).await.unwrap();
+    w.chain.mine(2);
+    let win = w.winner(&l);
+    let winner = l.leaves[win].payee;
+    let wallet = w.chain.balance(winner);
+    w.claim(&l, win).await.unwrap();
+    assert_reverts(w.claim_and_withdraw(&l, win).await, "AlreadySettled");
+    assert_eq!(w.chain.balance(winner), wallet, "nothing pushed");
+    assert_eq!(
+        w.payer.account(winner).await.unwrap().balance,
+        U256::from(18),
+        "credited once"
+    );
+    assert_eq!(w.chain.balance(w.contract), eth(1));
+}
+
+#[tokio::test]
+async fn claim_and_withdraw_by_anyone_but_the_payee_reverts_not_payee() {
+    let w = World::new(15, 3, PARAMS);
+    w.payer.deposit(eth(1)).await.unwrap();
+    let l = w.lottery(0, &[5, 6, 7], 2);
+    w.payer.commit(&l.description).await.unwrap();
+    w.chain.mine(2);
+    let win = w.winner(&l);
+    let leaf = l.leaves[win];
+    let proof = l.proof(win);
+    let other = l.leaves[(win + 1) % l.leaves.len()].payee;
+    for caller in [w.payer.sender(), other] {
+        let err = w
+            .client(caller)
+            .claim_and_withdraw(&l.description, &leaf, &proof)
+            .await
+            .unwrap_err();
+        assert_eq!(err.revert_name(), Some("NotPayee"), "{err}");
+        let SettlementError::Reverted {
+            decoded: Some(decoded),
+            ..
+        } = err
+        else {
+            panic!("not a decoded revert: {err}")
+        };
+        assert_eq!(
+            *decoded,
+            SettlementErrors::NotPayee(S::NotPayee {
+                caller,
+                payee: leaf.payee
+            })
+        );
+    }
+    // Another payee's leaf, claimed by that payee but not won by it, is NotWinner, not NotPayee.
+    let loser = (win + 1) % l.leaves.len();
+    assert_reverts(w.claim_and_withdraw(&l, loser).await, "NotWinner");
+    // Nothing moved; the winner still gets it.
+    assert_eq!(w.chain.balance(w.contract), eth(1));
+    w.claim_and_withdraw(&l, win).await.unwrap();
+    assert_eq!(w.chain.balance(w.contract), eth(1) - U256::from(18));
+}
+
+#[tokio::test]
+async fn claim_and_withdraw_checks_like_claim() {
+    let w = World::new(16, 5, PARAMS);
+    w.payer.deposit(eth(1)).await.unwrap();
+    let l = w.lottery(0, &[1, 2, 3, 4, 5], 4);
+    w.payer.commit(&l.description).await.unwrap();
+    // Before the draw.
+    for i in 0..l.leaves.len() {
+        assert_reverts(w.claim_and_withdraw(&l, i).await, "DrawNotReached");
+    }
+    w.chain.mine(4);
+    let win = w.winner(&l);
+    let leaf = l.leaves[win];
+    let c = w.client(leaf.payee);
+    // A bad proof: forged siblings, another leaf's path, a widened interval.
+    let forged: Vec<B256> = l
+        .proof(win)
+        .iter()
+        .map(|_| B256::repeat_byte(0xcd))
+        .collect();
+    assert_reverts(
+        c.claim_and_withdraw(&l.description, &leaf, &forged).await,
+        "InvalidProof",
+    );
+    let other = (win + 1) % l.leaves.len();
+    assert_reverts(
+        c.claim_and_withdraw(&l.description, &leaf, &l.proof(other))
+            .await,
+        "InvalidProof",
+    );
+    let wide = Leaf {
+        start: U256::ZERO,
+        length: l.description.total,
+        ..leaf
+    };
+    assert_reverts(
+        c.claim_and_withdraw(&l.description, &wide, &l.proof(win))
+            .await,
+        "InvalidProof",
+    );
+    // A description that was never committed.
+    let mut fake = l.description;
+    fake.total += U256::from(1);
+    assert_reverts(
+        c.claim_and_withdraw(&fake, &leaf, &l.proof(win)).await,
+        "UnknownLottery",
+    );
+    // Every loser, with its own genuine leaf and proof.
+    for i in (0..l.leaves.len()).filter(|&i| i != win) {
+        assert_reverts(w.claim_and_withdraw(&l, i).await, "NotWinner");
+    }
+    assert_eq!(w.chain.balance(w.contract), eth(1));
+    w.claim_and_withdraw(&l, win).await.unwrap();
+    assert_eq!(w.chain.balance(w.contract), eth(1) - U256::from(15));
+}
+
+/// A one-leaf lottery of `prize` paying `payee` (it wins for sure), committed and drawn, as the attacker's ABI
+/// types.
+async fn sure_win(w: &World, payee: Address, prize: U256) -> (Lottery, AS::Lottery, AS::Leaf) {
+    let l = lottery::build(
+        w.payer.sender(),
+        0,
+        &[(payee, prize)],
+        w.chain.block_number() + 2,
+    )
+    .unwrap();
+    w.payer.commit(&l.description).await.unwrap();
+    w.chain.mine(2);
+    let sol_lottery = AS::Lottery {
+        payer: l.description.payer,
+        nonce: l.description.nonce,
+        total: alloy_u96(l.description.total),
+        root: l.description.root,
+        drawBlock: l.description.draw_block,
+    };
+    let leaf = l.leaves[0];
+    let sol_leaf = AS::Leaf {
+        payee: leaf.payee,
+        start: alloy_u96(leaf.start),
+        length: alloy_u96(leaf.length),
+    };
+    (l, sol_lottery, sol_leaf)
+}
+
+#[tokio::test]
+async fn reentrant_payee_of_claim_and_withdraw_drains_nothing() {
+    let w = World::new(17, 1, PARAMS);
+    let owner = w.payees[0];
+    let attacker = deploy_attacker(&w, owner, 5);
+    // The attacker holds a deposit of its own too, so that a re-entered withdrawal request succeeds.
+    attacker_call(&w, owner, attacker, A::depositCall {}, eth(1));
+    w.payer.deposit(eth(10)).await.unwrap();
+    let (l, sol_lottery, sol_leaf) = sure_win(&w, attacker, eth(1)).await;
+    attacker_call(
+        &w,
+        owner,
+        attacker,
+        A::claimAndWithdrawCall {
+            lottery: sol_lottery,
+            leaf: sol_leaf,
+            proof: vec![],
+        },
+        U256::ZERO,
+    );
+    // The outer call succeeded and paid exactly the prize; every re-entry from the receive hook failed:
+    // withdraw and claimAndWithdraw meet the lock, the credited claim meets the settled lane.
+    assert_eq!(w.chain.balance(attacker), eth(1), "exactly the prize");
+    assert_eq!(
+        attacker_view(&w, attacker, A::receivedCall {}),
+        eth(1),
+        "paid once"
+    );
+    assert_eq!(
+        attacker_view(&w, attacker, A::reentriesCall {}),
+        U256::from(1)
+    );
+    assert_eq!(
+        attacker_view(&w, attacker, A::reentrySuccessesCall {}),
+        U256::ZERO
+    );
+    let failed: Vec<Option<String>> = attacker_view(&w, attacker, A::failedReentriesCall {})
+        .iter()
+        .map(|s| error_name(s.as_slice()))
+        .collect();
+    let named = |n: &str| Some(n.to_string());
+    assert_eq!(
+        failed,
+        vec![
+            named("Reentrancy"),     // withdraw()
+            named("Reentrancy"),     // requestWithdrawal() succeeded, then withdraw()
+            named("Reentrancy"),     // claimAndWithdraw()
+            named("AlreadySettled"), // claim()
+        ]
+    );
+    assert_eq!(
+        w.payer.lottery_state(&l.description).await.unwrap(),
+        LotteryState::Settled
+    );
+    // The books: the payer's 10 ETH less the prize, plus the attacker's own 1 ETH deposit, untouched.
+    assert_eq!(w.chain.balance(w.contract), eth(10));
+    assert_eq!(w.payer.account(attacker).await.unwrap().balance, eth(1));
+    assert_eq!(
+        w.payer.account(w.payer.sender()).await.unwrap().balance,
+        eth(9)
+    );
+}
+
+#[tokio::test]
+async fn payee_refusing_the_transfer_reverts_transfer_failed_and_can_still_claim() {
+    let w = World::new(18, 1, PARAMS);
+    let owner = w.payees[0];
+    let attacker = deploy_attacker(&w, owner, 5);
+    w.payer.deposit(eth(10)).await.unwrap();
+    let (l, sol_lottery, sol_leaf) = sure_win(&w, attacker, eth(2)).await;
+    attacker_call(
+        &w,
+        owner,
+        attacker,
+        A::setRefuseCall { refuse_: true },
+        U256::ZERO,
+    );
+    let push = A::claimAndWithdrawCall {
+        lottery: sol_lottery.clone(),
+        leaf: sol_leaf.clone(),
+        proof: vec![],
+    };
+    let err = w
+        .chain
+        .transact_raw(owner, Some(attacker), push.abi_encode().into(), U256::ZERO)
+        .unwrap_err();
+    assert_eq!(err.revert_name(), Some("TransferFailed"), "{err}");
+    // Reverted as a whole: still pending, nothing moved.
+    assert_eq!(
+        w.payer.lottery_state(&l.description).await.unwrap(),
+        LotteryState::Pending
+    );
+    assert_eq!(w.chain.balance(w.contract), eth(10));
+    // A payee that cannot take ETH claims into its deposit account instead.
+    attacker_call(
+        &w,
+        owner,
+        attacker,
+        A::claimCall {
+            lottery: sol_lottery,
+            leaf: sol_leaf,
+            proof: vec![],
+        },
+        U256::ZERO,
+    );
+    assert_eq!(w.payer.account(attacker).await.unwrap().balance, eth(2));
+    assert_eq!(w.chain.balance(w.contract), eth(10));
 }

@@ -1,18 +1,21 @@
 //! Property test on the real bytecode (embedded EVM): after any sequence of deposits, withdrawal requests,
-//! withdrawals, commits, claims, reclaims, hash recordings and mined blocks, by several accounts that are
-//! both payers and payees,
+//! withdrawals, commits, claims (credited with `claim` or pushed with `claimAndWithdraw`), reclaims, hash
+//! recordings and mined blocks, by several accounts that are both payers and payees,
 //!   contract balance == Σ deposits − Σ payouts == Σ free balances + Σ pending lottery totals,
-//! and every account's ETH equals its initial ETH − its deposits + its payouts (gas is free here).
+//! where payouts are withdrawals and pushed claims, and every account's ETH equals its initial ETH − its
+//! deposits + its payouts (gas is free here).
 
 mod common;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{eth, World};
 use jobmesh_contracts::alloy::primitives::{Address, U256};
 use jobmesh_contracts::lottery::{self, Lottery};
 use jobmesh_contracts::{DeployParams, LotteryState, Settlement};
 use proptest::prelude::*;
+use proptest::test_runner::TestRunner;
 
 const ACTORS: usize = 4;
 
@@ -22,7 +25,10 @@ enum Op {
     Request(usize, u64),
     Withdraw(usize),
     Commit(usize, Vec<u64>, u64),
-    ClaimAll,
+    /// Claims every drawn lottery for its winner: pushed to its wallet if `push`, else credited.
+    ClaimAll {
+        push: bool,
+    },
     Reclaim(usize),
     Record,
     Mine(u64),
@@ -40,7 +46,7 @@ fn op() -> impl Strategy<Value = Op> {
             1u64..4
         )
             .prop_map(|(a, v, d)| Op::Commit(a, v, d)),
-        Just(Op::ClaimAll),
+        any::<bool>().prop_map(|push| Op::ClaimAll { push }),
         (0usize..64).prop_map(Op::Reclaim),
         Just(Op::Record),
         (1u64..40).prop_map(Op::Mine),
@@ -54,9 +60,12 @@ struct Model {
     per_actor_out: HashMap<Address, U256>,
     lotteries: Vec<Lottery>,
     nonces: Vec<u64>,
+    /// Claims paid with `claimAndWithdraw`.
+    pushed: usize,
 }
 
-async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+/// Runs `ops`, checking the invariants after each; returns how many claims were pushed.
+async fn run(ops: Vec<Op>) -> Result<usize, TestCaseError> {
     let w = World::new(
         42,
         ACTORS - 1,
@@ -75,6 +84,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         per_actor_out: HashMap::new(),
         lotteries: Vec::new(),
         nonces: vec![0; ACTORS],
+        pushed: 0,
     };
     for op in ops {
         match op {
@@ -111,11 +121,18 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     }
                 }
             }
-            Op::ClaimAll => {
+            Op::ClaimAll { push } => {
                 for l in &m.lotteries {
                     if let Some(h) = w.payer.draw_hash(&l.description).await.ok().flatten() {
                         if let Some(i) = l.winner(h) {
-                            let _ = w.claim(l, i).await;
+                            if !push {
+                                let _ = w.claim(l, i).await;
+                            } else if w.claim_and_withdraw(l, i).await.is_ok() {
+                                let total = l.description.total;
+                                m.payouts += total;
+                                *m.per_actor_out.entry(l.leaves[i].payee).or_default() += total;
+                                m.pushed += 1;
+                            }
                         }
                     }
                 }
@@ -155,14 +172,50 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         }
     }
     prop_assert!(w.chain.balance(w.contract) <= eth(1));
-    Ok(())
+    Ok(m.pushed)
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
-    #[test]
-    fn balance_equals_deposits_minus_payouts(ops in prop::collection::vec(op(), 1..60)) {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        rt.block_on(run(ops))?;
+#[test]
+fn balance_equals_deposits_minus_payouts() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let pushed = AtomicUsize::new(0);
+    let mut runner = TestRunner::new(ProptestConfig {
+        cases: 48,
+        ..ProptestConfig::default()
+    });
+    let result = runner.run(&prop::collection::vec(op(), 1..60), |ops| {
+        pushed.fetch_add(rt.block_on(run(ops))?, Ordering::Relaxed);
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
     }
+    // The random mix did exercise `claimAndWithdraw` (and its payouts are in the books above).
+    assert!(pushed.load(Ordering::Relaxed) > 0, "no claim was pushed");
+}
+
+#[test]
+fn a_pushed_and_a_credited_claim_keep_the_books() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let ops = vec![
+        Op::Deposit(0, 4_000),
+        Op::Deposit(1, 4_000),
+        Op::Commit(0, vec![100, 200, 300, 400], 3),
+        Op::Commit(1, vec![400, 300, 200, 100], 3),
+        Op::Mine(4),
+        Op::ClaimAll { push: true },
+        Op::ClaimAll { push: false },
+        Op::Commit(0, vec![10, 20, 30, 40], 3),
+        Op::Mine(4),
+        Op::ClaimAll { push: false },
+        Op::ClaimAll { push: true },
+        Op::Request(2, 1_000),
+        Op::Mine(10),
+        Op::Withdraw(2),
+    ];
+    assert_eq!(rt.block_on(run(ops)).unwrap(), 2);
 }

@@ -80,6 +80,18 @@ impl World {
             .claim(&l.description, &leaf, &l.proof(i))
             .await
     }
+
+    /// Claims leaf `i` of `l` with `claimAndWithdraw`, sent by that payee (the prize goes to its wallet).
+    pub async fn claim_and_withdraw(
+        &self,
+        l: &Lottery,
+        i: usize,
+    ) -> Result<TxReceipt, SettlementError> {
+        let leaf = l.leaves[i];
+        self.client(leaf.payee)
+            .claim_and_withdraw(&l.description, &leaf, &l.proof(i))
+            .await
+    }
 }
 
 /// Asserts that `r` is a revert with the custom error `name`.

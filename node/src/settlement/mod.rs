@@ -72,6 +72,12 @@ impl Settlement for Chain {
             Chain::Embedded(c) => c.block_number().await,
         }
     }
+    async fn eth_balance(&self, who: Address) -> Result<U256, SettlementError> {
+        match self {
+            Chain::Rpc(c) => c.eth_balance(who).await,
+            Chain::Embedded(c) => c.eth_balance(who).await,
+        }
+    }
     async fn logs(
         &self,
         signature: B256,
