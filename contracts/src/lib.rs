@@ -509,6 +509,24 @@ pub trait Settlement: Send + Sync {
         }
     }
 
+    /// Whether `payer`'s lane `lane` (`uint16(nonce)`) holds a pending lottery (a commit to it would revert
+    /// with `LaneBusy`).
+    fn lane_pending(
+        &self,
+        payer: Address,
+        lane: u16,
+    ) -> impl Future<Output = Result<bool, SettlementError>> + Send {
+        async move {
+            let call = S::lanesCall {
+                _0: payer,
+                _1: lane,
+            };
+            let out = self.view(call.abi_encode().into()).await?;
+            let value = decode_return::<S::lanesCall>(&out)?;
+            Ok(value.0[31] & 1 == 1)
+        }
+    }
+
     /// A lottery's on-chain state.
     fn lottery_state(
         &self,

@@ -423,8 +423,12 @@ async fn recorded_draw_hash_keeps_lottery_claimable_and_reclaimable() {
     assert_reverts(w.payer.reclaim(&b.description).await, "AlreadySettled");
     assert_reverts(w.claim(&b, w.winner(&b)).await, "AlreadySettled");
     // The lane is free again and can be reused.
+    let me = w.payer.sender();
+    assert!(!w.payer.lane_pending(me, 1).await.unwrap());
     let c = w.lottery(65_537, &[1, 1, 1], 2);
     w.payer.commit(&c.description).await.unwrap();
+    assert!(w.payer.lane_pending(me, 1).await.unwrap());
+    assert!(!w.payer.lane_pending(me, 2).await.unwrap(), "never used");
     assert_eq!(
         w.payer.lottery_state(&b.description).await.unwrap(),
         LotteryState::Unknown

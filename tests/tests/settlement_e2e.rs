@@ -1,7 +1,8 @@
 //! Settlement through real node processes on a real chain: anvil (npm `@foundry-rs/anvil-linux-amd64`) on
 //! 127.0.0.1 with Sepolia's chain id, the contract deployed and funded with `jobmesh settle`, then a requester
 //! and two workers started with `node start --rpc-url …`. The requester's owed ledger must become a lottery
-//! its workers accept; after the draw exactly one worker claims it, and the API, the metrics and the chain agree.
+//! its workers accept; after the draw exactly one worker claims it — with `claimAndWithdraw`, straight to its
+//! wallet — and the API, the metrics and the chain agree.
 
 mod mesh_util;
 
@@ -10,6 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use jobmesh_contracts::alloy::primitives::{Address, U256};
+use jobmesh_contracts::alloy::signers::local::PrivateKeySigner;
 use jobmesh_contracts::anvil::{Anvil, DEV_KEYS};
 use jobmesh_tests::{jobmesh_bin, run_ok};
 use mesh_util::{eventually, example, post, wait_peers, NodeProc};
@@ -33,6 +36,33 @@ fn status(node: &NodeProc) -> Value {
     let (code, body) = post(&node.api, "settlement/status", b"", Duration::from_secs(10));
     assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
     serde_json::from_slice(&body).expect("JSON")
+}
+
+/// `eth_getBalance` of `who` at the latest block, from the chain itself.
+fn eth_balance(url: &str, who: Address) -> U256 {
+    let api = url.trim_start_matches("http://");
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"eth_getBalance","params":["{who}","latest"]}}"#
+    );
+    let (code, _, out) = mesh_util::http(
+        api,
+        "POST",
+        "/",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+        Duration::from_secs(5),
+    );
+    assert_eq!(code, 200);
+    let v: Value = serde_json::from_slice(&out).expect("JSON-RPC answer");
+    let hex = v["result"].as_str().unwrap_or_else(|| panic!("{v}"));
+    U256::from_str_radix(hex.trim_start_matches("0x"), 16).expect("hex quantity")
+}
+
+fn wei(v: &Value) -> U256 {
+    v.as_str()
+        .unwrap_or_else(|| panic!("not a wei string: {v}"))
+        .parse()
+        .expect("decimal wei")
 }
 
 /// Mines a block on anvil every 300 ms (draws need blocks; anvil mines only on transactions otherwise).
@@ -98,7 +128,13 @@ fn a_requesters_ledger_becomes_a_lottery_its_workers_claim_on_anvil() {
     .expect("requester starts");
     let mut worker_args = args.clone();
     worker_args.push("--worker");
-    let workers: Vec<NodeProc> = [DEV_KEYS[1], DEV_KEYS[2]]
+    // The workers' wallets before anything happened (they send no transaction but their claim).
+    let worker_keys = [DEV_KEYS[1], DEV_KEYS[2]];
+    let wallets_before: Vec<U256> = worker_keys
+        .iter()
+        .map(|k| eth_balance(&url, k.parse::<PrivateKeySigner>().unwrap().address()))
+        .collect();
+    let workers: Vec<NodeProc> = worker_keys
         .iter()
         .map(|key| {
             NodeProc::try_start_env(
@@ -146,7 +182,7 @@ fn a_requesters_ledger_becomes_a_lottery_its_workers_claim_on_anvil() {
     assert_eq!(last["owed_unsettled"], "0");
 
     let mut claimed = 0;
-    for w in &workers {
+    for (w, before) in workers.iter().zip(&wallets_before) {
         let mut s = Value::Null;
         let drawn = eventually(Duration::from_secs(30), || {
             s = status(w);
@@ -161,10 +197,22 @@ fn a_requesters_ledger_becomes_a_lottery_its_workers_claim_on_anvil() {
             "claimed" => {
                 claimed += 1;
                 assert_eq!(s["won"], lottery["total"]);
+                assert_eq!(s["won_to_wallet"], lottery["total"]);
+                let row = &s["lotteries"][0];
+                assert_eq!(row["claimed_to"], "wallet");
+                // One transaction: the prize, less what the claim cost, is in its wallet; the deposit account
+                // (and its withdrawal time lock) is not involved.
+                assert_eq!(s["balance"], "0", "nothing credited to its deposit account");
+                let fee = wei(&row["fees_wei"]);
+                assert!(fee > U256::ZERO, "anvil charges gas: {row}");
+                let address: Address = s["address"].as_str().unwrap().parse().unwrap();
+                let now = eth_balance(&url, address);
                 assert_eq!(
-                    s["balance"], lottery["total"],
-                    "winnings are in its deposit account"
+                    now,
+                    *before + wei(&lottery["total"]) - fee,
+                    "wallet = before + prize − claim fee"
                 );
+                assert_eq!(wei(&s["wallet"]), now, "the report's wallet is the chain's");
                 // The settlement metrics say the same.
                 let (code, _, body) =
                     mesh_util::http(&w.api, "GET", "/metrics", &[], b"", Duration::from_secs(10));
@@ -175,7 +223,11 @@ fn a_requesters_ledger_becomes_a_lottery_its_workers_claim_on_anvil() {
                     "{text}"
                 );
             }
-            "lost" => {}
+            "lost" => {
+                let address: Address = s["address"].as_str().unwrap().parse().unwrap();
+                assert_eq!(eth_balance(&url, address), *before, "a loser sends nothing");
+                assert_eq!(s["won_to_wallet"], "0");
+            }
             other => panic!("unexpected status {other}: {s:#}"),
         }
     }

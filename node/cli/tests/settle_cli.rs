@@ -293,7 +293,19 @@ async fn scenario() {
     }
     assert_eq!(winners.len(), 1, "exactly one payee wins");
 
-    // claim: both try; only the winner is paid, the whole 4,000 wei.
+    // claim: both try; only the winner is paid, the whole 4,000 wei, straight to its wallet (the default).
+    let wallet = |who: Address| {
+        let url = url.clone();
+        async move {
+            jobmesh_contracts::rpc::connect(&url, 11_155_111, None)
+                .await
+                .unwrap()
+                .get_balance(who)
+                .await
+                .unwrap()
+        }
+    };
+    let winner_before = wallet(winners[0].3).await;
     let mut paid = Vec::new();
     for (home, env, extra) in [(&a_home, &[][..], &a_args[..]), (&b_home, b_env, &[][..])] {
         let c = ok(settle(
@@ -308,7 +320,15 @@ async fn scenario() {
     assert_eq!(paid.len(), 1, "{paid:?}");
     assert_eq!(paid[0]["id"], id.as_str());
     assert_eq!(wei(&paid[0]["amount"]), U256::from(4000));
+    assert_eq!(paid[0]["to"], "wallet");
     let (w_home, w_env, w_extra, winner) = winners[0];
+    let fee = wei(&paid[0]["fee_wei"]);
+    assert!(fee > U256::ZERO, "anvil charges gas");
+    assert_eq!(
+        wallet(winner).await,
+        winner_before + U256::from(4000) - fee,
+        "{winner}'s wallet got the prize less the claim's fee"
+    );
     let c = ok(settle(
         w_home,
         &url,
@@ -316,7 +336,11 @@ async fn scenario() {
         w_env,
         &[w_extra, &["--contract", &contract_s, "status"]].concat(),
     ));
-    assert_eq!(wei(&c["balance"]), U256::from(4000), "{winner} is credited");
+    assert_eq!(
+        wei(&c["balance"]),
+        U256::ZERO,
+        "{winner}'s deposit account is not involved"
+    );
     assert_eq!(c["unclaimed_wins"].as_array().unwrap().len(), 0);
     let rows = ok(settle(
         w_home,

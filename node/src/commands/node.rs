@@ -17,7 +17,7 @@ use crate::cli::Context;
 use crate::commands::settle::{self, ChainArgs};
 use crate::launch::{launch, Launched};
 use crate::market::{db::MarketDb, MarketConfig, WorkerPolicy};
-use crate::settlement::{Chain, SettlerConfig};
+use crate::settlement::{Chain, ClaimTo, SettlerConfig};
 
 /// `jobmesh node …`.
 #[derive(Debug, Subcommand)]
@@ -88,6 +88,10 @@ pub struct StartArgs {
     /// Settlement: how often the chain is looked at, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 2.0)]
     pub settle_poll: f64,
+    /// Settlement, as a worker: where winnings go — `wallet` (claimAndWithdraw: sent to the key's address in
+    /// the claim itself) or `deposit` (claim: credited to its deposit account, withdrawn after the time lock).
+    #[arg(long, value_name = "TO", default_value_t = ClaimTo::Wallet)]
+    pub claim_to: ClaimTo,
 }
 
 /// Runs `jobmesh node …`.
@@ -146,6 +150,7 @@ fn start(ctx: &Context, args: &StartArgs) -> Result<()> {
         period: secs(args.lottery_period, "--lottery-period")?,
         draw_in_blocks: args.draw_in.max(1),
         poll: secs(args.settle_poll, "--settle-poll")?,
+        claim_to: args.claim_to,
         ..SettlerConfig::default()
     };
     anyhow::ensure!(args.max_jobs != Some(0), "--max-jobs must be at least 1");

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::cli::Context;
+use crate::settlement::ClaimTo;
 
 /// File in the data dir recording the deployed contract.
 pub const CONFIG_FILE: &str = "settlement.json";
@@ -90,7 +91,8 @@ pub enum SettleAction {
     Commit(CommitArgs),
     /// List known lotteries (imported announcements and the ones this key committed) with their state.
     Lotteries(LotteriesArgs),
-    /// Claim every pending lottery this key won (record/redraw handled), or just one file's.
+    /// Claim every pending lottery this key won (to its wallet unless `--to deposit`; redraw handled), or just
+    /// one file's.
     Claim(ClaimArgs),
     /// Verify the deployed code is our artifact, then report deposit, reserved value, pending lotteries
     /// and unclaimed wins.
@@ -158,6 +160,10 @@ pub struct ClaimArgs {
     /// Only this announced lottery file (imported first).
     #[arg(long, value_name = "FILE")]
     pub lottery: Option<PathBuf>,
+    /// Where the winnings go: `wallet` (claimAndWithdraw, sent to the key's address at once) or `deposit`
+    /// (claim, credited to its deposit account).
+    #[arg(long, value_name = "TO", default_value_t = ClaimTo::Wallet)]
+    pub to: ClaimTo,
 }
 
 /// What `deploy` records in the data dir.
@@ -680,11 +686,13 @@ async fn claim(ctx: &Context, cmd: &SettleCommand, a: &ClaimArgs) -> Result<()> 
         if l.winner(hash) != Some(i) {
             continue;
         }
-        let r = c
-            .claim(&d, &l.leaves[i], &l.proof(i))
-            .await
-            .with_context(|| format!("claim of {} failed", l.id()))?;
-        claimed.push(json!({ "id": l.id(), "amount": d.total.to_string(), "tx": r.tx_hash, "gas_used": r.gas_used }));
+        let (leaf, proof) = (l.leaves[i], l.proof(i));
+        let r = match a.to {
+            ClaimTo::Wallet => c.claim_and_withdraw(&d, &leaf, &proof).await,
+            ClaimTo::Deposit => c.claim(&d, &leaf, &proof).await,
+        }
+        .with_context(|| format!("claim of {} failed", l.id()))?;
+        claimed.push(json!({ "id": l.id(), "amount": d.total.to_string(), "to": a.to, "tx": r.tx_hash, "gas_used": r.gas_used, "fee_wei": r.fee().to_string() }));
     }
     let n = claimed.len();
     report(

@@ -11,7 +11,8 @@
 //! - As a **payee** (a worker), it checks each notice — the file is the lottery the id names, its intervals
 //!   exactly cover `[0, total)`, this node's address has a leaf, the lottery is pending on chain — keeps it,
 //!   and once the draw block has passed claims it if it won (re-anchoring the draw if nobody recorded its hash
-//!   in time).
+//!   in time): with `claimAndWithdraw`, straight to its wallet, or with `claim`, into its deposit account
+//!   ([`SettlerConfig::claim_to`]).
 //!
 //! Owns: the settlement loop and its lottery records (kept in the market database, next to the ledger).
 //! Must not touch: the contract's code or lottery maths (`jobmesh-contracts`, `jobmesh-lottery`) or the market's
@@ -104,6 +105,40 @@ pub struct SettlerConfig {
     pub poll: Duration,
     /// Most payees in one lottery (the largest amounts first; the rest wait for the next one).
     pub max_payees: usize,
+    /// Where this node's winnings go. `SettlerConfig::default()` keeps [`ClaimTo::Deposit`] (embedders that
+    /// audit the contract's balance against deposits, like the simulator, count on it); `jobmesh node start`
+    /// claims to [`ClaimTo::Wallet`] unless given `--claim-to deposit`.
+    pub claim_to: ClaimTo,
+}
+
+/// Where a won lottery's value goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimTo {
+    /// `claimAndWithdraw`: sent to this node's wallet in the claim itself (one transaction, no time lock).
+    Wallet,
+    /// `claim`: credited to this node's deposit account (then `requestWithdrawal`, the time lock, `withdraw`).
+    Deposit,
+}
+
+impl std::fmt::Display for ClaimTo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ClaimTo::Wallet => "wallet",
+            ClaimTo::Deposit => "deposit",
+        })
+    }
+}
+
+impl std::str::FromStr for ClaimTo {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "wallet" => Ok(ClaimTo::Wallet),
+            "deposit" => Ok(ClaimTo::Deposit),
+            other => Err(format!("{other:?} is neither \"wallet\" nor \"deposit\"")),
+        }
+    }
 }
 
 impl Default for SettlerConfig {
@@ -114,6 +149,7 @@ impl Default for SettlerConfig {
             draw_in_blocks: 5,
             poll: Duration::from_secs(2),
             max_payees: 1000,
+            claim_to: ClaimTo::Deposit,
         }
     }
 }
@@ -160,7 +196,7 @@ pub enum LotteryStatus {
     Built,
     /// Committed on chain; waiting for its draw.
     Committed,
-    /// Drawn: this node (a payee) won and claimed it.
+    /// Drawn: this node (a payee) won and claimed it (see [`LotteryRecord::claimed_to`]).
     Claimed,
     /// Drawn: this node (a payee) did not win.
     Lost,
@@ -195,6 +231,13 @@ pub struct LotteryRecord {
     pub created_ms: u64,
     /// Gas this node spent on it (commit or claim, reclaim or redraw).
     pub gas_used: u64,
+    /// What that gas cost this node, in wei (0 on the embedded chain; absent in older records).
+    #[serde(default)]
+    pub fees_wei: u128,
+    /// Where this node's winnings went, once it claimed (absent in older records: their claims credited the
+    /// deposit account).
+    #[serde(default)]
+    pub claimed_to: Option<ClaimTo>,
     /// The last thing that happened, in words.
     pub note: String,
 }
@@ -203,5 +246,71 @@ impl LotteryRecord {
     /// The lottery id.
     pub fn id(&self) -> B256 {
         self.lottery.id()
+    }
+
+    /// Adds a mined transaction's gas and fee to what this node spent on the lottery.
+    pub fn spent(&mut self, receipt: &TxReceipt) {
+        self.gas_used += receipt.gas_used;
+        self.fees_wei = self
+            .fees_wei
+            .saturating_add(receipt.fee().saturating_to::<u128>());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::market::messages::{from_cbor, to_cbor};
+    use jobmesh_contracts::lottery;
+
+    #[test]
+    fn a_record_written_before_fees_and_claim_targets_were_kept_still_reads() {
+        let lottery = lottery::build(
+            Address::repeat_byte(1),
+            0,
+            &[(Address::repeat_byte(2), U256::from(5))],
+            10,
+        )
+        .unwrap();
+        let record = LotteryRecord {
+            lottery,
+            file: Cid::new_v1(
+                0x55,
+                cid::multihash::Multihash::wrap(0x1e, &[7; 32]).unwrap(),
+            ),
+            side: Side::Payee {
+                payer_peer: PeerId::random(),
+                leaf: 0,
+            },
+            status: LotteryStatus::Claimed,
+            created_ms: 1,
+            gas_used: 50_000,
+            fees_wei: 7,
+            claimed_to: Some(ClaimTo::Wallet),
+            note: "won".into(),
+        };
+        assert_eq!(
+            from_cbor::<LotteryRecord>(&to_cbor(&record)).unwrap(),
+            record
+        );
+        // As an older version wrote it: without the two fields.
+        let mut value = ciborium::Value::serialized(&record).unwrap();
+        let ciborium::Value::Map(fields) = &mut value else {
+            panic!("a record is a CBOR map")
+        };
+        let before = fields.len();
+        fields.retain(|(k, _)| !matches!(k.as_text(), Some("fees_wei" | "claimed_to")));
+        assert_eq!(fields.len(), before - 2);
+        let old: LotteryRecord = from_cbor(&to_cbor(&value)).unwrap();
+        assert_eq!((old.fees_wei, old.claimed_to), (0, None));
+        assert_eq!(old.gas_used, 50_000);
+    }
+
+    #[test]
+    fn claim_targets_parse_and_print() {
+        for to in [ClaimTo::Wallet, ClaimTo::Deposit] {
+            assert_eq!(to.to_string().parse::<ClaimTo>(), Ok(to));
+        }
+        assert!("bank".parse::<ClaimTo>().is_err());
     }
 }

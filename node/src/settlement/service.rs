@@ -16,7 +16,7 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 use tracing::{debug, info, warn};
 
-use super::{Chain, LotteryRecord, LotteryStatus, Payee, SettlerConfig, Side};
+use super::{Chain, ClaimTo, LotteryRecord, LotteryStatus, Payee, SettlerConfig, Side};
 use crate::market::db::DbError;
 use crate::market::messages::{LotteryNotice, Request, Response};
 use crate::market::service::{now_ms, IncomingLottery};
@@ -47,6 +47,27 @@ pub enum SettlerError {
     /// Every one of the payer's 65,536 contract lanes holds a pending lottery.
     #[error("all 65,536 lanes hold pending lotteries")]
     LanesFull,
+    /// The 2^48 lotteries a payer's nonces can number have all been used.
+    #[error("no unused lottery nonce is left")]
+    NoncesExhausted,
+}
+
+/// Lanes per payer in the contract (`uint16(nonce)`).
+const LANES: u64 = 1 << 16;
+
+/// The nonce of a payer's next lottery in `lane`, above every nonce used before, and the new bound to store.
+/// `used_below` is the settlement metadata's bound: every nonce this payer used is below it (0 at first). A
+/// bound written by an older version (one nonce after another) works the same. Nonces are
+/// `(counter << 16) | lane`, one counter value per lottery, so the bound is always a multiple of 65,536.
+fn nonce_in_lane(used_below: u64, lane: u16) -> Result<(u64, u64), SettlerError> {
+    let counter = used_below.div_ceil(LANES);
+    let base = counter
+        .checked_mul(LANES)
+        .ok_or(SettlerError::NoncesExhausted)?;
+    let bound = base
+        .checked_add(LANES)
+        .ok_or(SettlerError::NoncesExhausted)?;
+    Ok((base | u64::from(lane), bound))
 }
 
 /// A node's settlement service (cheap to clone).
@@ -92,6 +113,10 @@ pub struct LotteryRow {
     pub my_share: Option<String>,
     /// Gas this node spent on it.
     pub gas_used: u64,
+    /// What that gas cost this node, in wei.
+    pub fees_wei: String,
+    /// Where this node's winnings went, if it won and claimed it (`wallet` or `deposit`).
+    pub claimed_to: Option<ClaimTo>,
     /// The CID of its file.
     pub file: String,
     /// The last thing that happened.
@@ -109,6 +134,8 @@ pub struct SettlementReport {
     pub block: u64,
     /// Free deposit balance, in wei.
     pub balance: String,
+    /// The settlement address's own ETH (its wallet, where `claimAndWithdraw` sends winnings), in wei.
+    pub wallet: String,
     /// Pending withdrawal, in wei.
     pub unlocking: String,
     /// First block of the pending withdrawal.
@@ -121,8 +148,10 @@ pub struct SettlementReport {
     pub paid_into_lotteries: String,
     /// This node's shares in lotteries it was paid with, in wei (its expected income).
     pub expected_income: String,
-    /// Won and claimed by this node, in wei.
+    /// Won and claimed by this node, in wei (to its wallet and to its deposit account).
     pub won: String,
+    /// The part of `won` sent straight to this node's wallet (`claimAndWithdraw`), in wei.
+    pub won_to_wallet: String,
     /// Why no lottery could be built in the last round, if so (e.g. the deposit is too low).
     pub blocked: Option<String>,
     /// Every lottery this node pays or is paid by, newest first.
@@ -222,6 +251,7 @@ impl Settler {
         let me = chain.sender();
         let block = chain.block_number().await?;
         let account = chain.account(me).await?;
+        let wallet = chain.eth_balance(me).await?;
         let owed: u128 = self
             .inner
             .market
@@ -230,8 +260,8 @@ impl Settler {
             .iter()
             .map(|(_, w)| *w)
             .fold(0u128, u128::saturating_add);
-        let (mut reserved, mut paid, mut expected, mut won) =
-            (U256::ZERO, U256::ZERO, U256::ZERO, U256::ZERO);
+        let (mut reserved, mut paid, mut expected, mut won, mut won_to_wallet) =
+            (U256::ZERO, U256::ZERO, U256::ZERO, U256::ZERO, U256::ZERO);
         let mut rows = Vec::new();
         for r in self.records()? {
             let d = r.lottery.description;
@@ -250,6 +280,9 @@ impl Settler {
                     expected += share;
                     if r.status == LotteryStatus::Claimed {
                         won += d.total;
+                        if r.claimed_to == Some(ClaimTo::Wallet) {
+                            won_to_wallet += d.total;
+                        }
                     }
                     ("payee", Some(share.to_string()))
                 }
@@ -264,6 +297,8 @@ impl Settler {
                 draw_block: d.draw_block,
                 my_share,
                 gas_used: r.gas_used,
+                fees_wei: r.fees_wei.to_string(),
+                claimed_to: r.claimed_to,
                 file: r.file.to_string(),
                 note: r.note.clone(),
             });
@@ -273,6 +308,7 @@ impl Settler {
             contract: chain.contract(),
             block,
             balance: account.balance.to_string(),
+            wallet: wallet.to_string(),
             unlocking: account.unlocking.to_string(),
             unlock_block: account.unlock_block,
             reserved: reserved.to_string(),
@@ -280,6 +316,7 @@ impl Settler {
             paid_into_lotteries: paid.to_string(),
             expected_income: expected.to_string(),
             won: won.to_string(),
+            won_to_wallet: won_to_wallet.to_string(),
             blocked: self
                 .inner
                 .blocked
@@ -356,7 +393,7 @@ impl Settler {
                         match chain.reclaim(&d).await {
                             Ok(r) => {
                                 record.status = LotteryStatus::Reclaimed;
-                                record.gas_used += r.gas_used;
+                                record.spent(&r);
                                 record.note = "unclaimed after the claim window: reclaimed".into();
                                 info!(lottery = %record.id(), "reclaimed an unclaimed lottery");
                                 self.save(&record)?;
@@ -454,7 +491,7 @@ impl Settler {
         match self.inner.chain.commit(&d).await {
             Ok(r) => {
                 record.status = LotteryStatus::Committed;
-                record.gas_used += r.gas_used;
+                record.spent(&r);
                 record.note = format!("committed in block {}", r.block_number);
                 info!(lottery = %record.id(), total = %d.total, payees = record.lottery.leaves.len(), gas = r.gas_used, "lottery committed");
                 self.save(&record)
@@ -531,10 +568,8 @@ impl Settler {
             return Ok(());
         }
         self.set_blocked(None);
-        let first = db.next_nonce()?;
-        let nonce = (first..first + 65_536)
-            .find(|n| !busy.contains(&(*n as u16)))
-            .ok_or(SettlerError::LanesFull)?;
+        let lane = self.free_lane(busy).await?;
+        let (nonce, used_below) = nonce_in_lane(db.next_nonce()?, lane)?;
         let pairs: Vec<(Address, U256)> =
             owed.iter().map(|(_, a, w)| (*a, U256::from(*w))).collect();
         let lottery = lottery::build(me, nonce, &pairs, head + inner.cfg.draw_in_blocks.max(1))?;
@@ -559,13 +594,33 @@ impl Settler {
             status: LotteryStatus::Built,
             created_ms: now_ms(),
             gas_used: 0,
+            fees_wei: 0,
+            claimed_to: None,
             note: "built".into(),
         };
-        db.put_lottery(&record.id().0, &record, &debits, Some(nonce + 1))?;
+        db.put_lottery(&record.id().0, &record, &debits, Some(used_below))?;
         inner
             .last_built_ms
             .store(record.created_ms, Ordering::Relaxed);
         self.commit(record).await
+    }
+
+    /// The lowest lane not held by one of this payer's unsettled lotteries: a settled lane is rewritten (a warm,
+    /// non-zero slot) instead of a fresh one allocated. The chain has the last word, in case a lottery it holds
+    /// pending is missing here (e.g. a database restored from a backup).
+    async fn free_lane(&self, busy: &HashSet<u16>) -> Result<u16, SettlerError> {
+        let chain = &self.inner.chain;
+        let me = chain.sender();
+        for lane in (0..=u16::MAX).filter(|l| !busy.contains(l)) {
+            if !chain.lane_pending(me, lane).await? {
+                return Ok(lane);
+            }
+            warn!(
+                lane,
+                "lane holds a pending lottery this node has no record of; skipping it"
+            );
+        }
+        Err(SettlerError::LanesFull)
     }
 
     /// Stores the lottery's JSON file (pinned) so payees can fetch it.
@@ -606,7 +661,7 @@ impl Settler {
             // Nobody recorded the draw's hash in time: re-anchor it (anyone may; the outcome stays unknown).
             match chain.redraw(&d).await {
                 Ok(r) => {
-                    record.gas_used += r.gas_used;
+                    record.spent(&r);
                     record.note = format!("draw re-anchored to block {}", r.block_number + 1);
                     self.save(&record)?;
                 }
@@ -619,20 +674,27 @@ impl Settler {
             record.note = "drawn: another payee won".into();
             return self.save(&record);
         }
-        let r = chain
-            .claim(
-                &d,
-                &record.lottery.leaves[leaf],
-                &record.lottery.proof(leaf),
-            )
-            .await?;
+        let (won, proof) = (record.lottery.leaves[leaf], record.lottery.proof(leaf));
+        let (r, to) = match self.inner.cfg.claim_to {
+            ClaimTo::Wallet => match chain.claim_and_withdraw(&d, &won, &proof).await {
+                Ok(r) => (r, ClaimTo::Wallet),
+                // This address cannot take ETH (a contract wallet that refuses it): credit the deposit instead.
+                Err(e) if e.revert_name() == Some("TransferFailed") => {
+                    warn!(lottery = %record.id(), "the wallet refused the winnings; claiming to the deposit account");
+                    (chain.claim(&d, &won, &proof).await?, ClaimTo::Deposit)
+                }
+                Err(e) => return Err(e.into()),
+            },
+            ClaimTo::Deposit => (chain.claim(&d, &won, &proof).await?, ClaimTo::Deposit),
+        };
         record.status = LotteryStatus::Claimed;
-        record.gas_used += r.gas_used;
+        record.claimed_to = Some(to);
+        record.spent(&r);
         record.note = format!(
-            "won and claimed {} wei in block {}",
+            "won and claimed {} wei to its {to} in block {}",
             d.total, r.block_number
         );
-        info!(lottery = %record.id(), amount = %d.total, gas = r.gas_used, "won a lottery and claimed it");
+        info!(lottery = %record.id(), amount = %d.total, gas = r.gas_used, %to, "won a lottery and claimed it");
         self.save(&record)
     }
 
@@ -699,6 +761,8 @@ impl Settler {
             status,
             created_ms: now_ms(),
             gas_used: 0,
+            fees_wei: 0,
+            claimed_to: None,
             note: note.into(),
         };
         self.save(&record).map_err(|e| e.to_string())?;
@@ -709,4 +773,58 @@ impl Settler {
 
 fn notice_id(notice: &LotteryNotice) -> B256 {
     B256::from(notice.lottery_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fresh_payer_starts_in_lane_zero_with_counter_zero() {
+        assert_eq!(nonce_in_lane(0, 0).unwrap(), (0, 65_536));
+        assert_eq!(nonce_in_lane(0, 3).unwrap(), (3, 65_536));
+    }
+
+    #[test]
+    fn each_lottery_takes_the_next_counter_whatever_its_lane() {
+        let (a, bound) = nonce_in_lane(0, 0).unwrap();
+        let (b, bound) = nonce_in_lane(bound, 0).unwrap();
+        let (c, bound) = nonce_in_lane(bound, 7).unwrap();
+        assert_eq!((a, b, c), (0, 65_536, 2 * 65_536 + 7));
+        assert_eq!(bound, 3 * 65_536);
+        // The same lane, never the same nonce; the lane is the nonce's low 16 bits.
+        assert_ne!(a, b);
+        assert_eq!((a as u16, b as u16, c as u16), (0, 0, 7));
+    }
+
+    #[test]
+    fn a_bound_written_one_nonce_at_a_time_is_respected() {
+        // An older database used nonces 0..=4 (bound 5) and 65,536 (bound 65,537).
+        for (old, lane) in [(5, 0), (5, 4), (65_537, 1), (65_536, 2)] {
+            let (nonce, bound) = nonce_in_lane(old, lane).unwrap();
+            assert!(
+                nonce >= old,
+                "nonce {nonce} was possibly used (bound {old})"
+            );
+            assert_eq!(nonce as u16, lane);
+            assert!(bound > nonce && bound % 65_536 == 0);
+        }
+    }
+
+    #[test]
+    fn running_out_of_nonces_is_an_error() {
+        assert!(matches!(
+            nonce_in_lane(u64::MAX, 0),
+            Err(SettlerError::NoncesExhausted)
+        ));
+        assert!(matches!(
+            nonce_in_lane(u64::MAX - LANES, 0),
+            Err(SettlerError::NoncesExhausted)
+        ));
+        // The last counter: nonce fits, its bound would not.
+        assert!(matches!(
+            nonce_in_lane((u64::MAX >> 16) << 16, 0),
+            Err(SettlerError::NoncesExhausted)
+        ));
+    }
 }

@@ -193,6 +193,7 @@ async function refreshSettlement() {
   $("settle-on").hidden = false;
   $("settle-address").textContent = s.address;
   $("settle-balance").textContent = eth(s.balance);
+  $("settle-wallet").textContent = eth(s.wallet);
   $("settle-reserved").textContent = eth(s.reserved);
   $("settle-won").textContent = eth(s.won);
   $("settle-blocked").textContent = s.blocked || "";
