@@ -11,9 +11,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use jobmesh_contracts::alloy::primitives::{Address, U256};
+use jobmesh_contracts::alloy::primitives::{Address, B256, U256};
 use jobmesh_contracts::alloy::signers::local::PrivateKeySigner;
 use jobmesh_contracts::anvil::{Anvil, DEV_KEYS};
+use jobmesh_contracts::rpc::RpcSettlement;
+use jobmesh_contracts::Settlement as _;
 use jobmesh_tests::{jobmesh_bin, run_ok};
 use mesh_util::{eventually, example, post, wait_peers, NodeProc};
 use serde_json::Value;
@@ -252,6 +254,205 @@ fn a_requesters_ledger_becomes_a_lottery_its_workers_claim_on_anvil() {
     );
     assert_eq!(code, 400);
     assert!(String::from_utf8_lossy(&body).contains("bad amount"));
+    stop.store(true, Ordering::Relaxed);
+    miner.join().unwrap();
+}
+
+/// Every lottery `payer` committed on the contract, from its `LotteryCommitted` events.
+fn committed_on_chain(url: &str, contract: &str, payer: Address) -> Vec<B256> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = RpcSettlement::connect(
+            url,
+            SEPOLIA.parse().unwrap(),
+            None,
+            contract.parse().unwrap(),
+        )
+        .await
+        .expect("connect");
+        c.committed_by(payer, 0)
+            .await
+            .expect("logs")
+            .iter()
+            .map(|d| d.id())
+            .collect()
+    })
+}
+
+/// Waits (at most 30 s) for a node process to end by itself; panics if it does not.
+fn wait_exit(node: &mut NodeProc) -> std::process::ExitStatus {
+    let ended = eventually(Duration::from_secs(30), || {
+        node.child.try_wait().ok().flatten().is_some()
+    });
+    assert!(ended, "the node did not stop at the failpoint");
+    node.child.wait().unwrap()
+}
+
+#[test]
+fn a_payer_killed_between_recording_and_committing_a_lottery_commits_it_once_after_restart() {
+    use std::os::unix::process::ExitStatusExt as _;
+    let t0 = std::time::Instant::now();
+
+    let anvil =
+        Anvil::start(SEPOLIA.parse().unwrap()).expect("anvil (scripts/setup.d/30-chain.sh)");
+    let url = anvil.url();
+    let payer_home = tempfile::tempdir().unwrap();
+    let deployed = settle(payer_home.path(), &url, DEV_KEYS[0], &["deploy"]);
+    let contract = deployed["contract"].as_str().unwrap().to_string();
+    let deposit: u128 = 10_000_000_000_000_000;
+    settle(
+        payer_home.path(),
+        &url,
+        DEV_KEYS[0],
+        &["deposit", "0.01eth"],
+    );
+    let payer: Address = DEV_KEYS[0].parse::<PrivateKeySigner>().unwrap().address();
+
+    let chain = [
+        "--rpc-url",
+        url.as_str(),
+        "--chain-id",
+        SEPOLIA,
+        "--contract",
+        contract.as_str(),
+    ];
+    // Draws far enough ahead that the restarted payer still finds the recorded lottery's draw in the future.
+    let with_policy = |threshold: &'static str| -> Vec<String> {
+        chain
+            .iter()
+            .copied()
+            .chain([
+                "--lottery-threshold",
+                threshold,
+                "--lottery-period",
+                "3600",
+                "--settle-poll",
+                "0.3",
+                "--draw-in",
+                "40",
+            ])
+            .map(str::to_string)
+            .collect()
+    };
+    let payer_key = [("JOBMESH_SETTLEMENT_KEY", DEV_KEYS[0])];
+
+    // 1. The requester runs a job and owes its workers; its threshold is too high to build a lottery yet.
+    let high = with_policy("1eth");
+    let high: Vec<&str> = high.iter().map(String::as_str).collect();
+    let mut requester =
+        NodeProc::try_start_env(payer_home, "/ip4/127.0.0.1/tcp/0", &[], &high, &payer_key)
+            .expect("requester starts");
+    let worker_policy = with_policy("1wei");
+    let mut worker_args: Vec<&str> = worker_policy.iter().map(String::as_str).collect();
+    worker_args.push("--worker");
+    let workers: Vec<NodeProc> = [DEV_KEYS[1], DEV_KEYS[2]]
+        .iter()
+        .map(|key| {
+            NodeProc::try_start_env(
+                tempfile::tempdir().unwrap(),
+                "/ip4/127.0.0.1/tcp/0",
+                &[&requester.addr],
+                &worker_args,
+                &[("JOBMESH_SETTLEMENT_KEY", key)],
+            )
+            .expect("worker starts")
+        })
+        .collect();
+    wait_peers(&requester, 2);
+    let stop = Arc::new(AtomicBool::new(false));
+    let miner = spawn_miner(url.clone(), stop.clone());
+    let v = requester.cli_json(&[
+        "job",
+        "submit",
+        &example("wordcount.js"),
+        "--input",
+        &example("wordcount.input.json"),
+        "--replicas",
+        "2",
+        "--price",
+        "1000",
+    ]);
+    assert_eq!(v["phase"], "verified", "{v}");
+    let owed_each = jobmesh_node::market::tally::owed_wei(v["fuel_used"].as_u64().unwrap(), 1000);
+    let owed = (2 * owed_each).to_string();
+    assert_eq!(status(&requester)["owed_unsettled"], owed);
+    eprintln!("{:?}: job verified, {owed} wei owed", t0.elapsed());
+    assert!(requester.stop(), "clean stop");
+    let home = requester.kill9();
+
+    // 2. Restarted with a threshold it now meets, it records a lottery (the ledger debited in the same
+    //    transaction) and is killed right there, before the commit is sent.
+    let low = with_policy("1wei");
+    let low: Vec<&str> = low.iter().map(String::as_str).collect();
+    let worker_addrs: Vec<&str> = workers.iter().map(|w| w.addr.as_str()).collect();
+    let mut env = payer_key.to_vec();
+    env.push(("JOBMESH_FAILPOINT", "settlement-recorded"));
+    let mut crashing =
+        NodeProc::try_start_env(home, "/ip4/127.0.0.1/tcp/0", &worker_addrs, &low, &env)
+            .expect("requester restarts");
+    let exit = wait_exit(&mut crashing);
+    assert_eq!(exit.signal(), Some(6), "aborted at the failpoint: {exit:?}");
+    assert!(
+        committed_on_chain(&url, &contract, payer).is_empty(),
+        "nothing was committed before the crash"
+    );
+    let home = crashing.kill9();
+    eprintln!("{:?}: killed after recording", t0.elapsed());
+
+    // 3. Restarted normally: it finds the recorded lottery, sees it is not on chain and its draw is ahead,
+    //    commits it — once — and its winner is paid.
+    let requester = NodeProc::try_start_env(
+        home,
+        "/ip4/127.0.0.1/tcp/0",
+        &worker_addrs,
+        &low,
+        &payer_key,
+    )
+    .expect("requester restarts again");
+    let mut last = Value::Null;
+    let paid = eventually(Duration::from_secs(90), || {
+        last = status(&requester);
+        last["lotteries"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|x| x["status"] == "paid"))
+    });
+    assert!(paid, "the recorded lottery was not paid: {last:#}");
+    eprintln!("{:?}: paid", t0.elapsed());
+    let lotteries = last["lotteries"].as_array().unwrap();
+    assert_eq!(lotteries.len(), 1, "one lottery, never rebuilt: {last:#}");
+    let lottery = &lotteries[0];
+    assert_eq!(lottery["total"], owed, "it pays exactly what was owed");
+    assert_eq!(last["owed_unsettled"], "0", "nothing owed twice");
+    let committed = committed_on_chain(&url, &contract, payer);
+    assert_eq!(committed.len(), 1, "committed exactly once: {committed:?}");
+    assert_eq!(committed[0].to_string(), lottery["id"].as_str().unwrap());
+
+    // Exactly one worker won it, once; the payer's deposit lost exactly the lottery.
+    let mut winners = 0;
+    for w in &workers {
+        let mut s = Value::Null;
+        let drawn = eventually(Duration::from_secs(30), || {
+            s = status(w);
+            s["lotteries"]
+                .as_array()
+                .is_some_and(|l| l.len() == 1 && l[0]["status"] != "committed")
+        });
+        assert!(drawn, "worker did not see the draw: {s:#}");
+        if s["lotteries"][0]["status"] == "claimed" {
+            winners += 1;
+            assert_eq!(s["won"], owed);
+        }
+    }
+    assert_eq!(winners, 1);
+    let mut check_args = vec!["settle"];
+    check_args.extend(chain);
+    check_args.extend(["check", "--address", last["address"].as_str().unwrap()]);
+    let check = requester.cli_json(&check_args);
+    assert_eq!(check["balance"], (deposit - 2 * owed_each).to_string());
+    assert_eq!(check["reserved"], "0");
     stop.store(true, Ordering::Relaxed);
     miner.join().unwrap();
 }

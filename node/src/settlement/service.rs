@@ -52,6 +52,18 @@ pub enum SettlerError {
     NoncesExhausted,
 }
 
+/// The environment variable naming the failpoint at which the process aborts (crash tests).
+const FAILPOINT_VAR: &str = "JOBMESH_FAILPOINT";
+
+/// Crash-test hook: aborts the process at once — as a kill would, nothing after this point runs — when
+/// `$JOBMESH_FAILPOINT` is `point`. Unset (always, outside those tests) it does nothing.
+fn failpoint(point: &str) {
+    if std::env::var_os(FAILPOINT_VAR).is_some_and(|v| v == point) {
+        eprintln!("{FAILPOINT_VAR}={point}: aborting here");
+        std::process::abort();
+    }
+}
+
 /// Lanes per payer in the contract (`uint16(nonce)`).
 const LANES: u64 = 1 << 16;
 
@@ -599,6 +611,7 @@ impl Settler {
             note: "built".into(),
         };
         db.put_lottery(&record.id().0, &record, &debits, Some(used_below))?;
+        failpoint("settlement-recorded");
         inner
             .last_built_ms
             .store(record.created_ms, Ordering::Relaxed);
