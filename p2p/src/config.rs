@@ -48,6 +48,41 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Where to note gossip publications and deliveries (simulations of many nodes in one process).
     pub gossip_trace: Option<Arc<GossipTrace>>,
+    /// How many peers the node stays connected to (the connection manager's watermarks).
+    pub connections: ConnLimits,
+}
+
+/// The connection manager's watermarks (kubo's `Swarm.ConnMgr`): once more than `high` peers are connected,
+/// the least recently used of the unprotected ones are disconnected until `low` remain. Protected: peers
+/// connected or used (a direct request either way, a dial for content) within `grace`, gossipsub mesh peers
+/// and bootstrap peers. Without it every peer ever met stays connected: bitswap and gossipsub keep their
+/// streams open, so no connection of a long-running node would ever go idle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnLimits {
+    /// Peers kept when trimming.
+    pub low: usize,
+    /// Peers above which the node trims.
+    pub high: usize,
+    /// How long a new or recently used peer is protected from trimming.
+    pub grace: Duration,
+}
+
+impl Default for ConnLimits {
+    /// kubo's high watermark and grace period (96 peers, 20 s), trimming to half of it.
+    fn default() -> Self {
+        Self::with_high(96)
+    }
+}
+
+impl ConnLimits {
+    /// Watermarks `high / 2` and `high`, with a 20 s grace period.
+    pub fn with_high(high: usize) -> Self {
+        Self {
+            low: high / 2,
+            high,
+            grace: Duration::from_secs(20),
+        }
+    }
 }
 
 impl Config {
@@ -68,6 +103,7 @@ impl Config {
             idle_timeout: Duration::from_secs(300),
             request_timeout: Duration::from_secs(10),
             gossip_trace: None,
+            connections: ConnLimits::default(),
         }
     }
 }

@@ -8,7 +8,10 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use jobmesh_store::Cid;
 use tracing::debug;
 
-use crate::{Error, Node};
+use crate::{Error, Node, PeerId};
+
+/// How long a fetch from known holders waits for them before also asking the DHT for providers.
+pub const HOLDER_GRACE: Duration = Duration::from_secs(3);
 
 /// What a DAG fetch did.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -30,7 +33,29 @@ impl Node {
     /// the root are looked up on the DHT (and again periodically) and dialed, so a fetch continues when
     /// a provider disconnects. Fails with [`Error::Timeout`] after `timeout`.
     pub async fn fetch_dag(&self, root: Cid, timeout: Duration) -> Result<FetchStats, Error> {
+        self.fetch_dag_from(root, &[], timeout).await
+    }
+
+    /// Like [`Node::fetch_dag`], from peers known to hold the DAG (a job's requester, the workers that
+    /// revealed an output): they are dialed if not connected (and kept by the connection manager while
+    /// the fetch runs), and the DHT is asked for other providers only if they have not delivered within
+    /// [`HOLDER_GRACE`] — a lookup walks the DHT and dials the peers it meets, which costs more than the
+    /// small DAGs of a job.
+    pub async fn fetch_dag_from(
+        &self,
+        root: Cid,
+        holders: &[PeerId],
+        timeout: Duration,
+    ) -> Result<FetchStats, Error> {
         let started = Instant::now();
+        for peer in holders {
+            self.dial_peer(*peer).await?;
+        }
+        let lookup_delay = if holders.is_empty() {
+            self.config().provider_lookup_delay
+        } else {
+            HOLDER_GRACE.max(self.config().provider_lookup_delay)
+        };
         let deadline = tokio::time::Instant::now() + timeout;
         let window = self.config().fetch_window.max(1);
         let mut stats = FetchStats::default();
@@ -62,7 +87,7 @@ impl Node {
             }
             if lookup.is_none() && !in_flight.is_empty() {
                 // Aborted when the fetch ends — also when its caller drops it midway (a cancelled job).
-                lookup = Some(AbortOnDrop(self.spawn_provider_lookup(root)));
+                lookup = Some(AbortOnDrop(self.spawn_provider_lookup(root, lookup_delay)));
             }
             if in_flight.is_empty() {
                 continue;
@@ -129,9 +154,8 @@ impl Node {
 
     /// Looks up providers of `root` after a short delay and then every few seconds, dialing the ones
     /// found (the swarm does that when they turn up), until aborted.
-    fn spawn_provider_lookup(&self, root: Cid) -> tokio::task::JoinHandle<()> {
+    fn spawn_provider_lookup(&self, root: Cid, delay: Duration) -> tokio::task::JoinHandle<()> {
         let node = self.clone();
-        let delay = self.config().provider_lookup_delay;
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             loop {

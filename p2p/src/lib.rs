@@ -18,6 +18,15 @@
 //! bitswap and gossipsub use the standard protocol ids, so kubo and Helia peers exchange blocks and
 //! pubsub messages with a jobmesh node they are connected to.
 //!
+//! # How many peers
+//! bitswap and gossipsub keep a stream open on every connection, so libp2p never closes one as idle: without
+//! a limit a node stays connected to every peer it ever met (in a 100-node simulation, to almost all of
+//! them, and bitswap sends each want to every connected peer). A connection manager in the swarm's driver
+//! (kubo's `ConnMgr`, [`ConnLimits`]) disconnects the least recently used peers above a high watermark, down
+//! to a low one, sparing new and recently used peers (direct requests, dials for content), gossipsub mesh
+//! peers and bootstrap peers. Fetches for a market job go to the peers known to hold the blocks
+//! ([`Node::fetch_dag_from`]) before the DHT is asked.
+//!
 //! # Hostile peers
 //! Gossip: only signed messages are accepted (strict validation), each is validated before it is
 //! forwarded (size limit, the topic's validator), and invalid ones cost their sender peer score.
@@ -35,7 +44,7 @@ mod node;
 mod trace;
 
 pub use blocks::StoreBlockstore;
-pub use config::{Config, Transport};
+pub use config::{Config, ConnLimits, Transport};
 pub use direct::{InboundRequest, DIRECT_PROTOCOL, MAX_DIRECT_MESSAGE};
 pub use error::Error;
 pub use fetch::FetchStats;

@@ -22,7 +22,7 @@ use tracing::{debug, info, warn};
 use crate::behaviour::{topic_score_params, Behaviour, BehaviourEvent};
 use crate::direct::InboundRequest;
 use crate::trace::LiveNode;
-use crate::{blocks::StoreBlockstore, config::Config, Error};
+use crate::{blocks::StoreBlockstore, config::Config, config::ConnLimits, Error};
 
 /// A gossip message delivered to this node (after validation).
 #[derive(Debug, Clone)]
@@ -59,6 +59,8 @@ pub struct NetStats {
     pub direct_received: AtomicU64,
     /// Direct requests sent.
     pub direct_sent: AtomicU64,
+    /// Peers disconnected by the connection manager.
+    pub peers_trimmed: AtomicU64,
 }
 
 impl NetStats {
@@ -466,6 +468,9 @@ struct Bootstrap {
     dialing: Option<ConnectionId>,
     backoff: Duration,
     next_attempt: Instant,
+    /// Whether this bootstrap peer was ever connected (a lost one is redialed at once only while the node
+    /// has few peers: see [`BOOTSTRAP_RECHECK`]).
+    ever_connected: bool,
 }
 
 struct Topic {
@@ -475,10 +480,25 @@ struct Topic {
     validator: Option<Validator>,
 }
 
-#[derive(Default)]
 struct Peer {
     conns: HashMap<ConnectionId, Multiaddr>,
     agent: Option<String>,
+    /// When the peer connected or was last used (a direct request either way, a dial for content): the
+    /// connection manager trims the least recently used first.
+    last_used: Instant,
+    /// Set once the connection manager disconnected it (its connections are closing).
+    trimmed: bool,
+}
+
+impl Peer {
+    fn new(now: Instant) -> Self {
+        Self {
+            conns: HashMap::new(),
+            agent: None,
+            last_used: now,
+            trimmed: false,
+        }
+    }
 }
 
 struct Driver {
@@ -506,10 +526,21 @@ struct Driver {
     stats: Arc<NetStats>,
     /// The simulation's gossip trace this node counts in, if any.
     trace: Option<LiveNode>,
+    /// The connection manager's watermarks.
+    conn_limits: ConnLimits,
+    /// When the connection manager looks at the peer count next.
+    next_trim: Instant,
 }
 
 /// How often the routing table is refreshed (a Kademlia bootstrap) while the node has peers.
 const DHT_REFRESH: Duration = Duration::from_secs(300);
+/// How often a lost bootstrap peer is redialed while the node still has at least `low` peers (with fewer,
+/// it is redialed at once, with backoff). A bootstrap peer that trims its connections is not redialed by
+/// everyone it dropped every few seconds, and a partitioned node still finds its way back (kubo checks its
+/// bootstrap connections every 30 s too).
+const BOOTSTRAP_RECHECK: Duration = Duration::from_secs(30);
+/// How often the connection manager compares the peer count with its high watermark.
+const TRIM_EVERY: Duration = Duration::from_secs(1);
 
 impl Driver {
     fn new(
@@ -535,6 +566,7 @@ impl Driver {
                     dialing: None,
                     backoff: cfg.bootstrap_backoff,
                     next_attempt: now,
+                    ever_connected: false,
                 })
                 .collect(),
             peers: HashMap::new(),
@@ -553,6 +585,8 @@ impl Driver {
             answers_rx: Some(answers_rx),
             stats,
             trace: cfg.gossip_trace.clone().map(LiveNode::new),
+            conn_limits: cfg.connections,
+            next_trim: now + TRIM_EVERY,
         }
     }
 
@@ -586,8 +620,14 @@ impl Driver {
                 let _ = self.swarm.behaviour_mut().kad.bootstrap();
             }
         }
+        let well_connected = self.live_peers() >= self.conn_limits.low;
         for b in &mut self.bootstrap {
             if b.connected || b.dialing.is_some() || now < b.next_attempt {
+                continue;
+            }
+            if b.ever_connected && well_connected {
+                // Lost while the node has other peers (e.g. trimmed by a busy bootstrap peer): look again later.
+                b.next_attempt = now + BOOTSTRAP_RECHECK;
                 continue;
             }
             let opts = DialOpts::unknown_peer_id().address(b.addr.clone()).build();
@@ -604,10 +644,76 @@ impl Driver {
                 }
             }
         }
+        if now >= self.next_trim {
+            self.next_trim = now + TRIM_EVERY;
+            self.trim_connections(now);
+        }
         // Drop answers nobody waits for any more.
         self.gets.retain(|_, (_, _, _, r)| !r.is_closed());
         self.req_to_query.retain(|_, q| self.gets.contains_key(q));
         self.inbound.retain(|_, ch| ch.is_open());
+    }
+
+    /// The connection manager: above the high watermark, disconnects the least recently used peers that are
+    /// not protected (within their grace period, in a gossipsub mesh, or a bootstrap peer) until the low
+    /// watermark is reached or only protected peers are left.
+    fn trim_connections(&mut self, now: Instant) {
+        let limits = self.conn_limits;
+        let connected = self.live_peers();
+        if connected <= limits.high {
+            return;
+        }
+        let protected: HashSet<PeerId> = self
+            .swarm
+            .behaviour()
+            .gossipsub
+            .all_mesh_peers()
+            .copied()
+            .chain(self.bootstrap.iter().filter_map(|b| b.peer))
+            .collect();
+        let mut candidates: Vec<(Instant, PeerId)> = self
+            .peers
+            .iter()
+            .filter(|(id, p)| {
+                !p.trimmed
+                    && now.duration_since(p.last_used) >= limits.grace
+                    && !protected.contains(id)
+            })
+            .map(|(id, p)| (p.last_used, *id))
+            .collect();
+        candidates.sort_unstable();
+        let excess = connected - limits.low;
+        let mut trimmed = 0;
+        for (_, peer) in candidates.into_iter().take(excess) {
+            if self.swarm.disconnect_peer_id(peer).is_ok() {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.trimmed = true;
+                }
+                trimmed += 1;
+            }
+        }
+        if trimmed > 0 {
+            NetStats::add(&self.stats.peers_trimmed, trimmed);
+            debug!(
+                peers = connected - trimmed as usize,
+                trimmed,
+                low = limits.low,
+                high = limits.high,
+                "connection manager trimmed peers"
+            );
+        }
+    }
+
+    /// Connected peers, not counting those the connection manager is disconnecting.
+    fn live_peers(&self) -> usize {
+        self.peers.values().filter(|p| !p.trimmed).count()
+    }
+
+    /// Notes that `peer` was just used, protecting it from trimming for the grace period.
+    fn touch(&mut self, peer: &PeerId) {
+        if let Some(p) = self.peers.get_mut(peer) {
+            p.last_used = Instant::now();
+        }
     }
 
     fn on_cmd(&mut self, cmd: Cmd) {
@@ -677,7 +783,10 @@ impl Driver {
                 b.blocked.unblock_peer(peer);
             }
             Cmd::DialPeer(p) => {
-                if !self.peers.contains_key(&p) && p != *self.swarm.local_peer_id() {
+                // A provider a fetch wants: keep it (or make it) connected.
+                if self.peers.contains_key(&p) {
+                    self.touch(&p);
+                } else if p != *self.swarm.local_peer_id() {
                     if let Err(e) = self.swarm.dial(p) {
                         debug!(peer = %p, error = %e, "cannot dial provider");
                     }
@@ -790,6 +899,7 @@ impl Driver {
                 NetStats::add(&self.stats.direct_sent, 1);
                 let id = b.direct.send_request_with_addresses(&peer, data, addrs);
                 self.requests.insert(id, reply);
+                self.touch(&peer);
             }
             Cmd::Shutdown(_) => unreachable!("handled in run"),
         }
@@ -819,6 +929,7 @@ impl Driver {
                     let id = self.next_inbound;
                     self.next_inbound += 1;
                     NetStats::add(&self.stats.direct_received, 1);
+                    self.touch(&peer);
                     let req = InboundRequest {
                         peer,
                         data: request,
@@ -871,11 +982,11 @@ impl Driver {
             } => {
                 let addr = endpoint.get_remote_address().clone();
                 debug!(peer = %peer_id, %addr, dialer = endpoint.is_dialer(), "connection established");
-                self.peers
-                    .entry(peer_id)
-                    .or_default()
-                    .conns
-                    .insert(connection_id, addr.clone());
+                let now = Instant::now();
+                let peer = self.peers.entry(peer_id).or_insert_with(|| Peer::new(now));
+                peer.conns.insert(connection_id, addr.clone());
+                peer.last_used = now;
+                peer.trimmed = false;
                 if let Some((_, r)) = self.dials.remove(&connection_id) {
                     let _ = r.send(Ok(peer_id));
                 }
@@ -886,6 +997,7 @@ impl Driver {
                             info!(peer = %peer_id, addr = %b.addr, "connected to bootstrap peer");
                         }
                         b.connected = true;
+                        b.ever_connected = true;
                         b.dialing = None;
                         b.peer = Some(peer_id);
                         b.backoff = self.backoff_start;
@@ -898,7 +1010,9 @@ impl Driver {
                         bootstrapped = true;
                     }
                 }
-                if bootstrapped {
+                // Fill the routing table through it, unless the node is already well connected (a bootstrap
+                // peer that trimmed it and was redialed: another walk would only dial everyone again).
+                if bootstrapped && self.live_peers() < self.conn_limits.low.max(2) {
                     let _ = self.swarm.behaviour_mut().kad.bootstrap();
                 }
             }
@@ -916,11 +1030,19 @@ impl Driver {
                 if num_established == 0 {
                     self.peers.remove(&peer_id);
                     let now = Instant::now();
+                    let well_connected = self.live_peers() >= self.conn_limits.low;
                     for b in &mut self.bootstrap {
                         if b.peer == Some(peer_id) && b.connected {
-                            warn!(peer = %peer_id, "lost the bootstrap peer; reconnecting");
                             b.connected = false;
-                            b.next_attempt = now + b.backoff;
+                            if well_connected {
+                                // Most likely trimmed by a busy bootstrap peer: nothing is wrong.
+                                debug!(peer = %peer_id, peers = self.peers.len(), recheck = ?BOOTSTRAP_RECHECK,
+                                    "bootstrap peer disconnected; the node has other peers");
+                                b.next_attempt = now + BOOTSTRAP_RECHECK;
+                            } else {
+                                warn!(peer = %peer_id, "lost the bootstrap peer; reconnecting");
+                                b.next_attempt = now + b.backoff;
+                            }
                         }
                     }
                 }

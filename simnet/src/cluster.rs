@@ -1,7 +1,7 @@
 //! [`Cluster`]: complete nodes (store, swarm, market, and settlement on a shared [`SimChain`]) in one process,
 //! meshed through the first one.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +15,7 @@ use jobmesh_node::market::db::MarketDb;
 use jobmesh_node::market::messages::{CodeKind, JobLimits};
 use jobmesh_node::market::{JobRequest, Market, MarketConfig, WorkerPolicy};
 use jobmesh_node::settlement::{Chain, Settler, SettlerConfig};
-use jobmesh_p2p::{identity::Keypair, Config, GossipTrace, Node, PeerId, Transport};
+use jobmesh_p2p::{identity::Keypair, Config, ConnLimits, GossipTrace, Node, PeerId, Transport};
 use jobmesh_store::unixfs::Profile;
 use jobmesh_store::{Cid, Store};
 
@@ -139,6 +139,17 @@ impl Member {
     }
 }
 
+/// How the members of a [`Cluster`] are set up.
+#[derive(Clone)]
+pub struct ClusterSetup {
+    /// Transport between members.
+    pub transport: Transport,
+    /// The chain every member settles on, if any.
+    pub chain: Option<SimChain>,
+    /// Each member's connection manager watermarks.
+    pub connections: ConnLimits,
+}
+
 /// Nodes in one process: member 0 first, every other member bootstrapped to it.
 pub struct Cluster {
     /// The members, in start order.
@@ -152,6 +163,7 @@ pub struct Cluster {
 #[derive(Clone)]
 struct MemberEnv {
     transport: Transport,
+    connections: ConnLimits,
     /// One executor for all (its compiled plugin).
     exec: Arc<Executor>,
     chain: Option<SimChain>,
@@ -176,6 +188,24 @@ impl Cluster {
         transport: Transport,
         chain: Option<SimChain>,
     ) -> Result<Cluster, ClusterError> {
+        let setup = ClusterSetup {
+            transport,
+            chain,
+            connections: ConnLimits::default(),
+        };
+        Self::start_setup(roles, setup).await
+    }
+
+    /// Like [`Cluster::start`], set up as `setup` says.
+    pub async fn start_setup(
+        roles: &[Option<WorkerPolicy>],
+        setup: ClusterSetup,
+    ) -> Result<Cluster, ClusterError> {
+        let ClusterSetup {
+            transport,
+            chain,
+            connections,
+        } = setup;
         let exec = Arc::new(Executor::new(None).map_err(|e| ClusterError::Start {
             index: 0,
             what: e.to_string(),
@@ -188,6 +218,7 @@ impl Cluster {
             })?;
         let env = MemberEnv {
             transport,
+            connections,
             exec,
             chain,
             trace: Arc::new(GossipTrace::new()),
@@ -229,9 +260,23 @@ impl Cluster {
         let member = new_member(role, &bootstrap, &self.env)
             .await
             .map_err(fail)?;
+        let peer = member.node.peer_id();
         self.members.push(member);
         self.keep_cut(index, true).await;
-        self.wait_connected(Duration::from_secs(20)).await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !self.members[0]
+            .node
+            .peers()
+            .await
+            .is_ok_and(|p| p.iter().any(|p| p.peer_id == peer))
+        {
+            if tokio::time::Instant::now() > deadline {
+                return Err(ClusterError::NoMesh(Duration::from_secs(20)));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Let gossipsub exchange subscriptions with it.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
         Ok(&self.members[index])
     }
 
@@ -348,17 +393,12 @@ impl Cluster {
         self.block_across(index, true).await;
     }
 
+    /// Waits until the members' connections form one connected graph (see [`one_component`]).
     async fn wait_connected(&self, limit: Duration) -> Result<(), ClusterError> {
         let deadline = tokio::time::Instant::now() + limit;
-        let want = self.members.len() - 1;
+        let nodes: Vec<Node> = self.members.iter().map(|m| m.node.clone()).collect();
         loop {
-            let peers = self.members[0]
-                .node
-                .peers()
-                .await
-                .map(|p| p.len())
-                .unwrap_or(0);
-            if peers >= want {
+            if one_component(&nodes).await {
                 // Let gossipsub exchange subscriptions and graft its mesh.
                 tokio::time::sleep(Duration::from_millis(1500)).await;
                 return Ok(());
@@ -460,6 +500,7 @@ async fn start_member_in(
     // rather than a real node's 60 s, so a healed partition reconnects within a simulated run.
     cfg.bootstrap_backoff_max = Duration::from_secs(4);
     cfg.gossip_trace = Some(env.trace.clone());
+    cfg.connections = env.connections;
     let market_cfg = MarketConfig {
         worker: worker.clone(),
         eth_address: None,
@@ -482,4 +523,28 @@ fn rand_port() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let base = u64::from(std::process::id()) << 20;
     base + NEXT.fetch_add(1, Ordering::Relaxed) + 1
+}
+
+/// Whether the running nodes among `nodes` are one connected component of the connection graph.
+pub(crate) async fn one_component(nodes: &[Node]) -> bool {
+    let mut links: HashMap<PeerId, Vec<PeerId>> = HashMap::new();
+    for n in nodes {
+        // A member that is down (crashed, restarting) is not part of the graph.
+        if let Ok(peers) = n.peers().await {
+            links.insert(n.peer_id(), peers.into_iter().map(|p| p.peer_id).collect());
+        }
+    }
+    let Some(start) = links.keys().next().copied() else {
+        return true;
+    };
+    let mut seen = HashSet::from([start]);
+    let mut queue = vec![start];
+    while let Some(p) = queue.pop() {
+        for q in links.get(&p).into_iter().flatten() {
+            if links.contains_key(q) && seen.insert(*q) {
+                queue.push(*q);
+            }
+        }
+    }
+    seen.len() == links.len()
 }

@@ -26,6 +26,7 @@ pub fn run(ctx: &Context, a: &SimnetArgs) -> Result<()> {
         partition: a.partition,
         seed: a.seed,
         in_flight: a.in_flight,
+        max_peers: a.max_peers,
         job_timeout: std::time::Duration::try_from_secs_f64(a.job_timeout)
             .map_err(|_| anyhow::anyhow!("--job-timeout is too long"))?,
     };

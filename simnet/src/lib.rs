@@ -11,4 +11,4 @@ pub mod command;
 pub mod report;
 pub mod scenario;
 
-pub use cluster::{Cluster, ClusterError, Member, SimChain};
+pub use cluster::{Cluster, ClusterError, ClusterSetup, Member, SimChain};

@@ -13,14 +13,14 @@ use jobmesh_node::market::messages::{CodeKind, JobLimits};
 use jobmesh_node::market::tally::owed_wei;
 use jobmesh_node::market::{Conduct, JobRequest, Market, WorkerPolicy};
 use jobmesh_node::settlement::{LotteryStatus, SettlerConfig, Side};
-use jobmesh_p2p::{p50_p95_p99, GossipReport, Node, Transport};
+use jobmesh_p2p::{p50_p95_p99, ConnLimits, GossipReport, Node, Transport};
 use jobmesh_store::unixfs::{file_cid, Profile};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::{Cluster, ClusterError, SimChain};
+use crate::{Cluster, ClusterError, ClusterSetup, SimChain};
 
 /// What to simulate.
 #[derive(Debug, Clone, Serialize)]
@@ -49,6 +49,8 @@ pub struct Scenario {
     pub in_flight: usize,
     /// Time a job has to finish (a silent worker holds its replica for half of it).
     pub job_timeout: Duration,
+    /// Peers each node stays connected to at most (its connection manager trims to half of it).
+    pub max_peers: usize,
 }
 
 /// Why a simulation could not run.
@@ -175,7 +177,7 @@ pub struct NetworkSummary {
     /// Gossip (announcements, re-announcements, cancellations): published, delivered, delivery ratio and
     /// publication → delivery latency.
     pub gossip: GossipReport,
-    /// After a partition: seconds from the heal until member 0 was connected to every other member again.
+    /// After a partition: seconds from the heal until the members' connections formed one connected graph again.
     pub partition_healed_s: Option<f64>,
     /// Bytes moved by bitswap.
     pub bitswap_bytes: u64,
@@ -309,6 +311,9 @@ impl Scenario {
         if workers - faulty < usize::from(self.replicas) / 2 + 1 {
             return bad("too many byzantine workers: honest ones cannot form a majority".into());
         }
+        if self.max_peers < 4 {
+            return bad("--max-peers must be at least 4".into());
+        }
         if self.in_flight == 0 {
             return bad("--in-flight must be at least 1".into());
         }
@@ -381,7 +386,12 @@ pub async fn run(
     let chain = SimChain::new(s.seed, params, policy)?;
     let miner = chain.spawn_miner(Duration::from_millis(200));
     progress(Progress::Starting { nodes: s.nodes });
-    let mut cluster = Cluster::start_with(&roles, Transport::Memory, Some(chain.clone())).await?;
+    let setup = ClusterSetup {
+        transport: Transport::Memory,
+        chain: Some(chain.clone()),
+        connections: ConnLimits::with_high(s.max_peers),
+    };
+    let mut cluster = Cluster::start_setup(&roles, setup).await?;
     let mut deposits = U256::ZERO;
     for m in &cluster.members[..s.requesters] {
         let settler = m.settler.as_ref().expect("every member settles");
@@ -570,11 +580,8 @@ pub async fn run(
             }
             Fault::Heal => {
                 cluster.heal().await;
-                let others = cluster.members.len() - 1;
-                healing = Some(tokio::spawn(reconnected(
-                    cluster.members[0].node.clone(),
-                    others,
-                )));
+                let nodes = cluster.members.iter().map(|m| m.node.clone()).collect();
+                healing = Some(tokio::spawn(reconnected(nodes)));
                 format!(
                     "{:.1}s: the partition healed (nobody dialed by hand: bootstrap retries reconnect the sides)",
                     at.as_secs_f64()
@@ -819,15 +826,16 @@ fn outcome_of(
 /// How long after a heal [`reconnected`] waits at most.
 const HEAL_WATCH: Duration = Duration::from_secs(60);
 
-/// Waits until `zero` is connected to `others` peers again; returns how long that took (`None`: not within
-/// [`HEAL_WATCH`]).
-async fn reconnected(zero: Node, others: usize) -> Option<Duration> {
+/// Waits until the running members form one connected graph again (every one reachable from every other
+/// through connections: gossip can cross); returns how long that took (`None`: not within [`HEAL_WATCH`]).
+/// Not "everyone connected to everyone": nodes keep only a few dozen peers each (the connection manager).
+async fn reconnected(nodes: Vec<Node>) -> Option<Duration> {
     let started = Instant::now();
     while started.elapsed() < HEAL_WATCH {
-        if zero.peers().await.is_ok_and(|p| p.len() >= others) {
+        if crate::cluster::one_component(&nodes).await {
             return Some(started.elapsed());
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     None
 }

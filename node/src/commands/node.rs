@@ -57,6 +57,10 @@ pub struct StartArgs {
     /// Run jobs for others: offer on announced jobs that fit the limits below.
     #[arg(long)]
     pub worker: bool,
+    /// Peers to stay connected to at most: above it the least recently used peers that are not protected
+    /// (new or recently used, gossip mesh, bootstrap) are disconnected down to half of it.
+    #[arg(long, value_name = "N", default_value_t = 96)]
+    pub max_peers: usize,
     /// As a worker: the largest fuel budget to take on.
     #[arg(long, value_name = "FUEL", default_value_t = jobmesh_exec::Limits::default().fuel)]
     pub max_fuel: u64,
@@ -155,6 +159,7 @@ fn start(ctx: &Context, args: &StartArgs) -> Result<()> {
     };
     anyhow::ensure!(args.max_jobs != Some(0), "--max-jobs must be at least 1");
     anyhow::ensure!(args.max_fuel > 0, "--max-fuel must be positive");
+    anyhow::ensure!(args.max_peers >= 4, "--max-peers must be at least 4");
     let (keypair, _) = ctx.home.load_or_create_identity()?;
     if let Some(running) = api::client::running(&ctx.home) {
         let _ = running;
@@ -190,6 +195,7 @@ fn start(ctx: &Context, args: &StartArgs) -> Result<()> {
     cfg.listen = listen;
     cfg.bootstrap = bootstrap;
     cfg.reprovide_interval = reprovide;
+    cfg.connections = jobmesh_p2p::ConnLimits::with_high(args.max_peers);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

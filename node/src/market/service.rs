@@ -1047,7 +1047,11 @@ async fn check_result(shared: &Shared, job: &RequesterJob) -> Result<(), String>
     let left = job.deadline_ms.saturating_sub(now_ms()).max(1_000);
     shared
         .node
-        .fetch_dag(verdict.output, Duration::from_millis(left))
+        .fetch_dag_from(
+            verdict.output,
+            &verdict.agreeing,
+            Duration::from_millis(left),
+        )
         .await
         .map_err(|e| format!("cannot fetch the output {}: {e}", verdict.output))?;
     let store = shared.node.store().clone();

@@ -313,7 +313,7 @@ impl Worker {
         let left = Duration::from_millis(job.commit_by_ms.saturating_sub(now_ms()).max(500));
         debug!(job = %id, "fetching code and input");
         for cid in [job.spec.code, job.spec.input] {
-            node.fetch_dag(cid, left)
+            node.fetch_dag_from(cid, &[job.requester], left)
                 .await
                 .map_err(|e| format!("cannot fetch {cid}: {e}"))?;
         }

@@ -1,0 +1,136 @@
+//! The connection manager on real nodes (127.0.0.1): above its high watermark a node disconnects the least
+//! recently used peers down to its low watermark, but keeps the peers it is working with.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{eventually, init_tracing, start, start_with, TestNode};
+use jobmesh_p2p::{ConnLimits, Multiaddr, PeerId};
+
+/// The remote addresses of `peer`'s connections as `node` sees them (`None`: not connected).
+async fn hub_view_of(node: &TestNode, peer: PeerId) -> Option<Vec<Multiaddr>> {
+    node.node
+        .peers()
+        .await
+        .ok()?
+        .into_iter()
+        .find(|p| p.peer_id == peer)
+        .map(|p| p.addrs)
+}
+
+async fn peer_count(n: &TestNode) -> usize {
+    n.node.peers().await.map(|p| p.len()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_over_its_high_watermark_trims_idle_peers_and_keeps_busy_ones() {
+    init_tracing();
+    let hub = start_with(&[], |c| {
+        c.connections = ConnLimits {
+            low: 2,
+            high: 4,
+            grace: Duration::from_millis(600),
+        }
+    })
+    .await;
+    // The hub answers every direct request with "ok".
+    let mut inbound = hub.node.take_inbound_requests().expect("requests");
+    tokio::spawn(async move {
+        while let Some(req) = inbound.recv().await {
+            req.respond(b"ok".to_vec());
+        }
+    });
+    // Leaf 0 connects first and keeps talking to the hub; the seven others connect and say nothing.
+    let mut leaves = vec![start(&[]).await];
+    leaves[0]
+        .node
+        .connect(hub.addr.clone(), Duration::from_secs(10))
+        .await
+        .expect("leaf connects");
+    let busy_id = leaves[0].node.peer_id();
+    // The hub's view of leaf 0's connection: its remote address (leaf 0's ephemeral port) names it.
+    assert!(eventually(5, async || hub_view_of(&hub, busy_id).await.is_some()).await);
+    let busy_conn = hub_view_of(&hub, busy_id).await.expect("leaf 0 connected");
+    let busy = leaves[0].node.clone();
+    let hub_id = hub.node.peer_id();
+    let hub_addr = hub.addr.clone();
+    let talker = tokio::spawn(async move {
+        loop {
+            let _ = busy
+                .request(hub_id, vec![hub_addr.clone()], b"ping".to_vec())
+                .await;
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    });
+    for _ in 0..7 {
+        let leaf = start(&[]).await;
+        leaf.node
+            .connect(hub.addr.clone(), Duration::from_secs(10))
+            .await
+            .expect("leaf connects");
+        leaves.push(leaf);
+    }
+
+    assert!(
+        eventually(15, async || peer_count(&hub).await <= 2).await,
+        "the hub did not trim to its low watermark: {} peers",
+        peer_count(&hub).await
+    );
+    // Trimmed to the low watermark, not below (the leaves' Kademlia may redial the hub now and then: each
+    // such connection is trimmed again once its grace is over), and the busy leaf's connection is the
+    // one it opened first: it was never trimmed.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let peers: Vec<_> = hub
+        .node
+        .peers()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.peer_id)
+        .collect();
+    assert!(peers.len() <= 4, "{peers:?}");
+    let trimmed = hub
+        .node
+        .stats()
+        .peers_trimmed
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(trimmed >= 6, "only {trimmed} trimmed");
+    assert_eq!(
+        hub_view_of(&hub, busy_id).await,
+        Some(busy_conn),
+        "the busy leaf was trimmed"
+    );
+    talker.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_within_its_watermarks_keeps_every_peer() {
+    init_tracing();
+    let hub = start_with(&[], |c| {
+        c.connections = ConnLimits {
+            low: 2,
+            high: 8,
+            grace: Duration::from_millis(300),
+        }
+    })
+    .await;
+    let mut leaves = Vec::new();
+    for _ in 0..6 {
+        let leaf = start(&[]).await;
+        leaf.node
+            .connect(hub.addr.clone(), Duration::from_secs(10))
+            .await
+            .expect("leaf connects");
+        leaves.push(leaf);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(peer_count(&hub).await, 6);
+    assert_eq!(
+        hub.node
+            .stats()
+            .peers_trimmed
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}
