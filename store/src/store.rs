@@ -94,6 +94,10 @@ impl Store {
             .path(dir)
             .cache_capacity(CACHE_BYTES)
             .mode(sled::Mode::HighThroughput)
+            // No background flusher thread: adds, pins and imports flush before they report success; blocks
+            // fetched from the network are a cache, made durable by the next flush (a lost one is fetched
+            // again).
+            .flush_every_ms(None)
             .open()
             .map_err(|e| match e {
                 sled::Error::Io(io) if is_lock_conflict(&io) => StoreError::io(

@@ -1,6 +1,27 @@
 //! `jobmesh`: the command-line entry point. Thin on purpose: it parses and dispatches to `jobmesh_node`, and
 //! hands it the simulator (`jobmesh simnet`), which lives in `jobmesh_simnet` because it builds on the node.
 
+/// mimalloc instead of glibc's malloc: a node (and a hundred simulated ones) allocates small buffers from many
+/// threads, and glibc's `_int_malloc` was the hottest symbol of a 100-node simulation's profile; with mimalloc
+/// the simulation spends ≈ 18 % less CPU (BENCHMARKS.md, "Simulator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// mimalloc option ids (`mi_option_e` in the bundled `mimalloc.h`, v2.x).
+const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Hands freed memory back to the OS at once and commits arena memory as it is touched: a hundred simulated
+/// nodes' sled page tables and connection buffers otherwise stay resident (3.4 GiB instead of 1.6 GiB idle).
+fn tune_allocator() {
+    // SAFETY: plain option setters of the allocator, called once at start before any other thread exists.
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0);
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
+    }
+}
+
 fn main() -> std::process::ExitCode {
+    tune_allocator();
     jobmesh_node::cli::run_with(jobmesh_simnet::command::run)
 }
