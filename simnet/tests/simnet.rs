@@ -21,7 +21,7 @@ fn scenario(seed: u64, nodes: usize, jobs: usize) -> Scenario {
         seed,
         // Modest load and a roomy deadline: CI machines are shared and slow, and the outcome must not depend on it.
         in_flight: 5,
-        max_peers: 32,
+        max_peers: 64,
         job_timeout: Duration::from_secs(60),
     }
 }

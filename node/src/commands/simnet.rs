@@ -53,7 +53,7 @@ pub struct SimnetArgs {
     /// Peers each simulated node stays connected to at most (the connection manager's high watermark; it
     /// trims to half of it). Lower than a real node's 96 so that a hundred simulated nodes keep the sparse
     /// mesh of a large network instead of all connecting to all.
-    #[arg(long, value_name = "N", default_value_t = 32)]
+    #[arg(long, value_name = "N", default_value_t = 64)]
     pub max_peers: usize,
     /// Seconds each job has to finish.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
