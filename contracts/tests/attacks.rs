@@ -9,7 +9,7 @@ use jobmesh_contracts::alloy::sol_types::{SolCall, SolEvent, SolValue};
 use jobmesh_contracts::bindings::attacker::ReentrantAttacker as A;
 use jobmesh_contracts::bindings::attacker::Settlement as AS;
 use jobmesh_contracts::bindings::Settlement as S;
-use jobmesh_contracts::lottery::{self, Leaf, Lottery};
+use jobmesh_contracts::lottery::{self, Description, Leaf, Lottery};
 use jobmesh_contracts::{
     attacker_artifact, error_name, DeployParams, LotteryState, Settlement, SettlementError,
     SettlementErrors,
@@ -52,32 +52,9 @@ async fn forged_or_mismatched_proof_reverts_invalid_proof() {
     let win = w.winner(&l);
     let leaf = l.leaves[win];
     let c = w.client(leaf.payee);
-    // A random sibling path.
-    let forged: Vec<B256> = l
-        .proof(win)
-        .iter()
-        .map(|_| B256::repeat_byte(0xab))
-        .collect();
-    assert_reverts(
-        c.claim(&l.description, &leaf, &forged).await,
-        "InvalidProof",
-    );
-    // Another leaf's proof.
-    let other = (win + 1) % l.leaves.len();
-    assert_reverts(
-        c.claim(&l.description, &leaf, &l.proof(other)).await,
-        "InvalidProof",
-    );
-    // A widened interval (covers the whole lottery) with the genuine proof.
-    let wide = Leaf {
-        start: U256::ZERO,
-        length: l.description.total,
-        ..leaf
-    };
-    assert_reverts(
-        c.claim(&l.description, &wide, &l.proof(win)).await,
-        "InvalidProof",
-    );
+    for (d, bad_leaf, proof, error) in bad_claims(&l, win) {
+        assert_reverts(c.claim(&d, &bad_leaf, &proof).await, error);
+    }
     // An outsider claiming with a leaf of its own.
     let outsider = Leaf {
         payee: Address::repeat_byte(9),
@@ -87,12 +64,30 @@ async fn forged_or_mismatched_proof_reverts_invalid_proof() {
         c.claim(&l.description, &outsider, &l.proof(win)).await,
         "InvalidProof",
     );
-    // A description that was never committed (different total).
-    let mut fake = l.description;
-    fake.total += U256::from(1);
-    assert_reverts(c.claim(&fake, &leaf, &l.proof(win)).await, "UnknownLottery");
     // The genuine claim still works afterwards.
     c.claim(&l.description, &leaf, &l.proof(win)).await.unwrap();
+}
+
+/// Claims of the winning leaf `win` that must fail, whatever the claim function, with the error each gets: a
+/// random sibling path, another leaf's proof, a widened interval (the whole lottery) with the genuine proof,
+/// and a description that was never committed (a different total).
+fn bad_claims(l: &Lottery, win: usize) -> Vec<(Description, Leaf, Vec<B256>, &'static str)> {
+    let (d, leaf, proof) = (l.description, l.leaves[win], l.proof(win));
+    let forged = proof.iter().map(|_| B256::repeat_byte(0xab)).collect();
+    let other = l.proof((win + 1) % l.leaves.len());
+    let wide = Leaf {
+        start: U256::ZERO,
+        length: d.total,
+        ..leaf
+    };
+    let mut fake = d;
+    fake.total += U256::from(1);
+    vec![
+        (d, leaf, forged, "InvalidProof"),
+        (d, leaf, other, "InvalidProof"),
+        (d, wide, proof.clone(), "InvalidProof"),
+        (fake, leaf, proof, "UnknownLottery"),
+    ]
 }
 
 #[tokio::test]
@@ -272,17 +267,13 @@ async fn reentrant_withdrawer_drains_nothing() {
     assert_eq!(w.payer.account(attacker).await.unwrap().balance, U256::ZERO);
 }
 
-#[tokio::test]
-async fn reentrant_payee_drains_nothing() {
-    let w = World::new(9, 1, PARAMS);
-    let owner = w.payees[0];
-    let attacker = deploy_attacker(&w, owner, 5);
-    w.payer.deposit(eth(10)).await.unwrap();
-    // The attacker is the only payee of a 2-ETH lottery: it wins for sure.
+/// A one-leaf lottery of `prize` paying `payee` (it wins for sure), committed and drawn, as the attacker's ABI
+/// types.
+async fn sure_win(w: &World, payee: Address, prize: U256) -> (Lottery, AS::Lottery, AS::Leaf) {
     let l = lottery::build(
         w.payer.sender(),
         0,
-        &[(attacker, eth(2))],
+        &[(payee, prize)],
         w.chain.block_number() + 2,
     )
     .unwrap();
@@ -301,6 +292,17 @@ async fn reentrant_payee_drains_nothing() {
         start: alloy_u96(leaf.start),
         length: alloy_u96(leaf.length),
     };
+    (l, sol_lottery, sol_leaf)
+}
+
+#[tokio::test]
+async fn reentrant_payee_drains_nothing() {
+    let w = World::new(9, 1, PARAMS);
+    let owner = w.payees[0];
+    let attacker = deploy_attacker(&w, owner, 5);
+    w.payer.deposit(eth(10)).await.unwrap();
+    // The attacker is the only payee of a 2-ETH lottery: it wins for sure.
+    let (_, sol_lottery, sol_leaf) = sure_win(&w, attacker, eth(2)).await;
     attacker_call(
         &w,
         owner,
@@ -578,39 +580,9 @@ async fn claim_and_withdraw_checks_like_claim() {
     let win = w.winner(&l);
     let leaf = l.leaves[win];
     let c = w.client(leaf.payee);
-    // A bad proof: forged siblings, another leaf's path, a widened interval.
-    let forged: Vec<B256> = l
-        .proof(win)
-        .iter()
-        .map(|_| B256::repeat_byte(0xcd))
-        .collect();
-    assert_reverts(
-        c.claim_and_withdraw(&l.description, &leaf, &forged).await,
-        "InvalidProof",
-    );
-    let other = (win + 1) % l.leaves.len();
-    assert_reverts(
-        c.claim_and_withdraw(&l.description, &leaf, &l.proof(other))
-            .await,
-        "InvalidProof",
-    );
-    let wide = Leaf {
-        start: U256::ZERO,
-        length: l.description.total,
-        ..leaf
-    };
-    assert_reverts(
-        c.claim_and_withdraw(&l.description, &wide, &l.proof(win))
-            .await,
-        "InvalidProof",
-    );
-    // A description that was never committed.
-    let mut fake = l.description;
-    fake.total += U256::from(1);
-    assert_reverts(
-        c.claim_and_withdraw(&fake, &leaf, &l.proof(win)).await,
-        "UnknownLottery",
-    );
+    for (d, bad_leaf, proof, error) in bad_claims(&l, win) {
+        assert_reverts(c.claim_and_withdraw(&d, &bad_leaf, &proof).await, error);
+    }
     // Every loser, with its own genuine leaf and proof.
     for i in (0..l.leaves.len()).filter(|&i| i != win) {
         assert_reverts(w.claim_and_withdraw(&l, i).await, "NotWinner");
@@ -618,34 +590,6 @@ async fn claim_and_withdraw_checks_like_claim() {
     assert_eq!(w.chain.balance(w.contract), eth(1));
     w.claim_and_withdraw(&l, win).await.unwrap();
     assert_eq!(w.chain.balance(w.contract), eth(1) - U256::from(15));
-}
-
-/// A one-leaf lottery of `prize` paying `payee` (it wins for sure), committed and drawn, as the attacker's ABI
-/// types.
-async fn sure_win(w: &World, payee: Address, prize: U256) -> (Lottery, AS::Lottery, AS::Leaf) {
-    let l = lottery::build(
-        w.payer.sender(),
-        0,
-        &[(payee, prize)],
-        w.chain.block_number() + 2,
-    )
-    .unwrap();
-    w.payer.commit(&l.description).await.unwrap();
-    w.chain.mine(2);
-    let sol_lottery = AS::Lottery {
-        payer: l.description.payer,
-        nonce: l.description.nonce,
-        total: alloy_u96(l.description.total),
-        root: l.description.root,
-        drawBlock: l.description.draw_block,
-    };
-    let leaf = l.leaves[0];
-    let sol_leaf = AS::Leaf {
-        payee: leaf.payee,
-        start: alloy_u96(leaf.start),
-        length: alloy_u96(leaf.length),
-    };
-    (l, sol_lottery, sol_leaf)
 }
 
 #[tokio::test]

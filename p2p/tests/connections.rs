@@ -3,13 +3,29 @@
 
 mod common;
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::{eventually, init_tracing, start, start_with, TestNode};
 use jobmesh_p2p::{ConnLimits, Multiaddr, PeerId};
 
+/// A node whose connection manager keeps `low`..`high` peers, sparing new ones for `grace`.
+async fn hub(low: usize, high: usize, grace: Duration) -> TestNode {
+    start_with(&[], |c| c.connections = ConnLimits { low, high, grace }).await
+}
+
+/// A fresh node connected to `hub` (by hand: it has no bootstrap peer to return to).
+async fn leaf_of(hub: &TestNode) -> TestNode {
+    let leaf = start(&[]).await;
+    leaf.node
+        .connect(hub.addr.clone(), Duration::from_secs(10))
+        .await
+        .expect("leaf connects");
+    leaf
+}
+
 /// The remote addresses of `peer`'s connections as `node` sees them (`None`: not connected).
-async fn hub_view_of(node: &TestNode, peer: PeerId) -> Option<Vec<Multiaddr>> {
+async fn view_of(node: &TestNode, peer: PeerId) -> Option<Vec<Multiaddr>> {
     node.node
         .peers()
         .await
@@ -23,17 +39,14 @@ async fn peer_count(n: &TestNode) -> usize {
     n.node.peers().await.map(|p| p.len()).unwrap_or(0)
 }
 
+fn trimmed(n: &TestNode) -> u64 {
+    n.node.stats().peers_trimmed.load(Ordering::Relaxed)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_over_its_high_watermark_trims_idle_peers_and_keeps_busy_ones() {
     init_tracing();
-    let hub = start_with(&[], |c| {
-        c.connections = ConnLimits {
-            low: 2,
-            high: 4,
-            grace: Duration::from_millis(600),
-        }
-    })
-    .await;
+    let hub = hub(2, 4, Duration::from_millis(600)).await;
     // The hub answers every direct request with "ok".
     let mut inbound = hub.node.take_inbound_requests().expect("requests");
     tokio::spawn(async move {
@@ -42,16 +55,11 @@ async fn a_node_over_its_high_watermark_trims_idle_peers_and_keeps_busy_ones() {
         }
     });
     // Leaf 0 connects first and keeps talking to the hub; the seven others connect and say nothing.
-    let mut leaves = vec![start(&[]).await];
-    leaves[0]
-        .node
-        .connect(hub.addr.clone(), Duration::from_secs(10))
-        .await
-        .expect("leaf connects");
+    let mut leaves = vec![leaf_of(&hub).await];
     let busy_id = leaves[0].node.peer_id();
     // The hub's view of leaf 0's connection: its remote address (leaf 0's ephemeral port) names it.
-    assert!(eventually(5, async || hub_view_of(&hub, busy_id).await.is_some()).await);
-    let busy_conn = hub_view_of(&hub, busy_id).await.expect("leaf 0 connected");
+    assert!(eventually(5, async || view_of(&hub, busy_id).await.is_some()).await);
+    let busy_conn = view_of(&hub, busy_id).await.expect("leaf 0 connected");
     let busy = leaves[0].node.clone();
     let hub_id = hub.node.peer_id();
     let hub_addr = hub.addr.clone();
@@ -64,12 +72,7 @@ async fn a_node_over_its_high_watermark_trims_idle_peers_and_keeps_busy_ones() {
         }
     });
     for _ in 0..7 {
-        let leaf = start(&[]).await;
-        leaf.node
-            .connect(hub.addr.clone(), Duration::from_secs(10))
-            .await
-            .expect("leaf connects");
-        leaves.push(leaf);
+        leaves.push(leaf_of(&hub).await);
     }
 
     assert!(
@@ -81,23 +84,11 @@ async fn a_node_over_its_high_watermark_trims_idle_peers_and_keeps_busy_ones() {
     // such connection is trimmed again once its grace is over), and the busy leaf's connection is the
     // one it opened first: it was never trimmed.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let peers: Vec<_> = hub
-        .node
-        .peers()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|p| p.peer_id)
-        .collect();
-    assert!(peers.len() <= 4, "{peers:?}");
-    let trimmed = hub
-        .node
-        .stats()
-        .peers_trimmed
-        .load(std::sync::atomic::Ordering::Relaxed);
-    assert!(trimmed >= 6, "only {trimmed} trimmed");
+    let peers = peer_count(&hub).await;
+    assert!(peers <= 4, "{peers} peers");
+    assert!(trimmed(&hub) >= 6, "only {} trimmed", trimmed(&hub));
     assert_eq!(
-        hub_view_of(&hub, busy_id).await,
+        view_of(&hub, busy_id).await,
         Some(busy_conn),
         "the busy leaf was trimmed"
     );
@@ -107,30 +98,12 @@ async fn a_node_over_its_high_watermark_trims_idle_peers_and_keeps_busy_ones() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_within_its_watermarks_keeps_every_peer() {
     init_tracing();
-    let hub = start_with(&[], |c| {
-        c.connections = ConnLimits {
-            low: 2,
-            high: 8,
-            grace: Duration::from_millis(300),
-        }
-    })
-    .await;
+    let hub = hub(2, 8, Duration::from_millis(300)).await;
     let mut leaves = Vec::new();
     for _ in 0..6 {
-        let leaf = start(&[]).await;
-        leaf.node
-            .connect(hub.addr.clone(), Duration::from_secs(10))
-            .await
-            .expect("leaf connects");
-        leaves.push(leaf);
+        leaves.push(leaf_of(&hub).await);
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(peer_count(&hub).await, 6);
-    assert_eq!(
-        hub.node
-            .stats()
-            .peers_trimmed
-            .load(std::sync::atomic::Ordering::Relaxed),
-        0
-    );
+    assert_eq!(trimmed(&hub), 0);
 }

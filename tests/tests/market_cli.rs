@@ -86,17 +86,7 @@ fn submit_status_result_list_and_bad_input() {
     // A job runs on the workers and gives exactly what a local run gives.
     let input = example("wordcount.input.json");
     let local = requester.cli_json(&["job", "run-local", &wc, "--input", &input]);
-    let v = requester.cli_json(&[
-        "job",
-        "submit",
-        &wc,
-        "--input",
-        &input,
-        "--replicas",
-        "2",
-        "--price",
-        "1000",
-    ]);
+    let v = requester.submit_job(&wc, &input, 2, 1000);
     assert_eq!(v["phase"], "verified", "{v}");
     assert_eq!(v["output"], local["output"]);
     assert_eq!(v["output_cid"], local["output_cid"]);

@@ -34,6 +34,102 @@ fn settle(home: &std::path::Path, url: &str, key: &str, args: &[&str]) -> Value 
     serde_json::from_slice(&out).expect("JSON")
 }
 
+/// The payer's deposit (0.01 ETH) in wei.
+const DEPOSIT: u128 = 10_000_000_000_000_000;
+
+/// Anvil on 127.0.0.1 with Sepolia's chain id, the contract deployed by `settle deploy` from the payer's data
+/// dir and `DEPOSIT` deposited by `DEV_KEYS[0]`.
+struct Funded {
+    /// Killed when dropped.
+    _anvil: Anvil,
+    url: String,
+    payer_home: tempfile::TempDir,
+    contract: String,
+}
+
+fn funded() -> Funded {
+    let anvil =
+        Anvil::start(SEPOLIA.parse().unwrap()).expect("anvil (scripts/setup.d/30-chain.sh)");
+    let url = anvil.url();
+    let payer_home = tempfile::tempdir().unwrap();
+    let deployed = settle(payer_home.path(), &url, DEV_KEYS[0], &["deploy"]);
+    let contract = deployed["contract"].as_str().unwrap().to_string();
+    settle(
+        payer_home.path(),
+        &url,
+        DEV_KEYS[0],
+        &["deposit", "0.01eth"],
+    );
+    Funded {
+        _anvil: anvil,
+        url,
+        payer_home,
+        contract,
+    }
+}
+
+/// Two workers (settling with `DEV_KEYS[1]` and `DEV_KEYS[2]`) bootstrapped to `requester` with `args`.
+fn start_workers(requester: &NodeProc, args: &[&str]) -> Vec<NodeProc> {
+    let mut args = args.to_vec();
+    args.push("--worker");
+    WORKER_KEYS
+        .iter()
+        .map(|key| {
+            NodeProc::try_start_env(
+                tempfile::tempdir().unwrap(),
+                "/ip4/127.0.0.1/tcp/0",
+                &[&requester.addr],
+                &args,
+                &[("JOBMESH_SETTLEMENT_KEY", key)],
+            )
+            .expect("worker starts")
+        })
+        .collect()
+}
+
+/// The workers' settlement keys.
+const WORKER_KEYS: [&str; 2] = [DEV_KEYS[1], DEV_KEYS[2]];
+
+/// Runs the wordcount example on two replicas at 1,000 wei per million fuel; returns what each worker is owed.
+fn run_paid_job(requester: &NodeProc) -> u128 {
+    let v = requester.submit_job(
+        &example("wordcount.js"),
+        &example("wordcount.input.json"),
+        2,
+        1000,
+    );
+    assert_eq!(v["phase"], "verified", "{v}");
+    let owed_each = jobmesh_node::market::tally::owed_wei(v["fuel_used"].as_u64().unwrap(), 1000);
+    assert!(owed_each > 0);
+    owed_each
+}
+
+/// Waits (at most `limit`) until one of `requester`'s lotteries is paid; returns its settlement status.
+fn wait_paid(requester: &NodeProc, limit: Duration) -> Value {
+    let mut last = Value::Null;
+    let paid = eventually(limit, || {
+        last = status(requester);
+        last["lotteries"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|x| x["status"] == "paid"))
+    });
+    assert!(paid, "no lottery was paid: {last:#}");
+    last
+}
+
+/// Waits (at most 30 s) until `worker` knows its one lottery's draw; returns its settlement status.
+fn wait_drawn(worker: &NodeProc) -> Value {
+    let mut s = Value::Null;
+    let drawn = eventually(Duration::from_secs(30), || {
+        s = status(worker);
+        s["lotteries"]
+            .as_array()
+            .is_some_and(|l| l.len() == 1 && l[0]["status"] != "committed")
+    });
+    assert!(drawn, "worker did not see the draw: {s:#}");
+    s
+}
+
 fn status(node: &NodeProc) -> Value {
     let (code, body) = post(&node.api, "settlement/status", b"", Duration::from_secs(10));
     assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
@@ -88,18 +184,12 @@ fn spawn_miner(url: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()
 
 #[test]
 fn a_requesters_ledger_becomes_a_lottery_its_workers_claim_on_anvil() {
-    let anvil =
-        Anvil::start(SEPOLIA.parse().unwrap()).expect("anvil (scripts/setup.d/30-chain.sh)");
-    let url = anvil.url();
-    let payer_home = tempfile::tempdir().unwrap();
-    let deployed = settle(payer_home.path(), &url, DEV_KEYS[0], &["deploy"]);
-    let contract = deployed["contract"].as_str().unwrap().to_string();
-    settle(
-        payer_home.path(),
-        &url,
-        DEV_KEYS[0],
-        &["deposit", "0.01eth"],
-    );
+    let Funded {
+        _anvil,
+        url,
+        payer_home,
+        contract,
+    } = funded();
 
     // The chain as every command here sees it, then the lottery policy of the nodes.
     let chain: [&str; 6] = [
@@ -128,55 +218,20 @@ fn a_requesters_ledger_becomes_a_lottery_its_workers_claim_on_anvil() {
         &[("JOBMESH_SETTLEMENT_KEY", DEV_KEYS[0])],
     )
     .expect("requester starts");
-    let mut worker_args = args.clone();
-    worker_args.push("--worker");
     // The workers' wallets before anything happened (they send no transaction but their claim).
-    let worker_keys = [DEV_KEYS[1], DEV_KEYS[2]];
-    let wallets_before: Vec<U256> = worker_keys
+    let wallets_before: Vec<U256> = WORKER_KEYS
         .iter()
         .map(|k| eth_balance(&url, k.parse::<PrivateKeySigner>().unwrap().address()))
         .collect();
-    let workers: Vec<NodeProc> = worker_keys
-        .iter()
-        .map(|key| {
-            NodeProc::try_start_env(
-                tempfile::tempdir().unwrap(),
-                "/ip4/127.0.0.1/tcp/0",
-                &[&requester.addr],
-                &worker_args,
-                &[("JOBMESH_SETTLEMENT_KEY", key)],
-            )
-            .expect("worker starts")
-        })
-        .collect();
+    let workers = start_workers(&requester, &args);
     wait_peers(&requester, 2);
     let stop = Arc::new(AtomicBool::new(false));
     let miner = spawn_miner(url.clone(), stop.clone());
 
-    let v = requester.cli_json(&[
-        "job",
-        "submit",
-        &example("wordcount.js"),
-        "--input",
-        &example("wordcount.input.json"),
-        "--replicas",
-        "2",
-        "--price",
-        "1000",
-    ]);
-    assert_eq!(v["phase"], "verified", "{v}");
-    let owed_each = jobmesh_node::market::tally::owed_wei(v["fuel_used"].as_u64().unwrap(), 1000);
-    assert!(owed_each > 0);
+    let owed_each = run_paid_job(&requester);
 
     // The requester builds, commits and announces one lottery; its winner claims it.
-    let mut last = Value::Null;
-    let paid = eventually(Duration::from_secs(60), || {
-        last = status(&requester);
-        last["lotteries"]
-            .as_array()
-            .is_some_and(|l| l.iter().any(|x| x["status"] == "paid"))
-    });
-    assert!(paid, "no lottery was paid: {last:#}");
+    let last = wait_paid(&requester, Duration::from_secs(60));
     let lottery = last["lotteries"][0].clone();
     assert_eq!(lottery["side"], "payer");
     assert_eq!(lottery["payees"], 2);
@@ -185,14 +240,7 @@ fn a_requesters_ledger_becomes_a_lottery_its_workers_claim_on_anvil() {
 
     let mut claimed = 0;
     for (w, before) in workers.iter().zip(&wallets_before) {
-        let mut s = Value::Null;
-        let drawn = eventually(Duration::from_secs(30), || {
-            s = status(w);
-            s["lotteries"]
-                .as_array()
-                .is_some_and(|l| l.len() == 1 && l[0]["status"] != "committed")
-        });
-        assert!(drawn, "worker did not see the draw: {s:#}");
+        let s = wait_drawn(w);
         assert_eq!(s["lotteries"][0]["id"], lottery["id"]);
         assert_eq!(s["expected_income"], owed_each.to_string());
         match s["lotteries"][0]["status"].as_str().unwrap() {
@@ -241,8 +289,7 @@ fn a_requesters_ledger_becomes_a_lottery_its_workers_claim_on_anvil() {
     check_args.extend(["check", "--address", last["address"].as_str().unwrap()]);
     let check = requester.cli_json(&check_args);
     assert_eq!(check["code_matches_artifact"], true);
-    let deposit: u128 = 10_000_000_000_000_000;
-    assert_eq!(check["balance"], (deposit - 2 * owed_each).to_string());
+    assert_eq!(check["balance"], (DEPOSIT - 2 * owed_each).to_string());
     assert_eq!(check["reserved"], "0");
 
     // Bad input on the settlement routes is a 400 with a JSON message.
@@ -296,19 +343,12 @@ fn a_payer_killed_between_recording_and_committing_a_lottery_commits_it_once_aft
     use std::os::unix::process::ExitStatusExt as _;
     let t0 = std::time::Instant::now();
 
-    let anvil =
-        Anvil::start(SEPOLIA.parse().unwrap()).expect("anvil (scripts/setup.d/30-chain.sh)");
-    let url = anvil.url();
-    let payer_home = tempfile::tempdir().unwrap();
-    let deployed = settle(payer_home.path(), &url, DEV_KEYS[0], &["deploy"]);
-    let contract = deployed["contract"].as_str().unwrap().to_string();
-    let deposit: u128 = 10_000_000_000_000_000;
-    settle(
-        payer_home.path(),
-        &url,
-        DEV_KEYS[0],
-        &["deposit", "0.01eth"],
-    );
+    let Funded {
+        _anvil,
+        url,
+        payer_home,
+        contract,
+    } = funded();
     let payer: Address = DEV_KEYS[0].parse::<PrivateKeySigner>().unwrap().address();
 
     let chain = [
@@ -346,37 +386,12 @@ fn a_payer_killed_between_recording_and_committing_a_lottery_commits_it_once_aft
         NodeProc::try_start_env(payer_home, "/ip4/127.0.0.1/tcp/0", &[], &high, &payer_key)
             .expect("requester starts");
     let worker_policy = with_policy("1wei");
-    let mut worker_args: Vec<&str> = worker_policy.iter().map(String::as_str).collect();
-    worker_args.push("--worker");
-    let workers: Vec<NodeProc> = [DEV_KEYS[1], DEV_KEYS[2]]
-        .iter()
-        .map(|key| {
-            NodeProc::try_start_env(
-                tempfile::tempdir().unwrap(),
-                "/ip4/127.0.0.1/tcp/0",
-                &[&requester.addr],
-                &worker_args,
-                &[("JOBMESH_SETTLEMENT_KEY", key)],
-            )
-            .expect("worker starts")
-        })
-        .collect();
+    let worker_args: Vec<&str> = worker_policy.iter().map(String::as_str).collect();
+    let workers = start_workers(&requester, &worker_args);
     wait_peers(&requester, 2);
     let stop = Arc::new(AtomicBool::new(false));
     let miner = spawn_miner(url.clone(), stop.clone());
-    let v = requester.cli_json(&[
-        "job",
-        "submit",
-        &example("wordcount.js"),
-        "--input",
-        &example("wordcount.input.json"),
-        "--replicas",
-        "2",
-        "--price",
-        "1000",
-    ]);
-    assert_eq!(v["phase"], "verified", "{v}");
-    let owed_each = jobmesh_node::market::tally::owed_wei(v["fuel_used"].as_u64().unwrap(), 1000);
+    let owed_each = run_paid_job(&requester);
     let owed = (2 * owed_each).to_string();
     assert_eq!(status(&requester)["owed_unsettled"], owed);
     eprintln!("{:?}: job verified, {owed} wei owed", t0.elapsed());
@@ -412,14 +427,7 @@ fn a_payer_killed_between_recording_and_committing_a_lottery_commits_it_once_aft
         &payer_key,
     )
     .expect("requester restarts again");
-    let mut last = Value::Null;
-    let paid = eventually(Duration::from_secs(90), || {
-        last = status(&requester);
-        last["lotteries"]
-            .as_array()
-            .is_some_and(|l| l.iter().any(|x| x["status"] == "paid"))
-    });
-    assert!(paid, "the recorded lottery was not paid: {last:#}");
+    let last = wait_paid(&requester, Duration::from_secs(90));
     eprintln!("{:?}: paid", t0.elapsed());
     let lotteries = last["lotteries"].as_array().unwrap();
     assert_eq!(lotteries.len(), 1, "one lottery, never rebuilt: {last:#}");
@@ -433,14 +441,7 @@ fn a_payer_killed_between_recording_and_committing_a_lottery_commits_it_once_aft
     // Exactly one worker won it, once; the payer's deposit lost exactly the lottery.
     let mut winners = 0;
     for w in &workers {
-        let mut s = Value::Null;
-        let drawn = eventually(Duration::from_secs(30), || {
-            s = status(w);
-            s["lotteries"]
-                .as_array()
-                .is_some_and(|l| l.len() == 1 && l[0]["status"] != "committed")
-        });
-        assert!(drawn, "worker did not see the draw: {s:#}");
+        let s = wait_drawn(w);
         if s["lotteries"][0]["status"] == "claimed" {
             winners += 1;
             assert_eq!(s["won"], owed);
@@ -451,7 +452,7 @@ fn a_payer_killed_between_recording_and_committing_a_lottery_commits_it_once_aft
     check_args.extend(chain);
     check_args.extend(["check", "--address", last["address"].as_str().unwrap()]);
     let check = requester.cli_json(&check_args);
-    assert_eq!(check["balance"], (deposit - 2 * owed_each).to_string());
+    assert_eq!(check["balance"], (DEPOSIT - 2 * owed_each).to_string());
     assert_eq!(check["reserved"], "0");
     stop.store(true, Ordering::Relaxed);
     miner.join().unwrap();

@@ -151,6 +151,28 @@ impl NodeProc {
         serde_json::from_slice(&self.cli(&a)).unwrap()
     }
 
+    /// `jobmesh --json job submit CODE --input INPUT --replicas N --price WEI` on this node: the final status.
+    pub fn submit_job(
+        &self,
+        code: &str,
+        input: &str,
+        replicas: u8,
+        price: u64,
+    ) -> serde_json::Value {
+        let (replicas, price) = (replicas.to_string(), price.to_string());
+        self.cli_json(&[
+            "job",
+            "submit",
+            code,
+            "--input",
+            input,
+            "--replicas",
+            &replicas,
+            "--price",
+            &price,
+        ])
+    }
+
     pub fn home(&self) -> &Path {
         self.home.path()
     }
