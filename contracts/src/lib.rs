@@ -284,6 +284,33 @@ fn u96(v: U256) -> Result<alloy::primitives::Uint<96, 2>, SettlementError> {
     })
 }
 
+/// The calldata of a claim of `d` for `leaf`: `claimAndWithdraw` (the prize to the sender's wallet) when
+/// `to_wallet`, else `claim` (credited to the payee's deposit account).
+fn claim_calldata(
+    d: &Description,
+    leaf: &Leaf,
+    proof: &[B256],
+    to_wallet: bool,
+) -> Result<Bytes, SettlementError> {
+    let (lottery, leaf, proof) = (to_solidity(d)?, leaf_to_solidity(leaf)?, proof.to_vec());
+    Ok(if to_wallet {
+        S::claimAndWithdrawCall {
+            lottery,
+            leaf,
+            proof,
+        }
+        .abi_encode()
+    } else {
+        S::claimCall {
+            lottery,
+            leaf,
+            proof,
+        }
+        .abi_encode()
+    }
+    .into())
+}
+
 fn leaf_to_solidity(l: &Leaf) -> Result<S::Leaf, SettlementError> {
     Ok(S::Leaf {
         payee: l.payee,
@@ -421,15 +448,8 @@ pub trait Settlement: Send + Sync {
         leaf: &Leaf,
         proof: &[B256],
     ) -> impl Future<Output = Result<TxReceipt, SettlementError>> + Send {
-        let (d, leaf, proof) = (*d, *leaf, proof.to_vec());
-        async move {
-            let call = S::claimCall {
-                lottery: to_solidity(&d)?,
-                leaf: leaf_to_solidity(&leaf)?,
-                proof,
-            };
-            self.transact(call.abi_encode().into(), U256::ZERO).await
-        }
+        let data = claim_calldata(d, leaf, proof, false);
+        async move { self.transact(data?, U256::ZERO).await }
     }
 
     /// Claims a lottery the sender won and has its value sent straight to the sender's wallet (one
@@ -441,15 +461,8 @@ pub trait Settlement: Send + Sync {
         leaf: &Leaf,
         proof: &[B256],
     ) -> impl Future<Output = Result<TxReceipt, SettlementError>> + Send {
-        let (d, leaf, proof) = (*d, *leaf, proof.to_vec());
-        async move {
-            let call = S::claimAndWithdrawCall {
-                lottery: to_solidity(&d)?,
-                leaf: leaf_to_solidity(&leaf)?,
-                proof,
-            };
-            self.transact(call.abi_encode().into(), U256::ZERO).await
-        }
+        let data = claim_calldata(d, leaf, proof, true);
+        async move { self.transact(data?, U256::ZERO).await }
     }
 
     /// Returns an unclaimed lottery's value to its payer after the claim window.
