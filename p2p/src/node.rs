@@ -471,6 +471,8 @@ struct Bootstrap {
     /// Whether this bootstrap peer was ever connected (a lost one is redialed at once only while the node
     /// has few peers: see [`BOOTSTRAP_RECHECK`]).
     ever_connected: bool,
+    /// Whether its redial was put off by [`BOOTSTRAP_RECHECK`] (the next attempt dials whatever the peer count).
+    deferred: bool,
 }
 
 struct Topic {
@@ -567,6 +569,7 @@ impl Driver {
                     backoff: cfg.bootstrap_backoff,
                     next_attempt: now,
                     ever_connected: false,
+                    deferred: false,
                 })
                 .collect(),
             peers: HashMap::new(),
@@ -625,11 +628,14 @@ impl Driver {
             if b.connected || b.dialing.is_some() || now < b.next_attempt {
                 continue;
             }
-            if b.ever_connected && well_connected {
-                // Lost while the node has other peers (e.g. trimmed by a busy bootstrap peer): look again later.
+            if b.ever_connected && well_connected && !b.deferred {
+                // Lost while the node has other peers (e.g. trimmed by a busy bootstrap peer): dial it once
+                // the recheck period is over, not now.
+                b.deferred = true;
                 b.next_attempt = now + BOOTSTRAP_RECHECK;
                 continue;
             }
+            b.deferred = false;
             let opts = DialOpts::unknown_peer_id().address(b.addr.clone()).build();
             let id = opts.connection_id();
             match self.swarm.dial(opts) {
@@ -1033,15 +1039,16 @@ impl Driver {
                     let well_connected = self.live_peers() >= self.conn_limits.low;
                     for b in &mut self.bootstrap {
                         if b.peer == Some(peer_id) && b.connected {
+                            // When it is redialed is `on_tick`'s call (later while the node is well
+                            // connected); only how loudly to say so is decided here.
                             b.connected = false;
+                            b.next_attempt = now + b.backoff;
                             if well_connected {
                                 // Most likely trimmed by a busy bootstrap peer: nothing is wrong.
-                                debug!(peer = %peer_id, peers = self.peers.len(), recheck = ?BOOTSTRAP_RECHECK,
+                                debug!(peer = %peer_id, peers = self.peers.len(),
                                     "bootstrap peer disconnected; the node has other peers");
-                                b.next_attempt = now + BOOTSTRAP_RECHECK;
                             } else {
                                 warn!(peer = %peer_id, "lost the bootstrap peer; reconnecting");
-                                b.next_attempt = now + b.backoff;
                             }
                         }
                     }
