@@ -17,7 +17,7 @@ use crate::cli::Context;
 use crate::commands::settle::{self, ChainArgs};
 use crate::launch::{launch, Launched};
 use crate::market::{db::MarketDb, MarketConfig, WorkerPolicy};
-use crate::settlement::{Chain, ClaimTo, SettlerConfig};
+use crate::settlement::{Chain, ClaimTo, SettlerConfig, MIN_DRAW_IN};
 
 /// `jobmesh node …`.
 #[derive(Debug, Subcommand)]
@@ -86,8 +86,10 @@ pub struct StartArgs {
     /// Settlement: otherwise build one when anything is owed and this many seconds passed since the last.
     #[arg(long, value_name = "SECS", default_value_t = 600.0)]
     pub lottery_period: f64,
-    /// Settlement: blocks between a lottery's commit and its draw.
-    #[arg(long, value_name = "BLOCKS", default_value_t = SettlerConfig::default().draw_in_blocks)]
+    /// Settlement: blocks from the chain's head to a lottery's draw (at least 2: the commit lands in a later
+    /// block than the head it was built at, and the contract wants the draw after the commit's block).
+    #[arg(long, value_name = "BLOCKS", default_value_t = SettlerConfig::default().draw_in_blocks,
+          value_parser = clap::value_parser!(u64).range(MIN_DRAW_IN..))]
     pub draw_in: u64,
     /// Settlement: how often the chain is looked at, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 2.0)]
@@ -152,7 +154,7 @@ fn start(ctx: &Context, args: &StartArgs) -> Result<()> {
             .try_into()
             .map_err(|_| anyhow::anyhow!("--lottery-threshold is too large"))?,
         period: secs(args.lottery_period, "--lottery-period")?,
-        draw_in_blocks: args.draw_in.max(1),
+        draw_in_blocks: args.draw_in,
         poll: secs(args.settle_poll, "--settle-poll")?,
         claim_to: args.claim_to,
         ..SettlerConfig::default()

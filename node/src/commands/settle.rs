@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::cli::Context;
-use crate::settlement::ClaimTo;
+use crate::settlement::{ClaimTo, MIN_DRAW_IN};
 
 /// File in the data dir recording the deployed contract.
 pub const CONFIG_FILE: &str = "settlement.json";
@@ -138,8 +138,8 @@ pub struct CommitArgs {
     /// CSV file of `address,amount` lines (amounts as for `deposit`).
     #[arg(long, value_name = "FILE")]
     pub owed: PathBuf,
-    /// Blocks from now until the draw block.
-    #[arg(long, default_value_t = 5)]
+    /// Blocks from now until the draw block (at least 2: the commit lands in a later block than now).
+    #[arg(long, value_name = "BLOCKS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(MIN_DRAW_IN..))]
     pub draw_in: u64,
     /// Nonce (its low 16 bits pick the contract lane). Default: next free lane after the last commit.
     #[arg(long)]
@@ -581,7 +581,7 @@ async fn commit(ctx: &Context, cmd: &SettleCommand, a: &CommitArgs) -> Result<()
         }
     };
     let head = c.block_number().await?;
-    let l = lottery::build(c.sender(), nonce, &owed, head + a.draw_in.max(1))?;
+    let l = lottery::build(c.sender(), nonce, &owed, head + a.draw_in)?;
     let r = c.commit(&l.description).await.context("commit failed")?;
     let path = store_lottery(ctx, &l)?;
     report(

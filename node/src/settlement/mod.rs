@@ -33,6 +33,10 @@ use serde::{Deserialize, Serialize};
 
 pub use service::{SettlementReport, Settler, SettlerError};
 
+/// The fewest blocks from the head a lottery is built at to its draw: its commit is mined in a later block than
+/// that head, and the contract refuses a draw block that is not after the commit's block.
+pub const MIN_DRAW_IN: u64 = 2;
+
 /// The chain a node settles on: a JSON-RPC endpoint (anvil, a testnet) or the in-process EVM.
 #[derive(Debug, Clone)]
 pub enum Chain {
@@ -99,7 +103,7 @@ pub struct SettlerConfig {
     pub threshold_wei: u128,
     /// Otherwise build one when anything is owed and this long has passed since the last one.
     pub period: Duration,
-    /// The draw block is this many blocks after the commit's head.
+    /// The draw block is this many blocks after the head a lottery is built at (at least [`MIN_DRAW_IN`]).
     pub draw_in_blocks: u64,
     /// How often the chain and the ledger are looked at.
     pub poll: Duration,

@@ -16,7 +16,9 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 use tracing::{debug, info, warn};
 
-use super::{Chain, ClaimTo, LotteryRecord, LotteryStatus, Payee, SettlerConfig, Side};
+use super::{
+    Chain, ClaimTo, LotteryRecord, LotteryStatus, Payee, SettlerConfig, Side, MIN_DRAW_IN,
+};
 use crate::market::db::DbError;
 use crate::market::messages::{LotteryNotice, Request, Response};
 use crate::market::service::{now_ms, IncomingLottery};
@@ -366,9 +368,7 @@ impl Settler {
             }
         }
         if !building {
-            // Advancing the others may have taken a while: draw blocks count from the chain's head now.
-            let head = self.inner.chain.block_number().await?;
-            self.maybe_build(head, &busy_lanes).await?;
+            self.maybe_build(&busy_lanes).await?;
         }
         Ok(())
     }
@@ -541,7 +541,7 @@ impl Settler {
     }
 
     /// Builds, records and commits a lottery over what is owed to payable workers, if it is due.
-    async fn maybe_build(&self, head: u64, busy: &HashSet<u16>) -> Result<(), SettlerError> {
+    async fn maybe_build(&self, busy: &HashSet<u16>) -> Result<(), SettlerError> {
         let inner = &self.inner;
         let db = inner.market.db();
         let addresses: HashMap<PeerId, [u8; 20]> = db.addresses()?.into_iter().collect();
@@ -584,7 +584,15 @@ impl Settler {
         let (nonce, used_below) = nonce_in_lane(db.next_nonce()?, lane)?;
         let pairs: Vec<(Address, U256)> =
             owed.iter().map(|(_, a, w)| (*a, U256::from(*w))).collect();
-        let lottery = lottery::build(me, nonce, &pairs, head + inner.cfg.draw_in_blocks.max(1))?;
+        // The draw block counts from the head as late as possible: advancing the other lotteries and asking
+        // the chain for the account and lanes take round trips, and a draw block already reached is refused.
+        let head = inner.chain.block_number().await?;
+        let lottery = lottery::build(
+            me,
+            nonce,
+            &pairs,
+            head + inner.cfg.draw_in_blocks.max(MIN_DRAW_IN),
+        )?;
         let file = self.store_file(&lottery)?;
         // `build` merges payees sharing an address: keep one record per peer, in leaf order by address.
         let payees: Vec<Payee> = owed
