@@ -60,8 +60,17 @@ impl Plugin {
         &self.bytes
     }
 
+    /// sha256 of the bytes (the digest in the CID).
+    pub fn sha256(&self) -> [u8; 32] {
+        self.cid
+            .hash()
+            .digest()
+            .try_into()
+            .expect("a plugin CID is made by `cid_of_raw`: a 32-byte sha2-256 digest")
+    }
+
     /// sha256 of the bytes (hex), as in `exec/plugin/jobmesh-plugin.wasm.sha256`.
     pub fn sha256_hex(&self) -> String {
-        hex::encode(Sha256::digest(&self.bytes))
+        hex::encode(self.sha256())
     }
 }
