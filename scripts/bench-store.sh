@@ -17,7 +17,8 @@
 # jobmesh / JS as a Markdown table for BENCHMARKS.md. The input stays in the page cache for everyone; `sync`
 # runs before each timed command. blockstore-fs writes a file per 256 KiB block and never fsyncs; jobmesh appends
 # 256 KiB blocks to a pack file and, before it pins, fsyncs the pack and its sled index (so the 1 GiB reaches the
-# disk inside the timed add: on this VM the disk, not the CPU, bounds that).
+# disk inside the timed add). To compare like with like, the `sync` that makes the JS contender's blocks durable
+# is timed right after it ("JS-fs + sync"); the plain JS-fs figure is reported too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
