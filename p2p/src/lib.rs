@@ -30,9 +30,17 @@
 //! # Hostile peers
 //! Gossip: only signed messages are accepted (strict validation), each is validated before it is
 //! forwarded (size limit, the topic's validator), and invalid ones cost their sender peer score.
-//! Bitswap (`beetswap`): a stream carrying an undecodable frame or one over 4 MiB is closed, a peer's
-//! wantlist is capped at 1,024 entries, and blocks nobody asked for are ignored. beetswap reports no
-//! per-peer misbehaviour, so bad bitswap peers are not scored (yet).
+//! Bitswap (`beetswap`): a stream carrying an undecodable frame or one announcing more than 4 MiB is closed
+//! at once, a peer's wantlist is capped at 1,024 entries, and blocks nobody asked for are ignored (not held
+//! against their sender: duplicates are normal). Each bad frame costs its sender a penalty of 10 that halves
+//! every minute; at 45 (five bad frames within seconds) the peer is banned: disconnected, dropped from the
+//! routing table and refused through the same block list as [`Node::block_peer`] for
+//! [`Config::misbehaviour_ban`] (10 minutes by default), counted in [`NetStats`].
+//!
+//! beetswap 0.5.0 reported no misbehaviour and buffered a frame of any announced size until it was complete,
+//! so it is vendored in `third_party/beetswap` with a small patch: a new `Event::PeerMisbehaved { peer,
+//! reason }`, raised from the connection handler, and a frame-size check on the announced length
+//! (`third_party/README.md` has the details).
 
 mod behaviour;
 mod blocks;

@@ -124,6 +124,7 @@ where
             client: ClientBehaviour::new(self.client, blockstore.clone(), protocol_prefix),
             server: ServerBehaviour::new(blockstore, protocol_prefix),
             multihasher,
+            events: Default::default(),
         }
     }
 }

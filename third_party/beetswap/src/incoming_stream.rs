@@ -11,19 +11,22 @@ use futures_util::stream::StreamExt;
 use tracing::debug;
 
 use crate::cid_prefix::CidPrefix;
-use crate::message::Codec;
+use crate::message::{Codec, DecodeError};
 use crate::multihasher::{MultihasherError, MultihasherTable};
 use crate::proto::message::mod_Message::BlockPresenceType;
 use crate::proto::message::mod_Message::Wantlist;
 use crate::proto::message::Message;
+use crate::Misbehaviour;
 
 /// Stream that reads `Message` and converts it to `IncomingMessage`.
 ///
-/// On fatal errors `None` is returned which instruct `SelectAll` to drop the stream.
+/// On fatal errors `None` is returned which instruct `SelectAll` to drop the stream. (jobmesh patch: when
+/// the peer sent something that is not a bitswap message, `Some(Err(_))` says what, then `None` follows.)
 pub(crate) struct IncomingStream<const S: usize> {
     multihasher: Arc<MultihasherTable<S>>,
     stream: FramedRead<libp2p_swarm::Stream, Codec>,
-    processing: Fuse<BoxFuture<'static, Option<IncomingMessage<S>>>>,
+    processing: Fuse<BoxFuture<'static, Result<IncomingMessage<S>, Misbehaviour>>>,
+    failed: bool,
 }
 
 #[derive(Debug, Default)]
@@ -50,6 +53,7 @@ impl<const S: usize> IncomingStream<S> {
             multihasher,
             stream: FramedRead::new(stream, Codec),
             processing: Fuse::terminated(),
+            failed: false,
         }
     }
 }
@@ -61,24 +65,30 @@ impl<const S: usize> fmt::Debug for IncomingStream<S> {
 }
 
 impl<const S: usize> futures_core::stream::Stream for IncomingStream<S> {
-    type Item = IncomingMessage<S>;
+    type Item = Result<IncomingMessage<S>, Misbehaviour>;
 
     fn poll_next(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<IncomingMessage<S>>> {
+    ) -> Poll<Option<Self::Item>> {
+        if self.failed {
+            return Poll::Ready(None);
+        }
         loop {
             // If processing future is activated then poll it and return
             // its result.
             if !self.processing.is_terminated() {
                 match self.processing.poll_unpin(cx) {
-                    Poll::Ready(Some(msg)) => {
+                    Poll::Ready(Ok(msg)) => {
                         // There is no need to forward an empty message.
                         if msg.client.is_some() || msg.server.is_some() {
-                            return Poll::Ready(Some(msg));
+                            return Poll::Ready(Some(Ok(msg)));
                         }
                     }
-                    Poll::Ready(None) => return Poll::Ready(None),
+                    Poll::Ready(Err(reason)) => {
+                        self.failed = true;
+                        return Poll::Ready(Some(Err(reason)));
+                    }
                     Poll::Pending => return Poll::Pending,
                 }
             }
@@ -86,9 +96,14 @@ impl<const S: usize> futures_core::stream::Stream for IncomingStream<S> {
             // Receive a decoded `Message` from underlying stream.
             let msg = match self.stream.poll_next_unpin(cx) {
                 Poll::Ready(Some(Ok(msg))) => msg,
-                Poll::Ready(Some(Err(e))) => {
+                Poll::Ready(Some(Err(DecodeError::Io(e)))) => {
                     debug!("Message decoding failed: {e}");
                     return Poll::Ready(None);
+                }
+                Poll::Ready(Some(Err(DecodeError::Refused(reason)))) => {
+                    debug!("Message decoding failed: {reason}");
+                    self.failed = true;
+                    return Poll::Ready(Some(Err(reason)));
                 }
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => return Poll::Pending,
@@ -103,13 +118,13 @@ impl<const S: usize> futures_core::stream::Stream for IncomingStream<S> {
 }
 
 /// Convert `Message` to `IncomingMessage`. On fatal error this function
-/// returns `None` which will cause the underlying stream to close.
+/// returns `Err` (jobmesh patch: it was `None`) which will cause the underlying stream to close.
 ///
 /// We consider non-decodable messages as fatal.
 async fn process_message<const S: usize>(
     multihasher: Arc<MultihasherTable<S>>,
     mut msg: Message,
-) -> Option<IncomingMessage<S>> {
+) -> Result<IncomingMessage<S>, Misbehaviour> {
     let mut incoming_msg = IncomingMessage::default();
 
     for block_presence in msg.blockPresences {
@@ -117,7 +132,9 @@ async fn process_message<const S: usize>(
             Ok(cid) => cid,
             Err(e) => {
                 debug!("Invalid CID bytes: {}: {:?}", e, block_presence.cid);
-                return None;
+                return Err(Misbehaviour::MalformedMessage(format!(
+                    "block presence CID: {e}"
+                )));
             }
         };
 
@@ -131,7 +148,9 @@ async fn process_message<const S: usize>(
     for payload in msg.payload {
         let Some(cid_prefix) = CidPrefix::from_bytes(&payload.prefix) else {
             debug!("block.prefix not decodable: {:?}", payload.prefix);
-            return None;
+            return Err(Misbehaviour::MalformedMessage(
+                "block prefix not decodable".into(),
+            ));
         };
 
         let cid = match cid_prefix.to_cid(&multihasher, &payload.data).await {
@@ -150,7 +169,7 @@ async fn process_message<const S: usize>(
             // Any other error is fatal and we need to close the stream.
             Err(e) => {
                 debug!("Multihasher fatal error: {e}");
-                return None;
+                return Err(Misbehaviour::MalformedMessage(format!("block: {e}")));
             }
         };
 
@@ -172,7 +191,7 @@ async fn process_message<const S: usize>(
         }
     }
 
-    Some(incoming_msg)
+    Ok(incoming_msg)
 }
 
 #[cfg(test)]

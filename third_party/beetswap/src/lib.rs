@@ -1,6 +1,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc = include_str!("../README.md")]
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -54,6 +55,8 @@ where
     pub(crate) client: ClientBehaviour<MAX_MULTIHASH_SIZE, B>,
     server: ServerBehaviour<MAX_MULTIHASH_SIZE, B>,
     multihasher: Arc<MultihasherTable<MAX_MULTIHASH_SIZE>>,
+    /// jobmesh patch: [`Event::PeerMisbehaved`] events not yet returned by `poll`.
+    events: VecDeque<Event>,
 }
 
 /// Event produced by [`Behaviour`].
@@ -72,6 +75,26 @@ pub enum Event {
         /// Error that occurred when getting the data
         error: Error,
     },
+    /// A peer sent something that is not a bitswap message; the stream it came on was closed.
+    /// (jobmesh patch, not in beetswap 0.5.0.)
+    PeerMisbehaved {
+        /// The peer that sent it.
+        peer: PeerId,
+        /// What it sent.
+        reason: Misbehaviour,
+    },
+}
+
+/// How a peer broke the protocol (jobmesh patch, not in beetswap 0.5.0). Blocks nobody asked for are not
+/// misbehaviour: peers that answered a want-have send duplicates, and a block can cross a cancel.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Misbehaviour {
+    /// A frame announced more bytes than the 4 MiB a bitswap message may have.
+    #[error("frame of {0} bytes is over the 4 MiB limit")]
+    MessageTooLarge(usize),
+    /// A frame that does not decode: its length prefix, the protobuf, a CID or a block prefix.
+    #[error("malformed message: {0}")]
+    MalformedMessage(String),
 }
 
 struct DataFmt<'a>(&'a [u8]);
@@ -94,6 +117,11 @@ impl fmt::Debug for Event {
                 .debug_struct("GetQueryError")
                 .field("query_id", query_id)
                 .field("error", error)
+                .finish(),
+            Self::PeerMisbehaved { peer, reason } => f
+                .debug_struct("PeerMisbehaved")
+                .field("peer", peer)
+                .field("reason", reason)
                 .finish(),
         }
     }
@@ -230,6 +258,10 @@ where
             ToBehaviourEvent::ClientClosingConnection(peer_id, connection_id) => {
                 self.client.on_connection_closed(peer_id, connection_id);
             }
+            ToBehaviourEvent::PeerMisbehaved(peer, reason) => {
+                self.events
+                    .push_back(Event::PeerMisbehaved { peer, reason });
+            }
         }
     }
 
@@ -237,6 +269,10 @@ where
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+        if let Some(ev) = self.events.pop_front() {
+            return Poll::Ready(ToSwarm::GenerateEvent(ev));
+        }
+
         if let ready @ Poll::Ready(_) = self.client.poll(cx) {
             return ready;
         }
@@ -263,6 +299,7 @@ pub enum ToBehaviourEvent<const S: usize> {
     NewBlocksAvailable(Vec<(CidGeneric<S>, Vec<u8>)>),
     SendingStateChanged(PeerId, SendingState),
     ClientClosingConnection(PeerId, ConnectionId),
+    PeerMisbehaved(PeerId, Misbehaviour),
 }
 
 #[derive(Debug)]
@@ -357,10 +394,18 @@ impl<const MAX_MULTIHASH_SIZE: usize> ConnectionHandler for ConnHandler<MAX_MULT
     }
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<ConnHandlerEvent<MAX_MULTIHASH_SIZE>> {
-        if let Poll::Ready(Some(msg)) = self.incoming_streams.poll_next_unpin(cx) {
-            return Poll::Ready(ConnectionHandlerEvent::NotifyBehaviour(
-                ToBehaviourEvent::IncomingMessage(self.peer, msg),
-            ));
+        match self.incoming_streams.poll_next_unpin(cx) {
+            Poll::Ready(Some(Ok(msg))) => {
+                return Poll::Ready(ConnectionHandlerEvent::NotifyBehaviour(
+                    ToBehaviourEvent::IncomingMessage(self.peer, msg),
+                ));
+            }
+            Poll::Ready(Some(Err(reason))) => {
+                return Poll::Ready(ConnectionHandlerEvent::NotifyBehaviour(
+                    ToBehaviourEvent::PeerMisbehaved(self.peer, reason),
+                ));
+            }
+            _ => {}
         }
 
         if let Poll::Ready(ev) = self.client_handler.poll(cx) {

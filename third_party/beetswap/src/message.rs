@@ -7,6 +7,7 @@ use quick_protobuf::{BytesReader, BytesWriter, MessageWrite, Writer, WriterBacke
 
 use crate::proto::message::mod_Message::mod_Wantlist::{Entry, WantType};
 use crate::proto::message::Message;
+use crate::Misbehaviour;
 
 /// Bitswap spec defines maximum `Message` size to 4MiB.
 pub(crate) const MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
@@ -34,19 +35,40 @@ impl Encoder for Codec {
     }
 }
 
+/// Why [`Codec`] refused an incoming frame. (jobmesh patch: the frame errors are told apart from I/O errors
+/// so that the peer that sent them can be reported.)
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DecodeError {
+    /// The stream failed (reset, closed mid-frame…): not the peer's fault as far as we know.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    /// The frame is not a bitswap message.
+    #[error("{0}")]
+    Refused(Misbehaviour),
+}
+
 impl Decoder for Codec {
     type Item = Message;
-    type Error = io::Error;
+    type Error = DecodeError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, Self::Error> {
-        let Ok((len, rest)) = unsigned_varint::decode::usize(&src[..]) else {
-            return Ok(None);
+        let (len, rest) = match unsigned_varint::decode::usize(&src[..]) {
+            Ok(decoded) => decoded,
+            Err(unsigned_varint::decode::Error::Insufficient) => return Ok(None),
+            // jobmesh patch: an overlong length prefix used to be read as "need more bytes", forever.
+            Err(e) => {
+                return Err(DecodeError::Refused(Misbehaviour::MalformedMessage(
+                    format!("length prefix: {e}"),
+                )))
+            }
         };
 
         let varint_len = src.len() - rest.len();
 
-        if varint_len > MAX_MESSAGE_SIZE {
-            return Err(io::Error::other("Message too large"));
+        // jobmesh patch: 0.5.0 compared `varint_len` (the prefix's own length) with the limit, so a frame
+        // announcing any length was buffered until it was complete.
+        if len > MAX_MESSAGE_SIZE {
+            return Err(DecodeError::Refused(Misbehaviour::MessageTooLarge(len)));
         }
 
         if rest.len() < len {
@@ -57,7 +79,7 @@ impl Decoder for Codec {
 
         let msg = reader
             .read_message_by_len(rest, len)
-            .map_err(io::Error::other)?;
+            .map_err(|e| DecodeError::Refused(Misbehaviour::MalformedMessage(e.to_string())))?;
 
         src.advance(varint_len + len);
 

@@ -20,7 +20,7 @@ use tracing::{debug, trace};
 
 use crate::cid_prefix::CidPrefix;
 use crate::incoming_stream::ServerMessage;
-use crate::message::Codec;
+use crate::message::{Codec, MAX_MESSAGE_SIZE};
 use crate::proto::message::{
     mod_Message::Block as ProtoBlock, mod_Message::Wantlist as ProtoWantlist, Message,
 };
@@ -376,9 +376,15 @@ impl<const S: usize> ServerConnectionHandler<S> {
                         continue;
                     }
 
-                    let messages = pending_messages
+                    let mut messages = pending_messages
                         .take()
                         .expect("pending_messages can't be None here");
+                    // jobmesh patch: at most 4 MiB per message (what peers accept, this crate included);
+                    // the other blocks go in the next ones.
+                    let rest = split_off_over_limit(&mut messages);
+                    if !rest.is_empty() {
+                        *pending_messages = Some(rest);
+                    }
                     let message = Message {
                         payload: messages,
                         ..Message::default()
@@ -406,6 +412,22 @@ impl<const S: usize> ServerConnectionHandler<S> {
     > {
         self.poll_outgoing(cx)
     }
+}
+
+/// Leaves in `blocks` the first ones that fit in one message of at most [`MAX_MESSAGE_SIZE`] (at least one
+/// block) and returns the others. (jobmesh patch: every pending block used to go in one message.)
+fn split_off_over_limit(blocks: &mut Vec<ProtoBlock>) -> Vec<ProtoBlock> {
+    // Field tags and length prefixes of a block in a message take at most 16 bytes.
+    const BLOCK_OVERHEAD: usize = 16;
+    let mut size = 0;
+    let fit = blocks
+        .iter()
+        .position(|b| {
+            size += b.prefix.len() + b.data.len() + BLOCK_OVERHEAD;
+            size > MAX_MESSAGE_SIZE
+        })
+        .map_or(blocks.len(), |i| i.max(1));
+    blocks.split_off(fit)
 }
 
 async fn get_multiple_cids_from_store<const S: usize, B: Blockstore>(
