@@ -18,6 +18,12 @@
 //! bitswap and gossipsub use the standard protocol ids, so kubo and Helia peers exchange blocks and
 //! pubsub messages with a jobmesh node they are connected to.
 //!
+//! # Content routing
+//! [`Node::provide`] announces a CID on the DHT; Kademlia keeps the record and re-announces it every
+//! [`Config::reprovide_interval`]. What was provided while the routing table was empty (a root added by a node
+//! alone, pins announced at start before the bootstrap peer answered) is announced again as soon as the table
+//! gets its first peer, not hours later.
+//!
 //! # How many peers
 //! bitswap and gossipsub keep a stream open on every connection, so libp2p never closes one as idle: without
 //! a limit a node stays connected to every peer it ever met (in a 100-node simulation, to almost all of

@@ -293,7 +293,8 @@ impl Node {
     }
 
     /// Announces on the DHT that this node provides `cid`; it is re-announced periodically while the
-    /// node runs. Returns when the announcement reached the closest peers (or failed).
+    /// node runs, and when the node gets DHT peers after having none (then this call fails: nobody heard it).
+    /// Returns when the announcement reached the closest peers (or failed).
     pub async fn provide(&self, cid: Cid) -> Result<(), Error> {
         self.ask(|r| Cmd::Provide(cid, r)).await?
     }
@@ -544,6 +545,9 @@ struct Driver {
     ban_time: Duration,
     /// Peers blocked through [`Node::block_peer`] (a ban that ends does not unblock them).
     blocked_by_user: HashSet<PeerId>,
+    /// Whether the Kademlia routing table was empty at the last look (when peers come, what this node
+    /// provides is announced).
+    dht_empty: bool,
 }
 
 /// A peer's misbehaviour penalty: [`OFFENCE_PENALTY`] per offence, halving every [`PENALTY_HALF_LIFE`].
@@ -628,6 +632,7 @@ impl Driver {
             bans: HashMap::new(),
             ban_time: cfg.misbehaviour_ban,
             blocked_by_user: HashSet::new(),
+            dht_empty: true,
         }
     }
 
@@ -693,6 +698,9 @@ impl Driver {
             self.trim_connections(now);
         }
         self.expire_bans(now);
+        if self.routing_table_len() == 0 {
+            self.dht_empty = true;
+        }
         // Drop answers nobody waits for any more.
         self.gets.retain(|_, (_, _, _, r)| !r.is_closed());
         self.req_to_query.retain(|_, q| self.gets.contains_key(q));
@@ -791,6 +799,39 @@ impl Driver {
             }
         }
         self.penalties.retain(|_, p| p.at(now) >= 1.0);
+    }
+
+    /// Peers in the Kademlia routing table.
+    fn routing_table_len(&mut self) -> usize {
+        self.swarm
+            .behaviour_mut()
+            .kad
+            .kbuckets()
+            .map(|k| k.num_entries())
+            .sum()
+    }
+
+    /// The routing table changed: if it was empty, announce again what this node provides (a root added while
+    /// the node was alone was announced to nobody, and the periodic re-provide may be hours away).
+    fn on_routing_updated(&mut self) {
+        if !self.dht_empty || self.routing_table_len() == 0 {
+            return;
+        }
+        self.dht_empty = false;
+        use libp2p::kad::store::RecordStore as _;
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        let keys: Vec<kad::RecordKey> = kad.store_mut().provided().map(|r| r.key.clone()).collect();
+        if !keys.is_empty() {
+            info!(
+                records = keys.len(),
+                "first DHT peers: announcing what this node provides"
+            );
+        }
+        for key in keys {
+            if let Err(e) = kad.start_providing(key) {
+                debug!(error = %e, "cannot re-provide");
+            }
+        }
     }
 
     /// Connected peers, not counting those the connection manager is disconnecting.
@@ -1196,6 +1237,7 @@ impl Driver {
             BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
                 id, result, step, ..
             }) => self.on_kad(id, result, step.last),
+            BehaviourEvent::Kad(kad::Event::RoutingUpdated { .. }) => self.on_routing_updated(),
             BehaviourEvent::Kad(_) => {}
             BehaviourEvent::Gossipsub(ev) => self.on_gossip(ev),
             BehaviourEvent::Direct(ev) => self.on_direct(ev),
