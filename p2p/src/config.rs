@@ -50,6 +50,8 @@ pub struct Config {
     pub gossip_trace: Option<Arc<GossipTrace>>,
     /// How many peers the node stays connected to (the connection manager's watermarks).
     pub connections: ConnLimits,
+    /// How long a peer that keeps sending malformed or oversized bitswap frames is disconnected and refused.
+    pub misbehaviour_ban: Duration,
 }
 
 /// The connection manager's watermarks (kubo's `Swarm.ConnMgr`): once more than `high` peers are connected,
@@ -104,6 +106,7 @@ impl Config {
             request_timeout: Duration::from_secs(10),
             gossip_trace: None,
             connections: ConnLimits::default(),
+            misbehaviour_ban: Duration::from_secs(600),
         }
     }
 }

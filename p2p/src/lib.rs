@@ -18,6 +18,12 @@
 //! bitswap and gossipsub use the standard protocol ids, so kubo and Helia peers exchange blocks and
 //! pubsub messages with a jobmesh node they are connected to.
 //!
+//! # Content routing
+//! [`Node::provide`] announces a CID on the DHT; Kademlia keeps the record and re-announces it every
+//! [`Config::reprovide_interval`]. What was provided while the routing table was empty (a root added by a node
+//! alone, pins announced at start before the bootstrap peer answered) is announced again as soon as the table
+//! gets its first peer, not hours later.
+//!
 //! # How many peers
 //! bitswap and gossipsub keep a stream open on every connection, so libp2p never closes one as idle: without
 //! a limit a node stays connected to every peer it ever met (in a 100-node simulation, to almost all of
@@ -30,9 +36,17 @@
 //! # Hostile peers
 //! Gossip: only signed messages are accepted (strict validation), each is validated before it is
 //! forwarded (size limit, the topic's validator), and invalid ones cost their sender peer score.
-//! Bitswap (`beetswap`): a stream carrying an undecodable frame or one over 4 MiB is closed, a peer's
-//! wantlist is capped at 1,024 entries, and blocks nobody asked for are ignored. beetswap reports no
-//! per-peer misbehaviour, so bad bitswap peers are not scored (yet).
+//! Bitswap (`beetswap`): a stream carrying an undecodable frame or one announcing more than 4 MiB is closed
+//! at once, a peer's wantlist is capped at 1,024 entries, and blocks nobody asked for are ignored (not held
+//! against their sender: duplicates are normal). Each bad frame costs its sender a penalty of 10 that halves
+//! every minute; at 45 (five bad frames within seconds) the peer is banned: disconnected, dropped from the
+//! routing table and refused through the same block list as [`Node::block_peer`] for
+//! [`Config::misbehaviour_ban`] (10 minutes by default), counted in [`NetStats`].
+//!
+//! beetswap 0.5.0 reported no misbehaviour and buffered a frame of any announced size until it was complete,
+//! so it is vendored in `third_party/beetswap` with a small patch: a new `Event::PeerMisbehaved { peer,
+//! reason }`, raised from the connection handler, and a frame-size check on the announced length
+//! (`third_party/README.md` has the details).
 
 mod behaviour;
 mod blocks;

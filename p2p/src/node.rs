@@ -61,6 +61,10 @@ pub struct NetStats {
     pub direct_sent: AtomicU64,
     /// Peers disconnected by the connection manager.
     pub peers_trimmed: AtomicU64,
+    /// Malformed or oversized bitswap frames received (each one counts against its sender).
+    pub bitswap_misbehaved: AtomicU64,
+    /// Peers banned for misbehaving (disconnected and refused for [`Config::misbehaviour_ban`]).
+    pub peers_banned: AtomicU64,
 }
 
 impl NetStats {
@@ -289,7 +293,8 @@ impl Node {
     }
 
     /// Announces on the DHT that this node provides `cid`; it is re-announced periodically while the
-    /// node runs. Returns when the announcement reached the closest peers (or failed).
+    /// node runs, and when the node gets DHT peers after having none (then this call fails: nobody heard it).
+    /// Returns when the announcement reached the closest peers (or failed).
     pub async fn provide(&self, cid: Cid) -> Result<(), Error> {
         self.ask(|r| Cmd::Provide(cid, r)).await?
     }
@@ -532,6 +537,32 @@ struct Driver {
     conn_limits: ConnLimits,
     /// When the connection manager looks at the peer count next.
     next_trim: Instant,
+    /// The misbehaviour penalty of peers that sent bad bitswap frames recently (kept across reconnections).
+    penalties: HashMap<PeerId, Penalty>,
+    /// Peers banned for misbehaving, until when.
+    bans: HashMap<PeerId, Instant>,
+    /// How long a ban lasts.
+    ban_time: Duration,
+    /// Peers blocked through [`Node::block_peer`] (a ban that ends does not unblock them).
+    blocked_by_user: HashSet<PeerId>,
+    /// Whether the Kademlia routing table was empty at the last look (when peers come, what this node
+    /// provides is announced).
+    dht_empty: bool,
+}
+
+/// A peer's misbehaviour penalty: [`OFFENCE_PENALTY`] per offence, halving every [`PENALTY_HALF_LIFE`].
+#[derive(Debug, Clone, Copy)]
+struct Penalty {
+    value: f64,
+    at: Instant,
+}
+
+impl Penalty {
+    /// The penalty decayed to `now`.
+    fn at(&self, now: Instant) -> f64 {
+        let halvings = now.duration_since(self.at).as_secs_f64() / PENALTY_HALF_LIFE.as_secs_f64();
+        self.value * 0.5f64.powf(halvings)
+    }
 }
 
 /// How often the routing table is refreshed (a Kademlia bootstrap) while the node has peers.
@@ -543,6 +574,13 @@ const DHT_REFRESH: Duration = Duration::from_secs(300);
 const BOOTSTRAP_RECHECK: Duration = Duration::from_secs(30);
 /// How often the connection manager compares the peer count with its high watermark.
 const TRIM_EVERY: Duration = Duration::from_secs(1);
+/// Penalty of one malformed or oversized bitswap frame.
+const OFFENCE_PENALTY: f64 = 10.0;
+/// Penalty at which a peer is banned: five offences within a few seconds, or more spread out (an honest peer
+/// sends none).
+const BAN_PENALTY: f64 = 45.0;
+/// How fast a penalty is forgiven.
+const PENALTY_HALF_LIFE: Duration = Duration::from_secs(60);
 
 impl Driver {
     fn new(
@@ -590,6 +628,11 @@ impl Driver {
             trace: cfg.gossip_trace.clone().map(LiveNode::new),
             conn_limits: cfg.connections,
             next_trim: now + TRIM_EVERY,
+            penalties: HashMap::new(),
+            bans: HashMap::new(),
+            ban_time: cfg.misbehaviour_ban,
+            blocked_by_user: HashSet::new(),
+            dht_empty: true,
         }
     }
 
@@ -654,6 +697,10 @@ impl Driver {
             self.next_trim = now + TRIM_EVERY;
             self.trim_connections(now);
         }
+        self.expire_bans(now);
+        if self.routing_table_len() == 0 {
+            self.dht_empty = true;
+        }
         // Drop answers nobody waits for any more.
         self.gets.retain(|_, (_, _, _, r)| !r.is_closed());
         self.req_to_query.retain(|_, q| self.gets.contains_key(q));
@@ -707,6 +754,83 @@ impl Driver {
                 high = limits.high,
                 "connection manager trimmed peers"
             );
+        }
+    }
+
+    /// Counts a bad bitswap frame against `peer`; at [`BAN_PENALTY`] the peer is disconnected and refused for
+    /// the ban time (through the block list [`Node::block_peer`] uses) and dropped from the routing table.
+    fn on_misbehaviour(&mut self, peer: PeerId, reason: &beetswap::Misbehaviour) {
+        NetStats::add(&self.stats.bitswap_misbehaved, 1);
+        let now = Instant::now();
+        let penalty = self.penalties.get(&peer).map_or(0.0, |p| p.at(now)) + OFFENCE_PENALTY;
+        self.penalties.insert(
+            peer,
+            Penalty {
+                value: penalty,
+                at: now,
+            },
+        );
+        debug!(%peer, %reason, penalty, "bad bitswap frame");
+        if penalty < BAN_PENALTY || self.bans.contains_key(&peer) {
+            return;
+        }
+        warn!(%peer, %reason, ban = ?self.ban_time, "banning a peer that keeps sending bad bitswap frames");
+        NetStats::add(&self.stats.peers_banned, 1);
+        self.bans.insert(peer, now + self.ban_time);
+        let b = self.swarm.behaviour_mut();
+        b.blocked.block_peer(peer);
+        b.kad.remove_peer(&peer);
+    }
+
+    /// Lifts the bans that are over (unless the peer was also blocked through [`Node::block_peer`]) and
+    /// forgets penalties that decayed away.
+    fn expire_bans(&mut self, now: Instant) {
+        let over: Vec<PeerId> = self
+            .bans
+            .iter()
+            .filter(|(_, until)| now >= **until)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in over {
+            self.bans.remove(&peer);
+            if !self.blocked_by_user.contains(&peer) {
+                info!(%peer, "ban over");
+                self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+            }
+        }
+        self.penalties.retain(|_, p| p.at(now) >= 1.0);
+    }
+
+    /// Peers in the Kademlia routing table.
+    fn routing_table_len(&mut self) -> usize {
+        self.swarm
+            .behaviour_mut()
+            .kad
+            .kbuckets()
+            .map(|k| k.num_entries())
+            .sum()
+    }
+
+    /// The routing table changed: if it was empty, announce again what this node provides (a root added while
+    /// the node was alone was announced to nobody, and the periodic re-provide may be hours away).
+    fn on_routing_updated(&mut self) {
+        if !self.dht_empty || self.routing_table_len() == 0 {
+            return;
+        }
+        self.dht_empty = false;
+        use libp2p::kad::store::RecordStore as _;
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        let keys: Vec<kad::RecordKey> = kad.store_mut().provided().map(|r| r.key.clone()).collect();
+        if !keys.is_empty() {
+            info!(
+                records = keys.len(),
+                "first DHT peers: announcing what this node provides"
+            );
+        }
+        for key in keys {
+            if let Err(e) = kad.start_providing(key) {
+                debug!(error = %e, "cannot re-provide");
+            }
         }
     }
 
@@ -783,9 +907,12 @@ impl Driver {
                 }
             }
             Cmd::Block(peer, true) => {
+                self.blocked_by_user.insert(peer);
                 b.blocked.block_peer(peer);
             }
             Cmd::Block(peer, false) => {
+                self.blocked_by_user.remove(&peer);
+                self.bans.remove(&peer);
                 b.blocked.unblock_peer(peer);
             }
             Cmd::DialPeer(p) => {
@@ -1110,6 +1237,7 @@ impl Driver {
             BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
                 id, result, step, ..
             }) => self.on_kad(id, result, step.last),
+            BehaviourEvent::Kad(kad::Event::RoutingUpdated { .. }) => self.on_routing_updated(),
             BehaviourEvent::Kad(_) => {}
             BehaviourEvent::Gossipsub(ev) => self.on_gossip(ev),
             BehaviourEvent::Direct(ev) => self.on_direct(ev),
@@ -1130,6 +1258,9 @@ impl Driver {
                         debug!(%cid, %error, "block request failed");
                         let _ = r.send(Err(Error::Bitswap(error.to_string())));
                     }
+                }
+                beetswap::Event::PeerMisbehaved { peer, reason } => {
+                    self.on_misbehaviour(peer, &reason)
                 }
             },
         }

@@ -141,3 +141,39 @@ async fn provider_records_are_re_provided_before_they_expire() {
         "a record nobody re-provided should have expired"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_root_added_while_alone_is_announced_once_the_node_has_dht_peers() {
+    init_tracing();
+    let hub = start(&[]).await;
+    let seeker = start(std::slice::from_ref(&hub.addr)).await;
+    // Alone, with the default 12 h re-provide interval: the announcement reaches nobody.
+    let lonely = start(&[]).await;
+    let root = add(lonely.node.store(), &bytes(300 * 1024, 9));
+    assert!(
+        lonely.node.provide(root).await.is_err(),
+        "a lone node has nobody to announce to"
+    );
+    // It joins the mesh: its first DHT peer makes it announce the root, long before any re-provide. (The hub's
+    // own record store is asked: a lookup would also find the record in the lonely node's store.)
+    lonely
+        .node
+        .connect(hub.addr.clone(), Duration::from_secs(10))
+        .await
+        .unwrap();
+    let h = hub.node.clone();
+    assert!(
+        eventually(10, async || h.local_providers(root).await.unwrap()
+            == vec![lonely.node.peer_id()])
+        .await,
+        "the node did not announce its root to its first DHT peer"
+    );
+    // So the DHT names it even while it is away.
+    lonely.node.shutdown().await.unwrap();
+    let found = seeker
+        .node
+        .find_providers(root, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(found, vec![lonely.node.peer_id()]);
+}

@@ -136,6 +136,27 @@ async fn a_flood_of_bad_gossip_is_dropped_and_its_sender_scored_down() {
             _ = tokio::time::sleep(Duration::from_millis(50)) => {}
         }
     }
+    // Note each attacker's score while it is connected, so that one that gets disconnected is still judged by
+    // the score its messages earned it.
+    let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let sampler = {
+        let victim = victim.node.clone();
+        let attackers = attackers.clone();
+        tokio::spawn(async move {
+            let mut last = std::collections::HashMap::new();
+            loop {
+                for p in victim.peers().await.unwrap() {
+                    if attackers.contains(&p.peer_id) {
+                        last.insert(p.peer_id, p.gossip_score.unwrap_or(0.0));
+                    }
+                }
+                tokio::select! {
+                    _ = &mut stop_rx => return last,
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                }
+            }
+        })
+    };
     let rss_before = rss_kib();
     let mut sent = 0u32;
     for i in 0..3000u32 {
@@ -198,13 +219,19 @@ async fn a_flood_of_bad_gossip_is_dropped_and_its_sender_scored_down() {
         .expect("honest message")
         .unwrap();
     assert_eq!(m.data, b"ok:honest");
-    // …the attackers are scored below zero (or already disconnected), the honest peer is not.
+    // …the attackers are scored below zero (one no longer connected by the last score it had), the honest
+    // peer is not.
+    stop_tx.send(()).unwrap();
+    let last_seen = sampler.await.unwrap();
     let peers = victim.node.peers().await.unwrap();
     for a in &attackers {
-        if let Some(p) = peers.iter().find(|p| p.peer_id == *a) {
-            let score = p.gossip_score.unwrap_or(0.0);
-            assert!(score < 0.0, "attacker {a} still has score {score}");
-        }
+        let score = match peers.iter().find(|p| p.peer_id == *a) {
+            Some(p) => p.gossip_score.unwrap_or(0.0),
+            None => *last_seen
+                .get(a)
+                .unwrap_or_else(|| panic!("attacker {a} was never seen connected")),
+        };
+        assert!(score < 0.0, "attacker {a} has score {score}");
     }
     let hp = peers
         .iter()
