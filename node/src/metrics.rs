@@ -139,6 +139,21 @@ pub fn render(net: &jobmesh_p2p::NetStats, exec: &ExecMetrics, snap: &Snapshot) 
         c(&net.bitswap_bytes),
     );
     r.register(
+        "bitswap_misbehaved",
+        "Malformed or oversized bitswap frames received",
+        c(&net.bitswap_misbehaved),
+    );
+    r.register(
+        "peers_banned",
+        "Peers banned for sending bad bitswap frames",
+        c(&net.peers_banned),
+    );
+    r.register(
+        "peers_trimmed",
+        "Peers disconnected by the connection manager",
+        c(&net.peers_trimmed),
+    );
+    r.register(
         "direct_requests_received",
         "Market requests received",
         c(&net.direct_received),

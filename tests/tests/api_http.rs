@@ -67,6 +67,9 @@ fn gateway_metrics_and_bad_input() {
         "jobmesh_store_blocks",
         "jobmesh_bitswap_bytes_total",
         "jobmesh_gossip_messages_total",
+        "jobmesh_bitswap_misbehaved_total 0",
+        "jobmesh_peers_banned_total 0",
+        "jobmesh_peers_trimmed_total 0",
         "jobmesh_exec_fuel",
     ] {
         assert!(text.contains(metric), "{metric} missing from:\n{text}");
