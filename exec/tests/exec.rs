@@ -70,8 +70,50 @@ fn syntax_error_has_line_and_column() {
         .unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, ExecError::Syntax(_)), "{msg}");
-    assert!(msg.starts_with("jobs/syntax_error.js:3:"), "{msg}");
-    assert!(msg.contains("SyntaxError"), "{msg}");
+    assert_eq!(
+        msg,
+        "jobs/syntax_error.js:3:18: SyntaxError: unexpected token in expression: ';'"
+    );
+}
+
+/// The line and column of a syntax error are where the offending token starts, counted as the user does
+/// (from 1, in characters, a tab is one); for a token the lexer rejects (an unterminated string or template, a
+/// bad number), where that token starts; at the end of input, the end of the last line that is not blank.
+#[test]
+fn syntax_error_column_is_where_the_token_starts() {
+    // `line:column` of the syntax error in `source`.
+    let at = |source: &str| -> String {
+        let err = exec()
+            .compile_js(&Plugin::bundled().cid(), "job.js", source)
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, ExecError::Syntax(_)), "{msg}");
+        let rest = msg.strip_prefix("job.js:").expect("job.js:line:column: …");
+        let (at, message) = rest.split_once(": ").unwrap();
+        assert!(message.starts_with("SyntaxError: "), "{msg}");
+        at.to_string()
+    };
+    // A token on a later line, mid-line, indented, after a tab, on line 1.
+    assert_eq!(at("const a = 1;\n\nlet x = ;\n"), "3:9");
+    assert_eq!(at("function f() {\n    return (1 + );\n}\n"), "2:17");
+    assert_eq!(at("if (1) {\n\tlet x = ;\n}\n"), "2:10");
+    assert_eq!(at("let x = = 1;\n"), "1:9");
+    assert_eq!(at(");\n"), "1:1");
+    // CRLF line ends; characters, not bytes.
+    assert_eq!(at("const a = 1;\r\nlet x = ;\r\n"), "2:9");
+    assert_eq!(at("const s = \"h\u{e9}llo\"; let z = @;\n"), "1:28");
+    // Tokens the lexer rejects: where they start.
+    assert_eq!(at("const a = 1;\nconst s = \"abc;\nconst b = 2;\n"), "2:11");
+    assert_eq!(at("const t = `one\ntwo\n"), "1:11");
+    assert_eq!(at("let a = 1;\n  let b = 123abc;\n"), "2:11");
+    // After tokens spanning lines: the line count follows them.
+    assert_eq!(at("const t = `one\ntwo ${a b}\nthree`;\n"), "2:9");
+    assert_eq!(at("const s = \"a\\\nb\"; let q = ;\n"), "2:13");
+    assert_eq!(at("/* a\n b */ let q = ];\n"), "2:15");
+    // At the end of input: the end of the last line that is not blank.
+    assert_eq!(at("function f() {\n  return 1;\n"), "2:12");
+    assert_eq!(at("function f() {\n  return 1;\r\n\r\n  \n"), "2:12");
+    assert_eq!(at("function f() {\n  return 1;"), "2:12");
 }
 
 #[test]

@@ -1,3 +1,3 @@
-// A syntax error on line 3, column 13.
+// A syntax error on line 3, column 18 (the ';').
 const ok = 1;
 const bad = (1 + ;

@@ -142,12 +142,38 @@ fn syntax_error_is_one_line_with_line_and_column() {
     );
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.starts_with("error: exec/tests/jobs/syntax_error.js:3:"),
-        "{stderr}"
+    assert_eq!(
+        stderr.trim_end(),
+        "error: exec/tests/jobs/syntax_error.js:3:18: SyntaxError: unexpected token in expression: ';'"
     );
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-    assert!(!stderr.contains("panicked"));
+}
+
+#[test]
+fn syntax_error_line_and_column_are_as_written() {
+    let home = tempfile::tempdir().unwrap();
+    let cases = [
+        ("midline.js", "const a = 1;\n\nlet x = ;\n", "3:9"),
+        (
+            "indented.js",
+            "function f() {\n    return (1 + );\n}\n",
+            "2:17",
+        ),
+        ("string.js", "const a = 1;\nconst s = \"abc;\n", "2:11"),
+        ("first.js", "let x = = 1;\n", "1:9"),
+    ];
+    for (name, source, at) in cases {
+        let file = home.path().join(name);
+        std::fs::write(&file, source).unwrap();
+        let file = file.to_str().unwrap();
+        let out = jobmesh(home.path(), &["job", "build", file, "-o", "/dev/null"]);
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.starts_with(&format!("error: {file}:{at}: SyntaxError: ")),
+            "{source:?}: {stderr}"
+        );
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    }
 }
 
 #[test]
