@@ -44,9 +44,9 @@
 //! [`Config::misbehaviour_ban`] (10 minutes by default), counted in [`NetStats`].
 //!
 //! beetswap 0.5.0 reported no misbehaviour and buffered a frame of any announced size until it was complete,
-//! so it is vendored in `third_party/beetswap` with a small patch: a new `Event::PeerMisbehaved { peer,
+//! so it is vendored in `p2p/vendor/beetswap` with a small patch: a new `Event::PeerMisbehaved { peer,
 //! reason }`, raised from the connection handler, and a frame-size check on the announced length
-//! (`third_party/README.md` has the details).
+//! (`p2p/vendor/README.md` has the details).
 
 mod behaviour;
 mod blocks;
