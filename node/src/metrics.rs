@@ -107,62 +107,66 @@ fn gauges(
 /// Renders the Prometheus text exposition of a node.
 pub fn render(net: &jobmesh_p2p::NetStats, exec: &ExecMetrics, snap: &Snapshot) -> String {
     let mut r = Registry::with_prefix("jobmesh");
-    let c = |v: &std::sync::atomic::AtomicU64| ConstCounter::new(v.load(Ordering::Relaxed));
     r.register(
         "peers",
         "Connected peers",
         ConstGauge::new(snap.peers as i64),
     );
-    r.register(
-        "gossip_messages",
-        "Gossip messages delivered",
-        c(&net.gossip_messages),
-    );
-    r.register(
-        "gossip_bytes",
-        "Gossip payload bytes delivered",
-        c(&net.gossip_bytes),
-    );
-    r.register(
-        "gossip_rejected",
-        "Gossip messages rejected by validation",
-        c(&net.gossip_rejected),
-    );
-    r.register(
-        "bitswap_blocks",
-        "Blocks received by bitswap",
-        c(&net.bitswap_blocks),
-    );
-    r.register(
-        "bitswap_bytes",
-        "Bytes received by bitswap",
-        c(&net.bitswap_bytes),
-    );
-    r.register(
-        "bitswap_misbehaved",
-        "Malformed or oversized bitswap frames received",
-        c(&net.bitswap_misbehaved),
-    );
-    r.register(
-        "peers_banned",
-        "Peers banned for sending bad bitswap frames",
-        c(&net.peers_banned),
-    );
-    r.register(
-        "peers_trimmed",
-        "Peers disconnected by the connection manager",
-        c(&net.peers_trimmed),
-    );
-    r.register(
-        "direct_requests_received",
-        "Market requests received",
-        c(&net.direct_received),
-    );
-    r.register(
-        "direct_requests_sent",
-        "Market requests sent",
-        c(&net.direct_sent),
-    );
+    let counters = [
+        (
+            "gossip_messages",
+            "Gossip messages delivered",
+            &net.gossip_messages,
+        ),
+        (
+            "gossip_bytes",
+            "Gossip payload bytes delivered",
+            &net.gossip_bytes,
+        ),
+        (
+            "gossip_rejected",
+            "Gossip messages rejected by validation",
+            &net.gossip_rejected,
+        ),
+        (
+            "bitswap_blocks",
+            "Blocks received by bitswap",
+            &net.bitswap_blocks,
+        ),
+        (
+            "bitswap_bytes",
+            "Bytes received by bitswap",
+            &net.bitswap_bytes,
+        ),
+        (
+            "bitswap_misbehaved",
+            "Malformed or oversized bitswap frames received",
+            &net.bitswap_misbehaved,
+        ),
+        (
+            "peers_banned",
+            "Peers banned for sending bad bitswap frames",
+            &net.peers_banned,
+        ),
+        (
+            "peers_trimmed",
+            "Peers disconnected by the connection manager",
+            &net.peers_trimmed,
+        ),
+        (
+            "direct_requests_received",
+            "Market requests received",
+            &net.direct_received,
+        ),
+        (
+            "direct_requests_sent",
+            "Market requests sent",
+            &net.direct_sent,
+        ),
+    ];
+    for (name, help, value) in counters {
+        r.register(name, help, ConstCounter::new(value.load(Ordering::Relaxed)));
+    }
     let jobs = gauges(
         snap.jobs
             .iter()
