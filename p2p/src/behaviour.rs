@@ -50,8 +50,14 @@ impl Behaviour {
             // We bootstrap ourselves when a bootstrap peer connects (and then every few minutes), so a lone
             // node does not warn about having nobody to ask.
             .set_periodic_bootstrap_interval(None);
-        let mut kad =
-            kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_cfg);
+        let kad_store = kad::store::MemoryStore::with_config(
+            peer_id,
+            kad::store::MemoryStoreConfig {
+                max_provided_keys: cfg.max_provided_keys,
+                ..Default::default()
+            },
+        );
+        let mut kad = kad::Behaviour::with_config(peer_id, kad_store, kad_cfg);
         // A node answers DHT queries from the start: on a private mesh nobody confirms external
         // addresses, so the automatic client/server switch would leave every node a client.
         kad.set_mode(Some(kad::Mode::Server));

@@ -33,6 +33,15 @@ pub struct Config {
     pub bootstrap_backoff_max: Duration,
     /// How often provider records are re-published on the DHT.
     pub reprovide_interval: Duration,
+    /// What [`crate::Node::provide_dag`] announces of the content this node adds or pins: every block
+    /// ([`ProvideStrategy::All`], the default) or the root only.
+    pub provide_strategy: ProvideStrategy,
+    /// How many keys the Kademlia record store holds provider records for: the CIDs this node provides and
+    /// those other peers announced to it (further announcements are refused). libp2p's default, 1,024, is
+    /// fewer blocks than a 1 GiB file has; the default here, 2^16, covers 16 GiB of content in 256 KiB
+    /// blocks. A key costs ~3.3 KB in memory when used (libp2p keeps room for 20 providers inline), and other
+    /// peers can fill the store too, so this also bounds what they can make this node hold (~220 MB).
+    pub max_provided_keys: usize,
     /// Largest gossip message accepted on a topic, in bytes (larger ones are rejected and the sender
     /// scored down).
     pub max_gossip_message: usize,
@@ -52,6 +61,27 @@ pub struct Config {
     pub connections: ConnLimits,
     /// How long a peer that keeps sending malformed or oversized bitswap frames is disconnected and refused.
     pub misbehaviour_ban: Duration,
+}
+
+/// What a node announces on the DHT for content it adds or pins (kubo's `Reprovider.Strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProvideStrategy {
+    /// Every block of the DAG: peers find this node for any block (a file inside a directory, one chunk),
+    /// at the cost of one DHT announcement (and re-announcement) per block. kubo's default.
+    #[default]
+    All,
+    /// The root only: one announcement per added file or pin, but a peer looking for an inner block alone
+    /// does not find this node.
+    Roots,
+}
+
+impl std::fmt::Display for ProvideStrategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ProvideStrategy::All => "all",
+            ProvideStrategy::Roots => "roots",
+        })
+    }
 }
 
 /// The connection manager's watermarks (kubo's `Swarm.ConnMgr`): once more than `high` peers are connected,
@@ -98,6 +128,8 @@ impl Config {
             bootstrap_backoff: Duration::from_secs(1),
             bootstrap_backoff_max: Duration::from_secs(60),
             reprovide_interval: Duration::from_secs(12 * 3600),
+            provide_strategy: ProvideStrategy::All,
+            max_provided_keys: 1 << 16,
             max_gossip_message: 64 * 1024,
             fetch_window: 128,
             provider_lookup_delay: Duration::from_millis(500),

@@ -20,9 +20,15 @@
 //!
 //! # Content routing
 //! [`Node::provide`] announces a CID on the DHT; Kademlia keeps the record and re-announces it every
-//! [`Config::reprovide_interval`]. What was provided while the routing table was empty (a root added by a node
-//! alone, pins announced at start before the bootstrap peer answered) is announced again as soon as the table
-//! gets its first peer, not hours later.
+//! [`Config::reprovide_interval`]. [`Node::provide_dag`] announces the content a node adds or pins, following
+//! [`Config::provide_strategy`] (kubo's `Reprovider.Strategy`): [`ProvideStrategy::All`] (the default) announces
+//! the root, then every other block of the DAG, [`PROVIDE_CONCURRENCY`] at a time, so a peer looking for any
+//! block (a file inside a directory, one chunk) finds this node; [`ProvideStrategy::Roots`] announces the root
+//! only (one DHT announcement per file instead of one per block). The record store holds up to
+//! [`Config::max_provided_keys`] keys. What was provided while the routing table was empty (content added by a
+//! node alone, pins announced at start before the bootstrap peer answered) is announced again, a few keys at a
+//! time, as soon as the table gets its first peer, not hours later. A fetch asks connected peers by bitswap
+//! first and the DHT's providers next ([`Node::fetch_dag`]).
 //!
 //! # How many peers
 //! bitswap and gossipsub keep a stream open on every connection, so libp2p never closes one as idle: without
@@ -55,14 +61,16 @@ mod direct;
 mod error;
 mod fetch;
 mod node;
+mod provide;
 mod trace;
 
 pub use blocks::StoreBlockstore;
-pub use config::{Config, ConnLimits, Transport};
+pub use config::{Config, ConnLimits, ProvideStrategy, Transport};
 pub use direct::{InboundRequest, DIRECT_PROTOCOL, MAX_DIRECT_MESSAGE};
 pub use error::Error;
 pub use fetch::FetchStats;
 pub use node::{GossipMessage, NetStats, Node, PeerInfo, Validator};
+pub use provide::{Provided, PROVIDE_CONCURRENCY};
 pub use trace::{p50_p95_p99, GossipReport, GossipTrace};
 
 pub use libp2p::{identity, multiaddr, Multiaddr, PeerId};

@@ -1,7 +1,7 @@
 //! [`Node`]: a handle onto a running swarm. The swarm lives in one tokio task that owns it; the handle
 //! sends it commands over a channel and awaits the answers, so the handle is cheap to clone and share.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -548,6 +548,10 @@ struct Driver {
     /// Whether the Kademlia routing table was empty at the last look (when peers come, what this node
     /// provides is announced).
     dht_empty: bool,
+    /// Provided keys waiting to be announced again (the routing table got its first peers).
+    reannounce: VecDeque<kad::RecordKey>,
+    /// The announcements of `reannounce` running now (at most [`crate::PROVIDE_CONCURRENCY`]).
+    reannouncing: HashSet<kad::QueryId>,
 }
 
 /// A peer's misbehaviour penalty: [`OFFENCE_PENALTY`] per offence, halving every [`PENALTY_HALF_LIFE`].
@@ -615,6 +619,8 @@ impl Driver {
             gets: HashMap::new(),
             req_to_query: HashMap::new(),
             provides: HashMap::new(),
+            reannounce: VecDeque::new(),
+            reannouncing: HashSet::new(),
             finds: HashMap::new(),
             topics: HashMap::new(),
             next_dht_bootstrap: now + DHT_REFRESH,
@@ -827,9 +833,24 @@ impl Driver {
                 "first DHT peers: announcing what this node provides"
             );
         }
-        for key in keys {
-            if let Err(e) = kad.start_providing(key) {
-                debug!(error = %e, "cannot re-provide");
+        // A few at a time (a node that provides every block of its pins may hold millions of keys).
+        self.reannounce.clear();
+        self.reannounce.extend(keys);
+        self.reannounce_more();
+    }
+
+    /// Starts announcements from `reannounce` while fewer than [`crate::PROVIDE_CONCURRENCY`] run.
+    fn reannounce_more(&mut self) {
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        while self.reannouncing.len() < crate::PROVIDE_CONCURRENCY {
+            let Some(key) = self.reannounce.pop_front() else {
+                break;
+            };
+            match kad.start_providing(key) {
+                Ok(q) => {
+                    self.reannouncing.insert(q);
+                }
+                Err(e) => debug!(error = %e, "cannot re-provide"),
             }
         }
     }
@@ -1269,6 +1290,14 @@ impl Driver {
     fn on_kad(&mut self, id: kad::QueryId, result: kad::QueryResult, last: bool) {
         match result {
             kad::QueryResult::StartProviding(res) => {
+                if self.reannouncing.remove(&id) {
+                    debug!(
+                        ok = res.is_ok(),
+                        left = self.reannounce.len(),
+                        "re-announced a record"
+                    );
+                    self.reannounce_more();
+                }
                 if let Some((cid, r)) = self.provides.remove(&id) {
                     match res {
                         Ok(_) => {

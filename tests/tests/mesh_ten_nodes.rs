@@ -1,6 +1,7 @@
 //! Ten `jobmesh node start` processes on loopback, all bootstrapped through one: a file added on node 1
 //! is found on the DHT and fetched by bitswap on node 10 (byte-identical); a gossip message published on
-//! node 3 reaches all ten. Also: identity survives a restart, clean SIGTERM, bad bootstrap addresses.
+//! node 3 reaches all ten; every block of the file is provided (a leaf is found too), and only the root with
+//! `node start --provide roots`. Also: identity survives a restart, clean SIGTERM, bad bootstrap addresses.
 
 mod mesh_util;
 
@@ -43,15 +44,18 @@ fn ten_nodes_dht_bitswap_and_gossip() {
     // Node 10 finds node 1 as a provider on the DHT…
     let provider = nodes[1].peer_id.clone();
     assert!(
-        eventually(Duration::from_secs(20), || {
-            let v = nodes[9].cli_json(&["dht", "findprovs", &cid, "--timeout", "5"]);
-            v["Providers"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|p| p.as_str() == Some(&provider))
-        }),
+        eventually(Duration::from_secs(20), || finds_provider(
+            &nodes[9], &cid, &provider, 5
+        )),
         "node 10 never found node 1 as a provider of {cid}"
+    );
+    // …of a leaf too, not only of the root: by default (`--provide all`) every block added is provided.
+    let leaf = first_kubo_leaf(&file);
+    assert!(
+        eventually(Duration::from_secs(20), || finds_provider(
+            &nodes[9], &leaf, &provider, 5
+        )),
+        "node 10 never found node 1 as a provider of the leaf {leaf} of {cid}"
     );
     // …and fetches the file by bitswap through `jobmesh cat`.
     let got = nodes[9].cli(&["cat", &cid]);
@@ -193,7 +197,8 @@ fn bad_and_unreachable_bootstrap_addresses() {
 
 #[test]
 fn id_swarm_connect_findprovs_and_fetch_timeout_through_the_cli() {
-    let a = NodeProc::start(&[]);
+    // `a` provides only the roots of what it adds (`--provide roots`).
+    let a = NodeProc::start_with(&[], &["--provide", "roots"]);
     let b = NodeProc::start_with(&[], &["--fetch-timeout", "2"]);
     // `jobmesh id` of a running node: its PeerId and listen addresses.
     let id = a.cli_json(&["id"]);
@@ -224,6 +229,40 @@ fn id_swarm_connect_findprovs_and_fetch_timeout_through_the_cli() {
         );
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     }
+    // A 1 MiB file added on `a` (kubo profile: 4 leaves + root): `b` finds `a` as the provider of the root,
+    // but not of a leaf, which `--provide roots` does not announce.
+    let files = tempfile::tempdir().unwrap();
+    let file = tmp_file(files.path(), "roots.bin", 1024 * 1024, 78);
+    let root = String::from_utf8(a.cli(&["add", file.to_str().unwrap()]))
+        .unwrap()
+        .trim()
+        .to_string();
+    let leaf = first_kubo_leaf(&file);
+    let leaf_bytes = jobmesh_store::parse_cid(&leaf).unwrap().to_bytes();
+    let (status, root_block) = post(
+        &a.api,
+        &format!("block/get?arg={root}"),
+        b"",
+        Duration::from_secs(10),
+    );
+    assert_eq!(status, 200);
+    assert!(
+        root_block
+            .windows(leaf_bytes.len())
+            .any(|w| w == leaf_bytes),
+        "{leaf} is not a link of {root}"
+    );
+    assert!(
+        eventually(Duration::from_secs(20), || finds_provider(
+            &b, &root, &a.peer_id, 5
+        )),
+        "b never found a as a provider of the root {root}"
+    );
+    assert!(
+        !finds_provider(&b, &leaf, &a.peer_id, 3),
+        "with --provide roots, a leaf was provided"
+    );
+
     // Content nobody in the mesh has: no provider, and `cat` gives up after --fetch-timeout.
     let offline = tempfile::tempdir().unwrap();
     let file = tmp_file(offline.path(), "absent.bin", 300_000, 77);

@@ -259,14 +259,20 @@ async fn provide(State(st): State<ApiState>, q: Q) -> ApiResult<Json<Value>> {
     Ok(Json(json!({ "Provided": cid.to_string() })))
 }
 
-/// Announces a root on the DHT in the background (a lone node has nobody to tell; that is fine).
+/// Announces content the node added or pinned on the DHT in the background, by the node's provide strategy
+/// (every block of the DAG, or its root). A lone node has nobody to tell; its records are announced when peers
+/// come.
 fn provide_later(node: &Node, cid: jobmesh_store::Cid) {
     let node = node.clone();
-    tokio::spawn(async move {
-        if let Err(e) = node.provide(cid).await {
-            tracing::debug!(%cid, error = %e, "provide");
-        }
-    });
+    tokio::spawn(async move { provide_dag_logged(&node, cid).await });
+}
+
+/// Announces the DAG under `root` on the DHT by the node's provide strategy ([`Node::provide_dag`]); a DAG
+/// that cannot be walked is logged, not returned (this runs in the background).
+pub async fn provide_dag_logged(node: &Node, root: jobmesh_store::Cid) {
+    if let Err(e) = node.provide_dag(root).await {
+        tracing::warn!(%root, error = %e, "cannot provide the DAG on the DHT");
+    }
 }
 
 /// A blocking reader over body chunks arriving on a channel (the importer is synchronous).

@@ -73,6 +73,13 @@ pub struct StartArgs {
     /// Default timeout of a fetch from the mesh (cat/get/pin of content this node lacks), in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 120.0)]
     pub fetch_timeout: f64,
+    /// What to announce on the DHT for content this node adds or pins (kubo's Reprovider.Strategy): `all`
+    /// announces every block, so peers find this node for any block (a file inside a directory, one chunk of a
+    /// file), at the cost of one DHT announcement per block (4,096 for a 1 GiB file, re-announced every 12 h);
+    /// `roots` announces only the root of each added file or pin (one announcement each), so only whole-DAG
+    /// fetches by root find this node.
+    #[arg(long, value_name = "STRATEGY", value_enum, default_value_t = Provide::All)]
+    pub provide: Provide,
     /// How often provider records are re-announced on the DHT, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 12.0 * 3600.0, hide = true)]
     pub reprovide_interval: f64,
@@ -98,6 +105,30 @@ pub struct StartArgs {
     /// the claim itself) or `deposit` (claim: credited to its deposit account, withdrawn after the time lock).
     #[arg(long, value_name = "TO", default_value_t = ClaimTo::Wallet)]
     pub claim_to: ClaimTo,
+}
+
+/// What a node announces on the DHT (`node start --provide`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Provide {
+    /// Every block of what the node adds or pins.
+    All,
+    /// Only the root of what the node adds or pins.
+    Roots,
+}
+
+impl std::fmt::Display for Provide {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        jobmesh_p2p::ProvideStrategy::from(*self).fmt(f)
+    }
+}
+
+impl From<Provide> for jobmesh_p2p::ProvideStrategy {
+    fn from(p: Provide) -> Self {
+        match p {
+            Provide::All => Self::All,
+            Provide::Roots => Self::Roots,
+        }
+    }
 }
 
 /// Runs `jobmesh node …`.
@@ -197,6 +228,7 @@ fn start(ctx: &Context, args: &StartArgs) -> Result<()> {
     cfg.listen = listen;
     cfg.bootstrap = bootstrap;
     cfg.reprovide_interval = reprovide;
+    cfg.provide_strategy = args.provide.into();
     cfg.connections = jobmesh_p2p::ConnLimits::with_high(args.max_peers);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -298,13 +330,14 @@ async fn serve(
     std::fs::write(&api_file, api_bound.to_string())
         .with_context(|| format!("cannot write {}", api_file.display()))?;
 
-    // Re-announce what this node keeps (pins) now that the records of a previous run are gone.
+    // Re-announce what this node keeps (pins) now that the records of a previous run are gone: one pin after
+    // the other, each by the provide strategy (every block, or the root).
     {
         let node = node.clone();
         let pins = store.pins().unwrap_or_default();
         tokio::spawn(async move {
             for cid in pins {
-                let _ = node.provide(cid).await;
+                api::provide_dag_logged(&node, cid).await;
             }
         });
     }

@@ -364,6 +364,23 @@ pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     false
 }
 
+/// The CID of the first leaf of `file` added with the kubo profile: its first 256 KiB as a raw block (CIDv1,
+/// sha2-256).
+pub fn first_kubo_leaf(file: &Path) -> String {
+    let data = std::fs::read(file).unwrap();
+    jobmesh_store::cid_of_raw(&data[..data.len().min(256 * 1024)]).to_string()
+}
+
+/// Whether `node`'s `dht findprovs <cid>` (waiting `secs` seconds at most) names `provider`.
+pub fn finds_provider(node: &NodeProc, cid: &str, provider: &str, secs: u32) -> bool {
+    let v = node.cli_json(&["dht", "findprovs", cid, "--timeout", &secs.to_string()]);
+    v["Providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p.as_str() == Some(provider))
+}
+
 pub fn tmp_file(dir: &Path, name: &str, len: u64, seed: u64) -> PathBuf {
     let p = dir.join(name);
     jobmesh_tests::write_seeded_file(&p, len, seed).unwrap();
