@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::*;
 use futures::{AsyncWriteExt, StreamExt};
-use libp2p::{identity::Keypair, noise, tcp, yamux, StreamProtocol, SwarmBuilder};
+use libp2p::{identity::Keypair, StreamProtocol};
 
 const BITSWAP: StreamProtocol = StreamProtocol::new("/ipfs/bitswap/1.2.0");
 
@@ -244,18 +244,7 @@ struct Attacker {
 fn attacker(victim: &TestNode) -> Attacker {
     let key = Keypair::generate_ed25519();
     let id = key.public().to_peer_id();
-    let mut swarm = SwarmBuilder::with_existing_identity(key)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| libp2p_stream::Behaviour::new())
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
+    let mut swarm = raw_swarm(key, |_| libp2p_stream::Behaviour::new());
     let control = swarm.behaviour().new_control();
     swarm.dial(victim.addr.clone()).unwrap();
     let (redial, mut redial_rx) = tokio::sync::mpsc::channel::<libp2p::Multiaddr>(1);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use futures::StreamExt;
-use libp2p::{gossipsub, identity::Keypair, noise, tcp, yamux, SwarmBuilder};
+use libp2p::{gossipsub, identity::Keypair};
 
 const TOPIC: &str = "jobmesh/test/1";
 
@@ -18,40 +18,30 @@ fn valid(data: &[u8], _publisher: Option<&libp2p::PeerId>) -> bool {
 
 /// A raw gossipsub peer that signs nothing, validates nothing and sends up to 4 MiB per frame.
 fn hostile_swarm(signed: bool) -> libp2p::Swarm<gossipsub::Behaviour> {
-    SwarmBuilder::with_existing_identity(Keypair::generate_ed25519())
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|key| {
-            let cfg = gossipsub::ConfigBuilder::default()
-                .validation_mode(if signed {
-                    gossipsub::ValidationMode::Strict
-                } else {
-                    gossipsub::ValidationMode::None
-                })
-                .max_transmit_size(4 * 1024 * 1024)
-                .heartbeat_interval(Duration::from_millis(200))
-                .message_id_fn(|m: &gossipsub::Message| {
-                    use std::hash::{Hash, Hasher};
-                    let mut h = std::collections::hash_map::DefaultHasher::new();
-                    m.data.hash(&mut h);
-                    gossipsub::MessageId::from(h.finish().to_be_bytes().to_vec())
-                })
-                .build()
-                .unwrap();
-            let auth = if signed {
-                gossipsub::MessageAuthenticity::Signed(key.clone())
+    raw_swarm(Keypair::generate_ed25519(), |key| {
+        let cfg = gossipsub::ConfigBuilder::default()
+            .validation_mode(if signed {
+                gossipsub::ValidationMode::Strict
             } else {
-                gossipsub::MessageAuthenticity::Anonymous
-            };
-            gossipsub::Behaviour::new(auth, cfg).unwrap()
-        })
-        .unwrap()
-        .build()
+                gossipsub::ValidationMode::None
+            })
+            .max_transmit_size(4 * 1024 * 1024)
+            .heartbeat_interval(Duration::from_millis(200))
+            .message_id_fn(|m: &gossipsub::Message| {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                m.data.hash(&mut h);
+                gossipsub::MessageId::from(h.finish().to_be_bytes().to_vec())
+            })
+            .build()
+            .unwrap();
+        let auth = if signed {
+            gossipsub::MessageAuthenticity::Signed(key.clone())
+        } else {
+            gossipsub::MessageAuthenticity::Anonymous
+        };
+        gossipsub::Behaviour::new(auth, cfg).unwrap()
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

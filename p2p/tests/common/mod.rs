@@ -89,3 +89,22 @@ pub fn rss_kib() -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap()
 }
+
+/// A bare libp2p swarm over TCP + noise + yamux around `behaviour`, for tests that play a raw (hostile) peer.
+pub fn raw_swarm<B: libp2p::swarm::NetworkBehaviour>(
+    key: Keypair,
+    behaviour: impl FnOnce(&Keypair) -> B,
+) -> libp2p::Swarm<B> {
+    libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default(),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .expect("a TCP transport")
+        .with_behaviour(behaviour)
+        .expect("the behaviour")
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build()
+}
