@@ -47,6 +47,18 @@ struct Funded {
     contract: String,
 }
 
+/// The chain as every command of a test sees it: `--rpc-url URL --chain-id SEPOLIA --contract C`.
+fn chain_args<'a>(url: &'a str, contract: &'a str) -> [&'a str; 6] {
+    [
+        "--rpc-url",
+        url,
+        "--chain-id",
+        SEPOLIA,
+        "--contract",
+        contract,
+    ]
+}
+
 fn funded() -> Funded {
     let anvil =
         Anvil::start(SEPOLIA.parse().unwrap()).expect("anvil (scripts/setup.d/30-chain.sh)");
@@ -190,16 +202,8 @@ fn a_requesters_ledger_becomes_a_lottery_its_workers_claim_on_anvil() {
         payer_home,
         contract,
     } = funded();
-
     // The chain as every command here sees it, then the lottery policy of the nodes.
-    let chain: [&str; 6] = [
-        "--rpc-url",
-        &url,
-        "--chain-id",
-        SEPOLIA,
-        "--contract",
-        &contract,
-    ];
+    let chain = chain_args(&url, &contract);
     let policy = [
         "--lottery-threshold",
         "1wei",
@@ -350,15 +354,7 @@ fn a_payer_killed_between_recording_and_committing_a_lottery_commits_it_once_aft
         contract,
     } = funded();
     let payer: Address = DEV_KEYS[0].parse::<PrivateKeySigner>().unwrap().address();
-
-    let chain = [
-        "--rpc-url",
-        url.as_str(),
-        "--chain-id",
-        SEPOLIA,
-        "--contract",
-        contract.as_str(),
-    ];
+    let chain = chain_args(&url, &contract);
     // Draws far enough ahead that the restarted payer still finds the recorded lottery's draw in the future.
     let with_policy = |threshold: &'static str| -> Vec<String> {
         chain
