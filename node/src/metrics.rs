@@ -154,6 +154,11 @@ pub fn render(net: &jobmesh_p2p::NetStats, exec: &ExecMetrics, snap: &Snapshot) 
             &net.peers_trimmed,
         ),
         (
+            "dht_queries",
+            "DHT queries run (bootstraps, provider lookups and announcements)",
+            &net.dht_queries,
+        ),
+        (
             "direct_requests_received",
             "Market requests received",
             &net.direct_received,

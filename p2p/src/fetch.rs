@@ -37,10 +37,12 @@ impl Node {
     }
 
     /// Like [`Node::fetch_dag`], from peers known to hold the DAG (a job's requester, the workers that
-    /// revealed an output): they are dialed if not connected (and kept by the connection manager while
-    /// the fetch runs), and the DHT is asked for other providers only if they have not delivered within
-    /// [`HOLDER_GRACE`] — a lookup walks the DHT and dials the peers it meets, which costs more than the
-    /// small DAGs of a job.
+    /// revealed an output, a lottery's payer): they are dialed if not connected (and kept by the connection
+    /// manager while the fetch runs), and the DHT is asked for other providers only if they have not
+    /// delivered within [`HOLDER_GRACE`] *and* none of them is connected any more — a holder that is
+    /// connected but slow is still the best source, and a lookup walks the DHT and dials the peers it meets,
+    /// which costs more than the small DAGs of a job (at 100 simulated nodes, lookups behind busy holders
+    /// were most of the DHT traffic).
     pub async fn fetch_dag_from(
         &self,
         root: Cid,
@@ -87,7 +89,11 @@ impl Node {
             }
             if lookup.is_none() && !in_flight.is_empty() {
                 // Aborted when the fetch ends — also when its caller drops it midway (a cancelled job).
-                lookup = Some(AbortOnDrop(self.spawn_provider_lookup(root, lookup_delay)));
+                lookup = Some(AbortOnDrop(self.spawn_provider_lookup(
+                    root,
+                    lookup_delay,
+                    holders.to_vec(),
+                )));
             }
             if in_flight.is_empty() {
                 continue;
@@ -153,14 +159,26 @@ impl Node {
     }
 
     /// Looks up providers of `root` after a short delay and then every few seconds, dialing the ones
-    /// found (the swarm does that when they turn up), until aborted.
-    fn spawn_provider_lookup(&self, root: Cid, delay: Duration) -> tokio::task::JoinHandle<()> {
+    /// found (the swarm does that when they turn up), until aborted. Rounds in which one of `holders` is
+    /// connected are skipped.
+    fn spawn_provider_lookup(
+        &self,
+        root: Cid,
+        delay: Duration,
+        holders: Vec<PeerId>,
+    ) -> tokio::task::JoinHandle<()> {
         let node = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             loop {
-                let found = node.find_providers(root, Duration::from_secs(10)).await;
-                debug!(%root, providers = ?found.as_ref().map(|f| f.len()).ok(), "provider lookup for fetch");
+                let holder_connected =
+                    !holders.is_empty() && node.any_connected(&holders).await.unwrap_or(false);
+                if holder_connected {
+                    debug!(%root, "a holder is connected: no provider lookup this round");
+                } else {
+                    let found = node.find_providers(root, Duration::from_secs(10)).await;
+                    debug!(%root, providers = ?found.as_ref().map(|f| f.len()).ok(), "provider lookup for fetch");
+                }
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
         })

@@ -40,8 +40,10 @@
 //! ([`Node::fetch_dag_from`]) before the DHT is asked.
 //!
 //! # Hostile peers
-//! Gossip: only signed messages are accepted (strict validation), each is validated before it is
-//! forwarded (size limit, the topic's validator), and invalid ones cost their sender peer score.
+//! Gossip: messages are anonymous and unsigned at this layer (no author, sequence number or signature;
+//! messages carrying one are refused) and identified by a hash of their content, so copies are dropped
+//! before anything else; each new message is validated before it is forwarded (size limit, the topic's
+//! validator, which checks the payload's own signature), and invalid ones cost their sender peer score.
 //! Bitswap (`beetswap`): a stream carrying an undecodable frame or one announcing more than 4 MiB is closed
 //! at once, a peer's wantlist is capped at 1,024 entries, and blocks nobody asked for are ignored (not held
 //! against their sender: duplicates are normal). Each bad frame costs its sender a penalty of 10 that halves
@@ -68,7 +70,7 @@ pub use blocks::StoreBlockstore;
 pub use config::{Config, ConnLimits, ProvideStrategy, Transport};
 pub use direct::{InboundRequest, DIRECT_PROTOCOL, MAX_DIRECT_MESSAGE};
 pub use error::Error;
-pub use fetch::FetchStats;
+pub use fetch::{FetchStats, HOLDER_GRACE};
 pub use node::{GossipMessage, NetStats, Node, PeerInfo, Validator};
 pub use provide::{Provided, PROVIDE_CONCURRENCY};
 pub use trace::{p50_p95_p99, GossipReport, GossipTrace};

@@ -31,16 +31,15 @@ pub struct GossipMessage {
     pub topic: String,
     /// Its payload.
     pub data: Vec<u8>,
-    /// The author that signed it (checked by gossipsub's strict mode).
-    pub source: Option<PeerId>,
     /// The peer that forwarded it to us.
     pub from: PeerId,
 }
 
-/// Decides whether a gossip payload on a topic is well-formed, given its publisher (already authenticated:
-/// gossipsub runs in strict mode, so the publisher signed these exact bytes and the signature was checked).
-/// Rejected messages are not forwarded and their sender is scored down.
-pub type Validator = Arc<dyn Fn(&[u8], Option<&PeerId>) -> bool + Send + Sync>;
+/// Decides whether a gossip payload on a topic is valid. Gossip carries no author at this layer (messages are
+/// anonymous and unsigned; a payload that needs an author signs itself), so this is where its signature is
+/// checked — once per message, since copies are de-duplicated by content before validation. Rejected
+/// messages are not forwarded and their sender is scored down.
+pub type Validator = Arc<dyn Fn(&[u8]) -> bool + Send + Sync>;
 
 /// Counts of what moved through a node since it started (for metrics).
 #[derive(Debug, Default)]
@@ -65,6 +64,8 @@ pub struct NetStats {
     pub bitswap_misbehaved: AtomicU64,
     /// Peers banned for misbehaving (disconnected and refused for [`Config::misbehaviour_ban`]).
     pub peers_banned: AtomicU64,
+    /// DHT queries this node ran (bootstraps, provider lookups, provider announcements).
+    pub dht_queries: AtomicU64,
 }
 
 impl NetStats {
@@ -92,6 +93,7 @@ enum Cmd {
     ListenAddrs(Reply<Vec<Multiaddr>>),
     Peers(Reply<Vec<PeerInfo>>),
     TopicPeers(String, Reply<usize>),
+    AnyConnected(Vec<PeerId>, Reply<bool>),
     Dial(Multiaddr, Reply<Result<PeerId, Error>>),
     DialPeer(PeerId),
     Block(PeerId, bool),
@@ -262,6 +264,12 @@ impl Node {
     /// The peers connected now.
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, Error> {
         self.ask(Cmd::Peers).await
+    }
+
+    /// Whether this node has a connection to at least one of `peers` now.
+    pub async fn any_connected(&self, peers: &[PeerId]) -> Result<bool, Error> {
+        let peers = peers.to_vec();
+        self.ask(|r| Cmd::AnyConnected(peers, r)).await
     }
 
     /// How many connected peers are subscribed to a gossip topic (as far as gossipsub has heard).
@@ -873,6 +881,9 @@ impl Driver {
             Cmd::ListenAddrs(r) => {
                 let _ = r.send(self.swarm.listeners().cloned().collect());
             }
+            Cmd::AnyConnected(peers, r) => {
+                let _ = r.send(peers.iter().any(|p| self.peers.contains_key(p)));
+            }
             Cmd::TopicPeers(topic, r) => {
                 let hash = gossipsub::IdentTopic::new(topic).hash();
                 let _ = r.send(
@@ -1039,6 +1050,11 @@ impl Driver {
                     }
                     Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Err(Error::Gossip(
                         "no connected peer is subscribed to this topic".into(),
+                    )),
+                    Err(gossipsub::PublishError::Duplicate) => Err(Error::Gossip(
+                        "the same message was published moments ago (gossip messages are identified by \
+                         their content)"
+                            .into(),
                     )),
                     Err(e) => Err(Error::Gossip(e.to_string())),
                 };
@@ -1257,7 +1273,12 @@ impl Driver {
             BehaviourEvent::Identify(_) | BehaviourEvent::Ping(_) => {}
             BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
                 id, result, step, ..
-            }) => self.on_kad(id, result, step.last),
+            }) => {
+                if step.count.get() == 1 {
+                    NetStats::add(&self.stats.dht_queries, 1);
+                }
+                self.on_kad(id, result, step.last)
+            }
             BehaviourEvent::Kad(kad::Event::RoutingUpdated { .. }) => self.on_routing_updated(),
             BehaviourEvent::Kad(_) => {}
             BehaviourEvent::Gossipsub(ev) => self.on_gossip(ev),
@@ -1358,9 +1379,7 @@ impl Driver {
                         gossipsub::MessageAcceptance::Reject
                     }
                     Some(t) => match &t.validator {
-                        Some(v) if !v(&message.data, message.source.as_ref()) => {
-                            gossipsub::MessageAcceptance::Reject
-                        }
+                        Some(v) if !v(&message.data) => gossipsub::MessageAcceptance::Reject,
                         _ => gossipsub::MessageAcceptance::Accept,
                     },
                 };
@@ -1390,7 +1409,6 @@ impl Driver {
                         let _ = t.tx.send(GossipMessage {
                             topic: t.name.clone(),
                             data: message.data,
-                            source: message.source,
                             from: propagation_source,
                         });
                         debug_assert_eq!(t.hash, message.topic);

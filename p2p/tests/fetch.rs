@@ -177,3 +177,53 @@ async fn a_root_added_while_alone_is_announced_once_the_node_has_dht_peers() {
         .unwrap();
     assert_eq!(found, vec![lonely.node.peer_id()]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_from_a_connected_holder_does_not_walk_the_dht_and_one_whose_holder_left_does() {
+    use std::sync::atomic::Ordering::Relaxed;
+    init_tracing();
+    let hub = start(&[]).await;
+    let holder = start(std::slice::from_ref(&hub.addr)).await;
+    let b = start(std::slice::from_ref(&hub.addr)).await;
+    b.node
+        .connect(holder.addr.clone(), Duration::from_secs(5))
+        .await
+        .unwrap();
+    // Let the start-up DHT walks finish: the count must stay still before each fetch is judged.
+    let mut queries = b.node.stats().dht_queries.load(Relaxed);
+    assert!(
+        eventually(10, async || {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let now = b.node.stats().dht_queries.load(Relaxed);
+            std::mem::replace(&mut queries, now) == now
+        })
+        .await
+    );
+    // Nobody has these blocks: both fetches time out, past the holder grace (3 s).
+    let timeout = jobmesh_p2p::HOLDER_GRACE + Duration::from_secs(2);
+    let absent = jobmesh_store::cid_of_raw(b"the holder lost it");
+    let err = b
+        .node
+        .fetch_dag_from(absent, &[holder.node.peer_id()], timeout)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("timed out"), "{err}");
+    assert_eq!(
+        b.node.stats().dht_queries.load(Relaxed),
+        queries,
+        "the holder is connected: no provider lookup"
+    );
+    // The holder leaves: now the DHT is asked for other providers.
+    let gone = holder.node.peer_id();
+    holder.node.shutdown().await.unwrap();
+    assert!(eventually(10, async || !b.node.any_connected(&[gone]).await.unwrap()).await);
+    let absent = jobmesh_store::cid_of_raw(b"and then it left");
+    b.node
+        .fetch_dag_from(absent, &[gone], timeout)
+        .await
+        .unwrap_err();
+    assert!(
+        b.node.stats().dht_queries.load(Relaxed) > queries,
+        "no provider lookup after the holder left"
+    );
+}

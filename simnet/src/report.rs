@@ -30,7 +30,7 @@ pub fn text(s: &Summary) -> String {
     let _ = writeln!(
         t,
         "network: gossip {} published, delivery ratio {:.2} ({} redelivered late), latency p50 {:.1} ms p95 {:.1} ms \
-         p99 {:.1} ms; bitswap {} blocks / {:.1} MiB; {} direct requests",
+         p99 {:.1} ms; bitswap {} blocks / {:.1} MiB; {} direct requests; {} DHT queries",
         s.network.gossip.published,
         s.network.gossip.delivery_ratio,
         s.network.gossip.redelivered,
@@ -39,7 +39,8 @@ pub fn text(s: &Summary) -> String {
         s.network.gossip.latency_ms[2],
         s.network.bitswap_blocks,
         s.network.bitswap_bytes as f64 / (1 << 20) as f64,
-        s.network.direct_requests
+        s.network.direct_requests,
+        s.network.dht_queries
     );
     let _ = writeln!(
         t,

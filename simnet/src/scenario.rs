@@ -185,6 +185,8 @@ pub struct NetworkSummary {
     pub bitswap_blocks: u64,
     /// Direct market requests sent.
     pub direct_requests: u64,
+    /// DHT queries run (bootstraps, provider lookups and announcements).
+    pub dht_queries: u64,
 }
 
 /// Everything a run measured.
@@ -842,12 +844,13 @@ async fn reconnected(nodes: Vec<Node>) -> Option<Duration> {
 
 fn network_of(cluster: &Cluster, partition_healed_s: Option<f64>) -> NetworkSummary {
     use std::sync::atomic::Ordering::Relaxed;
-    let (mut bytes, mut blocks, mut direct) = (0, 0, 0);
+    let (mut bytes, mut blocks, mut direct, mut dht) = (0, 0, 0, 0);
     for m in &cluster.members {
         let st = m.node.stats();
         bytes += st.bitswap_bytes.load(Relaxed);
         blocks += st.bitswap_blocks.load(Relaxed);
         direct += st.direct_sent.load(Relaxed);
+        dht += st.dht_queries.load(Relaxed);
     }
     NetworkSummary {
         gossip: cluster.gossip_trace().report(),
@@ -855,6 +858,7 @@ fn network_of(cluster: &Cluster, partition_healed_s: Option<f64>) -> NetworkSumm
         bitswap_bytes: bytes,
         bitswap_blocks: blocks,
         direct_requests: direct,
+        dht_queries: dht,
     }
 }
 

@@ -1,11 +1,14 @@
 //! `jobmesh`: the command-line entry point. Thin on purpose: it parses and dispatches to `jobmesh_node`, and
 //! hands it the simulator (`jobmesh simnet`), which lives in `jobmesh_simnet` because it builds on the node.
 
+mod alloc;
+
 /// mimalloc instead of glibc's malloc: a node (and a hundred simulated ones) allocates small buffers from many
 /// threads, and glibc's `_int_malloc` was the hottest symbol of a 100-node simulation's profile; with mimalloc
-/// 100 nodes × 300 jobs took 117 instead of 211 CPU-seconds (BENCHMARKS.md, "Simulator").
+/// 100 nodes × 300 jobs took 117 instead of 211 CPU-seconds (BENCHMARKS.md, "Simulator"). Allocations of
+/// 1 MiB and more are mapped from the OS directly ([`alloc::LargeMapped`]).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: alloc::LargeMapped<mimalloc::MiMalloc> = alloc::LargeMapped(mimalloc::MiMalloc);
 
 /// mimalloc option ids (`mi_option_e` in the bundled `mimalloc.h`, v2.x).
 const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;

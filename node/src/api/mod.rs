@@ -475,7 +475,8 @@ async fn pubsub_pub(State(st): State<ApiState>, q: Q, body: Bytes) -> ApiResult<
     Ok(Json(json!({ "Published": body.len() })))
 }
 
-/// Streams the messages of a topic as JSON lines: `{"from", "topic", "data"}` (data in hex).
+/// Streams the messages of a topic as JSON lines: `{"from", "topic", "data"}` (data in hex; `from` is the
+/// peer that forwarded the message: gossip carries no author, see `jobmesh_p2p`'s hostile-peers section).
 async fn pubsub_sub(State(st): State<ApiState>, q: Q) -> ApiResult<Response> {
     let topic = arg(&q, "arg")?;
     let rx = st
@@ -488,7 +489,7 @@ async fn pubsub_sub(State(st): State<ApiState>, q: Q) -> ApiResult<Response> {
             match rx.recv().await {
                 Ok(m) => {
                     let line = json!({
-                        "from": m.source.map(|p| p.to_string()),
+                        "from": m.from.to_string(),
                         "topic": m.topic,
                         "data": hex::encode(&m.data),
                     });

@@ -52,8 +52,9 @@ pub struct SimnetArgs {
     pub in_flight: usize,
     /// Peers each simulated node stays connected to at most (the connection manager's high watermark; it
     /// trims to half of it). Lower than a real node's 96 so that a hundred simulated nodes keep the sparse
-    /// mesh of a large network instead of all connecting to all.
-    #[arg(long, value_name = "N", default_value_t = 64)]
+    /// mesh of a large network instead of all connecting to all (at 100 nodes, 32 costs a quarter less CPU
+    /// than 64; BENCHMARKS.md, "Simulator").
+    #[arg(long, value_name = "N", default_value_t = 32)]
     pub max_peers: usize,
     /// Seconds each job has to finish.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]

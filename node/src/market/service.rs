@@ -20,9 +20,9 @@ use tracing::{debug, info, warn};
 
 use super::db::{DbError, MarketDb};
 use super::messages::{
-    offer_share_ppm, open_from, open_published, seal, Assignment, Cancellation, CodeKind,
-    Commitment, Gossip, JobAnnouncement, JobId, JobLimits, JobSpec, LotteryNotice, MessageError,
-    Offer, Request, Response, Reveal, JOBS_TOPIC, MAX_DIRECT_BYTES, MAX_GOSSIP_BYTES, MAX_REPLICAS,
+    offer_share_ppm, open, open_from, seal, Assignment, Cancellation, CodeKind, Commitment, Gossip,
+    JobAnnouncement, JobId, JobLimits, JobSpec, LotteryNotice, MessageError, Offer, Request,
+    Response, Reveal, JOBS_TOPIC, MAX_DIRECT_BYTES, MAX_GOSSIP_BYTES, MAX_REPLICAS,
 };
 use super::requester::{Action, Answer, Phase, RequesterJob, SlotState, ANSWER_TIMEOUT_MS};
 use super::worker::{Worker, WorkerPolicy};
@@ -361,15 +361,14 @@ impl Market {
             .clone()
             .map(|policy| Worker::new(shared.clone(), policy));
         // Announcements are checked before they are forwarded: well-formed, signed by their requester.
-        let validator: jobmesh_p2p::Validator = Arc::new(|data: &[u8], publisher| {
-            match open_published::<Gossip>(data, MAX_GOSSIP_BYTES, publisher) {
+        let validator: jobmesh_p2p::Validator =
+            Arc::new(|data: &[u8]| match open::<Gossip>(data, MAX_GOSSIP_BYTES) {
                 Ok((signer, Gossip::Announcement(a))) => {
                     a.requester == signer && a.spec.validate().is_ok()
                 }
                 Ok((_, Gossip::Cancellation(_))) => true,
                 Err(_) => false,
-            }
-        });
+            });
         let gossip = node
             .subscribe(JOBS_TOPIC, Some(validator))
             .await
@@ -1026,6 +1025,7 @@ async fn publish_announcement(shared: &Shared, job: &RequesterJob) -> Result<(),
         listen_addrs,
         deadline_ms: job.deadline_ms,
         offer_share_ppm: offer_share_ppm(job.spec.replicas, known_workers, job.reannounced),
+        round: job.reannounced,
     }));
     let bytes = seal(&shared.key, &announcement);
     if bytes.len() > MAX_GOSSIP_BYTES {

@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 
 use super::db::{DbError, WorkerJob, WorkerPhase};
 use super::messages::{
-    commitment_hash, open_published, Assignment, CodeKind, Commitment, Gossip, JobAnnouncement,
+    commitment_hash, open_validated, Assignment, CodeKind, Commitment, Gossip, JobAnnouncement,
     JobId, JobSpec, Offer, Receipt, Request, Response, Reveal, MAX_GOSSIP_BYTES,
 };
 use super::service::{now_ms, Shared};
@@ -156,7 +156,8 @@ impl Worker {
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
                 };
-                match open_published::<Gossip>(&msg.data, MAX_GOSSIP_BYTES, msg.source.as_ref()) {
+                // The subscription delivers only what the jobs topic's validator accepted (signature checked).
+                match open_validated::<Gossip>(&msg.data, MAX_GOSSIP_BYTES) {
                     Ok((signer, Gossip::Announcement(a))) if a.requester == signer => {
                         self.on_announcement(*a)
                     }

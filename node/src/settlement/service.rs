@@ -742,7 +742,8 @@ impl Settler {
             return Ok(());
         }
         let node = self.inner.market.node();
-        node.fetch_dag(notice.file, FETCH_TIMEOUT)
+        // The payer holds the file: fetch it from the payer (the DHT only if the payer is gone).
+        node.fetch_dag_from(notice.file, &[*payer], FETCH_TIMEOUT)
             .await
             .map_err(|e| format!("cannot fetch the lottery file {}: {e}", notice.file))?;
         let store = node.store().clone();
