@@ -62,13 +62,15 @@ impl Behaviour {
         // addresses, so the automatic client/server switch would leave every node a client.
         kad.set_mode(Some(kad::Mode::Server));
 
-        // Gossip is unsigned at this layer ("StrictNoSign", as in Ethereum's consensus gossip): payloads that
-        // need an author sign themselves (the market's envelopes do), and a topic's validator checks that
-        // signature once per message. gossipsub's own signatures were checked on *every copy* received, before
-        // de-duplication: at 100 simulated nodes that was a tenth of the CPU.
+        // Gossip is signed when published (kubo and Helia accept only signed messages) but signatures are not
+        // checked here: rust-libp2p's strict mode verified the signature of *every copy* received, before
+        // de-duplicating — a tenth of the CPU of 100 simulated nodes. Payloads that need an author sign
+        // themselves (the market's envelopes do) and the topic's validator checks that once per message.
+        // Messages are identified by a hash of their topic and payload (sender and sequence number are not
+        // checked, so an id built from them could be forged to suppress the real message).
         let gossip_cfg = gossipsub::ConfigBuilder::default()
             .heartbeat_interval(cfg.heartbeat)
-            .validation_mode(gossipsub::ValidationMode::Anonymous)
+            .validation_mode(gossipsub::ValidationMode::None)
             .message_id_fn(content_message_id)
             .validate_messages()
             .max_transmit_size(MAX_GOSSIP_FRAME)
@@ -78,9 +80,11 @@ impl Behaviour {
             .connection_handler_queue_len(GOSSIP_QUEUE_LEN)
             .build()
             .map_err(|e| Error::Build(format!("gossipsub config: {e}")))?;
-        let mut gossipsub =
-            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gossip_cfg)
-                .map_err(|e| Error::Build(format!("gossipsub: {e}")))?;
+        let mut gossipsub = gossipsub::Behaviour::new(
+            gossipsub::MessageAuthenticity::Signed(key.clone()),
+            gossip_cfg,
+        )
+        .map_err(|e| Error::Build(format!("gossipsub: {e}")))?;
         gossipsub
             .with_peer_score(peer_score_params(), peer_score_thresholds())
             .map_err(|e| Error::Build(format!("gossipsub peer scoring: {e}")))?;
@@ -105,8 +109,8 @@ impl Behaviour {
     }
 }
 
-/// A gossip message's id: a hash of its topic and payload (anonymous messages have no author or sequence
-/// number). The same payload published twice within gossipsub's duplicate window is one message.
+/// A gossip message's id: a hash of its topic and payload. The same payload published twice within
+/// gossipsub's duplicate window is one message.
 fn content_message_id(m: &gossipsub::Message) -> gossipsub::MessageId {
     let mut h = blake3::Hasher::new();
     h.update(m.topic.as_str().as_bytes());

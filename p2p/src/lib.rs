@@ -40,10 +40,11 @@
 //! ([`Node::fetch_dag_from`]) before the DHT is asked.
 //!
 //! # Hostile peers
-//! Gossip: messages are anonymous and unsigned at this layer (no author, sequence number or signature;
-//! messages carrying one are refused) and identified by a hash of their content, so copies are dropped
-//! before anything else; each new message is validated before it is forwarded (size limit, the topic's
-//! validator, which checks the payload's own signature), and invalid ones cost their sender peer score.
+//! Gossip: messages are signed when published (kubo and Helia require it) but no signature is checked here
+//! (rust-libp2p checks every copy before de-duplicating); messages are identified by a hash of their content,
+//! so copies are dropped before anything else, and each new message is validated before it is forwarded
+//! (size limit, the topic's validator, which checks the payload's own signature); invalid ones cost their
+//! sender peer score. A message's author is therefore not known here: payloads that need one sign themselves.
 //! Bitswap (`beetswap`): a stream carrying an undecodable frame or one announcing more than 4 MiB is closed
 //! at once, a peer's wantlist is capped at 1,024 entries, and blocks nobody asked for are ignored (not held
 //! against their sender: duplicates are normal). Each bad frame costs its sender a penalty of 10 that halves

@@ -35,10 +35,11 @@ pub struct GossipMessage {
     pub from: PeerId,
 }
 
-/// Decides whether a gossip payload on a topic is valid. Gossip carries no author at this layer (messages are
-/// anonymous and unsigned; a payload that needs an author signs itself), so this is where its signature is
-/// checked — once per message, since copies are de-duplicated by content before validation. Rejected
-/// messages are not forwarded and their sender is scored down.
+/// Decides whether a gossip payload on a topic is valid. Gossip has no verified author at this layer (messages
+/// are signed when published, for other implementations, but signatures are not checked here; a payload that
+/// needs an author signs itself), so this is where its signature is checked — once per message, since copies
+/// are de-duplicated by content before validation. Rejected messages are not forwarded and their sender is
+/// scored down.
 pub type Validator = Arc<dyn Fn(&[u8]) -> bool + Send + Sync>;
 
 /// Counts of what moved through a node since it started (for metrics).

@@ -1,5 +1,5 @@
-//! Gossip between real nodes on loopback, and a flood of bad messages from hostile peers: signed (gossip is
-//! anonymous here), oversized, malformed (rejected by the topic's validator) and over-long frames.
+//! Gossip between real nodes on loopback, and a flood of bad messages from hostile peers (signed and unsigned):
+//! malformed (rejected by the topic's validator), oversized, and over-long frames.
 
 mod common;
 
@@ -16,8 +16,8 @@ fn valid(data: &[u8]) -> bool {
     data.starts_with(b"ok:")
 }
 
-/// A raw gossipsub peer that validates nothing and sends up to 4 MiB per frame; it signs its messages (which
-/// nodes refuse) if `signed`.
+/// A raw gossipsub peer that validates nothing and sends up to 4 MiB per frame; it signs its messages if
+/// `signed` (nodes do not check gossipsub signatures: either way only the payload decides).
 fn hostile_swarm(signed: bool) -> libp2p::Swarm<gossipsub::Behaviour> {
     raw_swarm(Keypair::generate_ed25519(), |key| {
         let cfg = gossipsub::ConfigBuilder::default()
@@ -154,11 +154,11 @@ async fn a_flood_of_bad_gossip_is_dropped_and_its_sender_scored_down() {
     let rss_before = rss_kib();
     let mut sent = 0u32;
     for i in 0..3000u32 {
-        // Signed messages (well-formed payloads: only the author and signature are wrong — gossip is anonymous).
+        // Malformed payloads, signed and unsigned (a valid gossipsub signature does not make a payload valid).
         let _ = signed
             .behaviour_mut()
-            .publish(topic.clone(), format!("ok:signed {i}").into_bytes());
-        // Anonymous but malformed, and anonymous but oversized (100 KiB > the 64 KiB limit).
+            .publish(topic.clone(), format!("signed garbage {i}").into_bytes());
+        // Unsigned: malformed, and oversized (100 KiB > the 64 KiB limit).
         let _ = unsigned
             .behaviour_mut()
             .publish(topic.clone(), format!("garbage {i}").into_bytes());

@@ -1,12 +1,15 @@
 //! `jobmesh`: the command-line entry point. Thin on purpose: it parses and dispatches to `jobmesh_node`, and
 //! hands it the simulator (`jobmesh simnet`), which lives in `jobmesh_simnet` because it builds on the node.
 
+#[cfg_attr(feature = "system-allocator", allow(dead_code))]
 mod alloc;
 
 /// mimalloc instead of glibc's malloc: a node (and a hundred simulated ones) allocates small buffers from many
 /// threads, and glibc's `_int_malloc` was the hottest symbol of a 100-node simulation's profile; with mimalloc
 /// 100 nodes × 300 jobs took 117 instead of 211 CPU-seconds (BENCHMARKS.md, "Simulator"). Allocations of
 /// 1 MiB and more are mapped from the OS directly ([`alloc::LargeMapped`]).
+/// (Build with `--features system-allocator` to profile the heap with tools that hook `malloc`, e.g. heaptrack.)
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: alloc::LargeMapped<mimalloc::MiMalloc> = alloc::LargeMapped(mimalloc::MiMalloc);
 
@@ -17,6 +20,9 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// Hands freed memory back to the OS at once and commits arena memory as it is touched: with mimalloc's
 /// defaults 100 nodes × 300 jobs peaked at 3.2 GiB resident, with these 2.6 GiB.
 fn tune_allocator() {
+    if cfg!(feature = "system-allocator") {
+        return;
+    }
     // SAFETY: plain option setters of the allocator, called once at start before any other thread exists.
     unsafe {
         libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0);
