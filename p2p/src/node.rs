@@ -90,6 +90,9 @@ pub struct PeerInfo {
 
 type Reply<T> = oneshot::Sender<T>;
 
+/// A `connect` call waiting for its connection: the address (for errors) and who waits.
+type PendingDial = (String, Reply<Result<PeerId, Error>>);
+
 enum Cmd {
     ListenAddrs(Reply<Vec<Multiaddr>>),
     Peers(Reply<Vec<PeerInfo>>),
@@ -524,7 +527,10 @@ struct Driver {
     backoff_max: Duration,
     bootstrap: Vec<Bootstrap>,
     peers: HashMap<PeerId, Peer>,
-    dials: HashMap<ConnectionId, (String, Reply<Result<PeerId, Error>>)>,
+    dials: HashMap<ConnectionId, PendingDial>,
+    /// `connect` calls for a peer the swarm was already connecting to (a DHT walk, say): answered by that
+    /// connection's outcome.
+    peer_dials: HashMap<PeerId, Vec<PendingDial>>,
     gets: HashMap<beetswap::QueryId, PendingGet>,
     req_to_query: HashMap<u64, beetswap::QueryId>,
     provides: HashMap<kad::QueryId, (Cid, Reply<Result<(), Error>>)>,
@@ -625,6 +631,7 @@ impl Driver {
                 .collect(),
             peers: HashMap::new(),
             dials: HashMap::new(),
+            peer_dials: HashMap::new(),
             gets: HashMap::new(),
             req_to_query: HashMap::new(),
             provides: HashMap::new(),
@@ -720,6 +727,10 @@ impl Driver {
         self.gets.retain(|_, (_, _, _, r)| !r.is_closed());
         self.req_to_query.retain(|_, q| self.gets.contains_key(q));
         self.inbound.retain(|_, ch| ch.is_open());
+        self.peer_dials.retain(|_, waiting| {
+            waiting.retain(|(_, r)| !r.is_closed());
+            !waiting.is_empty()
+        });
     }
 
     /// The connection manager: above the high watermark, disconnects the least recently used peers that are
@@ -930,6 +941,21 @@ impl Driver {
                 match self.swarm.dial(opts) {
                     Ok(()) => {
                         self.dials.insert(id, (addr.to_string(), r));
+                    }
+                    // Connected already (the event is on its way) or being dialed by someone else: that
+                    // connection answers.
+                    Err(libp2p::swarm::DialError::DialPeerConditionFalse(_))
+                        if crate::peer_id_of(&addr).is_some() =>
+                    {
+                        let p = crate::peer_id_of(&addr).expect("checked");
+                        if self.swarm.is_connected(&p) {
+                            let _ = r.send(Ok(p));
+                        } else {
+                            self.peer_dials
+                                .entry(p)
+                                .or_default()
+                                .push((addr.to_string(), r));
+                        }
                     }
                     Err(e) => {
                         let _ = r.send(Err(Error::Dial {
@@ -1161,6 +1187,9 @@ impl Driver {
                 if let Some((_, r)) = self.dials.remove(&connection_id) {
                     let _ = r.send(Ok(peer_id));
                 }
+                for (_, r) in self.peer_dials.remove(&peer_id).unwrap_or_default() {
+                    let _ = r.send(Ok(peer_id));
+                }
                 let mut bootstrapped = false;
                 for b in &mut self.bootstrap {
                     if b.dialing == Some(connection_id) || b.peer == Some(peer_id) {
@@ -1230,6 +1259,16 @@ impl Driver {
                         addr,
                         reason: one_line(&error),
                     }));
+                }
+                if let Some(p) = peer_id {
+                    if !self.swarm.is_connected(&p) {
+                        for (addr, r) in self.peer_dials.remove(&p).unwrap_or_default() {
+                            let _ = r.send(Err(Error::Dial {
+                                addr,
+                                reason: one_line(&error),
+                            }));
+                        }
+                    }
                 }
                 let now = Instant::now();
                 for b in &mut self.bootstrap {
