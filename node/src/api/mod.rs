@@ -476,7 +476,8 @@ async fn pubsub_pub(State(st): State<ApiState>, q: Q, body: Bytes) -> ApiResult<
 }
 
 /// Streams the messages of a topic as JSON lines: `{"from", "topic", "data"}` (data in hex; `from` is the
-/// peer that forwarded the message: gossip carries no author, see `jobmesh_p2p`'s hostile-peers section).
+/// peer that forwarded the message: gossip authors are not verified here, see `jobmesh_p2p`'s hostile-peers
+/// section).
 async fn pubsub_sub(State(st): State<ApiState>, q: Q) -> ApiResult<Response> {
     let topic = arg(&q, "arg")?;
     let rx = st
