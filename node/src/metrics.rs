@@ -159,6 +159,11 @@ pub fn render(net: &jobmesh_p2p::NetStats, exec: &ExecMetrics, snap: &Snapshot) 
             &net.dht_queries,
         ),
         (
+            "dht_provider_lookups",
+            "DHT provider lookups (of the DHT queries)",
+            &net.provider_lookups,
+        ),
+        (
             "direct_requests_received",
             "Market requests received",
             &net.direct_received,

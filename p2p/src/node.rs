@@ -67,6 +67,8 @@ pub struct NetStats {
     pub peers_banned: AtomicU64,
     /// DHT queries this node ran (bootstraps, provider lookups, provider announcements).
     pub dht_queries: AtomicU64,
+    /// Of those, provider lookups ([`Node::find_providers`], also run by fetches that stall).
+    pub provider_lookups: AtomicU64,
 }
 
 impl NetStats {
@@ -927,27 +929,23 @@ impl Driver {
                 let _ = r.send(list);
             }
             Cmd::Dial(addr, r) => {
-                let opts = match crate::peer_id_of(&addr) {
+                let peer = crate::peer_id_of(&addr);
+                if let Some(p) = peer.filter(|p| self.peers.contains_key(p)) {
+                    let _ = r.send(Ok(p));
+                    return;
+                }
+                let opts = match peer {
                     Some(p) => DialOpts::peer_id(p).addresses(vec![addr.clone()]).build(),
                     None => DialOpts::unknown_peer_id().address(addr.clone()).build(),
                 };
                 let id = opts.connection_id();
-                if let Some(p) = crate::peer_id_of(&addr) {
-                    if self.peers.contains_key(&p) {
-                        let _ = r.send(Ok(p));
-                        return;
-                    }
-                }
-                match self.swarm.dial(opts) {
-                    Ok(()) => {
+                match (self.swarm.dial(opts), peer) {
+                    (Ok(()), _) => {
                         self.dials.insert(id, (addr.to_string(), r));
                     }
-                    // Connected already (the event is on its way) or being dialed by someone else: that
-                    // connection answers.
-                    Err(libp2p::swarm::DialError::DialPeerConditionFalse(_))
-                        if crate::peer_id_of(&addr).is_some() =>
-                    {
-                        let p = crate::peer_id_of(&addr).expect("checked");
+                    // Connected already (the event is on its way) or being dialed by someone else (a DHT
+                    // walk): that connection answers.
+                    (Err(libp2p::swarm::DialError::DialPeerConditionFalse(_)), Some(p)) => {
                         if self.swarm.is_connected(&p) {
                             let _ = r.send(Ok(p));
                         } else {
@@ -957,7 +955,7 @@ impl Driver {
                                 .push((addr.to_string(), r));
                         }
                     }
-                    Err(e) => {
+                    (Err(e), _) => {
                         let _ = r.send(Err(Error::Dial {
                             addr: addr.to_string(),
                             reason: e.to_string(),
@@ -1005,6 +1003,7 @@ impl Driver {
                 }
             }
             Cmd::FindProviders(cid, r) => {
+                NetStats::add(&self.stats.provider_lookups, 1);
                 let q = b
                     .kad
                     .get_providers(kad::RecordKey::new(&cid.hash().to_bytes()));

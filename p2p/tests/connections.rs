@@ -107,3 +107,26 @@ async fn a_node_within_its_watermarks_keeps_every_peer() {
     assert_eq!(peer_count(&hub).await, 6);
     assert_eq!(trimmed(&hub), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connecting_to_a_peer_already_being_dialed_waits_for_that_dial() {
+    init_tracing();
+    let a = start(&[]).await;
+    let b = start(&[]).await;
+    // The second call finds the first one's dial in progress (libp2p refuses a second dial to the same peer):
+    // both must get the connection.
+    let (first, second) = tokio::join!(
+        a.node.connect(b.addr.clone(), Duration::from_secs(10)),
+        a.node.connect(b.addr.clone(), Duration::from_secs(10)),
+    );
+    assert_eq!(first.unwrap(), b.node.peer_id());
+    assert_eq!(second.unwrap(), b.node.peer_id());
+    // And once connected, a third is answered at once.
+    assert_eq!(
+        a.node
+            .connect(b.addr.clone(), Duration::from_secs(1))
+            .await
+            .unwrap(),
+        b.node.peer_id()
+    );
+}

@@ -20,6 +20,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use cid::Cid;
 
@@ -90,28 +91,27 @@ const PACKS_DIR: &str = "packs";
 impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             .cache_capacity(CACHE_BYTES)
             .mode(sled::Mode::HighThroughput)
             // No background flusher thread: adds, pins and imports flush before they report success; blocks
             // fetched from the network are a cache, made durable by the next flush (a lost one is fetched
             // again).
-            .flush_every_ms(None)
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(io) if is_lock_conflict(&io) => StoreError::io(
-                    format!(
-                        "the block store {} is in use by another process (is a node running?)",
-                        dir.display()
-                    ),
-                    io,
+            .flush_every_ms(None);
+        let db = open_sled(&config).map_err(|e| match e {
+            sled::Error::Io(io) if is_lock_conflict(&io) => StoreError::io(
+                format!(
+                    "the block store {} is in use by another process (is a node running?)",
+                    dir.display()
                 ),
-                sled::Error::Io(io) => {
-                    StoreError::io(format!("cannot open the block store {}", dir.display()), io)
-                }
-                other => StoreError::Db(other),
-            })?;
+                io,
+            ),
+            sled::Error::Io(io) => {
+                StoreError::io(format!("cannot open the block store {}", dir.display()), io)
+            }
+            other => StoreError::Db(other),
+        })?;
         let legacy_dir = dir.join(LARGE_DIR);
         // Leftovers of legacy writes a crash interrupted: never referenced, safe to drop.
         if let Ok(entries) = fs::read_dir(legacy_dir.join("tmp")) {
@@ -471,6 +471,27 @@ fn is_lock_conflict(err: &std::io::Error) -> bool {
         || err.to_string().contains("could not acquire lock")
 }
 
+/// How long [`open_sled`] waits for a file lock held by a handle that is still closing.
+const LOCK_RETRY_FOR: Duration = Duration::from_secs(2);
+
+/// Opens a sled database (every sled database of a node goes through here). sled releases its file lock only
+/// when the last background log write of a closed handle ends, so reopening right after a close in the same
+/// process (a restart in a test, a simulated crash) can find it still held: a lock conflict is retried for up
+/// to 2 s (blocking) before it is returned — then another process holds the database.
+pub fn open_sled(config: &sled::Config) -> sled::Result<sled::Db> {
+    let started = std::time::Instant::now();
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e))
+                if is_lock_conflict(&e) && started.elapsed() < LOCK_RETRY_FOR =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Size of a large block from its index value (a pack location, or the 8-byte size of a legacy file).
 fn size_of_entry(v: &[u8]) -> u64 {
     match Loc::decode(v) {
@@ -550,6 +571,30 @@ mod tests {
 
     fn loc_of(store: &Store, cid: &Cid) -> Loc {
         Loc::decode(&store.large.get(cid.hash().to_bytes()).unwrap().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_lock_released_soon_is_waited_for_and_one_kept_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = sled::Config::new().path(dir.path()).flush_every_ms(None);
+        // Held, then released 300 ms later (a handle still closing): the open waits for it.
+        let held = config.open().unwrap();
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(held);
+        });
+        let started = std::time::Instant::now();
+        let db = open_sled(&config).unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(250));
+        releaser.join().unwrap();
+        // Held for good: a lock conflict, after the retry period.
+        let started = std::time::Instant::now();
+        match open_sled(&config) {
+            Err(sled::Error::Io(e)) => assert!(is_lock_conflict(&e), "{e}"),
+            other => panic!("expected a lock conflict, got {:?}", other.map(|_| ())),
+        }
+        assert!(started.elapsed() >= LOCK_RETRY_FOR);
+        drop(db);
     }
 
     fn large_block(seed: u8, len: usize) -> (Cid, Vec<u8>) {

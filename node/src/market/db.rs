@@ -87,15 +87,6 @@ pub struct MarketDb {
 /// Key of the next lottery nonce in the settlement metadata tree.
 const NEXT_NONCE: &[u8] = b"next_nonce";
 
-/// How long [`MarketDb::open`] waits for a lock held by a handle of this process that is still closing.
-const LOCK_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Whether sled failed to open because another handle holds the database's file lock.
-fn is_lock_conflict(err: &std::io::Error) -> bool {
-    err.kind() == std::io::ErrorKind::WouldBlock
-        || err.to_string().contains("could not acquire lock")
-}
-
 impl MarketDb {
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path) -> Result<MarketDb, DbError> {
@@ -107,20 +98,8 @@ impl MarketDb {
             .path(dir)
             .cache_capacity(8 << 20)
             .flush_every_ms(None);
-        // sled releases its file lock when the last of its background log writes of a just-closed handle ends
-        // (a restart in the same process: a test, a simulated crash), so a lock conflict is retried briefly
-        // before it is reported (then another process holds the database).
-        let started = std::time::Instant::now();
-        let db = loop {
-            match config.open() {
-                Err(sled::Error::Io(e))
-                    if is_lock_conflict(&e) && started.elapsed() < LOCK_RETRY_FOR =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                other => break other?,
-            }
-        };
+        // Through the store's opener: it waits out a lock a just-closed handle still holds (a restart).
+        let db = jobmesh_store::open_sled(&config)?;
         Ok(MarketDb {
             requester_jobs: db.open_tree("requester_jobs")?,
             worker_jobs: db.open_tree("worker_jobs")?,
