@@ -149,6 +149,11 @@ pub fn render(net: &jobmesh_p2p::NetStats, exec: &ExecMetrics, snap: &Snapshot) 
             &net.peers_banned,
         ),
         (
+            "connections_opened",
+            "Connections established (dialed or accepted)",
+            &net.connections_opened,
+        ),
+        (
             "peers_trimmed",
             "Peers disconnected by the connection manager",
             &net.peers_trimmed,

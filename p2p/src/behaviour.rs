@@ -49,7 +49,12 @@ impl Behaviour {
             .set_provider_record_ttl(Some(cfg.reprovide_interval * 2))
             // We bootstrap ourselves when a bootstrap peer connects (and then every few minutes), so a lone
             // node does not warn about having nobody to ask.
-            .set_periodic_bootstrap_interval(None);
+            .set_periodic_bootstrap_interval(None)
+            // Nor after each of the first 20 peers it meets (kad's default, ours through the vendored patch,
+            // p2p/vendor/README.md): together with ours that walked the DHT twice per new node, and each walk
+            // dials most of a small mesh — 100 simulated nodes opened 5,300 connections to start, and every
+            // restart or newcomer another ~50, each a handshake and a set of protocol streams.
+            .set_automatic_bootstrap_throttle(None);
         let kad_store = kad::store::MemoryStore::with_config(
             peer_id,
             kad::store::MemoryStoreConfig {

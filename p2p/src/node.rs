@@ -59,6 +59,8 @@ pub struct NetStats {
     pub direct_received: AtomicU64,
     /// Direct requests sent.
     pub direct_sent: AtomicU64,
+    /// Connections established (dialed or accepted).
+    pub connections_opened: AtomicU64,
     /// Peers disconnected by the connection manager.
     pub peers_trimmed: AtomicU64,
     /// Malformed or oversized bitswap frames received (each one counts against its sender).
@@ -1176,6 +1178,7 @@ impl Driver {
                 endpoint,
                 ..
             } => {
+                NetStats::add(&self.stats.connections_opened, 1);
                 let addr = endpoint.get_remote_address().clone();
                 debug!(peer = %peer_id, %addr, dialer = endpoint.is_dialer(), "connection established");
                 let now = Instant::now();
@@ -1210,9 +1213,13 @@ impl Driver {
                     }
                 }
                 // Fill the routing table through it, unless the node is already well connected (a bootstrap
-                // peer that trimmed it and was redialed: another walk would only dial everyone again).
+                // peer that trimmed it and was redialed: another walk would only dial everyone again). A lookup
+                // of our own id finds the closest peers and tells them about us; a full bootstrap would also
+                // walk towards a random key in every bucket, dialing most of a small mesh (53 connections per
+                // node among 100 simulated ones, against 34 now). The full walk runs every `DHT_REFRESH`.
                 if bootstrapped && self.live_peers() < self.conn_limits.low.max(2) {
-                    let _ = self.swarm.behaviour_mut().kad.bootstrap();
+                    let me = *self.swarm.local_peer_id();
+                    self.swarm.behaviour_mut().kad.get_closest_peers(me);
                 }
             }
             SwarmEvent::ConnectionClosed {

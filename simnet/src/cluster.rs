@@ -18,6 +18,7 @@ use jobmesh_node::settlement::{Chain, Settler, SettlerConfig};
 use jobmesh_p2p::{identity::Keypair, Config, ConnLimits, GossipTrace, Node, PeerId, Transport};
 use jobmesh_store::unixfs::Profile;
 use jobmesh_store::{Cid, Store};
+use tracing::debug;
 
 /// Why a cluster could not be built or used.
 #[derive(Debug, thiserror::Error)]
@@ -159,6 +160,9 @@ pub struct Cluster {
     cut: Option<HashSet<PeerId>>,
 }
 
+/// How many members start at once.
+const START_BATCH: usize = 10;
+
 /// What every member of a cluster starts with.
 #[derive(Clone)]
 struct MemberEnv {
@@ -223,28 +227,53 @@ impl Cluster {
             chain,
             trace: Arc::new(GossipTrace::new()),
         };
-        let mut members: Vec<Member> = Vec::new();
-        let mut bootstrap = Vec::new();
-        for (index, role) in roles.iter().enumerate() {
-            let fail = |what: String| ClusterError::Start { index, what };
-            let member = new_member(role.clone(), &bootstrap, &env)
-                .await
-                .map_err(fail)?;
-            if index == 0 {
-                bootstrap = member
-                    .node
-                    .listen_addrs()
-                    .await
-                    .map_err(|e| fail(e.to_string()))?;
+        let started = tokio::time::Instant::now();
+        // Member 0 first: the others bootstrap to it. Then the others a batch at a time (opening stores and
+        // starting swarms overlap; a whole hundred at once would all dial member 0 in the same instant).
+        let first = new_member(roles[0].clone(), &[], &env)
+            .await
+            .map_err(|what| ClusterError::Start { index: 0, what })?;
+        let bootstrap = first
+            .node
+            .listen_addrs()
+            .await
+            .map_err(|e| ClusterError::Start {
+                index: 0,
+                what: e.to_string(),
+            })?;
+        let mut members = vec![first];
+        for batch in roles[1..].chunks(START_BATCH) {
+            let mut starting = tokio::task::JoinSet::new();
+            for (offset, role) in batch.iter().enumerate() {
+                let index = members.len() + offset;
+                let (role, bootstrap, env) = (role.clone(), bootstrap.clone(), env.clone());
+                starting.spawn(async move {
+                    let member = new_member(role, &bootstrap, &env).await;
+                    (
+                        index,
+                        member.map_err(|what| ClusterError::Start { index, what }),
+                    )
+                });
             }
-            members.push(member);
+            let mut started_batch = Vec::with_capacity(batch.len());
+            while let Some(joined) = starting.join_next().await {
+                let (index, member) = joined.map_err(|e| ClusterError::Start {
+                    index: members.len(),
+                    what: e.to_string(),
+                })?;
+                started_batch.push((index, member?));
+            }
+            started_batch.sort_by_key(|(index, _)| *index);
+            members.extend(started_batch.into_iter().map(|(_, m)| m));
         }
+        debug!(members = members.len(), elapsed = ?started.elapsed(), "cluster members started");
         let cluster = Cluster {
             members,
             env,
             cut: None,
         };
         cluster.wait_connected(Duration::from_secs(20)).await?;
+        debug!(elapsed = ?started.elapsed(), "cluster connected");
         Ok(cluster)
     }
 
@@ -546,5 +575,6 @@ pub(crate) async fn one_component(nodes: &[Node]) -> bool {
             }
         }
     }
+    debug!(reached = seen.len(), of = links.len(), "connection graph");
     seen.len() == links.len()
 }

@@ -16,6 +16,11 @@ pub fn text(s: &Summary) -> String {
         "simnet: {} nodes ({} requesters), {} jobs × {} replicas, seed {} — {:.1} s, peak RSS {:.0} MiB",
         s.scenario.nodes, s.scenario.requesters, o.jobs, s.scenario.replicas, s.scenario.seed, s.wall_s, s.peak_rss_mib
     );
+    let _ = writeln!(
+        t,
+        "time: start {:.1} s, plan {:.1} s, jobs {:.1} s, settle {:.1} s",
+        s.phases.start_s, s.phases.plan_s, s.phases.jobs_s, s.phases.settle_s
+    );
     let phases: Vec<String> = o.by_phase.iter().map(|(p, n)| format!("{n} {p}")).collect();
     let _ = writeln!(t, "jobs: {}", phases.join(", "));
     for (reason, n) in &o.failed_by_reason {
@@ -30,7 +35,8 @@ pub fn text(s: &Summary) -> String {
     let _ = writeln!(
         t,
         "network: gossip {} published, delivery ratio {:.2} ({} redelivered late), latency p50 {:.1} ms p95 {:.1} ms \
-         p99 {:.1} ms; bitswap {} blocks / {:.1} MiB; {} direct requests; {} DHT queries",
+         p99 {:.1} ms; bitswap {} blocks / {:.1} MiB; {} direct requests; {} DHT queries; {} connection ends opened, \
+         {} peers trimmed",
         s.network.gossip.published,
         s.network.gossip.delivery_ratio,
         s.network.gossip.redelivered,
@@ -40,7 +46,9 @@ pub fn text(s: &Summary) -> String {
         s.network.bitswap_blocks,
         s.network.bitswap_bytes as f64 / (1 << 20) as f64,
         s.network.direct_requests,
-        s.network.dht_queries
+        s.network.dht_queries,
+        s.network.connections_opened,
+        s.network.peers_trimmed
     );
     let _ = writeln!(
         t,

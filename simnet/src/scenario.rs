@@ -187,6 +187,10 @@ pub struct NetworkSummary {
     pub direct_requests: u64,
     /// DHT queries run (bootstraps, provider lookups and announcements).
     pub dht_queries: u64,
+    /// Connections established, counted on both ends (each connection twice).
+    pub connections_opened: u64,
+    /// Peers disconnected by the members' connection managers.
+    pub peers_trimmed: u64,
 }
 
 /// Everything a run measured.
@@ -198,6 +202,8 @@ pub struct Summary {
     pub outcome: Outcome,
     /// Wall time of the whole run, in seconds.
     pub wall_s: f64,
+    /// Where the wall time went.
+    pub phases: PhaseTimes,
     /// Submit → terminal latency percentiles (p50, p95, p99), in milliseconds.
     pub latency_ms: [f64; 3],
     /// Peak resident memory of the process, in MiB (Linux; 0 elsewhere).
@@ -210,6 +216,19 @@ pub struct Summary {
     pub settlement: SettlementSummary,
     /// Every job.
     pub jobs: Vec<JobRecord>,
+}
+
+/// Seconds spent in each phase of a run (they add up to about [`Summary::wall_s`]).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PhaseTimes {
+    /// Starting the nodes and the chain, connecting the mesh, the requesters' deposits.
+    pub start_s: f64,
+    /// Compiling the job mix, adding code and inputs, the reference runs.
+    pub plan_s: f64,
+    /// First submission to the last job's end (faults happen here).
+    pub jobs_s: f64,
+    /// Waiting for the last lotteries to be drawn and claimed.
+    pub settle_s: f64,
 }
 
 /// Longest job timeout and partition a scenario accepts.
@@ -394,16 +413,23 @@ pub async fn run(
         connections: ConnLimits::with_high(s.max_peers),
     };
     let mut cluster = Cluster::start_setup(&roles, setup).await?;
-    let mut deposits = U256::ZERO;
+    // The requesters' deposits, all in the same blocks.
+    let mut depositing = tokio::task::JoinSet::new();
     for m in &cluster.members[..s.requesters] {
-        let settler = m.settler.as_ref().expect("every member settles");
-        settler
-            .deposit(U256::from(DEPOSIT_WEI))
-            .await
+        let settler = m.settler.clone().expect("every member settles");
+        depositing.spawn(async move { settler.deposit(U256::from(DEPOSIT_WEI)).await });
+    }
+    let mut deposits = U256::ZERO;
+    while let Some(done) = depositing.join_next().await {
+        done.map_err(|e| ClusterError::Job(format!("deposit: {e}")))?
             .map_err(|e| ClusterError::Job(format!("deposit: {e}")))?;
         deposits += U256::from(DEPOSIT_WEI);
     }
 
+    let mut phases = PhaseTimes {
+        start_s: started.elapsed().as_secs_f64(),
+        ..PhaseTimes::default()
+    };
     // The job mix and each job's reference result (computed here once per distinct input).
     let mix = kinds();
     let weights: u32 = mix.iter().map(|(_, w)| w).sum();
@@ -508,6 +534,7 @@ pub async fn run(
 
     // Requesters submit in parallel (their markets are cheap clones); faults are applied meanwhile.
     let jobs_started = Instant::now();
+    phases.plan_s = started.elapsed().as_secs_f64() - phases.start_s;
     let total = s.jobs;
     let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut drivers = tokio::task::JoinSet::new();
@@ -609,6 +636,8 @@ pub async fn run(
     let records: Vec<JobRecord> = records.into_iter().map(|(_, r)| r).collect();
 
     // Let settlement finish: every requester's ledger moved into lotteries, every lottery drawn and settled.
+    phases.jobs_s = jobs_started.elapsed().as_secs_f64();
+    let settle_started = Instant::now();
     progress(Progress::Settling);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -633,6 +662,7 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
+    phases.settle_s = settle_started.elapsed().as_secs_f64();
     let outcome = outcome_of(&records, byzantine, crashing, slow);
     let network = network_of(&cluster, partition_healed_s);
     let settlement = settlement_of(&cluster, &chain, deposits, s.requesters);
@@ -643,6 +673,7 @@ pub async fn run(
         scenario: s.clone(),
         outcome,
         wall_s: started.elapsed().as_secs_f64(),
+        phases,
         latency_ms: p50_p95_p99(&latencies),
         peak_rss_mib: peak_rss_mib(),
         faults,
@@ -845,12 +876,15 @@ async fn reconnected(nodes: Vec<Node>) -> Option<Duration> {
 fn network_of(cluster: &Cluster, partition_healed_s: Option<f64>) -> NetworkSummary {
     use std::sync::atomic::Ordering::Relaxed;
     let (mut bytes, mut blocks, mut direct, mut dht) = (0, 0, 0, 0);
+    let (mut opened, mut trimmed) = (0, 0);
     for m in &cluster.members {
         let st = m.node.stats();
         bytes += st.bitswap_bytes.load(Relaxed);
         blocks += st.bitswap_blocks.load(Relaxed);
         direct += st.direct_sent.load(Relaxed);
         dht += st.dht_queries.load(Relaxed);
+        opened += st.connections_opened.load(Relaxed);
+        trimmed += st.peers_trimmed.load(Relaxed);
     }
     NetworkSummary {
         gossip: cluster.gossip_trace().report(),
@@ -859,6 +893,8 @@ fn network_of(cluster: &Cluster, partition_healed_s: Option<f64>) -> NetworkSumm
         bitswap_blocks: blocks,
         direct_requests: direct,
         dht_queries: dht,
+        connections_opened: opened,
+        peers_trimmed: trimmed,
     }
 }
 

@@ -71,6 +71,7 @@ fn gateway_metrics_and_bad_input() {
         "jobmesh_peers_banned_total 0",
         "jobmesh_peers_trimmed_total 0",
         "jobmesh_dht_queries_total",
+        "jobmesh_connections_opened_total",
         "jobmesh_exec_fuel",
     ] {
         assert!(text.contains(metric), "{metric} missing from:\n{text}");

@@ -28,7 +28,9 @@ pub struct Candidate {
 /// A majority of the slots (`slots / 2 + 1`) goes to the best record: highest reputation, then lowest price, then a
 /// tiebreak drawn from `seed`. The remaining minority is drawn at random (from `seed`) among the other
 /// candidates, so new workers earn a record — but a crowd of fresh identities can never fill a majority while
-/// enough workers with a record are offering.
+/// enough workers with a record are offering. The draw takes candidates without a bad record (reputation ≥ 0)
+/// first: a worker that missed its deadlines is explored again only when nobody else is offering (a silent
+/// identity that accepts work and never answers otherwise cost a commitment timeout in every job that drew it).
 pub fn select_workers(
     candidates: &[Candidate],
     exclude: &HashSet<PeerId>,
@@ -57,7 +59,7 @@ pub fn select_workers(
     let by_record = (slots / 2 + 1).min(slots).min(pool.len());
     let mut chosen: Vec<PeerId> = pool[..by_record].iter().map(|c| c.peer).collect();
     let mut rest: Vec<&Candidate> = pool[by_record..].to_vec();
-    rest.sort_by_key(|c| tiebreak(&c.peer));
+    rest.sort_by_key(|c| (c.reputation < 0, tiebreak(&c.peer)));
     chosen.extend(rest.iter().take(slots - by_record).map(|c| c.peer));
     chosen
 }
@@ -218,6 +220,41 @@ mod tests {
             select_workers(&c[..3], &HashSet::new(), 5, &[0; 32]).len(),
             2
         );
+    }
+
+    #[test]
+    fn exploration_skips_workers_with_a_bad_record_while_others_offer() {
+        let p = peers(8);
+        let mut c: Vec<Candidate> = p
+            .iter()
+            .map(|x| Candidate {
+                peer: *x,
+                price_wei_per_mfuel: 1,
+                reputation: 0,
+            })
+            .collect();
+        // Two proven workers take the majority; two timed out (TIMEOUT_FLOOR-like scores), four are new.
+        c[0].reputation = 3;
+        c[1].reputation = 2;
+        c[2].reputation = -2;
+        c[3].reputation = -8;
+        let late = [p[2], p[3]];
+        let mut explored = HashSet::new();
+        for seed in 0..200u8 {
+            let chosen = select_workers(&c, &HashSet::new(), 3, &[seed; 32]);
+            assert_eq!(&chosen[..2], &[p[0], p[1]]);
+            assert!(
+                !late.contains(&chosen[2]),
+                "seed {seed}: explored a late worker"
+            );
+            explored.insert(chosen[2]);
+        }
+        // Every new worker is explored by some seed.
+        assert_eq!(explored, p[4..].iter().copied().collect());
+        // With only late workers left to explore, they are still used.
+        let chosen = select_workers(&c[..4], &HashSet::new(), 3, &[7; 32]);
+        assert_eq!(chosen.len(), 3);
+        assert!(late.contains(&chosen[2]));
     }
 
     #[test]
