@@ -205,9 +205,11 @@ pub struct JobAnnouncement {
 /// [`JobAnnouncement::offer_share_ppm`] asking every worker.
 pub const EVERY_WORKER_PPM: u32 = 1_000_000;
 
-/// Offers a requester asks for per replica when it samples workers (enough to fill every slot, replace the
-/// busy and the late, and run a second round after a vote without a majority).
-pub const SAMPLED_OFFERS_PER_REPLICA: u64 = 6;
+/// Offers a requester asks for per replica when it samples workers: enough to fill every slot, replace the
+/// busy and the late, and run a second round after a vote without a majority (a job short of workers is
+/// announced again, asking twice as many). Each offer is a request to the requester: with 6 per replica, offers
+/// were more than half of a simulated mesh's market requests.
+pub const SAMPLED_OFFERS_PER_REPLICA: u64 = 4;
 
 fn every_worker() -> u32 {
     EVERY_WORKER_PPM
@@ -570,12 +572,12 @@ mod tests {
     fn the_offer_share_grows_with_replicas_and_announcements_and_shrinks_with_the_mesh() {
         // Few known workers: everyone.
         assert_eq!(offer_share_ppm(3, 0, 0), EVERY_WORKER_PPM);
-        assert_eq!(offer_share_ppm(3, 18, 0), EVERY_WORKER_PPM);
-        // 6 offers per replica expected: 18 of 180 workers.
-        assert_eq!(offer_share_ppm(3, 180, 0), 100_000);
-        assert_eq!(offer_share_ppm(3, 180, 1), 200_000);
-        assert_eq!(offer_share_ppm(3, 1_800, 0), 10_000);
-        assert_eq!(offer_share_ppm(1, 180, 0), 33_333);
+        assert_eq!(offer_share_ppm(3, 12, 0), EVERY_WORKER_PPM);
+        // 4 offers per replica expected: 12 of 180 workers.
+        assert_eq!(offer_share_ppm(3, 180, 0), 66_666);
+        assert_eq!(offer_share_ppm(3, 180, 1), 133_333);
+        assert_eq!(offer_share_ppm(3, 1_800, 0), 6_666);
+        assert_eq!(offer_share_ppm(1, 180, 0), 22_222);
         // Enough re-announcements reach everyone; absurd counts do not overflow.
         assert_eq!(offer_share_ppm(3, 180, 4), EVERY_WORKER_PPM);
         assert_eq!(offer_share_ppm(255, usize::MAX, u32::MAX), 1);

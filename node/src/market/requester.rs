@@ -649,11 +649,11 @@ impl RequesterJob {
         Some(t)
     }
 
-    /// The commitment deadline given to a worker assigned at `now_ms`: half the time left, at least the answer
-    /// timeout, so a replacement still has time to run.
+    /// The commitment deadline given to a worker assigned at `now_ms`: a quarter of the time left, at least the
+    /// answer timeout, so replacements still have time to run.
     fn commit_by(&self, now_ms: u64) -> u64 {
         let left = self.deadline_ms.saturating_sub(now_ms);
-        (now_ms + (left / 2).max(ANSWER_TIMEOUT_MS)).min(self.deadline_ms)
+        (now_ms + (left / 4).max(ANSWER_TIMEOUT_MS)).min(self.deadline_ms)
     }
 
     /// The commitment deadline recorded for a slot (from when it was assigned).
@@ -1113,7 +1113,10 @@ mod tests {
         let filled = job.on_offer(second + 10, w[1], 500, 0);
         assert_eq!(assigned(&filled), vec![w[1]]);
         job.on_answer(second + 10, w[1], Answer::Accepted);
-        assert_eq!(reannounces(&job.on_tick(second + REANNOUNCE_MAX_MS)), 0);
+        // When the third announcement would have been due (and before the first worker's commitment is).
+        let third = second + 4 * REANNOUNCE_FIRST_MS;
+        assert!(third < job.slot_commit_by(0));
+        assert_eq!(reannounces(&job.on_tick(third)), 0);
         assert_eq!(job.reannounced, 2);
     }
 

@@ -192,17 +192,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn selection_skips_excluded_and_disreputable_and_is_seeded() {
-        let p = peers(6);
-        let mut c: Vec<Candidate> = p
+    /// One offer from each of `peers` at price 1, none with a record yet.
+    fn new_candidates(peers: &[PeerId]) -> Vec<Candidate> {
+        peers
             .iter()
             .map(|x| Candidate {
                 peer: *x,
                 price_wei_per_mfuel: 1,
                 reputation: 0,
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn selection_skips_excluded_and_disreputable_and_is_seeded() {
+        let p = peers(6);
+        let mut c = new_candidates(&p);
         c[0].reputation = MIN_REPUTATION - 1;
         let exclude: HashSet<PeerId> = [p[1]].into();
         for seed in 0..50u8 {
@@ -225,14 +230,7 @@ mod tests {
     #[test]
     fn exploration_skips_workers_with_a_bad_record_while_others_offer() {
         let p = peers(8);
-        let mut c: Vec<Candidate> = p
-            .iter()
-            .map(|x| Candidate {
-                peer: *x,
-                price_wei_per_mfuel: 1,
-                reputation: 0,
-            })
-            .collect();
+        let mut c = new_candidates(&p);
         // Two proven workers take the majority; two timed out (TIMEOUT_FLOOR-like scores), four are new.
         c[0].reputation = 3;
         c[1].reputation = 2;
