@@ -177,7 +177,7 @@ struct MemberEnv {
 
 impl Cluster {
     /// Starts one member per entry of `roles` (`None`: submits jobs only; `Some(policy)`: also a worker) and
-    /// waits until every member is connected to member 0. All members share one executor (its compiled
+    /// waits until their connections form one connected graph. All members share one executor (its compiled
     /// plugin), which saves seconds per member and changes nothing in what they compute.
     pub async fn start(
         roles: &[Option<WorkerPolicy>],
@@ -230,7 +230,13 @@ impl Cluster {
         let started = tokio::time::Instant::now();
         // Member 0 first: the others bootstrap to it. Then the others a batch at a time (opening stores and
         // starting swarms overlap; a whole hundred at once would all dial member 0 in the same instant).
-        let first = new_member(roles[0].clone(), &[], &env)
+        let Some((first_role, others)) = roles.split_first() else {
+            return Err(ClusterError::Start {
+                index: 0,
+                what: "a cluster needs at least one member".into(),
+            });
+        };
+        let first = new_member(first_role.clone(), &[], &env)
             .await
             .map_err(|what| ClusterError::Start { index: 0, what })?;
         let bootstrap = first
@@ -242,7 +248,7 @@ impl Cluster {
                 what: e.to_string(),
             })?;
         let mut members = vec![first];
-        for batch in roles[1..].chunks(START_BATCH) {
+        for batch in others.chunks(START_BATCH) {
             let mut starting = tokio::task::JoinSet::new();
             for (offset, role) in batch.iter().enumerate() {
                 let index = members.len() + offset;
