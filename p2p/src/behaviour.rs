@@ -47,8 +47,8 @@ impl Behaviour {
             .set_query_timeout(Duration::from_secs(30))
             .set_provider_publication_interval(Some(cfg.reprovide_interval))
             .set_provider_record_ttl(Some(cfg.reprovide_interval * 2))
-            // We bootstrap ourselves when a bootstrap peer connects (and then every few minutes), so a lone
-            // node does not warn about having nobody to ask.
+            // We look ourselves up when a bootstrap peer connects and run a full bootstrap every few minutes
+            // (`node.rs`), so a lone node does not warn about having nobody to ask.
             .set_periodic_bootstrap_interval(None)
             // Nor after each of the first 20 peers it meets (kad's default, ours through the vendored patch,
             // p2p/vendor/README.md): together with ours that walked the DHT twice per new node, and each walk

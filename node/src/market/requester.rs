@@ -1115,6 +1115,7 @@ mod tests {
         job.on_answer(second + 10, w[1], Answer::Accepted);
         // When the third announcement would have been due (and before the first worker's commitment is).
         let third = second + 4 * REANNOUNCE_FIRST_MS;
+        assert_eq!(job.slots[&0].worker, w[0]);
         assert!(third < job.slot_commit_by(0));
         assert_eq!(reannounces(&job.on_tick(third)), 0);
         assert_eq!(job.reannounced, 2);
