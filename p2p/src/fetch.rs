@@ -2,10 +2,12 @@
 //! providers on the DHT when connected peers do not have the blocks.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use jobmesh_store::Cid;
+use tokio::sync::Notify;
 use tracing::debug;
 
 use crate::{Error, Node, PeerId};
@@ -38,11 +40,12 @@ impl Node {
 
     /// Like [`Node::fetch_dag`], from peers known to hold the DAG (a job's requester, the workers that
     /// revealed an output, a lottery's payer): they are dialed if not connected (and kept by the connection
-    /// manager while the fetch runs), and the DHT is asked for other providers only if they have not
-    /// delivered within [`HOLDER_GRACE`] *and* none of them is connected any more — a holder that is
-    /// connected but slow is still the best source, and a lookup walks the DHT and dials the peers it meets,
-    /// which costs more than the small DAGs of a job (at 100 simulated nodes, lookups behind busy holders
-    /// were most of the DHT traffic).
+    /// manager while the fetch runs) and asked for the blocks directly (bitswap want-block, no other peer
+    /// asked: a broadcast want costs every connected peer a stream, an answer and a cancel). If they have not
+    /// delivered within [`HOLDER_GRACE`], every connected peer is asked too, and the DHT for other providers
+    /// if none of the holders is connected any more — a holder that is connected but slow is still the best
+    /// source, and a lookup walks the DHT and dials the peers it meets, which costs more than the small DAGs
+    /// of a job (at 100 simulated nodes, lookups behind busy holders were most of the DHT traffic).
     pub async fn fetch_dag_from(
         &self,
         root: Cid,
@@ -66,6 +69,10 @@ impl Node {
         let mut in_flight = FuturesUnordered::new();
         let mut reqs: HashMap<u64, Cid> = HashMap::new();
         let mut lookup: Option<AbortOnDrop> = None;
+        // Blocks are asked of the holders alone until they have had `lookup_delay` to deliver (see
+        // `spawn_provider_lookup`); from then on, of every connected peer, as plain bitswap does.
+        let mut ask: Vec<PeerId> = holders.to_vec();
+        let widen = Arc::new(Notify::new());
 
         let result = loop {
             // Fill the window; local blocks are walked at once.
@@ -78,9 +85,10 @@ impl Node {
                     None => {
                         let req = self.next_req();
                         reqs.insert(req, cid);
-                        let node = self.clone();
-                        in_flight
-                            .push(async move { (req, cid, node.get_block_req(req, cid).await) });
+                        let (node, from) = (self.clone(), ask.clone());
+                        in_flight.push(async move {
+                            (req, cid, node.get_block_req(req, cid, from).await)
+                        });
                     }
                 }
             }
@@ -93,12 +101,24 @@ impl Node {
                     root,
                     lookup_delay,
                     holders.to_vec(),
+                    widen.clone(),
                 )));
             }
             if in_flight.is_empty() {
                 continue;
             }
-            match tokio::time::timeout_at(deadline, in_flight.next()).await {
+            let next = tokio::select! {
+                next = tokio::time::timeout_at(deadline, in_flight.next()) => next,
+                () = widen.notified(), if !ask.is_empty() => {
+                    debug!(%root, "holders did not deliver: asking every connected peer");
+                    ask.clear();
+                    for req in reqs.keys() {
+                        self.widen_get(*req);
+                    }
+                    continue;
+                }
+            };
+            match next {
                 Ok(Some((req, cid, res))) => {
                     reqs.remove(&req);
                     match res {
@@ -160,16 +180,20 @@ impl Node {
 
     /// Looks up providers of `root` after a short delay and then every few seconds, dialing the ones
     /// found (the swarm does that when they turn up), until aborted. Rounds in which one of `holders` is
-    /// connected are skipped.
+    /// connected are skipped. Before the first round it notifies `widen`: the fetch then asks every connected
+    /// peer (providers found included), not only the holders.
     fn spawn_provider_lookup(
         &self,
         root: Cid,
         delay: Duration,
         holders: Vec<PeerId>,
+        widen: Arc<Notify>,
     ) -> tokio::task::JoinHandle<()> {
         let node = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
+            // Holders that have not delivered by now may not have every block (or be gone): ask everyone.
+            widen.notify_one();
             loop {
                 let holder_connected =
                     !holders.is_empty() && node.any_connected(&holders).await.unwrap_or(false);

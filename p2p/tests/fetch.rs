@@ -221,3 +221,60 @@ async fn a_fetch_from_a_connected_holder_does_not_walk_the_dht_and_one_whose_hol
         "no provider lookup after the holder left"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_from_named_holders_asks_only_them_until_the_holder_grace_is_over() {
+    init_tracing();
+    let fetcher = start(&[]).await;
+    let holder = start(std::slice::from_ref(&fetcher.addr)).await;
+    let bystander = start(std::slice::from_ref(&fetcher.addr)).await;
+    let connected = [holder.node.peer_id(), bystander.node.peer_id()];
+    assert!(
+        eventually(10, async || {
+            let peers = fetcher.node.peers().await.unwrap();
+            connected
+                .iter()
+                .all(|c| peers.iter().any(|p| p.peer_id == *c))
+        })
+        .await,
+        "holder and bystander never connected"
+    );
+    let timeout = Duration::from_secs(20);
+
+    // From the holder that has it: at once, and nobody else was needed.
+    let with_holder = add(holder.node.store(), &bytes(40_000, 7));
+    let stats = fetcher
+        .node
+        .fetch_dag_from(with_holder, &[holder.node.peer_id()], timeout)
+        .await
+        .unwrap();
+    assert!(
+        stats.elapsed < jobmesh_p2p::HOLDER_GRACE,
+        "took {:?}",
+        stats.elapsed
+    );
+
+    // Named a holder that does not have it, while a connected bystander does: the bystander is not asked
+    // until the holder grace is over (plain bitswap would have asked it at once), then it delivers.
+    let only_bystander = add(bystander.node.store(), &bytes(40_000, 8));
+    let stats = fetcher
+        .node
+        .fetch_dag_from(only_bystander, &[holder.node.peer_id()], timeout)
+        .await
+        .unwrap();
+    assert_eq!(stats.fetched, 1);
+    assert!(
+        stats.elapsed >= jobmesh_p2p::HOLDER_GRACE,
+        "the bystander was asked before the grace was over: {:?}",
+        stats.elapsed
+    );
+
+    // Without holders every connected peer is asked at once.
+    let again = add(bystander.node.store(), &bytes(40_000, 9));
+    let stats = fetcher.node.fetch_dag(again, timeout).await.unwrap();
+    assert!(
+        stats.elapsed < jobmesh_p2p::HOLDER_GRACE,
+        "took {:?}",
+        stats.elapsed
+    );
+}

@@ -12,7 +12,7 @@ use jobmesh_contracts::DeployParams;
 use jobmesh_exec::{Executor, JobCode, Plugin};
 use jobmesh_node::launch::{launch, Launched};
 use jobmesh_node::market::db::MarketDb;
-use jobmesh_node::market::messages::{CodeKind, JobLimits};
+use jobmesh_node::market::messages::{CodeKind, JobLimits, JOBS_TOPIC};
 use jobmesh_node::market::{JobRequest, Market, MarketConfig, WorkerPolicy};
 use jobmesh_node::settlement::{Chain, Settler, SettlerConfig};
 use jobmesh_p2p::{identity::Keypair, Config, ConnLimits, GossipTrace, Node, PeerId, Transport};
@@ -310,8 +310,11 @@ impl Cluster {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        // Let gossipsub exchange subscriptions with it.
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        meshes_grafted(
+            &[self.members[index].node.clone()],
+            Duration::from_millis(1500),
+        )
+        .await;
         Ok(&self.members[index])
     }
 
@@ -434,8 +437,7 @@ impl Cluster {
         let nodes: Vec<Node> = self.members.iter().map(|m| m.node.clone()).collect();
         loop {
             if one_component(&nodes).await {
-                // Let gossipsub exchange subscriptions and graft its mesh.
-                tokio::time::sleep(Duration::from_millis(1500)).await;
+                meshes_grafted(&nodes, Duration::from_millis(1500)).await;
                 return Ok(());
             }
             if tokio::time::Instant::now() > deadline {
@@ -561,6 +563,26 @@ fn rand_port() -> u64 {
 }
 
 /// Whether the running nodes among `nodes` are one connected component of the connection graph.
+/// Waits (at most `limit`) until every node's gossipsub mesh of the jobs topic holds a peer: subscriptions
+/// were exchanged and a heartbeat grafted, so the first announcements travel the mesh rather than gossip.
+async fn meshes_grafted(nodes: &[Node], limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut waiting: Vec<&Node> = nodes.iter().collect();
+    while !waiting.is_empty() && tokio::time::Instant::now() < deadline {
+        let mut still = Vec::new();
+        for n in waiting {
+            if n.mesh_peers(JOBS_TOPIC).await.unwrap_or(0) == 0 {
+                still.push(n);
+            }
+        }
+        waiting = still;
+        if !waiting.is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    debug!(ungrafted = waiting.len(), "gossip meshes");
+}
+
 pub(crate) async fn one_component(nodes: &[Node]) -> bool {
     let mut links: HashMap<PeerId, Vec<PeerId>> = HashMap::new();
     for n in nodes {

@@ -19,6 +19,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
+use tracing::debug;
 
 use crate::{Cluster, ClusterError, ClusterSetup, SimChain};
 
@@ -639,6 +640,18 @@ pub async fn run(
     phases.jobs_s = jobs_started.elapsed().as_secs_f64();
     let settle_started = Instant::now();
     progress(Progress::Settling);
+    // What is still owed goes into lotteries at once rather than at each requester's next period.
+    let mut flushing = tokio::task::JoinSet::new();
+    for m in cluster.members.iter().filter(|m| m.worker.is_none()) {
+        if let Some(settler) = m.settler.clone() {
+            flushing.spawn(async move { settler.settle_now().await });
+        }
+    }
+    while let Some(flushed) = flushing.join_next().await {
+        if let Ok(Err(e)) = flushed {
+            debug!(error = %e, "settling what is owed failed; the periodic rounds retry");
+        }
+    }
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let mut busy = false;

@@ -245,6 +245,13 @@ impl Settler {
         Ok(records)
     }
 
+    /// Builds a lottery over everything owed now, without waiting for the period or the threshold (before a
+    /// node stops, or at the end of a simulation), as one settlement round.
+    pub async fn settle_now(&self) -> Result<(), SettlerError> {
+        self.inner.last_built_ms.store(0, Ordering::Relaxed);
+        self.round().await
+    }
+
     /// Deposits `amount` wei into this node's settlement account.
     pub async fn deposit(&self, amount: U256) -> Result<AccountState, SettlerError> {
         let chain = &self.inner.chain;

@@ -27,7 +27,7 @@ use crate::message::Codec;
 use crate::proto::message::mod_Message::{BlockPresenceType, Wantlist as ProtoWantlist};
 use crate::proto::message::Message;
 use crate::utils::{box_future, convert_cid, stream_protocol, BoxFuture};
-use crate::wantlist::{Wantlist, WantlistState};
+use crate::wantlist::{Reach, Wantlist, WantlistState};
 use crate::{ConnHandlerEvent, StreamRequester};
 use crate::{Error, Event, Result, ToBehaviourEvent, ToHandlerEvent};
 
@@ -59,7 +59,8 @@ enum TaskResult<const S: usize> {
         Result<Option<Vec<u8>>, blockstore::Error>,
     ),
     Set(Result<Vec<(CidGeneric<S>, Vec<u8>)>, blockstore::Error>),
-    Cancelled,
+    /// jobmesh patch: carries the CID, so a cancelled want's holders are forgotten.
+    Cancelled(CidGeneric<S>),
 }
 
 #[derive(Debug)]
@@ -78,6 +79,9 @@ where
     next_query_id: u64,
     send_full_timer: Delay,
     new_blocks: Vec<(CidGeneric<S>, Vec<u8>)>,
+    /// jobmesh patch: wanted CIDs asked only of these peers (their named holders); a CID not in this map is
+    /// asked of every connected peer, as in upstream.
+    holders: FnvHashMap<CidGeneric<S>, FnvHashSet<PeerId>>,
 }
 
 #[derive(Debug)]
@@ -97,6 +101,10 @@ struct PeerState<const S: usize> {
     sending_state: SendingState,
     wantlist: WantlistState<S>,
     send_full: bool,
+    /// jobmesh patch: whether the peer may hold wants of ours (a wantlist with entries was sent since the
+    /// last empty full one). An empty full wantlist to a peer that holds none tells it nothing: upstream sent
+    /// one on every new connection and to every peer every 30 s.
+    wants_sent: bool,
 }
 
 /// Sending state of the `ClientConnectionHandler`.
@@ -149,6 +157,7 @@ where
             next_query_id: 0,
             send_full_timer: Delay::new(SEND_FULL_INTERVAL),
             new_blocks: Vec::new(),
+            holders: FnvHashMap::default(),
         }
     }
 
@@ -162,6 +171,7 @@ where
             sending_state: SendingState::Ready,
             wantlist: WantlistState::new(),
             send_full: true,
+            wants_sent: false,
         });
 
         peer.established_connections.insert(connection_id);
@@ -209,7 +219,7 @@ where
             match Abortable::new(store.get(&cid), reg).await {
                 // ..And continue the procedure in `poll`. Missing CID will be handled there.
                 Ok(res) => TaskResult::Get(query_id, cid, res),
-                Err(_) => TaskResult::Cancelled,
+                Err(_) => TaskResult::Cancelled(cid),
             }
         }));
 
@@ -230,12 +240,36 @@ where
     }
 
     pub(crate) fn get<const CS: usize>(&mut self, cid: &CidGeneric<CS>) -> QueryId {
+        self.get_from(cid, None)
+    }
+
+    /// jobmesh patch: `get`, asking only `holders` when given (and any peer named later by another
+    /// `get_from`) — want-block at once, nothing sent to other peers — until [`Self::want_from_anyone`] or a
+    /// plain `get` of the same CID widens it to every peer. A CID already wanted from every peer stays so.
+    pub(crate) fn get_from<const CS: usize>(
+        &mut self,
+        cid: &CidGeneric<CS>,
+        holders: Option<&[PeerId]>,
+    ) -> QueryId {
         let query_id = self.next_query_id();
 
         match convert_cid(cid) {
             // Schedule an asynchronous get from the blockstore. The result will be provided
             // from `poll` and if CID is missing `poll` will query the network.
-            Some(cid) => self.schedule_store_get(query_id, cid),
+            Some(cid) => {
+                match holders {
+                    None => self.want_from_anyone_inner(&cid),
+                    Some(peers) => {
+                        let from_anyone = self.cid_to_queries.contains_key(&cid)
+                            && !self.holders.contains_key(&cid);
+                        if !from_anyone {
+                            self.holders.entry(cid).or_default().extend(peers);
+                            self.wantlist.touch();
+                        }
+                    }
+                }
+                self.schedule_store_get(query_id, cid)
+            }
             // If CID conversion fails, an event with the error will be given to
             // the requestor on the next `poll`.
             None => {
@@ -248,6 +282,26 @@ where
         }
 
         query_id
+    }
+
+    /// jobmesh patch: asks every connected peer for `cid` from now on (its named holders did not deliver).
+    pub(crate) fn want_from_anyone<const CS: usize>(&mut self, cid: &CidGeneric<CS>) {
+        if let Some(cid) = convert_cid(cid) {
+            self.want_from_anyone_inner(&cid);
+        }
+    }
+
+    fn want_from_anyone_inner(&mut self, cid: &CidGeneric<S>) {
+        if self.holders.remove(cid).is_some() {
+            self.wantlist.touch();
+        }
+    }
+
+    /// jobmesh patch: drops a CID's named holders once nothing wants it any more.
+    fn forget_holders_if_unwanted(&mut self, cid: &CidGeneric<S>) {
+        if !self.cid_to_queries.contains_key(cid) {
+            self.holders.remove(cid);
+        }
     }
 
     pub(crate) fn cancel(&mut self, query_id: QueryId) {
@@ -266,6 +320,7 @@ where
                     let cid = cid.to_owned();
                     self.cid_to_queries.remove(&cid);
                     self.wantlist.remove(&cid);
+                    self.holders.remove(&cid);
                 }
 
                 break;
@@ -297,6 +352,7 @@ where
             }
 
             peer_state.wantlist.got_block(&cid);
+            self.holders.remove(&cid);
             new_blocks.push((cid, block.clone()));
 
             // Inform the upper layer for the result
@@ -368,22 +424,35 @@ where
                 continue;
             };
 
+            let holders = &self.holders;
+            let reach = |cid: &CidGeneric<S>| match holders.get(cid) {
+                None => Reach::WantHave,
+                Some(named) if named.contains(peer) => Reach::WantBlock,
+                Some(_) => Reach::Skip,
+            };
             let wantlist = if state.send_full {
-                state.wantlist.generate_proto_full(&self.wantlist)
+                state.wantlist.generate_proto_full(&self.wantlist, reach)
             } else {
                 // NOTE: `generate_proto_update` alters the internal state of `WantlistState`
                 // each time it is called. So after calling it, any error should be recovered
                 // with `send_full`, even if the error happens before any byte leaves the wire.
-                state.wantlist.generate_proto_update(&self.wantlist)
+                state.wantlist.generate_proto_update(&self.wantlist, reach)
             };
 
             // Allow empty entries to be sent when send_full flag is set.
             if state.send_full {
                 // Reset flag
                 state.send_full = false;
+                if wantlist.entries.is_empty() && !state.wants_sent {
+                    // jobmesh patch: nothing to tell a peer that holds no wants of ours.
+                    continue;
+                }
+                state.wants_sent = !wantlist.entries.is_empty();
             } else if wantlist.entries.is_empty() {
                 // No updates to be sent for this peer
                 continue;
+            } else {
+                state.wants_sent = true;
             }
 
             self.queue.push_back(ToSwarm::NotifyHandler {
@@ -425,7 +494,8 @@ where
             if let Poll::Ready(Some(task_result)) = self.tasks.poll_next_unpin(cx) {
                 match task_result {
                     // Blockstore already has the data so return them to the user
-                    TaskResult::Get(query_id, _, Ok(Some(data))) => {
+                    TaskResult::Get(query_id, cid, Ok(Some(data))) => {
+                        self.forget_holders_if_unwanted(&cid);
                         return Poll::Ready(ToSwarm::GenerateEvent(Event::GetQueryResponse {
                             query_id,
                             data: data.clone(),
@@ -441,7 +511,8 @@ where
                     }
 
                     // Blockstore error
-                    TaskResult::Get(query_id, _, Err(e)) => {
+                    TaskResult::Get(query_id, cid, Err(e)) => {
+                        self.forget_holders_if_unwanted(&cid);
                         return Poll::Ready(ToSwarm::GenerateEvent(Event::GetQueryError {
                             query_id,
                             error: e.into(),
@@ -456,7 +527,7 @@ where
                     TaskResult::Set(Err(_e)) => {}
 
                     // Nothing to do
-                    TaskResult::Cancelled => {}
+                    TaskResult::Cancelled(cid) => self.forget_holders_if_unwanted(&cid),
                 }
 
                 // If we didn't return an event, we need to retry the whole loop

@@ -170,6 +170,20 @@ where
         self.client.get(cid)
     }
 
+    /// Like [`Behaviour::get`], but the want goes only to `holders` (peers known to have the block: dialed
+    /// by the caller, or asked as soon as they connect), as want-block at once; other connected peers are
+    /// not asked until [`Behaviour::want_from_anyone`]. Upstream's `get` asks every connected peer, and each
+    /// of them answers: with many connections that is most of a node's streams. (jobmesh patch.)
+    pub fn get_from<const S: usize>(&mut self, cid: &CidGeneric<S>, holders: &[PeerId]) -> QueryId {
+        self.client.get_from(cid, Some(holders))
+    }
+
+    /// Asks every connected peer for `cid` from now on, for wants started with [`Behaviour::get_from`]
+    /// whose holders did not deliver. (jobmesh patch.)
+    pub fn want_from_anyone<const S: usize>(&mut self, cid: &CidGeneric<S>) {
+        self.client.want_from_anyone(cid)
+    }
+
     /// Cancel an ongoing query.
     pub fn cancel(&mut self, query_id: QueryId) {
         self.client.cancel(query_id)

@@ -31,12 +31,38 @@ impl<const S: usize> Wantlist<S> {
         }
     }
 
+    /// Makes every peer's state recompute what to send (jobmesh patch: a want's holders changed).
+    pub(crate) fn touch(&mut self) {
+        self.revision += 1;
+    }
+
     pub(crate) fn remove(&mut self, cid: &CidGeneric<S>) -> bool {
         if self.cids.remove(cid) {
             self.revision += 1;
             true
         } else {
             false
+        }
+    }
+}
+
+/// Whether and how a wanted CID is asked of one peer (jobmesh patch: wants may name their holders).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reach {
+    /// Not asked of this peer: the want names other holders.
+    Skip,
+    /// Asked as want-have (a broadcast want: who has it?).
+    WantHave,
+    /// Asked as want-block at once: this peer is a named holder, so the have/don't-have round trip is skipped.
+    WantBlock,
+}
+
+impl Reach {
+    fn first_request(self) -> Option<WantReqState> {
+        match self {
+            Reach::Skip => None,
+            Reach::WantHave => Some(WantReqState::SentWantHave),
+            Reach::WantBlock => Some(WantReqState::SentWantBlock),
         }
     }
 }
@@ -89,15 +115,21 @@ impl<const S: usize> WantlistState<S> {
             .and_modify(|state| *state = WantReqState::GotBlock);
     }
 
-    pub(crate) fn generate_proto_full(&mut self, wantlist: &Wantlist<S>) -> ProtoWantlist {
+    /// The whole wantlist for this peer. `reach` says how each CID is asked of it (jobmesh patch: every CID
+    /// was asked as want-have of every peer).
+    pub(crate) fn generate_proto_full(
+        &mut self,
+        wantlist: &Wantlist<S>,
+        reach: impl Fn(&CidGeneric<S>) -> Reach,
+    ) -> ProtoWantlist {
         // Remove canceled requests or received blocks
         self.req_state.retain(|cid, _| wantlist.cids.contains(cid));
 
         // Add new entries
         for cid in &wantlist.cids {
-            self.req_state
-                .entry(cid.to_owned())
-                .or_insert(WantReqState::SentWantHave);
+            if let Some(first) = reach(cid).first_request() {
+                self.req_state.entry(cid.to_owned()).or_insert(first);
+            }
         }
 
         let mut entries = Vec::new();
@@ -129,7 +161,12 @@ impl<const S: usize> WantlistState<S> {
         }
     }
 
-    pub(crate) fn generate_proto_update(&mut self, wantlist: &Wantlist<S>) -> ProtoWantlist {
+    /// What changed for this peer since the last call. `reach` as for [`Self::generate_proto_full`].
+    pub(crate) fn generate_proto_update(
+        &mut self,
+        wantlist: &Wantlist<S>,
+        reach: impl Fn(&CidGeneric<S>) -> Reach,
+    ) -> ProtoWantlist {
         if self.is_updated(wantlist) {
             return ProtoWantlist::default();
         }
@@ -185,9 +222,17 @@ impl<const S: usize> WantlistState<S> {
 
         // Add new entries
         for cid in &wantlist.cids {
+            let Some(first) = reach(cid).first_request() else {
+                continue;
+            };
             if let hash_map::Entry::Vacant(state_entry) = self.req_state.entry(cid.to_owned()) {
-                entries.push(new_want_have_entry(cid, wantlist.set_send_dont_have));
-                state_entry.insert(WantReqState::SentWantHave);
+                entries.push(match first {
+                    WantReqState::SentWantBlock => {
+                        new_want_block_entry(cid, wantlist.set_send_dont_have)
+                    }
+                    _ => new_want_have_entry(cid, wantlist.set_send_dont_have),
+                });
+                state_entry.insert(first);
             }
         }
 
@@ -214,7 +259,7 @@ mod tests {
 
         assert!(state.is_updated(&wantlist));
         assert_eq!(
-            state.generate_proto_update(&wantlist),
+            state.generate_proto_update(&wantlist, |_| Reach::WantHave),
             ProtoWantlist::default()
         );
 
@@ -223,7 +268,7 @@ mod tests {
         assert!(!state.is_updated(&wantlist));
 
         assert_eq!(
-            state.generate_proto_update(&wantlist),
+            state.generate_proto_update(&wantlist, |_| Reach::WantHave),
             ProtoWantlist {
                 entries: vec![Entry {
                     block: cid.to_bytes(),
@@ -250,7 +295,7 @@ mod tests {
         wantlist.insert(cid2);
 
         assert_eq!(
-            state.generate_proto_update(&wantlist),
+            state.generate_proto_update(&wantlist, |_| Reach::WantHave),
             ProtoWantlist {
                 entries: vec![
                     Entry {
@@ -277,7 +322,7 @@ mod tests {
         assert!(!state.is_updated(&wantlist));
 
         assert_eq!(
-            state.generate_proto_update(&wantlist),
+            state.generate_proto_update(&wantlist, |_| Reach::WantHave),
             ProtoWantlist {
                 entries: vec![Entry {
                     block: cid1.to_bytes(),
@@ -292,7 +337,7 @@ mod tests {
         assert!(state.is_updated(&wantlist));
 
         assert_eq!(
-            state.generate_proto_full(&wantlist),
+            state.generate_proto_full(&wantlist, |_| Reach::WantHave),
             ProtoWantlist {
                 entries: vec![
                     Entry {
@@ -327,7 +372,7 @@ mod tests {
         wantlist.insert(cid2);
 
         assert_eq!(
-            state.generate_proto_update(&wantlist),
+            state.generate_proto_update(&wantlist, |_| Reach::WantHave),
             ProtoWantlist {
                 entries: vec![
                     Entry {
@@ -353,7 +398,7 @@ mod tests {
         state.got_have(&cid1);
 
         assert_eq!(
-            state.generate_proto_full(&wantlist),
+            state.generate_proto_full(&wantlist, |_| Reach::WantHave),
             ProtoWantlist {
                 entries: vec![
                     Entry {
@@ -388,7 +433,7 @@ mod tests {
         wantlist.insert(cid2);
 
         assert_eq!(
-            state.generate_proto_update(&wantlist),
+            state.generate_proto_update(&wantlist, |_| Reach::WantHave),
             ProtoWantlist {
                 entries: vec![
                     Entry {
@@ -415,7 +460,7 @@ mod tests {
         assert!(state.is_updated(&wantlist));
 
         assert_eq!(
-            state.generate_proto_full(&wantlist),
+            state.generate_proto_full(&wantlist, |_| Reach::WantHave),
             ProtoWantlist {
                 entries: vec![Entry {
                     block: cid2.to_bytes(),
@@ -441,7 +486,7 @@ mod tests {
         wantlist.insert(cid2);
 
         assert_eq!(
-            state.generate_proto_update(&wantlist),
+            state.generate_proto_update(&wantlist, |_| Reach::WantHave),
             ProtoWantlist {
                 entries: vec![
                     Entry {
@@ -468,7 +513,7 @@ mod tests {
         assert!(state.is_updated(&wantlist));
 
         assert_eq!(
-            state.generate_proto_full(&wantlist),
+            state.generate_proto_full(&wantlist, |_| Reach::WantHave),
             ProtoWantlist {
                 entries: vec![Entry {
                     block: cid2.to_bytes(),
@@ -494,7 +539,7 @@ mod tests {
         wantlist.insert(cid2);
 
         assert_eq!(
-            state.generate_proto_update(&wantlist),
+            state.generate_proto_update(&wantlist, |_| Reach::WantHave),
             ProtoWantlist {
                 entries: vec![
                     Entry {
@@ -521,7 +566,7 @@ mod tests {
         assert!(!state.is_updated(&wantlist));
 
         assert_eq!(
-            state.generate_proto_update(&wantlist),
+            state.generate_proto_update(&wantlist, |_| Reach::WantHave),
             ProtoWantlist {
                 entries: vec![Entry {
                     block: cid1.to_bytes(),
@@ -533,7 +578,7 @@ mod tests {
         );
 
         assert_eq!(
-            state.generate_proto_full(&wantlist),
+            state.generate_proto_full(&wantlist, |_| Reach::WantHave),
             ProtoWantlist {
                 entries: vec![Entry {
                     block: cid2.to_bytes(),
