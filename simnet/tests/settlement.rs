@@ -369,3 +369,62 @@ async fn a_payers_second_lottery_reuses_the_settled_lane_for_less_gas() {
     miner.abort();
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settle_now_builds_the_lottery_its_period_would_have_waited_for() {
+    let policy = SettlerConfig {
+        threshold_wei: u128::MAX,
+        period: Duration::from_secs(3600),
+        poll: Duration::from_millis(150),
+        draw_in_blocks: 5,
+        ..SettlerConfig::default()
+    };
+    let sim = SimChain::new(11, DeployParams::default(), policy).expect("chain");
+    let miner = sim.spawn_miner(Duration::from_millis(100));
+    let cluster = Cluster::start_with(
+        &[None, worker(), worker()],
+        Transport::Memory,
+        Some(sim.clone()),
+    )
+    .await
+    .expect("cluster");
+    let payer = cluster.members[0]
+        .settler
+        .clone()
+        .expect("requester settles");
+    payer
+        .deposit(wei("1000000000000000000"))
+        .await
+        .expect("deposit");
+    echo_verified(&cluster, b"owed").await;
+    let owed: u128 = cluster.members[0]
+        .market
+        .db()
+        .ledger()
+        .expect("ledger")
+        .into_iter()
+        .map(|(_, wei)| wei)
+        .sum();
+    assert!(owed > 0, "the workers are owed");
+    // Rounds run every 150 ms, but the period (an hour) and the threshold keep the ledger as it is.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(paid_lotteries(&payer).is_empty(), "built before its period");
+
+    payer.settle_now().await.expect("settle now");
+    let built = paid_lotteries(&payer);
+    assert_eq!(built.len(), 1, "one lottery over what was owed");
+    assert_eq!(built[0].lottery.description.total, U256::from(owed));
+    assert_eq!(payer.report().await.expect("report").owed_unsettled, "0");
+    wait_all_paid(&payer).await;
+    miner.abort();
+    cluster.shutdown().await;
+}
+
+/// Waits until every lottery the payer committed is paid.
+async fn wait_all_paid(payer: &Settler) {
+    wait_for("the lottery paid", Duration::from_secs(60), async || {
+        let l = paid_lotteries(payer);
+        (!l.is_empty() && l.iter().all(|r| r.status == LotteryStatus::Paid)).then_some(())
+    })
+    .await;
+}
