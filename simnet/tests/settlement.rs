@@ -4,6 +4,7 @@
 //! lottery, built once its first is settled, goes into the first one's lane with a fresh nonce, and its commit
 //! rewrites that warm slot instead of allocating one (from the receipts' gas); its winners claim with
 //! `claimAndWithdraw`, so each prize lands in the winner's wallet and the contract pays out exactly the prizes.
+//! And `Settler::settle_now` builds at once the lottery that a long period would have held back.
 
 use std::time::Duration;
 
