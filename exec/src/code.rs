@@ -62,12 +62,16 @@ pub enum JobCode {
 }
 
 impl JobCode {
-    /// Recognises a `.jsbc` file or a wasm binary by its first bytes.
+    /// Recognises a `.jsbc` file or a wasm binary by its first bytes. A Javy module from `job build --wasm`
+    /// (see [`crate::to_module`]) is the bytecode it carries, on the plugin it names.
     pub fn from_bytes(bytes: &[u8]) -> Result<JobCode, ExecError> {
         if bytes.starts_with(JSBC_MAGIC) {
             JsBytecode::from_bytes(bytes).map(JobCode::Js)
         } else if bytes.starts_with(WASM_MAGIC) {
-            Ok(JobCode::Wasm(bytes.to_vec()))
+            Ok(match crate::from_module(bytes)? {
+                Some(js) => JobCode::Js(js),
+                None => JobCode::Wasm(bytes.to_vec()),
+            })
         } else {
             Err(ExecError::NotAJob(
                 "neither jobmesh bytecode (.jsbc) nor a WebAssembly module".into(),

@@ -3,7 +3,8 @@
 //! Owns: the Javy plugin (QuickJS compiled to wasm32-wasip1, checked in at `exec/plugin/`), compiling
 //! JavaScript to QuickJS bytecode through that plugin, the pinned wasmtime engine with fuel metering,
 //! memory/output/stderr limits and a deterministic WASI (no filesystem, network or environment, a fixed
-//! clock, randomness seeded from the [`JobId`]), and the on-disk cache of compiled modules.
+//! clock, randomness seeded from the [`JobId`]), the on-disk cache of compiled modules, and Javy dynamic modules
+//! (bytecode wrapped in a `.wasm` that imports the plugin: [`to_module`], [`from_module`]).
 //! Pure: (plugin, code, input, limits) → (output, fuel, status).
 //!
 //! Must not touch: the network or the block store (CIDs are computed here with `sha2`/`cid` directly).
@@ -23,6 +24,7 @@ mod code;
 mod engine;
 mod error;
 mod job;
+mod module;
 mod plugin;
 mod wasi;
 
@@ -31,4 +33,5 @@ pub use code::{JobCode, JsBytecode, JSBC_MAGIC};
 pub use engine::{Executor, ENGINE_ID, WASMTIME_VERSION};
 pub use error::ExecError;
 pub use job::{JobId, Limits, Outcome, Status};
+pub use module::{from_module, to_module, PLUGIN_SECTION};
 pub use plugin::{cid_of_raw, Plugin};

@@ -60,6 +60,20 @@ impl Plugin {
         &self.bytes
     }
 
+    /// The namespace its exports are imported from by Javy modules (its `import_namespace` custom section),
+    /// if it declares one.
+    pub fn import_namespace(&self) -> Option<String> {
+        wasmparser::Parser::new(0)
+            .parse_all(&self.bytes)
+            .filter_map(Result::ok)
+            .find_map(|payload| match payload {
+                wasmparser::Payload::CustomSection(c) if c.name() == "import_namespace" => {
+                    std::str::from_utf8(c.data()).ok().map(str::to_string)
+                }
+                _ => None,
+            })
+    }
+
     /// sha256 of the bytes (the digest in the CID).
     pub fn sha256(&self) -> [u8; 32] {
         self.cid

@@ -77,6 +77,7 @@ fn build_then_run_bytecode_equals_running_source() {
     let built = jobmesh(
         home.path(),
         &[
+            "--json",
             "job",
             "build",
             "examples/wordcount.js",
@@ -89,7 +90,7 @@ fn build_then_run_bytecode_equals_running_source() {
         "{}",
         String::from_utf8_lossy(&built.stderr)
     );
-    assert!(String::from_utf8_lossy(&built.stdout).contains("wrote"));
+    assert_eq!(json(&built)["format"], "jsbc");
     let input = ["--input", "examples/wordcount.input.json"];
     let from_bc = jobmesh(
         home.path(),
@@ -113,6 +114,37 @@ fn build_then_run_bytecode_equals_running_source() {
         (&a["output_cid"], &a["fuel_used"]),
         (&b["output_cid"], &b["fuel_used"])
     );
+    // As a Javy module (`--wasm`): the same output and fuel, and the same code CID as the bytecode.
+    let module_file = home.path().join("wordcount.wasm");
+    let built_wasm = jobmesh(
+        home.path(),
+        &[
+            "--json",
+            "job",
+            "build",
+            "examples/wordcount.js",
+            "--wasm",
+            "-o",
+            module_file.to_str().unwrap(),
+        ],
+    );
+    let (w, bc) = (json(&built_wasm), json(&built));
+    assert_eq!(w["format"], "javy-module");
+    assert!(std::fs::read(&module_file).unwrap().starts_with(b"\0asm"));
+    let from_module = jobmesh(
+        home.path(),
+        &[
+            &["--json", "job", "run-local", module_file.to_str().unwrap()][..],
+            &input,
+        ]
+        .concat(),
+    );
+    let m = json(&from_module);
+    assert_eq!(
+        (&m["status"], &m["output_cid"], &m["fuel_used"]),
+        (&a["status"], &a["output_cid"], &a["fuel_used"])
+    );
+    assert_eq!(w["code_cid"], bc["code_cid"]);
     // Plain text mode: output on stdout, status and fuel on stderr.
     let plain = jobmesh(
         home.path(),

@@ -24,7 +24,10 @@ pub struct JobCommand {
 pub enum JobSubcommand {
     /// Compile a JavaScript job to QuickJS bytecode (`.jsbc`), reporting syntax errors with line and column.
     #[command(
-        after_help = "Example:\n  jobmesh job build examples/wordcount.js -o wordcount.jsbc"
+        after_help = "Examples:\n  jobmesh job build examples/wordcount.js -o wordcount.jsbc\n  \
+                      jobmesh job build examples/wordcount.js --wasm -o wordcount.wasm\n    \
+                      (a Javy module: runs anywhere with the plugin, e.g. `wasmtime run --preload \\\n    \
+                      jobmesh_javy_v1=exec/plugin/jobmesh-plugin.wasm wordcount.wasm < input.json`)"
     )]
     Build(BuildArgs),
     /// Run a job on this machine exactly as a worker would: output on stdout, fuel and time on stderr.
@@ -62,9 +65,14 @@ pub enum JobSubcommand {
 pub struct BuildArgs {
     /// The JavaScript source.
     pub source: PathBuf,
-    /// Where to write the bytecode (default: the source path with the extension `.jsbc`).
+    /// Where to write the bytecode (default: the source path with the extension `.jsbc`, or `.wasm`).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Write a Javy dynamic module instead: a `.wasm` holding the bytecode that imports the plugin (its
+    /// memory, `cabi_realloc` and `invoke`), runnable by any wasm runtime given the plugin. jobmesh runs it
+    /// exactly as the `.jsbc` (same output and fuel).
+    #[arg(long)]
+    pub wasm: bool,
     /// Compile with this Javy plugin build instead of the bundled one.
     #[arg(long, value_name = "PLUGIN.wasm")]
     pub plugin: Option<PathBuf>,
@@ -134,23 +142,38 @@ fn compile(exec: &Executor, plugin: &jobmesh_exec::Cid, path: &Path) -> Result<J
 fn build(ctx: &Context, args: &BuildArgs) -> Result<()> {
     let (exec, plugin) = executor(ctx, args.plugin.as_deref())?;
     let code = compile(&exec, &plugin, &args.source)?;
-    let bytes = code.to_bytes();
+    let stored = code.to_bytes();
+    let (bytes, extension) = match (&code, args.wasm) {
+        (JobCode::Js(js), true) => {
+            let namespace = exec
+                .plugin(&plugin)
+                .and_then(|p| p.import_namespace())
+                .with_context(|| {
+                    format!("plugin {plugin} declares no import namespace: it cannot back a Javy module")
+                })?;
+            (jobmesh_exec::to_module(js, &namespace), "wasm")
+        }
+        _ => (stored.clone(), "jsbc"),
+    };
     let out = args
         .output
         .clone()
-        .unwrap_or_else(|| args.source.with_extension("jsbc"));
+        .unwrap_or_else(|| args.source.with_extension(extension));
     std::fs::write(&out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
-    // Named as `job submit` stores it: a UnixFS file under the kubo profile.
-    let cid = jobmesh_store::unixfs::file_cid(&bytes, &Profile::KUBO)?;
+    // Named as `job submit` stores it (the bytecode, also when given the module): a UnixFS file under the kubo
+    // profile.
+    let cid = jobmesh_store::unixfs::file_cid(&stored, &Profile::KUBO)?;
     if ctx.json {
         ctx.print_json(&serde_json::json!({
             "output": out, "code_cid": cid.to_string(), "plugin_cid": plugin.to_string(), "bytes": bytes.len(),
+            "format": if args.wasm { "javy-module" } else { "jsbc" },
         }));
     } else {
         println!(
-            "wrote {} ({} bytes, code CID {cid}, plugin {plugin})",
+            "wrote {} ({} bytes{}, code CID {cid}, plugin {plugin})",
             out.display(),
-            bytes.len()
+            bytes.len(),
+            if args.wasm { ", a Javy module" } else { "" }
         );
     }
     Ok(())

@@ -106,6 +106,12 @@ fn job_code(ctx: &Context, path: &Path) -> Result<(Vec<u8>, &'static str)> {
         if !raw.starts_with(b"\0asm") {
             bail!("{} is not a WebAssembly module", path.display());
         }
+        // A Javy module from `job build --wasm` travels as the bytecode it carries.
+        if let JobCode::Js(js) =
+            JobCode::from_bytes(&raw).with_context(|| format!("{}", path.display()))?
+        {
+            return Ok((JobCode::Js(js).to_bytes(), "js"));
+        }
         return Ok((raw, "wasm"));
     }
     let source = String::from_utf8(raw)
