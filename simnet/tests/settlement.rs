@@ -292,16 +292,7 @@ async fn a_payers_second_lottery_reuses_the_settled_lane_for_less_gas() {
         claim_to: ClaimTo::Wallet,
         ..SettlerConfig::default()
     };
-    let sim = SimChain::new(21, DeployParams::default(), policy).expect("chain");
-    let miner = sim.spawn_miner(Duration::from_millis(100));
-    let cluster = Cluster::start_with(
-        &[None, worker(), worker()],
-        Transport::Memory,
-        Some(sim.clone()),
-    )
-    .await
-    .expect("cluster");
-    let payer = cluster.members[0].settler.clone().expect("payer settles");
+    let (sim, miner, cluster, payer) = requester_and_two_workers(21, policy).await;
     let workers: Vec<Settler> = cluster.members[1..]
         .iter()
         .map(|m| m.settler.clone().expect("worker settles"))
@@ -380,19 +371,7 @@ async fn settle_now_builds_the_lottery_its_period_would_have_waited_for() {
         draw_in_blocks: 5,
         ..SettlerConfig::default()
     };
-    let sim = SimChain::new(11, DeployParams::default(), policy).expect("chain");
-    let miner = sim.spawn_miner(Duration::from_millis(100));
-    let cluster = Cluster::start_with(
-        &[None, worker(), worker()],
-        Transport::Memory,
-        Some(sim.clone()),
-    )
-    .await
-    .expect("cluster");
-    let payer = cluster.members[0]
-        .settler
-        .clone()
-        .expect("requester settles");
+    let (_sim, miner, cluster, payer) = requester_and_two_workers(11, policy).await;
     payer
         .deposit(wei("1000000000000000000"))
         .await
@@ -419,6 +398,25 @@ async fn settle_now_builds_the_lottery_its_period_would_have_waited_for() {
     wait_all_paid(&payer).await;
     miner.abort();
     cluster.shutdown().await;
+}
+
+/// A requester (member 0) and two honest workers on a fresh chain mined every 100 ms; with the miner's task and
+/// the requester's settler.
+async fn requester_and_two_workers(
+    seed: u64,
+    policy: SettlerConfig,
+) -> (SimChain, tokio::task::JoinHandle<()>, Cluster, Settler) {
+    let sim = SimChain::new(seed, DeployParams::default(), policy).expect("chain");
+    let miner = sim.spawn_miner(Duration::from_millis(100));
+    let cluster = Cluster::start_with(
+        &[None, worker(), worker()],
+        Transport::Memory,
+        Some(sim.clone()),
+    )
+    .await
+    .expect("cluster");
+    let payer = cluster.members[0].settler.clone().expect("payer settles");
+    (sim, miner, cluster, payer)
 }
 
 /// Waits until every lottery the payer committed is paid.
