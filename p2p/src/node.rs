@@ -640,6 +640,7 @@ impl Driver {
         stats: Arc<NetStats>,
     ) -> Self {
         let now = Instant::now();
+        let me = *swarm.local_peer_id();
         let (answers_tx, answers_rx) = mpsc::unbounded_channel();
         Self {
             swarm,
@@ -678,7 +679,7 @@ impl Driver {
             answers_tx,
             answers_rx: Some(answers_rx),
             stats,
-            trace: cfg.gossip_trace.clone().map(LiveNode::new),
+            trace: cfg.gossip_trace.clone().map(|t| LiveNode::new(t, me)),
             conn_limits: cfg.connections,
             next_trim: now + TRIM_EVERY,
             penalties: HashMap::new(),

@@ -5,7 +5,6 @@
 //! author's PeerId and sequence number, the same on every node). Real nodes run without one.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -16,7 +15,6 @@ use serde::Serialize;
 /// Publication and delivery times of gossip, shared by the nodes of one process.
 #[derive(Debug, Default)]
 pub struct GossipTrace {
-    live_nodes: AtomicUsize,
     state: Mutex<TraceState>,
 }
 
@@ -32,6 +30,10 @@ struct TraceState {
     delivered: HashSet<(MessageId, PeerId)>,
     /// Deliveries of a message a node already had (once gossipsub's duplicate cache forgot it: very late gossip).
     redelivered: u64,
+    /// Since when each live node runs (its latest start: a restart starts it again).
+    live_since: HashMap<PeerId, Instant>,
+    /// First deliveries to nodes that started after the message was published.
+    caught_up: u64,
 }
 
 /// What a [`GossipTrace`] saw.
@@ -43,6 +45,9 @@ pub struct GossipReport {
     pub delivered: u64,
     /// Deliveries of a message to a node that already had it (gossip so late that the node forgot it).
     pub redelivered: u64,
+    /// Deliveries to nodes that started (or restarted) after the message was published — gossip catching a
+    /// newcomer up. Counted apart: they are not in `delivered`, the ratio or the latencies.
+    pub caught_up: u64,
     /// `delivered` over the other nodes live when each message was published: 1.0 is full delivery.
     pub delivery_ratio: f64,
     /// Publication → delivery latency percentiles (p50, p95, p99), in milliseconds.
@@ -55,18 +60,22 @@ impl GossipTrace {
         Self::default()
     }
 
-    pub(crate) fn node_started(&self) {
-        self.live_nodes.fetch_add(1, Ordering::Relaxed);
+    fn node_started(&self, peer: PeerId, at: Instant) {
+        let mut st = self.state.lock().expect("trace lock");
+        st.live_since.insert(peer, at);
     }
 
-    pub(crate) fn node_stopped(&self) {
-        self.live_nodes.fetch_sub(1, Ordering::Relaxed);
+    fn node_stopped(&self, peer: PeerId, started: Instant) {
+        let mut st = self.state.lock().expect("trace lock");
+        // A restarted node that is up again before its old swarm task ended keeps its new start.
+        if st.live_since.get(&peer) == Some(&started) {
+            st.live_since.remove(&peer);
+        }
     }
 
     pub(crate) fn published(&self, id: MessageId) {
-        let others = self.live_nodes.load(Ordering::Relaxed).saturating_sub(1) as u64;
         let mut st = self.state.lock().expect("trace lock");
-        st.expected += others;
+        st.expected += st.live_since.len().saturating_sub(1) as u64;
         st.published.insert(id, Instant::now());
     }
 
@@ -76,11 +85,13 @@ impl GossipTrace {
         let Some(at) = st.published.get(id).copied() else {
             return;
         };
-        if st.delivered.insert((id.clone(), to)) {
+        if !st.delivered.insert((id.clone(), to)) {
+            st.redelivered += 1;
+        } else if st.live_since.get(&to).is_none_or(|since| *since > at) {
+            st.caught_up += 1;
+        } else {
             st.latencies_us
                 .push(now.saturating_duration_since(at).as_micros() as u64);
-        } else {
-            st.redelivered += 1;
         }
     }
 
@@ -93,6 +104,7 @@ impl GossipTrace {
             published: st.published.len() as u64,
             delivered: lat_ms.len() as u64,
             redelivered: st.redelivered,
+            caught_up: st.caught_up,
             delivery_ratio: if st.expected == 0 {
                 0.0
             } else {
@@ -116,24 +128,49 @@ pub fn p50_p95_p99(sorted: &[f64]) -> [f64; 3] {
 
 /// Counts a node as live in a trace from its start until its swarm task ends.
 #[derive(Debug)]
-pub(crate) struct LiveNode(pub(crate) Arc<GossipTrace>);
+pub(crate) struct LiveNode(pub(crate) Arc<GossipTrace>, PeerId, Instant);
 
 impl LiveNode {
-    pub(crate) fn new(trace: Arc<GossipTrace>) -> Self {
-        trace.node_started();
-        Self(trace)
+    pub(crate) fn new(trace: Arc<GossipTrace>, peer: PeerId) -> Self {
+        let started = Instant::now();
+        trace.node_started(peer, started);
+        Self(trace, peer, started)
     }
 }
 
 impl Drop for LiveNode {
     fn drop(&mut self) {
-        self.0.node_stopped();
+        self.0.node_stopped(self.1, self.2);
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::p50_p95_p99;
+    use super::*;
+
+    #[test]
+    fn deliveries_to_nodes_started_after_the_publication_are_counted_apart() {
+        let trace = Arc::new(GossipTrace::new());
+        let (a, b, late) = (PeerId::random(), PeerId::random(), PeerId::random());
+        let _a = LiveNode::new(trace.clone(), a);
+        let restarted = LiveNode::new(trace.clone(), b);
+        let id = MessageId::new(b"announcement");
+        trace.published(id.clone());
+        trace.delivered(&id, b);
+        trace.delivered(&id, b);
+        // `b` restarts and gossip brings it the message again; a newcomer gets it too.
+        drop(restarted);
+        let _b = LiveNode::new(trace.clone(), b);
+        let _late = LiveNode::new(trace.clone(), late);
+        trace.delivered(&id, late);
+        let report = trace.report();
+        assert_eq!(
+            (report.delivered, report.redelivered, report.caught_up),
+            (1, 1, 1),
+            "{report:?}"
+        );
+        assert_eq!(report.delivery_ratio, 1.0, "one other node was up: b");
+    }
 
     #[test]
     fn percentiles_take_the_nearest_rank() {

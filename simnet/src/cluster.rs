@@ -563,15 +563,22 @@ fn rand_port() -> u64 {
 }
 
 /// Whether the running nodes among `nodes` are one connected component of the connection graph.
-/// Waits (at most `limit`) until every node's gossipsub mesh of the jobs topic holds a peer: subscriptions
-/// were exchanged and a heartbeat grafted, so the first announcements travel the mesh rather than gossip.
+/// Mesh peers a member's gossipsub mesh of the jobs topic must hold (or every subscribed peer it knows, if fewer)
+/// before jobs start: gossipsub grafts up to 6 and tops up below 5 at each heartbeat.
+const GRAFTED: usize = 4;
+
+/// Waits (at most `limit`) until every node's gossipsub mesh of the jobs topic holds [`GRAFTED`] peers (or all
+/// the subscribed peers it knows): subscriptions were exchanged and a heartbeat grafted, so the first
+/// announcements travel the mesh rather than wait for gossip at later heartbeats.
 async fn meshes_grafted(nodes: &[Node], limit: Duration) {
     let deadline = tokio::time::Instant::now() + limit;
     let mut waiting: Vec<&Node> = nodes.iter().collect();
     while !waiting.is_empty() && tokio::time::Instant::now() < deadline {
         let mut still = Vec::new();
         for n in waiting {
-            if n.mesh_peers(JOBS_TOPIC).await.unwrap_or(0) == 0 {
+            let mesh = n.mesh_peers(JOBS_TOPIC).await.unwrap_or(0);
+            let known = n.topic_peers(JOBS_TOPIC).await.unwrap_or(0);
+            if known == 0 || mesh < GRAFTED.min(known) {
                 still.push(n);
             }
         }

@@ -34,12 +34,13 @@ pub fn text(s: &Summary) -> String {
     );
     let _ = writeln!(
         t,
-        "network: gossip {} published, delivery ratio {:.2} ({} redelivered late), latency p50 {:.1} ms p95 {:.1} ms \
+        "network: gossip {} published, delivery ratio {:.2} ({} redelivered late, {} to nodes started since), latency p50 {:.1} ms p95 {:.1} ms \
          p99 {:.1} ms; bitswap {} blocks / {:.1} MiB; {} direct requests; {} DHT queries; {} connection ends opened, \
          {} peers trimmed",
         s.network.gossip.published,
         s.network.gossip.delivery_ratio,
         s.network.gossip.redelivered,
+        s.network.gossip.caught_up,
         s.network.gossip.latency_ms[0],
         s.network.gossip.latency_ms[1],
         s.network.gossip.latency_ms[2],
