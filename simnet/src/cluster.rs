@@ -562,7 +562,6 @@ fn rand_port() -> u64 {
     base + NEXT.fetch_add(1, Ordering::Relaxed) + 1
 }
 
-/// Whether the running nodes among `nodes` are one connected component of the connection graph.
 /// Mesh peers a member's gossipsub mesh of the jobs topic must hold (or every subscribed peer it knows, if fewer)
 /// before jobs start: gossipsub grafts up to 6 and tops up below 5 at each heartbeat.
 const GRAFTED: usize = 4;
@@ -590,6 +589,7 @@ async fn meshes_grafted(nodes: &[Node], limit: Duration) {
     debug!(ungrafted = waiting.len(), "gossip meshes");
 }
 
+/// Whether the running nodes among `nodes` are one connected component of the connection graph.
 pub(crate) async fn one_component(nodes: &[Node]) -> bool {
     let mut links: HashMap<PeerId, Vec<PeerId>> = HashMap::new();
     for n in nodes {
