@@ -85,7 +85,7 @@ async fn a_node_over_its_high_watermark_trims_idle_peers_and_keeps_busy_ones() {
     // walk the DHT by themselves — kad's automatic bootstrap is off. With it on, CI once saw 7 peers here.)
     tokio::time::sleep(Duration::from_secs(2)).await;
     let peers = peer_count(&hub).await;
-    assert!(peers <= 4, "{peers} peers");
+    assert!((2..=4).contains(&peers), "{peers} peers");
     assert!(trimmed(&hub) >= 6, "only {} trimmed", trimmed(&hub));
     assert_eq!(
         view_of(&hub, busy_id).await,
