@@ -3,10 +3,8 @@
 
 mod support;
 
-use jobmesh_exec::{
-    from_module, to_module, ExecError, JobCode, JsBytecode, Limits, Plugin, Status,
-};
-use support::{exec, js, read};
+use jobmesh_exec::{from_module, to_module, ExecError, JobCode, Limits, Plugin, Status};
+use support::{bytecode, exec, read};
 use wasmtime::{Engine, Linker, Module, Store};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
@@ -43,13 +41,6 @@ fn run_in_plain_wasmtime(module: &[u8], input: &[u8]) -> Vec<u8> {
         .unwrap();
     drop(store);
     stdout.contents().to_vec()
-}
-
-fn bytecode(source: &str) -> JsBytecode {
-    match js(source) {
-        JobCode::Js(b) => b,
-        JobCode::Wasm(_) => unreachable!("`js` compiles JavaScript"),
-    }
 }
 
 #[test]

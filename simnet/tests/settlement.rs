@@ -270,6 +270,11 @@ async fn job_then_paid(cluster: &Cluster, payer: &Settler, input: &[u8], n: usiz
         .await
         .expect("wait");
     assert_eq!(st.phase, "verified", "{}", st.reason);
+    wait_paid(payer, n).await;
+}
+
+/// Waits until the payer has committed exactly `n` lotteries and every one of them is paid.
+async fn wait_paid(payer: &Settler, n: usize) {
     wait_for(
         &format!("lottery {n} paid"),
         Duration::from_secs(60),
@@ -395,7 +400,7 @@ async fn settle_now_builds_the_lottery_its_period_would_have_waited_for() {
     assert_eq!(built.len(), 1, "one lottery over what was owed");
     assert_eq!(built[0].lottery.description.total, U256::from(owed));
     assert_eq!(payer.report().await.expect("report").owed_unsettled, "0");
-    wait_all_paid(&payer).await;
+    wait_paid(&payer, 1).await;
     miner.abort();
     cluster.shutdown().await;
 }
@@ -417,13 +422,4 @@ async fn requester_and_two_workers(
     .expect("cluster");
     let payer = cluster.members[0].settler.clone().expect("payer settles");
     (sim, miner, cluster, payer)
-}
-
-/// Waits until every lottery the payer committed is paid.
-async fn wait_all_paid(payer: &Settler) {
-    wait_for("the lottery paid", Duration::from_secs(60), async || {
-        let l = paid_lotteries(payer);
-        (!l.is_empty() && l.iter().all(|r| r.status == LotteryStatus::Paid)).then_some(())
-    })
-    .await;
 }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use jobmesh_exec::{Executor, JobCode, Limits, Outcome, Plugin};
+use jobmesh_exec::{Executor, JobCode, JsBytecode, Limits, Outcome, Plugin};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -26,13 +26,16 @@ pub fn read(rel: &str) -> String {
     std::fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("cannot read {rel}: {e}"))
 }
 
+/// Compiles JS to bytecode with the bundled plugin.
+pub fn bytecode(source: &str) -> JsBytecode {
+    exec()
+        .compile_js(&Plugin::bundled().cid(), "test.js", source)
+        .expect("compiles")
+}
+
 /// Compiles JS with the bundled plugin.
 pub fn js(source: &str) -> JobCode {
-    JobCode::Js(
-        exec()
-            .compile_js(&Plugin::bundled().cid(), "test.js", source)
-            .expect("compiles"),
-    )
+    JobCode::Js(bytecode(source))
 }
 
 /// Runs JS source on input with the given limits.
