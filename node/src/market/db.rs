@@ -206,6 +206,21 @@ impl MarketDb {
             .unwrap_or(0))
     }
 
+    /// Up to `limit` peers with a positive reputation, the best first (ties in peer id order).
+    pub fn best_recorded(&self, limit: usize) -> Result<Vec<PeerId>, DbError> {
+        let mut recorded: Vec<(PeerId, i64)> = self
+            .reputations()?
+            .into_iter()
+            .filter(|(_, rep)| *rep > 0)
+            .collect();
+        recorded.sort_by_key(|(peer, rep)| (std::cmp::Reverse(*rep), peer.to_bytes()));
+        Ok(recorded
+            .into_iter()
+            .take(limit)
+            .map(|(peer, _)| peer)
+            .collect())
+    }
+
     /// The whole reputation table.
     pub fn reputations(&self) -> Result<Vec<(PeerId, i64)>, DbError> {
         self.peer_table(&self.reputation, decode_i64)
@@ -412,6 +427,36 @@ mod tests {
                 .unwrap(),
             0
         );
+    }
+
+    #[test]
+    fn the_best_recorded_are_the_positive_reputations_best_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = MarketDb::open(dir.path()).unwrap();
+        let peers: Vec<PeerId> = (0..4)
+            .map(|_| Keypair::generate_ed25519().public().to_peer_id())
+            .collect();
+        let job = RequesterJob::new(spec(), 5, 100);
+        // Agreements: peers[0] once, peers[1] three times, peers[2] twice; peers[3] disagreed.
+        for (peer, agreed) in [(0, 1), (1, 3), (2, 2)] {
+            for _ in 0..agreed {
+                let step = [Action::Reputation {
+                    peer: peers[peer],
+                    change: RepChange::Agreed,
+                }];
+                db.commit_step(&job, &step, true).unwrap();
+            }
+        }
+        let step = [Action::Reputation {
+            peer: peers[3],
+            change: RepChange::Disagreed,
+        }];
+        db.commit_step(&job, &step, true).unwrap();
+        assert_eq!(
+            db.best_recorded(10).unwrap(),
+            vec![peers[1], peers[2], peers[0]]
+        );
+        assert_eq!(db.best_recorded(2).unwrap(), vec![peers[1], peers[2]]);
     }
 
     #[test]

@@ -200,6 +200,10 @@ pub struct JobAnnouncement {
     /// messages by their content, so a re-announcement must differ from the one before to be heard.
     #[serde(default)]
     pub round: u32,
+    /// Workers with the best record at this requester, asked to offer whatever their draw: the sample alone
+    /// could leave them all out and hand a majority of the slots to a crowd of fresh identities.
+    #[serde(default, with = "super::wire_ids::peers")]
+    pub invited: Vec<PeerId>,
 }
 
 /// [`JobAnnouncement::offer_share_ppm`] asking every worker.
@@ -211,6 +215,11 @@ pub const EVERY_WORKER_PPM: u32 = 1_000_000;
 /// were more than half of a simulated mesh's market requests.
 pub const SAMPLED_OFFERS_PER_REPLICA: u64 = 4;
 
+/// Workers with a record a requester invites per replica ([`JobAnnouncement::invited`]): enough for the
+/// majority of the slots that goes by record, and for replacing them. They count towards
+/// [`SAMPLED_OFFERS_PER_REPLICA`]: the draw asks for the rest.
+pub const INVITED_PER_REPLICA: usize = 2;
+
 fn every_worker() -> u32 {
     EVERY_WORKER_PPM
 }
@@ -220,7 +229,9 @@ impl JobAnnouncement {
     /// the caller has already computed: hashing the spec again for every announcement would be wasted).
     pub fn asks(&self, job: &JobId, worker: &PeerId) -> bool {
         debug_assert_eq!(*job, self.spec.id());
-        self.offer_share_ppm >= EVERY_WORKER_PPM || offer_draw(job, worker) < self.offer_share_ppm
+        self.offer_share_ppm >= EVERY_WORKER_PPM
+            || offer_draw(job, worker) < self.offer_share_ppm
+            || self.invited.contains(worker)
     }
 }
 
@@ -240,15 +251,23 @@ pub fn offer_draw(job: &JobId, worker: &PeerId) -> u32 {
 }
 
 /// The share of workers to ask (in millionths) for `replicas` among `known_workers` workers in good standing,
-/// once announced before `reannounced` times: [`SAMPLED_OFFERS_PER_REPLICA`] offers per replica expected,
-/// doubling with each re-announcement; everyone while few workers are known.
-pub fn offer_share_ppm(replicas: u8, known_workers: usize, reannounced: u32) -> u32 {
+/// once announced before `reannounced` times, `invited` of them by name: [`SAMPLED_OFFERS_PER_REPLICA`] offers
+/// per replica expected, doubling with each re-announcement, of which the invited are part and the draw asks
+/// for the rest among the others; everyone while few workers are known.
+pub fn offer_share_ppm(
+    replicas: u8,
+    known_workers: usize,
+    invited: usize,
+    reannounced: u32,
+) -> u32 {
     let wanted = (SAMPLED_OFFERS_PER_REPLICA * u64::from(replicas.max(1))) << reannounced.min(16);
-    let known = known_workers as u64;
-    if known <= wanted {
+    let invited = (invited as u64).min(known_workers as u64);
+    let drawn = wanted.saturating_sub(invited).max(1);
+    let others = known_workers as u64 - invited;
+    if others <= drawn {
         return EVERY_WORKER_PPM;
     }
-    (wanted * u64::from(EVERY_WORKER_PPM) / known).clamp(1, u64::from(EVERY_WORKER_PPM)) as u32
+    (drawn * u64::from(EVERY_WORKER_PPM) / others).clamp(1, u64::from(EVERY_WORKER_PPM)) as u32
 }
 
 /// Published on [`JOBS_TOPIC`]: the requester gave up on a job.
@@ -531,7 +550,19 @@ mod tests {
             deadline_ms: 1,
             offer_share_ppm: share_ppm,
             round: 0,
+            invited: Vec::new(),
         }
+    }
+
+    #[test]
+    fn invited_workers_are_asked_whatever_their_draw() {
+        let workers: Vec<PeerId> = (0..1_000).map(|_| PeerId::random()).collect();
+        let mut a = announcement(1);
+        a.invited = workers[..6].to_vec();
+        let id = a.spec.id();
+        let asked: Vec<&PeerId> = workers.iter().filter(|w| a.asks(&id, w)).collect();
+        assert!(workers[..6].iter().all(|w| asked.contains(&w)));
+        assert!(asked.len() < 10, "{}", asked.len());
     }
 
     #[test]
@@ -571,16 +602,23 @@ mod tests {
     #[test]
     fn the_offer_share_grows_with_replicas_and_announcements_and_shrinks_with_the_mesh() {
         // Few known workers: everyone.
-        assert_eq!(offer_share_ppm(3, 0, 0), EVERY_WORKER_PPM);
-        assert_eq!(offer_share_ppm(3, 12, 0), EVERY_WORKER_PPM);
+        assert_eq!(offer_share_ppm(3, 0, 0, 0), EVERY_WORKER_PPM);
+        assert_eq!(offer_share_ppm(3, 12, 0, 0), EVERY_WORKER_PPM);
         // 4 offers per replica expected: 12 of 180 workers.
-        assert_eq!(offer_share_ppm(3, 180, 0), 66_666);
-        assert_eq!(offer_share_ppm(3, 180, 1), 133_333);
-        assert_eq!(offer_share_ppm(3, 1_800, 0), 6_666);
-        assert_eq!(offer_share_ppm(1, 180, 0), 22_222);
+        assert_eq!(offer_share_ppm(3, 180, 0, 0), 66_666);
+        assert_eq!(offer_share_ppm(3, 180, 0, 1), 133_333);
+        assert_eq!(offer_share_ppm(3, 1_800, 0, 0), 6_666);
+        assert_eq!(offer_share_ppm(1, 180, 0, 0), 22_222);
         // Enough re-announcements reach everyone; absurd counts do not overflow.
-        assert_eq!(offer_share_ppm(3, 180, 4), EVERY_WORKER_PPM);
-        assert_eq!(offer_share_ppm(255, usize::MAX, u32::MAX), 1);
+        assert_eq!(offer_share_ppm(3, 180, 0, 4), EVERY_WORKER_PPM);
+        assert_eq!(offer_share_ppm(255, usize::MAX, 0, u32::MAX), 1);
+        // Invited workers are part of the 12: the draw asks for 6 more among the other 174.
+        assert_eq!(offer_share_ppm(3, 180, 6, 0), 34_482);
+        assert_eq!(offer_share_ppm(3, 18, 6, 0), 500_000);
+        assert_eq!(offer_share_ppm(3, 12, 6, 0), EVERY_WORKER_PPM);
+        // More invited than wanted: the draw still asks for one, so new workers keep a way in.
+        assert_eq!(offer_share_ppm(3, 1_000, 20, 0), 1_020);
+        assert_eq!(offer_share_ppm(3, 5, 20, 0), EVERY_WORKER_PPM);
     }
 
     #[test]

@@ -17,6 +17,9 @@ use super::tally::{owed_wei, select_workers, tally, Candidate, Verdict};
 /// How long offers are collected before the first assignment, unless `replicas` offers arrive sooner of which a
 /// majority come from workers with a positive record.
 pub const OFFER_WINDOW_MS: u64 = 250;
+/// How long the offer window stays open while too few of the workers with a record invited to a job have
+/// offered to fill the slots that go by record; past it, the job goes to whoever offered.
+pub const RECORD_WAIT_MS: u64 = 2_000;
 /// How long an assigned worker has to accept or decline.
 pub const ANSWER_TIMEOUT_MS: u64 = 5_000;
 /// After a restart, how long workers get to reconnect before re-sent assignments count as unanswered.
@@ -274,6 +277,9 @@ pub struct RequesterJob {
     /// When it was last announced (unix ms; 0 = only at `announced_ms`).
     #[serde(default)]
     pub last_announced_ms: u64,
+    /// Workers with a record invited by name to offer ([`JobAnnouncement::invited`](super::messages::JobAnnouncement::invited)).
+    #[serde(default, with = "super::wire_ids::peers")]
+    pub invited: Vec<PeerId>,
 }
 
 impl RequesterJob {
@@ -294,6 +300,27 @@ impl RequesterJob {
             reason: "waiting for offers".into(),
             reannounced: 0,
             last_announced_ms: announced_ms,
+            invited: Vec::new(),
+        }
+    }
+
+    /// The same job inviting `workers` (the requester's best record) to offer.
+    pub fn inviting(mut self, workers: Vec<PeerId>) -> RequesterJob {
+        self.invited = workers;
+        self
+    }
+
+    /// When the first assignment is made without waiting for more offers: [`OFFER_WINDOW_MS`] after the
+    /// announcement, or [`RECORD_WAIT_MS`] while enough workers with a record were invited to fill the slots
+    /// that go by record and fewer of them have offered. Without that wait, invited workers slower to answer
+    /// than a crowd of fresh identities would leave the majority of the slots to the crowd.
+    fn offer_window_ends_ms(&self) -> u64 {
+        let by_record = self.spec.replicas as usize / 2 + 1;
+        let recorded_offers = self.offers.iter().filter(|o| o.reputation > 0).count();
+        if self.invited.len() >= by_record && recorded_offers < by_record {
+            self.announced_ms + RECORD_WAIT_MS
+        } else {
+            self.announced_ms + OFFER_WINDOW_MS
         }
     }
 
@@ -362,7 +389,7 @@ impl RequesterJob {
             reputation,
         });
         if self.phase == Phase::Announced
-            && (self.enough_offers() || now_ms >= self.announced_ms + OFFER_WINDOW_MS)
+            && (self.enough_offers() || now_ms >= self.offer_window_ends_ms())
         {
             return self.fill_slots(now_ms);
         }
@@ -515,7 +542,7 @@ impl RequesterJob {
         let mut actions = Vec::new();
         match self.phase {
             Phase::Announced
-                if now_ms >= self.announced_ms + OFFER_WINDOW_MS && !self.offers.is_empty() =>
+                if now_ms >= self.offer_window_ends_ms() && !self.offers.is_empty() =>
             {
                 actions.extend(self.fill_slots(now_ms));
             }
@@ -629,7 +656,7 @@ impl RequesterJob {
         }
         match self.phase {
             // The window's end matters only with offers to assign (else the actor would tick without end).
-            Phase::Announced if !short => t = t.min(self.announced_ms + OFFER_WINDOW_MS),
+            Phase::Announced if !short => t = t.min(self.offer_window_ends_ms()),
             Phase::Committing => {
                 for (replica, slot) in &self.slots {
                     match slot.state {
@@ -1180,6 +1207,41 @@ mod tests {
         job.on_offer(OFFER_WINDOW_MS, w[7], 500, 3);
         assert_eq!(job.offers.len(), 7);
         assert!(job.offers.iter().any(|o| o.peer == w[7]));
+    }
+
+    #[test]
+    fn invited_workers_with_a_record_are_awaited_before_a_crowd_gets_the_slots() {
+        let w = peers(16);
+        let invited = w[..6].to_vec();
+        let mut job = RequesterJob::new(spec(3, false), 0, 60_000).inviting(invited.clone());
+        // Ten fresh identities offer at once; the window does not close on them alone.
+        for p in &w[6..] {
+            assert!(job.on_offer(10, *p, 500, 0).is_empty());
+        }
+        assert!(assigned(&job.on_tick(OFFER_WINDOW_MS)).is_empty());
+        assert_eq!(job.next_wakeup_ms(), Some(RECORD_WAIT_MS));
+        // One invited worker is not enough for the two slots that go by record.
+        assert!(job.on_offer(600, w[0], 500, 4).is_empty());
+        // A second one is: they take the majority, a fresh identity the third slot.
+        let chosen = assigned(&job.on_offer(700, w[1], 500, 2));
+        assert_eq!(chosen.len(), 3);
+        assert!(
+            chosen.contains(&w[0]) && chosen.contains(&w[1]),
+            "{chosen:?}"
+        );
+
+        // When the invited stay silent, the job goes to whoever offered once the longer wait is over.
+        let mut job = RequesterJob::new(spec(3, false), 0, 60_000).inviting(invited);
+        for p in &w[6..] {
+            job.on_offer(10, *p, 500, 0);
+        }
+        assert!(assigned(&job.on_tick(RECORD_WAIT_MS - 1)).is_empty());
+        assert_eq!(assigned(&job.on_tick(RECORD_WAIT_MS)).len(), 3);
+
+        // Fewer invited than the slots by record: the usual window.
+        let mut job = RequesterJob::new(spec(3, false), 0, 60_000).inviting(w[..1].to_vec());
+        job.on_offer(10, w[6], 500, 0);
+        assert_eq!(job.next_wakeup_ms(), Some(OFFER_WINDOW_MS));
     }
 
     #[test]

@@ -22,7 +22,8 @@ use super::db::{DbError, MarketDb};
 use super::messages::{
     offer_share_ppm, open, open_from, seal, Assignment, Cancellation, CodeKind, Commitment, Gossip,
     JobAnnouncement, JobId, JobLimits, JobSpec, LotteryNotice, MessageError, Offer, Request,
-    Response, Reveal, JOBS_TOPIC, MAX_DIRECT_BYTES, MAX_GOSSIP_BYTES, MAX_REPLICAS,
+    Response, Reveal, INVITED_PER_REPLICA, JOBS_TOPIC, MAX_DIRECT_BYTES, MAX_GOSSIP_BYTES,
+    MAX_REPLICAS,
 };
 use super::requester::{Action, Answer, Phase, RequesterJob, SlotState, ANSWER_TIMEOUT_MS};
 use super::worker::{Worker, WorkerPolicy};
@@ -443,8 +444,13 @@ impl Market {
         };
         spec.validate()
             .map_err(|e| MarketError::Invalid(e.to_string()))?;
+        let invited = self
+            .inner
+            .db
+            .best_recorded(INVITED_PER_REPLICA * usize::from(spec.replicas))?;
         let now = now_ms();
-        let job = RequesterJob::new(spec, now, now + req.timeout.as_millis() as u64);
+        let job =
+            RequesterJob::new(spec, now, now + req.timeout.as_millis() as u64).inviting(invited);
         let id = job.id;
         let (reply, rx) = oneshot::channel();
         self.inner
@@ -1024,8 +1030,14 @@ async fn publish_announcement(shared: &Shared, job: &RequesterJob) -> Result<(),
         eth_address: shared.cfg.eth_address,
         listen_addrs,
         deadline_ms: job.deadline_ms,
-        offer_share_ppm: offer_share_ppm(job.spec.replicas, known_workers, job.reannounced),
+        offer_share_ppm: offer_share_ppm(
+            job.spec.replicas,
+            known_workers,
+            job.invited.len(),
+            job.reannounced,
+        ),
         round: job.reannounced,
+        invited: job.invited.clone(),
     }));
     let bytes = seal(&shared.key, &announcement);
     if bytes.len() > MAX_GOSSIP_BYTES {
