@@ -58,7 +58,18 @@ fn build_jobmesh(profile_dir: &Path, bin: &Path) {
         Some(name) => name.to_string(),
     };
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-    let status = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    // The variables cargo sets for the running test (CARGO_MANIFEST_DIR, CARGO_PKG_NAME…) must not reach the
+    // build: some build scripts rerun when one changes (ring's on CARGO_MANIFEST_DIR), so the binary built with
+    // them differed in fingerprint from the one `cargo build` builds, and every test run rebuilt ring and all
+    // that depends on it (≈ 40 s of CPU, and the first end-to-end test waited for it), then the next plain build
+    // rebuilt it back.
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(is_set_by_cargo_for_the_test) {
+            command.env_remove(&name);
+        }
+    }
+    let status = command
         .current_dir(workspace_root())
         .env("CARGO_TARGET_DIR", target_dir)
         .args([
@@ -81,6 +92,20 @@ fn build_jobmesh(profile_dir: &Path, bin: &Path) {
         }
         Err(e) => panic!("cannot run cargo to build {}: {e}", bin.display()),
     }
+}
+
+/// Whether cargo sets this variable for the crate or test it runs (as opposed to configuration such as
+/// CARGO_HOME or CARGO_BUILD_JOBS, which a nested build should see).
+fn is_set_by_cargo_for_the_test(name: &str) -> bool {
+    const PREFIXES: [&str; 5] = [
+        "CARGO_MANIFEST_",
+        "CARGO_PKG_",
+        "CARGO_CRATE_",
+        "CARGO_BIN_",
+        "CARGO_PRIMARY_PACKAGE",
+    ];
+    PREFIXES.iter().any(|p| name.starts_with(p))
+        || matches!(name, "CARGO_TARGET_TMPDIR" | "CARGO_RUSTC_CURRENT_DIR")
 }
 
 /// Runs `cmd` to completion within `limit`, capturing stdout and stderr unless the caller redirected them.
