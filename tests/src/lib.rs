@@ -261,6 +261,36 @@ mod tests {
     }
 
     #[test]
+    fn the_nested_build_drops_what_cargo_set_for_the_test_and_keeps_configuration() {
+        for set_for_the_test in [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_MANIFEST_PATH",
+            "CARGO_PKG_NAME",
+            "CARGO_CRATE_NAME",
+            "CARGO_BIN_EXE_jobmesh",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_TARGET_TMPDIR",
+        ] {
+            assert!(
+                is_set_by_cargo_for_the_test(set_for_the_test),
+                "{set_for_the_test}"
+            );
+        }
+        for configuration in [
+            "CARGO",
+            "CARGO_HOME",
+            "CARGO_TARGET_DIR",
+            "CARGO_BUILD_JOBS",
+            "RUSTFLAGS",
+        ] {
+            assert!(
+                !is_set_by_cargo_for_the_test(configuration),
+                "{configuration}"
+            );
+        }
+    }
+
+    #[test]
     fn run_reports_failure_and_timeout() {
         let err = run_ok(
             Command::new("sh").args(["-c", "echo boom >&2; exit 3"]),
