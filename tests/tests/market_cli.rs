@@ -132,6 +132,14 @@ fn submit_status_result_list_and_bad_input() {
         .sum();
     assert_eq!(ran, 2, "each worker ran the job once");
 
+    // A Javy module from `job build --wasm` is submitted as the bytecode it carries: the same result.
+    let module = dir.path().join("wordcount.wasm").display().to_string();
+    requester.cli(&["job", "build", &wc, "--wasm", "-o", &module]);
+    let v = requester.submit_job(&module, &input, 2, 1000);
+    assert_eq!(v["phase"], "verified", "{v}");
+    assert_eq!(v["output_cid"], local["output_cid"]);
+    assert_eq!(v["fuel_used"], local["fuel_used"]);
+
     // No worker takes a job above its fuel limit: it expires at its deadline with the reason.
     let err = requester.cli_fail(&[
         "job",

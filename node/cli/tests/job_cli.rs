@@ -73,42 +73,39 @@ fn separate_processes_agree_on_output_cid_and_fuel() {
 #[test]
 fn build_then_run_bytecode_equals_running_source() {
     let home = tempfile::tempdir().unwrap();
-    let out_file = home.path().join("wordcount.jsbc");
-    let built = jobmesh(
-        home.path(),
-        &[
-            "--json",
-            "job",
-            "build",
-            "examples/wordcount.js",
-            "-o",
-            out_file.to_str().unwrap(),
-        ],
-    );
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    assert_eq!(json(&built)["format"], "jsbc");
+    // `job build examples/wordcount.js -o <file>` with `extra` arguments; must succeed.
+    let build = |file: &Path, extra: &[&str]| {
+        let args = [
+            &["--json", "job", "build", "examples/wordcount.js"][..],
+            extra,
+        ]
+        .concat();
+        let out = jobmesh(
+            home.path(),
+            &[&args[..], &["-o", file.to_str().unwrap()][..]].concat(),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        json(&out)
+    };
     let input = ["--input", "examples/wordcount.input.json"];
-    let from_bc = jobmesh(
-        home.path(),
-        &[
-            &["--json", "job", "run-local", out_file.to_str().unwrap()][..],
-            &input,
-        ]
-        .concat(),
+    let run_local = |code: &str| {
+        json(&jobmesh(
+            home.path(),
+            &[&["--json", "job", "run-local", code][..], &input].concat(),
+        ))
+    };
+
+    let out_file = home.path().join("wordcount.jsbc");
+    let bc = build(&out_file, &[]);
+    assert_eq!(bc["format"], "jsbc");
+    let (a, b) = (
+        run_local(out_file.to_str().unwrap()),
+        run_local("examples/wordcount.js"),
     );
-    let from_js = jobmesh(
-        home.path(),
-        &[
-            &["--json", "job", "run-local", "examples/wordcount.js"][..],
-            &input,
-        ]
-        .concat(),
-    );
-    let (a, b) = (json(&from_bc), json(&from_js));
     assert_eq!(a["status"], "ok");
     assert_eq!(
         (&a["output_cid"], &a["fuel_used"]),
@@ -116,30 +113,10 @@ fn build_then_run_bytecode_equals_running_source() {
     );
     // As a Javy module (`--wasm`): the same output and fuel, and the same code CID as the bytecode.
     let module_file = home.path().join("wordcount.wasm");
-    let built_wasm = jobmesh(
-        home.path(),
-        &[
-            "--json",
-            "job",
-            "build",
-            "examples/wordcount.js",
-            "--wasm",
-            "-o",
-            module_file.to_str().unwrap(),
-        ],
-    );
-    let (w, bc) = (json(&built_wasm), json(&built));
+    let w = build(&module_file, &["--wasm"]);
     assert_eq!(w["format"], "javy-module");
     assert!(std::fs::read(&module_file).unwrap().starts_with(b"\0asm"));
-    let from_module = jobmesh(
-        home.path(),
-        &[
-            &["--json", "job", "run-local", module_file.to_str().unwrap()][..],
-            &input,
-        ]
-        .concat(),
-    );
-    let m = json(&from_module);
+    let m = run_local(module_file.to_str().unwrap());
     assert_eq!(
         (&m["status"], &m["output_cid"], &m["fuel_used"]),
         (&a["status"], &a["output_cid"], &a["fuel_used"])

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, Subcommand};
-use jobmesh_exec::{Executor, JobCode, Limits, Plugin, Status};
+use jobmesh_exec::{Executor, JobCode, JsBytecode, Limits, Plugin, Status};
 use jobmesh_store::unixfs::Profile;
 
 use crate::cli::Context;
@@ -131,38 +131,39 @@ fn executor(ctx: &Context, plugin: Option<&Path>) -> Result<(Executor, jobmesh_e
     Ok((exec, cid))
 }
 
-fn compile(exec: &Executor, plugin: &jobmesh_exec::Cid, path: &Path) -> Result<JobCode> {
+fn compile(exec: &Executor, plugin: &jobmesh_exec::Cid, path: &Path) -> Result<JsBytecode> {
     let source = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let source = String::from_utf8(source)
         .with_context(|| format!("{} is not UTF-8 text", path.display()))?;
     let name = path.display().to_string();
-    Ok(JobCode::Js(exec.compile_js(plugin, &name, &source)?))
+    Ok(exec.compile_js(plugin, &name, &source)?)
 }
 
 fn build(ctx: &Context, args: &BuildArgs) -> Result<()> {
     let (exec, plugin) = executor(ctx, args.plugin.as_deref())?;
     let code = compile(&exec, &plugin, &args.source)?;
     let stored = code.to_bytes();
-    let (bytes, extension) = match (&code, args.wasm) {
-        (JobCode::Js(js), true) => {
-            let namespace = exec
-                .plugin(&plugin)
-                .and_then(|p| p.import_namespace())
-                .with_context(|| {
-                    format!("plugin {plugin} declares no import namespace: it cannot back a Javy module")
-                })?;
-            (jobmesh_exec::to_module(js, &namespace), "wasm")
-        }
-        _ => (stored.clone(), "jsbc"),
+    // Named as `job submit` stores it (the bytecode, also when given the module): a UnixFS file under the kubo
+    // profile.
+    let cid = jobmesh_store::unixfs::file_cid(&stored, &Profile::KUBO)?;
+    let (bytes, extension) = if args.wasm {
+        let namespace = exec
+            .plugin(&plugin)
+            .and_then(|p| p.import_namespace())
+            .with_context(|| {
+                format!(
+                    "plugin {plugin} declares no import namespace: it cannot back a Javy module"
+                )
+            })?;
+        (jobmesh_exec::to_module(&code, &namespace), "wasm")
+    } else {
+        (stored, "jsbc")
     };
     let out = args
         .output
         .clone()
         .unwrap_or_else(|| args.source.with_extension(extension));
     std::fs::write(&out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
-    // Named as `job submit` stores it (the bytecode, also when given the module): a UnixFS file under the kubo
-    // profile.
-    let cid = jobmesh_store::unixfs::file_cid(&stored, &Profile::KUBO)?;
     if ctx.json {
         ctx.print_json(&serde_json::json!({
             "output": out, "code_cid": cid.to_string(), "plugin_cid": plugin.to_string(), "bytes": bytes.len(),
@@ -188,7 +189,7 @@ fn run_local(ctx: &Context, args: &RunLocalArgs) -> Result<()> {
     let code = match JobCode::from_bytes(&raw) {
         Ok(code) => code,
         Err(_) if args.code.extension().is_some_and(|e| e == "wasm") => JobCode::Wasm(raw),
-        Err(_) => compile(&exec, &plugin, &args.code)?,
+        Err(_) => JobCode::Js(compile(&exec, &plugin, &args.code)?),
     };
     let compiled = started.elapsed();
     let input = match &args.input {

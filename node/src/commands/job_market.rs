@@ -107,10 +107,10 @@ fn job_code(ctx: &Context, path: &Path) -> Result<(Vec<u8>, &'static str)> {
             bail!("{} is not a WebAssembly module", path.display());
         }
         // A Javy module from `job build --wasm` travels as the bytecode it carries.
-        if let JobCode::Js(js) =
+        if let code @ JobCode::Js(_) =
             JobCode::from_bytes(&raw).with_context(|| format!("{}", path.display()))?
         {
-            return Ok((JobCode::Js(js).to_bytes(), "js"));
+            return Ok((code.to_bytes(), "js"));
         }
         return Ok((raw, "wasm"));
     }
