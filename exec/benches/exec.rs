@@ -2,10 +2,13 @@
 //! one run, printed as a Markdown table (medians).
 //! 1. Warm start: instantiate the (cached, precompiled) plugin and run a trivial echo job.
 //! 2. CPU-heavy JS (examples/cpu-heavy.js): (a) jobmesh wasm with fuel, (b) the same wasm without fuel,
-//!    (c) native QuickJS (the rquickjs crate, the same QuickJS-ng as the plugin), (d) Node.js.
+//!    (c) native QuickJS (the rquickjs crate: the QuickJS-ng release the plugin is built from, upstream, without
+//!    C assertions as Javy builds it; `exec/benches/like-for-like.sh` builds it from the plugin's own patched
+//!    source instead), (d) Node.js.
 //! 3. Fuel per millisecond.
 //!
-//! Env: `BENCH_ROUNDS` (default 2000), `BENCH_REPS` (default 7), `BENCH_WARM` (default 2000).
+//! Env: `BENCH_ROUNDS` (default 2000), `BENCH_REPS` (default 7), `BENCH_WARM` (default 2000),
+//! `BENCH_NATIVE` (how (c) was built, for the table; set by like-for-like.sh).
 
 use std::time::{Duration, Instant};
 
@@ -150,8 +153,10 @@ fn main() {
         ms(a)
     );
     println!("| (b) same wasm, fuel off | {:.1} ms | |", ms(b));
+    let native_build = std::env::var("BENCH_NATIVE")
+        .unwrap_or_else(|_| "upstream QuickJS-ng, without our patches".to_string());
     println!(
-        "| (c) native QuickJS (rquickjs) | {:.1} ms | same QuickJS-ng, native code |",
+        "| (c) native QuickJS (rquickjs) | {:.1} ms | {native_build} |",
         ms(c)
     );
     println!(

@@ -12,6 +12,8 @@
 # Usage: build.sh            rebuild and overwrite jobmesh-plugin.wasm and jobmesh-plugin.wasm.sha256
 #        build.sh --check    rebuild into a temp dir and fail unless the sha256 equals the checked-in one
 #        build.sh --optimized-only OUT.wasm   steps 1 and 2 only (used by tests/plugin_reproducible.rs)
+#        build.sh --patched-source   step 0 only; prints the patched rquickjs-sys directory (used by
+#                                    exec/benches/like-for-like.sh to build native QuickJS from the same source)
 # Needs: clang-19 lld-19 llvm-19 libclang-rt-19-dev-wasm32 wasi-libc binaryen patch, rustup target wasm32-wasip1
 # (scripts/setup.d/20-exec.sh installs them).
 set -euo pipefail
@@ -73,6 +75,10 @@ initialize() { # $1: optimized input, $2: initialized output
 }
 
 case "$mode" in
+  --patched-source)
+    patch_quickjs
+    echo "$patched"
+    ;;
   --optimized-only)
     build_optimized "${2:?usage: build.sh --optimized-only OUT.wasm}"
     ;;
@@ -95,7 +101,7 @@ case "$mode" in
     cat "$here/jobmesh-plugin.wasm.sha256"
     ;;
   *)
-    echo "usage: build.sh [--check | --optimized-only OUT.wasm]" >&2
+    echo "usage: build.sh [--check | --optimized-only OUT.wasm | --patched-source]" >&2
     exit 2
     ;;
 esac
