@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 
 use jobmesh_exec::{Executor, JobCode, Limits, Plugin, Status};
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -98,7 +101,9 @@ fn main() {
         assert_eq!(String::from_utf8(out.output).unwrap(), expected);
 
         let t = Instant::now();
-        let line = run_native_quickjs(&heavy_src, rounds);
+        // `scriptArgs` as the qjs shell defines it.
+        let prelude = format!("globalThis.scriptArgs = ['cpu-heavy.js', '{rounds}'];");
+        let line = support::run_native_quickjs(&prelude, &heavy_src);
         native.push(t.elapsed());
         assert_eq!(line.trim(), expected.trim());
     }
@@ -190,25 +195,4 @@ fn node_version() -> String {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default()
-}
-
-/// Runs the same script in native QuickJS with `scriptArgs` and `print` as the qjs shell defines them.
-fn run_native_quickjs(src: &str, rounds: u64) -> String {
-    use rquickjs::{Context, Function, Runtime};
-    let runtime = Runtime::new().unwrap();
-    let context = Context::full(&runtime).unwrap();
-    let printed = std::rc::Rc::new(std::cell::RefCell::new(String::new()));
-    context.with(|ctx| {
-        let sink = printed.clone();
-        let print =
-            Function::new(ctx.clone(), move |s: String| sink.borrow_mut().push_str(&s)).unwrap();
-        ctx.globals().set("print", print).unwrap();
-        ctx.eval::<(), _>(format!(
-            "globalThis.scriptArgs = ['cpu-heavy.js', '{rounds}'];"
-        ))
-        .unwrap();
-        ctx.eval::<(), _>(src).unwrap();
-    });
-    let s = printed.borrow().clone();
-    s
 }

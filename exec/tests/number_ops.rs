@@ -6,24 +6,7 @@
 mod support;
 
 use jobmesh_exec::{Limits, Status};
-use support::{read, run_js};
-
-/// Runs the script in upstream QuickJS-ng, collecting what it prints.
-fn run_upstream(source: &str) -> String {
-    use rquickjs::{Context, Function, Runtime};
-    let runtime = Runtime::new().expect("runtime");
-    let context = Context::full(&runtime).expect("context");
-    let printed = std::rc::Rc::new(std::cell::RefCell::new(String::new()));
-    context.with(|ctx| {
-        let sink = printed.clone();
-        let print = Function::new(ctx.clone(), move |s: String| sink.borrow_mut().push_str(&s))
-            .expect("print");
-        ctx.globals().set("print", print).expect("global print");
-        ctx.eval::<(), _>(source).expect("script runs");
-    });
-    let text = printed.borrow().clone();
-    text
-}
+use support::{read, run_js, run_native_quickjs};
 
 #[test]
 fn number_operators_give_upstream_quickjs_results_on_every_edge_case_pair() {
@@ -36,7 +19,7 @@ fn number_operators_give_upstream_quickjs_results_on_every_edge_case_pair() {
         String::from_utf8_lossy(&out.stderr)
     );
     let plugin = String::from_utf8(out.output).expect("utf-8 output");
-    let upstream = run_upstream(&source);
+    let upstream = run_native_quickjs("", &source);
     assert_eq!(plugin.lines().count(), 33 * 33, "one line per pair");
     for (n, (ours, theirs)) in plugin.lines().zip(upstream.lines()).enumerate() {
         assert_eq!(ours, theirs, "line {n} differs (plugin, then upstream)");

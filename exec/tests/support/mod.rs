@@ -42,3 +42,22 @@ pub fn js(source: &str) -> JobCode {
 pub fn run_js(source: &str, input: &[u8], limits: &Limits) -> Outcome {
     exec().run(&js(source), input, limits).expect("runs")
 }
+
+/// Runs `prelude` then `source` in native QuickJS-ng (the rquickjs crate: upstream, unless a build patches it)
+/// with a `print` like the qjs shell's (minus its newline); returns what was printed.
+pub fn run_native_quickjs(prelude: &str, source: &str) -> String {
+    use rquickjs::{Context, Function, Runtime};
+    let runtime = Runtime::new().expect("runtime");
+    let context = Context::full(&runtime).expect("context");
+    let printed = std::rc::Rc::new(std::cell::RefCell::new(String::new()));
+    context.with(|ctx| {
+        let sink = printed.clone();
+        let print = Function::new(ctx.clone(), move |s: String| sink.borrow_mut().push_str(&s))
+            .expect("print");
+        ctx.globals().set("print", print).expect("global print");
+        ctx.eval::<(), _>(prelude).expect("prelude runs");
+        ctx.eval::<(), _>(source).expect("script runs");
+    });
+    let text = printed.borrow().clone();
+    text
+}
