@@ -12,7 +12,7 @@ use libp2p_identity::PeerId;
 use serde::{Deserialize, Serialize};
 
 use super::messages::{reveal_matches, JobId, JobSpec, Receipt, Reveal};
-use super::tally::{owed_wei, select_workers, tally, Candidate, Verdict};
+use super::tally::{owed_wei, select_workers, slots_by_record, tally, Candidate, Verdict};
 
 /// How long offers are collected before the first assignment, unless `replicas` offers arrive sooner of which a
 /// majority come from workers with a positive record.
@@ -315,9 +315,8 @@ impl RequesterJob {
     /// that go by record and fewer of them have offered. Without that wait, invited workers slower to answer
     /// than a crowd of fresh identities would leave the majority of the slots to the crowd.
     fn offer_window_ends_ms(&self) -> u64 {
-        let by_record = self.spec.replicas as usize / 2 + 1;
-        let recorded_offers = self.offers.iter().filter(|o| o.reputation > 0).count();
-        if self.invited.len() >= by_record && recorded_offers < by_record {
+        let by_record = slots_by_record(self.spec.replicas as usize);
+        if self.invited.len() >= by_record && self.offers_with_a_record() < by_record {
             self.announced_ms + RECORD_WAIT_MS
         } else {
             self.announced_ms + OFFER_WINDOW_MS
@@ -422,8 +421,12 @@ impl RequesterJob {
     /// first, close the window before the workers with a record are heard.
     fn enough_offers(&self) -> bool {
         let replicas = self.spec.replicas as usize;
-        let with_record = self.offers.iter().filter(|o| o.reputation > 0).count();
-        self.offers.len() >= replicas && with_record > replicas / 2
+        self.offers.len() >= replicas && self.offers_with_a_record() >= slots_by_record(replicas)
+    }
+
+    /// How many offers come from workers with a positive record here.
+    fn offers_with_a_record(&self) -> usize {
+        self.offers.iter().filter(|o| o.reputation > 0).count()
     }
 
     /// A worker answered its assignment.

@@ -23,9 +23,15 @@ pub struct Candidate {
     pub reputation: i64,
 }
 
+/// How many of a job's `slots` go by record (a majority): [`select_workers`] fills them with the best records,
+/// and the requester waits for that many offers from workers with a record.
+pub fn slots_by_record(slots: usize) -> usize {
+    slots / 2 + 1
+}
+
 /// Picks up to `slots` distinct workers, none of them in `exclude`.
 ///
-/// A majority of the slots (`slots / 2 + 1`) goes to the best record: highest reputation, then lowest price, then a
+/// A majority of the slots ([`slots_by_record`]) goes to the best record: highest reputation, then lowest price, then a
 /// tiebreak drawn from `seed`. The remaining minority is drawn at random (from `seed`) among the other
 /// candidates, so new workers earn a record — but a crowd of fresh identities can never fill a majority while
 /// enough workers with a record are offering. The draw takes candidates without a bad record (reputation ≥ 0)
@@ -56,7 +62,7 @@ pub fn select_workers(
             tiebreak(&c.peer),
         )
     });
-    let by_record = (slots / 2 + 1).min(slots).min(pool.len());
+    let by_record = slots_by_record(slots).min(slots).min(pool.len());
     let mut chosen: Vec<PeerId> = pool[..by_record].iter().map(|c| c.peer).collect();
     let mut rest: Vec<&Candidate> = pool[by_record..].to_vec();
     rest.sort_by_key(|c| (c.reputation < 0, tiebreak(&c.peer)));
