@@ -56,7 +56,7 @@ class Jobmesh:
     def post(self, path, body=b"", timeout=60):
         h, p = self.api.split(":")
         c = http.client.HTTPConnection(h, int(p), timeout=timeout)
-        c.request("POST", "/api/v0/" + path, body=body)
+        c.request("POST", "/api/v0/" + path, body=body, headers={"Content-Type": "application/json"})
         r = c.getresponse()
         data = r.read()
         c.close()
@@ -203,7 +203,7 @@ def bench_gossip(args, n=10, msgs=10):
     def reader(i, node):
         h, p = node.api.split(":")
         c = http.client.HTTPConnection(h, int(p), timeout=120)
-        c.request("POST", f"/api/v0/pubsub/sub?arg={topic}")
+        c.request("POST", f"/api/v0/pubsub/sub?arg={topic}", headers={"Content-Type": "application/json"})
         r = c.getresponse()
         while True:
             line = r.readline()

@@ -59,6 +59,14 @@ pub enum StoreError {
     /// A directory entry name that UnixFS cannot hold (empty, `.`, `..`, or with a `/`).
     #[error("invalid directory entry name {0:?}")]
     InvalidEntryName(String),
+    /// A directory whose node would exceed 256 KiB: kubo shards such a directory (HAMT), which is not made here.
+    #[error("a directory of {entries} entries ({bytes} bytes as one block) is larger than a UnixFS directory block may be (256 KiB); sharded directories are not supported yet")]
+    DirectoryTooLarge {
+        /// Entries in the directory.
+        entries: usize,
+        /// Size its single block would have.
+        bytes: usize,
+    },
     /// A CAR file is truncated or malformed.
     #[error("invalid CAR: {0}")]
     InvalidCar(String),

@@ -358,6 +358,58 @@ impl Store {
     /// Imports a file into the store and pins it. On any error the blocks this call added are removed again,
     /// so a failed add leaves the store as it was; after a crash, unpinned leftovers are removed by `gc`.
     pub fn add_file<R: Read>(&self, reader: R, profile: &Profile) -> Result<Imported, StoreError> {
+        let imported = self.import_file(reader, profile)?;
+        self.pin_complete(&imported.root)?;
+        Ok(imported)
+    }
+
+    /// Imports a directory tree (files and directories; a symlink, device or non-UTF-8 name is refused) into the
+    /// store and pins its root. Directories are UnixFS directories as kubo's `add -r` makes them under the same
+    /// profile (entries sorted by name, links carrying cumulative DAG sizes), so the same tree gets kubo's CID.
+    /// `size` and `blocks` of the answer add up the files (blocks include the directory nodes). A failure
+    /// part-way leaves unpinned blocks, which `gc` removes.
+    pub fn add_dir(&self, dir: &Path, profile: &Profile) -> Result<Imported, StoreError> {
+        let imported = self.import_tree(dir, profile)?;
+        self.pin_complete(&imported.root)?;
+        Ok(imported)
+    }
+
+    fn import_tree(&self, path: &Path, profile: &Profile) -> Result<Imported, StoreError> {
+        let cannot = |e| StoreError::io(format!("cannot read {}", path.display()), e);
+        let meta = fs::symlink_metadata(path).map_err(cannot)?;
+        if meta.is_file() {
+            return self.import_file(fs::File::open(path).map_err(cannot)?, profile);
+        }
+        if !meta.is_dir() {
+            return Err(StoreError::io(
+                format!(
+                    "{} is not a file or directory (symlinks are not added)",
+                    path.display()
+                ),
+                std::io::Error::from(std::io::ErrorKind::InvalidInput),
+            ));
+        }
+        let (mut entries, mut size, mut blocks) = (Vec::new(), 0, 1);
+        for item in fs::read_dir(path).map_err(cannot)? {
+            let item = item.map_err(cannot)?;
+            let name = item
+                .file_name()
+                .into_string()
+                .map_err(|raw| StoreError::InvalidEntryName(raw.to_string_lossy().into_owned()))?;
+            let child = self.import_tree(&item.path(), profile)?;
+            size += child.size;
+            blocks += child.blocks;
+            entries.push(DirEntry {
+                name,
+                cid: child.root,
+            });
+        }
+        let root = put_dir_as(self, &entries, profile)?;
+        Ok(Imported { root, size, blocks })
+    }
+
+    /// Imports a file without pinning it (see [`Store::add_file`] for what happens on an error).
+    fn import_file<R: Read>(&self, reader: R, profile: &Profile) -> Result<Imported, StoreError> {
         let chunk_size = profile.chunk_size;
         let (blocks_tx, blocks_rx) = mpsc::sync_channel::<(Cid, Vec<u8>)>(PIPELINE_DEPTH);
         let (recycle_tx, recycle_rx) = mpsc::channel::<Vec<u8>>();
@@ -389,10 +441,7 @@ impl Store {
             (imported, written)
         });
         // A writer error is the cause of any "writer stopped" on the reading side.
-        let result = written.and(imported).and_then(|imported| {
-            self.pin_complete(&imported.root)?;
-            Ok(imported)
-        });
+        let result = written.and(imported);
         if result.is_err() {
             for cid in &added {
                 let _ = self.remove(cid);
@@ -500,8 +549,21 @@ pub fn list_dir(store: &Store, cid: &Cid) -> Result<Option<Vec<DirEntry>>, Store
 }
 
 /// Stores a UnixFS directory (CIDv1 dag-pb, sha2-256) holding `entries` (sorted by name, as UnixFS requires;
-/// names must be non-empty and contain no `/`) and returns its CID. The entries' blocks are not checked.
+/// names must be non-empty and contain no `/`) and returns its CID. The entries' root blocks must be local.
 pub fn put_dir(store: &Store, entries: &[DirEntry]) -> Result<Cid, StoreError> {
+    put_dir_as(store, entries, &Profile::KUBO)
+}
+
+/// The largest directory node written: kubo shards a directory into a HAMT above 256 KiB, which is not made
+/// here, so a larger one is refused rather than given a CID kubo would not give it.
+const MAX_DIR_BLOCK: usize = 256 * 1024;
+
+/// [`put_dir`] with the CID version and hash of `profile` (kubo makes a directory's CID like its files').
+pub fn put_dir_as(
+    store: &Store,
+    entries: &[DirEntry],
+    profile: &Profile,
+) -> Result<Cid, StoreError> {
     let mut sorted: Vec<&DirEntry> = entries.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     let mut links = Vec::with_capacity(sorted.len());
@@ -512,14 +574,31 @@ pub fn put_dir(store: &Store, entries: &[DirEntry]) -> Result<Cid, StoreError> {
         links.push(PbLink {
             hash: e.cid.to_bytes(),
             name: Some(e.name.clone()),
-            tsize: store.size(&e.cid)?,
+            tsize: Some(dag_size(store, &e.cid)?),
         });
     }
     // UnixFS `Data { Type: Directory }`.
     let block = pb::encode_node(&links, Some(&[0x08, UnixFsType::Directory as u8]));
-    let cid = crate::cid_of(DAG_PB, HashAlg::Sha2_256, &block);
+    if block.len() > MAX_DIR_BLOCK {
+        return Err(StoreError::DirectoryTooLarge {
+            entries: links.len(),
+            bytes: block.len(),
+        });
+    }
+    let cid = profile.cid(DAG_PB, &block);
     store.put(&cid, &block)?;
     Ok(cid)
+}
+
+/// The cumulative size of the DAG under `cid` as dag-pb links record it: its root block's size plus the sizes
+/// its links record (a raw block: its size).
+fn dag_size(store: &Store, cid: &Cid) -> Result<u64, StoreError> {
+    let block = store.get_required(cid)?;
+    if codec_of(cid) != DAG_PB {
+        return Ok(block.len() as u64);
+    }
+    let node = pb::decode_node(&block).map_err(|r| malformed(cid, "dag-pb", r))?;
+    Ok(block.len() as u64 + node.links.iter().filter_map(|l| l.tsize).sum::<u64>())
 }
 
 /// Follows `path` (names separated by `/`; empty segments ignored) from `root` through UnixFS directories.
@@ -542,6 +621,8 @@ pub fn resolve_path(store: &Store, root: &Cid, path: &str) -> Result<Cid, StoreE
 }
 
 /// Writes `root` to `path`: a file's bytes, or a directory tree (created fresh; existing paths are refused).
+/// The whole tree is written under a `.jobmesh-partial` sibling first and renamed into place at the end, so a
+/// failure (an unsafe entry name, a missing block, a full disk) leaves nothing at `path`.
 pub fn export_to_path(store: &Store, root: &Cid, path: &Path) -> Result<u64, StoreError> {
     if path.exists() {
         return Err(StoreError::io(
@@ -549,40 +630,59 @@ pub fn export_to_path(store: &Store, root: &Cid, path: &Path) -> Result<u64, Sto
             std::io::Error::from(std::io::ErrorKind::AlreadyExists),
         ));
     }
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".jobmesh-partial");
+    let partial = std::path::PathBuf::from(partial);
+    remove_tree(&partial); // left over by a crash
+    let written = write_tree(store, root, &partial).inspect_err(|_| remove_tree(&partial))?;
+    fs::rename(&partial, path).map_err(|e| {
+        remove_tree(&partial);
+        StoreError::io(format!("cannot write {}", path.display()), e)
+    })?;
+    Ok(written)
+}
+
+/// Removes a file or directory tree, ignoring what is not there.
+fn remove_tree(path: &Path) {
+    let _ = fs::remove_dir_all(path).or_else(|_| fs::remove_file(path));
+}
+
+/// Writes `root` at `path` (which does not exist yet), recursing into directories.
+fn write_tree(store: &Store, root: &Cid, path: &Path) -> Result<u64, StoreError> {
     let block = store.get_required(root)?;
     if codec_of(root) == DAG_PB {
         let node = pb::decode_node(&block).map_err(|r| malformed(root, "dag-pb", r))?;
         let fs = pb::decode_unixfs(node.data.as_deref().unwrap_or_default())
             .map_err(|r| malformed(root, "UnixFS", r))?;
         if fs.kind == UnixFsType::Directory {
-            fs::create_dir_all(path)
+            fs::create_dir(path)
                 .map_err(|e| StoreError::io(format!("cannot create {}", path.display()), e))?;
             let mut total = 0;
             for link in &node.links {
                 let child = Cid::try_from(link.hash.as_slice())
                     .map_err(|e| malformed(root, "dag-pb", format!("bad link: {e}")))?;
                 let name = link.name.as_deref().unwrap_or_default();
-                if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+                if name.is_empty()
+                    || name.contains(['/', '\\', '\0'])
+                    || name == "."
+                    || name == ".."
+                {
                     return Err(malformed(
                         root,
                         "UnixFS directory",
                         format!("unsafe entry name {name:?}"),
                     ));
                 }
-                total += export_to_path(store, &child, &path.join(name))?;
+                total += write_tree(store, &child, &path.join(name))?;
             }
             return Ok(total);
         }
     }
-    let tmp = path.with_extension("jobmesh-partial");
-    let file = fs::File::create(&tmp)
-        .map_err(|e| StoreError::io(format!("cannot create {}", tmp.display()), e))?;
+    let file = fs::File::create(path)
+        .map_err(|e| StoreError::io(format!("cannot create {}", path.display()), e))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-    let written = cat(store, root, &mut out).inspect_err(|_| {
-        let _ = fs::remove_file(&tmp);
-    })?;
-    drop(out);
-    fs::rename(&tmp, path)
+    let written = cat(store, root, &mut out)?;
+    std::io::Write::flush(&mut out)
         .map_err(|e| StoreError::io(format!("cannot write {}", path.display()), e))?;
     Ok(written)
 }

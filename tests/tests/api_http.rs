@@ -196,8 +196,19 @@ fn an_api_beyond_loopback_needs_a_token_and_enforces_it() {
     }
     let (status, _, _) = http(&node.api, "GET", "/api/v0/repo/stat", &[], b"", LIMIT);
     assert_eq!(status, 401);
+    // The token is taken from the header only (a URL lands in histories and logs), its scheme in any case.
     let with_query = format!("/api/v0/repo/stat?token={token}");
     let (status, _, _) = http(&node.api, "GET", &with_query, &[], b"", LIMIT);
+    assert_eq!(status, 401);
+    let lower = format!("bearer {token}");
+    let (status, _, _) = http(
+        &node.api,
+        "GET",
+        "/api/v0/repo/stat",
+        &[("Authorization", &lower)],
+        b"",
+        LIMIT,
+    );
     assert_eq!(status, 200);
     let id = node.cli_json(&["id"]);
     assert!(

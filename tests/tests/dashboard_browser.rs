@@ -358,3 +358,62 @@ fn dashboard_routes_answer_bad_input_with_json() {
         "missing argument \"arg\"",
     );
 }
+
+/// The attack the security review made, in a real browser: a page on another origin and a page served by the
+/// node's own gateway try to post a job and stop the node. The node must still run and hold no job afterwards
+/// (the dashboard test above is the control: the API's own page does post jobs).
+#[test]
+fn web_pages_cannot_drive_the_node_in_chromium() {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: run scripts/setup.d/50-browser.sh"
+    );
+    let mut node = NodeProc::start_with(&[], &["--worker"]);
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    std::fs::create_dir(&site).unwrap();
+    let page = r#"<!doctype html><script>
+const post = (path, body) => fetch(path, { method: "POST", headers: { "content-type": "application/json" }, body })
+  .then((r) => console.log(path + " answered " + r.status), (e) => console.log(path + " failed " + e));
+post("/api/v0/job/submit-js", JSON.stringify({ source: "1", replicas: 1, price: 1000000000 }));
+post("/api/v0/shutdown", "{}");
+</script>"#;
+    std::fs::write(site.join("index.html"), page).unwrap();
+    let cid = String::from_utf8(node.cli(&["add", "-r", &site.display().to_string()]))
+        .unwrap()
+        .trim()
+        .to_string();
+    let jobs = |node: &NodeProc| {
+        node.cli_json(&["job", "list"])["jobs"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(jobs(&node), 0);
+
+    let mut script =
+        jobmesh_tests::node_script("browser", "attack.mjs").unwrap_or_else(|e| panic!("{e}"));
+    script
+        .arg(format!("http://{}", node.api))
+        .arg(format!("http://{}/ipfs/{cid}/index.html", node.api))
+        .env("CHROMIUM", CHROMIUM);
+    let out = jobmesh_tests::run_ok(&mut script, Duration::from_secs(100))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = String::from_utf8(out).unwrap();
+    let seen: Value = serde_json::from_str(out.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("the attack script printed {out:?}: {e}"));
+    eprintln!("what the pages saw: {seen}");
+
+    assert!(
+        node.child.try_wait().unwrap().is_none(),
+        "a web page stopped the node ({seen})"
+    );
+    let (status, _) = mesh_util::post(&node.api, "id", b"", Duration::from_secs(5));
+    assert_eq!(status, 200);
+    assert_eq!(jobs(&node), 0, "a web page posted a job ({seen})");
+    // The gateway page's own script ran (its fetches were attempted) and none got an answer through: its
+    // origin is opaque (the sandbox), so the browser must ask first, and the API grants no CORS.
+    let gateway = seen["gateway"].to_string();
+    assert!(gateway.contains("/api/v0/shutdown failed"), "{gateway}");
+    assert!(!gateway.contains("answered 200"), "{gateway}");
+}

@@ -9,6 +9,8 @@ use serde_json::Value;
 
 use crate::home::Home;
 
+const JSON: &str = "application/json";
+
 /// A running node's control API.
 #[derive(Debug, Clone)]
 pub struct Api {
@@ -55,12 +57,18 @@ impl Api {
         }
     }
 
+    /// A POST to `path`; `content_type` is `application/json`, or `application/octet-stream` for an upload (the
+    /// API refuses any other, see [`super::guard`]).
     fn request(
         &self,
         path: &str,
         query: &[(&str, &str)],
+        content_type: &str,
     ) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
-        let mut req = self.agent.post(format!("{}/{path}", self.base));
+        let mut req = self
+            .agent
+            .post(format!("{}/{path}", self.base))
+            .header("Content-Type", content_type);
         if let Some(token) = &self.token {
             req = req.header("Authorization", format!("Bearer {token}"));
         }
@@ -87,7 +95,7 @@ impl Api {
     /// Calls a command and returns its JSON answer.
     pub fn call(&self, path: &str, query: &[(&str, &str)]) -> Result<Value> {
         let resp = self
-            .request(path, query)
+            .request(path, query, JSON)
             .send_empty()
             .with_context(|| format!("cannot reach the running node's API at {}", self.base))?;
         Self::check(resp)?
@@ -105,7 +113,7 @@ impl Api {
     ) -> Result<Value> {
         let mut body = body;
         let resp = self
-            .request(path, query)
+            .request(path, query, "application/octet-stream")
             .send(ureq::SendBody::from_reader(&mut body))
             .with_context(|| format!("cannot reach the running node's API at {}", self.base))?;
         Self::check(resp)?
@@ -117,7 +125,7 @@ impl Api {
     /// Calls a command whose answer is a byte stream (e.g. `cat`).
     pub fn call_stream(&self, path: &str, query: &[(&str, &str)]) -> Result<impl Read> {
         let resp = self
-            .request(path, query)
+            .request(path, query, JSON)
             .send_empty()
             .with_context(|| format!("cannot reach the running node's API at {}", self.base))?;
         Ok(Self::check(resp)?
@@ -143,12 +151,6 @@ pub fn add(
     let input: Box<dyn Read> = if args.path.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
-        if args.path.is_dir() {
-            bail!(
-                "{} is a directory (only files can be added for now)",
-                args.path.display()
-            );
-        }
         Box::new(
             std::fs::File::open(&args.path)
                 .with_context(|| format!("cannot read {}", args.path.display()))?,
@@ -176,21 +178,35 @@ pub fn cat(api: &Api, cid: &str) -> Result<()> {
     Ok(())
 }
 
-/// `jobmesh get` through the running node (which writes the file itself: it shares this machine).
+/// `jobmesh get` through the running node. The node streams the DAG as a CAR (fetching what it lacks); this side
+/// checks every block into a scratch store beside the output and writes the tree itself, so the node never
+/// writes files at a path a caller names (a web page could otherwise make it write anywhere).
 pub fn get(
     ctx: &crate::cli::Context,
     api: &Api,
     cid: &str,
     output: &std::path::Path,
 ) -> Result<()> {
-    jobmesh_store::parse_cid(cid)?;
-    let abs =
-        std::path::absolute(output).with_context(|| format!("bad path {}", output.display()))?;
-    let v = api.call("get", &[("arg", cid), ("output", &abs.to_string_lossy())])?;
+    let root = jobmesh_store::parse_cid(cid)?;
+    if output.exists() {
+        bail!("{} already exists", output.display());
+    }
+    let parent = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    let scratch = tempfile::Builder::new()
+        .prefix(".jobmesh-get-")
+        .tempdir_in(parent)
+        .with_context(|| format!("cannot write in {}", parent.display()))?;
+    let store = jobmesh_store::Store::open(scratch.path())?;
+    let car = api.call_stream("get", &[("arg", cid)])?;
+    jobmesh_store::car::import(&store, car).context("the node sent a bad CAR")?;
+    let bytes = jobmesh_store::unixfs::export_to_path(&store, &root, output)?;
     if ctx.json {
-        ctx.print_json(&v);
+        ctx.print_json(&serde_json::json!({ "cid": cid, "path": output, "bytes": bytes }));
     } else {
-        eprintln!("wrote {} bytes to {}", v["bytes"], output.display());
+        eprintln!("wrote {bytes} bytes to {}", output.display());
     }
     Ok(())
 }

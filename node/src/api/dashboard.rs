@@ -4,7 +4,6 @@
 //! - `POST /api/v0/job/submit-js` (JSON `{source, input, replicas, max_fuel, timeout_ms, price}`): compiles the
 //!   JavaScript with the bundled Javy plugin, stores code and input (kubo profile), submits the job, answers `{id}`;
 //! - `GET /api/v0/job/events?arg=<id>`: server-sent events, one `JobStatus` JSON per change until it is over;
-//! - `GET /api/v0/repo/stat`: the store's block count and bytes.
 //!
 //! Everything else the page shows comes from the existing POST routes. It owns no market or store logic.
 
@@ -61,7 +60,6 @@ pub fn routes() -> Router<ApiState> {
         )
         .route("/api/v0/job/submit-js", post(submit_js))
         .route("/api/v0/job/events", get(events))
-        .route("/api/v0/repo/stat", get(repo_stat).post(repo_stat))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
 }
 
@@ -203,15 +201,4 @@ async fn events(State(st): State<ApiState>, q: Q) -> ApiResult<impl IntoResponse
     });
     use futures::StreamExt;
     Ok(Sse::new(first.chain(rest)).keep_alive(KeepAlive::default()))
-}
-
-/// Blocks and bytes in the node's store.
-async fn repo_stat(State(st): State<ApiState>) -> ApiResult<Json<Value>> {
-    let store = st.node.store().clone();
-    let (blocks, bytes) =
-        tokio::task::spawn_blocking(move || store.usage().map_err(|e| e.to_string()))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(ApiError::internal)?;
-    Ok(Json(json!({ "NumObjects": blocks, "RepoSize": bytes })))
 }

@@ -1,15 +1,29 @@
 //! A read-only IPFS HTTP gateway: `GET /ipfs/<cid>[/<path>]` serves files and lists directories (a directory
 //! with an `index.html` serves that page), fetching from the mesh what this node lacks.
+//!
+//! Content from the mesh is untrusted: served path-style on the API's own origin, a page could call the API as
+//! same-origin. So path-style answers carry `Content-Security-Policy: sandbox …` without `allow-same-origin`,
+//! which gives the page an opaque origin (its requests say `Origin: null`, which the API's guard refuses), and
+//! `http://<cid>.ipfs.localhost:PORT/<path>` serves the same content on an origin of its own (as kubo's subdomain
+//! gateway does; [`super::guard`] rewrites such requests to `/ipfs/<cid>/<path>` and marks them).
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::Extension;
 use axum::Router;
 use jobmesh_store::unixfs;
 use jobmesh_store::{parse_cid, StoreError};
 
+use super::guard::SubdomainGateway;
 use super::{ApiError, ApiResult, ApiState};
+
+/// The sandbox of path-style answers: scripts may run, but in an opaque origin with no access to the API's.
+const PATH_STYLE_CSP: &str = "sandbox allow-scripts allow-forms allow-popups allow-downloads";
+
+/// Whether a request came through the subdomain gateway (its own origin) rather than path-style.
+type Subdomain = Option<Extension<SubdomainGateway>>;
 
 /// The gateway's routes.
 pub fn routes() -> Router<ApiState> {
@@ -18,15 +32,39 @@ pub fn routes() -> Router<ApiState> {
         .route("/ipfs/{cid}/{*path}", get(at_path))
 }
 
-async fn root(State(st): State<ApiState>, Path(cid): Path<String>) -> ApiResult<Response> {
-    serve(&st, &cid, "").await
+async fn root(
+    State(st): State<ApiState>,
+    sub: Subdomain,
+    Path(cid): Path<String>,
+) -> ApiResult<Response> {
+    let mut answer = serve(&st, &cid, "", sub.is_some()).await?;
+    sandbox_unless(sub.is_some(), &mut answer);
+    Ok(answer)
 }
 
 async fn at_path(
     State(st): State<ApiState>,
+    sub: Subdomain,
     Path((cid, path)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    serve(&st, &cid, &path).await
+    let mut answer = serve(&st, &cid, &path, sub.is_some()).await?;
+    sandbox_unless(sub.is_some(), &mut answer);
+    Ok(answer)
+}
+
+/// Adds the path-style sandbox to an answer (not on the subdomain gateway, which is an origin of its own).
+fn sandbox_unless(subdomain: bool, answer: &mut Response) {
+    let headers = answer.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    if !subdomain {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            header::HeaderValue::from_static(PATH_STYLE_CSP),
+        );
+    }
 }
 
 fn store_error(e: StoreError) -> ApiError {
@@ -39,7 +77,7 @@ fn store_error(e: StoreError) -> ApiError {
     }
 }
 
-async fn serve(st: &ApiState, cid: &str, path: &str) -> ApiResult<Response> {
+async fn serve(st: &ApiState, cid: &str, path: &str, subdomain: bool) -> ApiResult<Response> {
     let root = parse_cid(cid).map_err(ApiError::bad)?;
     st.node
         .fetch_dag(root, st.fetch_timeout)
@@ -65,7 +103,7 @@ async fn serve(st: &ApiState, cid: &str, path: &str) -> ApiResult<Response> {
     let (target, name) = match listing {
         Some(entries) => match entries.iter().find(|e| e.name == "index.html") {
             Some(index) => (index.cid, "index.html".to_string()),
-            None => return Ok(directory_page(cid, path, &entries)),
+            None => return Ok(directory_page(cid, path, &entries, subdomain)),
         },
         None => (
             target,
@@ -115,8 +153,18 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn directory_page(cid: &str, path: &str, entries: &[unixfs::DirEntry]) -> Response {
-    let base = format!("/ipfs/{cid}/{}", path.trim_matches('/'));
+fn directory_page(
+    cid: &str,
+    path: &str,
+    entries: &[unixfs::DirEntry],
+    subdomain: bool,
+) -> Response {
+    let prefix = if subdomain {
+        String::new()
+    } else {
+        format!("/ipfs/{cid}")
+    };
+    let base = format!("{prefix}/{}", path.trim_matches('/'));
     let base = base.trim_end_matches('/').to_string();
     let mut rows = String::new();
     for e in entries {

@@ -54,6 +54,10 @@ pub struct StartArgs {
         hide_env_values = true
     )]
     pub api_token: Option<String>,
+    /// A web origin (scheme://host[:port]) allowed to call the API from a browser besides the API's own
+    /// (repeatable). Every other origin is refused, so that no web page can drive the node.
+    #[arg(long, value_name = "ORIGIN")]
+    pub api_allow_origin: Vec<String>,
     /// Run jobs for others: offer on announced jobs that fit the limits below.
     #[arg(long)]
     pub worker: bool,
@@ -178,6 +182,8 @@ fn start(ctx: &Context, args: &StartArgs) -> Result<()> {
     if token.as_ref().is_some_and(|t| t.len() < 16) {
         anyhow::bail!("--api-token must be at least 16 characters");
     }
+    // The real policy is built once the port is bound (port 0 picks one); this checks the origins now.
+    api::guard::AccessPolicy::new(api_addr, &args.api_allow_origin)?;
     let reprovide = secs(args.reprovide_interval, "--reprovide-interval")?;
     let settler_cfg = SettlerConfig {
         threshold_wei: settle::parse_amount(&args.lottery_threshold)
@@ -245,15 +251,22 @@ fn start(ctx: &Context, args: &StartArgs) -> Result<()> {
             .is_some()
             .then(|| (args.chain.clone(), settler_cfg)),
     };
-    rt.block_on(serve(
-        ctx,
-        cfg,
-        store,
-        market,
-        api_addr,
+    let api = ApiSettings {
+        addr: api_addr,
         fetch_timeout,
         token,
-    ))
+        allow_origins: args.api_allow_origin.clone(),
+    };
+    rt.block_on(serve(ctx, cfg, store, market, api))
+}
+
+/// What the control API is started with.
+struct ApiSettings {
+    addr: SocketAddr,
+    fetch_timeout: Duration,
+    token: Option<String>,
+    /// `--api-allow-origin`, checked when the API is bound.
+    allow_origins: Vec<String>,
 }
 
 /// What the node's market is started with.
@@ -270,11 +283,16 @@ async fn serve(
     cfg: Config,
     store: Store,
     market: MarketParts,
-    api_addr: SocketAddr,
-    fetch_timeout: Duration,
-    token: Option<String>,
+    api: ApiSettings,
 ) -> Result<()> {
+    let ApiSettings {
+        addr: api_addr,
+        fetch_timeout,
+        token,
+        allow_origins,
+    } = api;
     let (listener, api_bound) = api::bind(api_addr).await?;
+    let access = Arc::new(api::guard::AccessPolicy::new(api_bound, &allow_origins)?);
     let worker = market.cfg.worker.is_some();
     let exec = market.exec.clone();
     let settlement = match market.settlement {
@@ -318,6 +336,7 @@ async fn serve(
         settler: settler.clone(),
         exec: Some(exec),
         token: token.as_deref().map(Arc::from),
+        access,
     };
     let token_file = ctx.home.root().join(api::TOKEN_FILE);
     match &token {

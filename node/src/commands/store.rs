@@ -1,7 +1,7 @@
 //! Content-store subcommands: `add`, `cat`, `get`, `block`, `pin`, `repo`, `dag`.
 //!
 //! They open the node's sled store directly, except while a node runs on the data dir (it holds the store's
-//! lock): then `add`, `cat`, `get` and `pin add` go through its control API ([`crate::api::client`]).
+//! lock): then every command here goes through its control API ([`crate::api::client`]), `add -r` as a CAR.
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
@@ -14,6 +14,7 @@ use jobmesh_store::unixfs::{self, Profile};
 use jobmesh_store::{car, cid_of, dag, parse_cid, Cid, HashAlg, Store, DAG_PB, RAW};
 use serde_json::json;
 
+use crate::api::client::{self, Api};
 use crate::cli::Context;
 
 /// Inputs larger than this get a progress bar (when stderr is a terminal).
@@ -63,11 +64,15 @@ impl From<HashName> for HashAlg {
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  jobmesh add photo.jpg\n  echo hello | jobmesh add -\n  \
+                        jobmesh add -r ./site          # a directory tree: kubo's `ipfs add -r --cid-version=1` CID\n  \
                         jobmesh add --profile helia --hash blake3 big.iso"
 )]
 pub struct AddArgs {
-    /// File to add, or `-` for standard input.
+    /// File to add, `-` for standard input, or a directory with `-r`.
     pub path: PathBuf,
+    /// Add a directory and everything below it (symlinks are refused).
+    #[arg(short, long)]
+    pub recursive: bool,
     /// Chunking and layout profile (decides the CID).
     #[arg(long, value_enum, default_value = "kubo")]
     pub profile: ProfileName,
@@ -246,6 +251,12 @@ fn progress_for(len: Option<u64>) -> ProgressBar {
 
 /// `jobmesh add`.
 pub fn add(ctx: &Context, args: &AddArgs) -> Result<()> {
+    if args.recursive {
+        return add_tree(ctx, args);
+    }
+    if args.path.is_dir() {
+        bail!("{} is a directory: add it with -r", args.path.display());
+    }
     if let Some(api) = crate::api::client::running(&ctx.home) {
         return crate::api::client::add(ctx, &api, args);
     }
@@ -268,6 +279,39 @@ pub fn add(ctx: &Context, args: &AddArgs) -> Result<()> {
     } else {
         println!("{}", imported.root);
     }
+    Ok(())
+}
+
+/// `jobmesh add -r`: the tree goes into the store directly, or, while a node holds the store, into a scratch
+/// store whose CAR the node imports (and pins) through `dag/import`.
+fn add_tree(ctx: &Context, args: &AddArgs) -> Result<()> {
+    let profile = args.profile.profile().with_hash(args.hash.into())?;
+    let what = || format!("cannot add {}", args.path.display());
+    let imported = match client::running(&ctx.home) {
+        None => open_store(ctx)?
+            .add_dir(&args.path, &profile)
+            .with_context(what)?,
+        Some(api) => {
+            let scratch = tempfile::tempdir().context("cannot create a scratch directory")?;
+            let store = Store::open(scratch.path())?;
+            let imported = store.add_dir(&args.path, &profile).with_context(what)?;
+            let car_path = scratch.path().join("tree.car");
+            let mut out = BufWriter::new(File::create(&car_path)?);
+            car::export(&store, &imported.root, &mut out)?;
+            out.into_inner().map_err(|e| e.into_error())?;
+            api.call_with_body("dag/import", &[], File::open(&car_path)?)
+                .with_context(what)?;
+            imported
+        }
+    };
+    report(
+        ctx,
+        json!({
+            "cid": imported.root.to_string(), "size": imported.size, "blocks": imported.blocks,
+            "profile": profile.name, "hash": profile.hash.to_string(),
+        }),
+        imported.root.to_string(),
+    );
     Ok(())
 }
 
@@ -299,9 +343,23 @@ pub fn get(ctx: &Context, args: &GetArgs) -> Result<()> {
     Ok(())
 }
 
+/// Where a store command runs: on the store itself, or through the running node that holds it (sled allows one
+/// process per store, so while a node runs every command goes through its API).
+enum Access {
+    Local(Store),
+    Node(Api),
+}
+
+fn access(ctx: &Context) -> Result<Access> {
+    Ok(match client::running(&ctx.home) {
+        Some(api) => Access::Node(api),
+        None => Access::Local(open_store(ctx)?),
+    })
+}
+
 /// `jobmesh block …`.
 pub fn block(ctx: &Context, command: &BlockCommand) -> Result<()> {
-    let store = open_store(ctx)?;
+    let store = access(ctx)?;
     match command {
         BlockCommand::Put { path, codec, hash } => {
             let (mut input, _) = open_input(path)?;
@@ -309,50 +367,80 @@ pub fn block(ctx: &Context, command: &BlockCommand) -> Result<()> {
             input
                 .read_to_end(&mut bytes)
                 .with_context(|| format!("cannot read {}", path.display()))?;
-            let codec = match codec {
-                CodecName::Raw => RAW,
-                CodecName::DagPb => DAG_PB,
+            let v = match store {
+                Access::Node(api) => {
+                    let codec = name_of(codec.to_possible_value());
+                    let hash = name_of(hash.to_possible_value());
+                    api.call_with_body(
+                        "block/put",
+                        &[("codec", &codec), ("hash", &hash)],
+                        bytes.as_slice(),
+                    )?
+                }
+                Access::Local(store) => {
+                    let codec = match codec {
+                        CodecName::Raw => RAW,
+                        CodecName::DagPb => DAG_PB,
+                    };
+                    let cid = cid_of(codec, (*hash).into(), &bytes);
+                    dag::links(&cid, &bytes).context("not a valid block for that codec")?;
+                    store.put(&cid, &bytes)?;
+                    store.flush()?;
+                    json!({ "cid": cid.to_string(), "size": bytes.len() })
+                }
             };
-            let cid = cid_of(codec, (*hash).into(), &bytes);
-            dag::links(&cid, &bytes).context("not a valid block for that codec")?;
-            store.put(&cid, &bytes)?;
-            store.flush()?;
-            if ctx.json {
-                ctx.print_json(&json!({ "cid": cid.to_string(), "size": bytes.len() }));
-            } else {
-                println!("{cid}");
-            }
+            report(ctx, v.clone(), text_of(&v["cid"]));
         }
         BlockCommand::Get { cid } => {
-            let cid = cid_arg(cid)?;
-            let bytes = store.get_required(&cid)?;
-            io::stdout()
-                .lock()
-                .write_all(&bytes)
-                .context("cannot write the output")?;
+            cid_arg(cid)?;
+            let mut out = io::stdout().lock();
+            match store {
+                Access::Node(api) => {
+                    io::copy(
+                        &mut api.call_stream("block/get", &[("arg", cid)])?,
+                        &mut out,
+                    )
+                    .context("cannot write the output")?;
+                }
+                Access::Local(store) => out
+                    .write_all(&store.get_required(&cid_arg(cid)?)?)
+                    .context("cannot write the output")?,
+            }
         }
         BlockCommand::Stat { cid } => {
-            let cid = cid_arg(cid)?;
-            let bytes = store.get_required(&cid)?;
-            if ctx.json {
-                ctx.print_json(&json!({ "cid": cid.to_string(), "size": bytes.len() }));
-            } else {
-                println!("{cid} {}", bytes.len());
-            }
+            let v = match store {
+                Access::Node(api) => api.call("block/stat", &[("arg", cid)])?,
+                Access::Local(store) => {
+                    let cid = cid_arg(cid)?;
+                    json!({ "cid": cid.to_string(), "size": store.get_required(&cid)?.len() })
+                }
+            };
+            report(
+                ctx,
+                v.clone(),
+                format!("{} {}", text_of(&v["cid"]), v["size"]),
+            );
         }
     }
     Ok(())
 }
 
+/// A clap value's name (`raw`, `dag-pb`, `sha2-256` …).
+fn name_of(v: Option<clap::builder::PossibleValue>) -> String {
+    v.map(|p| p.get_name().to_string()).unwrap_or_default()
+}
+
+/// A JSON string's text (without quotes).
+fn text_of(v: &serde_json::Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_string)
+}
+
 /// `jobmesh pin …`.
 pub fn pin(ctx: &Context, command: &PinCommand) -> Result<()> {
-    if let (PinCommand::Add { cid }, Some(api)) = (command, crate::api::client::running(&ctx.home))
-    {
-        return crate::api::client::pin_add(ctx, &api, cid);
-    }
-    let store = open_store(ctx)?;
-    match command {
-        PinCommand::Add { cid } => {
+    let store = access(ctx)?;
+    match (command, store) {
+        (PinCommand::Add { cid }, Access::Node(api)) => client::pin_add(ctx, &api, cid)?,
+        (PinCommand::Add { cid }, Access::Local(store)) => {
             let cid = cid_arg(cid)?;
             store
                 .pin(&cid)
@@ -363,10 +451,17 @@ pub fn pin(ctx: &Context, command: &PinCommand) -> Result<()> {
                 format!("pinned {cid}"),
             );
         }
-        PinCommand::Rm { cid } => {
+        (PinCommand::Rm { cid }, store) => {
             let cid = cid_arg(cid)?;
-            if !store.unpin(&cid)? {
-                bail!("{cid} is not pinned");
+            match store {
+                Access::Node(api) => {
+                    api.call("pin/rm", &[("arg", &cid.to_string())])?;
+                }
+                Access::Local(store) => {
+                    if !store.unpin(&cid)? {
+                        bail!("{cid} is not pinned");
+                    }
+                }
             }
             report(
                 ctx,
@@ -374,8 +469,14 @@ pub fn pin(ctx: &Context, command: &PinCommand) -> Result<()> {
                 format!("unpinned {cid}"),
             );
         }
-        PinCommand::Ls => {
-            let pins: Vec<String> = store.pins()?.iter().map(Cid::to_string).collect();
+        (PinCommand::Ls, store) => {
+            let pins: Vec<String> = match store {
+                Access::Node(api) => {
+                    serde_json::from_value(api.call("pin/ls", &[])?["pins"].take())
+                        .context("the node sent an invalid pin list")?
+                }
+                Access::Local(store) => store.pins()?.iter().map(Cid::to_string).collect(),
+            };
             if ctx.json {
                 ctx.print_json(&json!({ "pins": pins }));
             } else {
@@ -388,60 +489,89 @@ pub fn pin(ctx: &Context, command: &PinCommand) -> Result<()> {
 
 /// `jobmesh repo …`.
 pub fn repo(ctx: &Context, command: &RepoCommand) -> Result<()> {
-    let store = open_store(ctx)?;
+    let store = access(ctx)?;
     match command {
         RepoCommand::Gc => {
-            let stats = store.gc()?;
-            report(
-                ctx,
-                json!({ "removed_blocks": stats.removed_blocks, "removed_bytes": stats.removed_bytes,
-                        "kept_blocks": stats.kept_blocks }),
-                format!(
-                    "removed {} blocks ({} bytes), kept {}",
-                    stats.removed_blocks, stats.removed_bytes, stats.kept_blocks
-                ),
+            let v = match store {
+                Access::Node(api) => api.call("repo/gc", &[])?,
+                Access::Local(store) => {
+                    let stats = store.gc()?;
+                    json!({ "removed_blocks": stats.removed_blocks, "removed_bytes": stats.removed_bytes,
+                            "kept_blocks": stats.kept_blocks })
+                }
+            };
+            let text = format!(
+                "removed {} blocks ({} bytes), kept {}",
+                v["removed_blocks"], v["removed_bytes"], v["kept_blocks"]
             );
+            report(ctx, v, text);
         }
         RepoCommand::Verify => {
-            let r = store.verify()?;
-            let corrupt: Vec<String> = r.corrupt.iter().map(Cid::to_string).collect();
-            let incomplete: Vec<String> = r.incomplete_pins.iter().map(Cid::to_string).collect();
-            if ctx.json {
-                ctx.print_json(
-                    &json!({ "ok": r.ok, "corrupt": corrupt, "incomplete_pins": incomplete }),
-                );
-            } else {
-                println!(
-                    "{} blocks ok, {} corrupt, {} incomplete pins",
-                    r.ok,
-                    corrupt.len(),
-                    incomplete.len()
-                );
-                corrupt.iter().for_each(|c| println!("corrupt: {c}"));
-                incomplete
-                    .iter()
-                    .for_each(|c| println!("incomplete pin: {c}"));
-            }
-            if !corrupt.is_empty() || !incomplete.is_empty() {
-                bail!(
-                    "the store has {} corrupt blocks and {} incomplete pins",
-                    corrupt.len(),
-                    incomplete.len()
-                );
-            }
+            let v = match store {
+                Access::Node(api) => api.call("repo/verify", &[])?,
+                Access::Local(store) => {
+                    let r = store.verify()?;
+                    let list = |c: &[Cid]| c.iter().map(Cid::to_string).collect::<Vec<_>>();
+                    json!({ "ok": r.ok, "corrupt": list(&r.corrupt), "incomplete_pins": list(&r.incomplete_pins) })
+                }
+            };
+            print_verify(ctx, &v)?;
         }
         RepoCommand::Stat => {
-            let (blocks, bytes) = store.usage()?;
-            let pins = store.pins()?.len();
+            let (blocks, bytes, pins) = match store {
+                Access::Node(api) => {
+                    let v = api.call("repo/stat", &[])?;
+                    (v["blocks"].clone(), v["bytes"].clone(), v["pins"].clone())
+                }
+                Access::Local(store) => {
+                    let (blocks, bytes) = store.usage()?;
+                    (blocks.into(), bytes.into(), store.pins()?.len().into())
+                }
+            };
+            let path = ctx.home.blocks_dir();
+            let text = format!(
+                "{blocks} blocks, {bytes} bytes, {pins} pins in {}",
+                path.display()
+            );
             report(
                 ctx,
-                json!({ "blocks": blocks, "bytes": bytes, "pins": pins, "path": ctx.home.blocks_dir() }),
-                format!(
-                    "{blocks} blocks, {bytes} bytes, {pins} pins in {}",
-                    ctx.home.blocks_dir().display()
-                ),
+                json!({ "blocks": blocks, "bytes": bytes, "pins": pins, "path": path }),
+                text,
             );
         }
+    }
+    Ok(())
+}
+
+/// Prints a `repo verify` report; an error when anything is corrupt or incomplete.
+fn print_verify(ctx: &Context, v: &serde_json::Value) -> Result<()> {
+    let list = |key: &str| -> Vec<String> {
+        v[key]
+            .as_array()
+            .map(|a| a.iter().map(text_of).collect())
+            .unwrap_or_default()
+    };
+    let (corrupt, incomplete) = (list("corrupt"), list("incomplete_pins"));
+    if ctx.json {
+        ctx.print_json(v);
+    } else {
+        println!(
+            "{} blocks ok, {} corrupt, {} incomplete pins",
+            v["ok"],
+            corrupt.len(),
+            incomplete.len()
+        );
+        corrupt.iter().for_each(|c| println!("corrupt: {c}"));
+        incomplete
+            .iter()
+            .for_each(|c| println!("incomplete pin: {c}"));
+    }
+    if !corrupt.is_empty() || !incomplete.is_empty() {
+        bail!(
+            "the store has {} corrupt blocks and {} incomplete pins",
+            corrupt.len(),
+            incomplete.len()
+        );
     }
     Ok(())
 }
@@ -450,61 +580,89 @@ pub fn repo(ctx: &Context, command: &RepoCommand) -> Result<()> {
 pub fn dag(ctx: &Context, command: &DagCommand) -> Result<()> {
     match command {
         DagCommand::Export { cid, output } => {
-            let cid = cid_arg(cid)?;
+            let root = cid_arg(cid)?;
             if output.is_none() && io::stdout().is_terminal() {
                 bail!("refusing to write a binary CAR to a terminal: redirect standard output or use -o FILE");
             }
-            let store = open_store(ctx)?;
-            match output {
-                Some(path) => {
-                    let tmp = path.with_extension("car.partial");
-                    let file = File::create(&tmp)
-                        .with_context(|| format!("cannot create {}", tmp.display()))?;
-                    let mut out = BufWriter::with_capacity(1 << 20, file);
-                    let result = car::export(&store, &cid, &mut out);
-                    drop(out);
-                    if let Err(e) = result {
-                        let _ = std::fs::remove_file(&tmp);
-                        return Err(e.into());
+            let store = access(ctx)?;
+            let write = |out: &mut dyn Write| -> Result<()> {
+                match &store {
+                    Access::Node(api) => {
+                        io::copy(&mut api.call_stream("dag/export", &[("arg", cid)])?, out)?;
                     }
-                    std::fs::rename(&tmp, path)
-                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    Access::Local(store) => {
+                        car::export(store, &root, &mut BufWriter::with_capacity(1 << 20, out))?;
+                    }
                 }
-                None => {
-                    let mut out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
-                    car::export(&store, &cid, &mut out)?;
-                }
+                Ok(())
+            };
+            match output {
+                Some(path) => write_atomically(path, write)?,
+                None => write(&mut io::stdout().lock())?,
             }
         }
         DagCommand::Import { path } => {
             let (input, _) = open_input(path)?;
-            let store = open_store(ctx)?;
-            let imported = car::import(&store, input)
-                .with_context(|| format!("cannot import {}", path.display()))?;
-            let mut pinned = Vec::new();
-            for root in &imported.roots {
-                if store.pin(root).is_ok() {
-                    pinned.push(root.to_string());
+            let cannot = || format!("cannot import {}", path.display());
+            let v = match access(ctx)? {
+                Access::Node(api) => {
+                    let v = api
+                        .call_with_body("dag/import", &[], input)
+                        .with_context(cannot)?;
+                    json!({ "roots": v["Roots"], "pinned": v["Pinned"], "blocks": v["Blocks"],
+                            "new_blocks": v["NewBlocks"] })
                 }
-            }
-            if ctx.json {
-                ctx.print_json(&json!({
-                    "roots": imported.roots.iter().map(Cid::to_string).collect::<Vec<_>>(),
-                    "pinned": pinned, "blocks": imported.blocks, "new_blocks": imported.new_blocks,
-                }));
-            } else {
-                imported.roots.iter().for_each(|r| println!("{r}"));
-                eprintln!(
-                    "imported {} blocks ({} new), pinned {} of {} roots",
-                    imported.blocks,
-                    imported.new_blocks,
-                    pinned.len(),
-                    imported.roots.len()
-                );
-            }
+                Access::Local(store) => {
+                    let imported = car::import(&store, input).with_context(cannot)?;
+                    let pinned: Vec<String> = imported
+                        .roots
+                        .iter()
+                        .filter(|root| store.pin(root).is_ok())
+                        .map(Cid::to_string)
+                        .collect();
+                    json!({
+                        "roots": imported.roots.iter().map(Cid::to_string).collect::<Vec<_>>(),
+                        "pinned": pinned, "blocks": imported.blocks, "new_blocks": imported.new_blocks,
+                    })
+                }
+            };
+            print_import(ctx, &v);
         }
     }
     Ok(())
+}
+
+/// Writes a file through `write` under a `.partial` name, renamed into place only when complete.
+fn write_atomically(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+    let tmp = path.with_extension("car.partial");
+    let file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let result = write(&mut out).and_then(|()| out.flush().map_err(Into::into));
+    drop(out);
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Prints what `dag import` imported and pinned.
+fn print_import(ctx: &Context, v: &serde_json::Value) {
+    if ctx.json {
+        ctx.print_json(v);
+        return;
+    }
+    let count = |key: &str| v[key].as_array().map_or(0, Vec::len);
+    if let Some(roots) = v["roots"].as_array() {
+        roots.iter().for_each(|r| println!("{}", text_of(r)));
+    }
+    eprintln!(
+        "imported {} blocks ({} new), pinned {} of {} roots",
+        v["blocks"],
+        v["new_blocks"],
+        count("pinned"),
+        count("roots")
+    );
 }
 
 fn report(ctx: &Context, value: serde_json::Value, text: String) {

@@ -237,6 +237,8 @@ pub fn post(api: &str, path_and_query: &str, body: &[u8], limit: Duration) -> (u
 }
 
 /// One HTTP/1.1 request to the node: returns (status, head, body). `Connection: close`, bounded by `limit`.
+/// A POST says `Content-Type: application/json` unless `headers` names a content type (an empty value leaves the
+/// header out); `Host` is the API's address unless `headers` names one.
 pub fn http(
     api: &str,
     method: &str,
@@ -247,16 +249,31 @@ pub fn http(
 ) -> (u16, String, Vec<u8>) {
     let mut s = TcpStream::connect(api).unwrap();
     s.set_read_timeout(Some(limit)).unwrap();
-    let extra: String = headers
+    let named = |name: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+    let mut extra: String = headers
         .iter()
+        .filter(|(_, v)| !v.is_empty())
         .map(|(k, v)| format!("{k}: {v}\r\n"))
         .collect();
+    if method == "POST" && !named("content-type") {
+        extra.push_str("Content-Type: application/json\r\n");
+    }
+    if !named("host") {
+        extra.push_str(&format!("Host: {api}\r\n"));
+    }
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {api}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     // A server may answer (413 for an oversized body) and close before reading the whole body: the rest of
-    // the body then fails to send, and the answer is still read.
+    // the body then fails to send, and the answer is still read. It is read while the body is sent, so that the
+    // reset the kernel sends for unread bytes cannot discard the answer before it was read.
+    let mut reading = s.try_clone().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut raw = Vec::new();
+        let res = reading.read_to_end(&mut raw);
+        (raw, res)
+    });
     let sent = s
         .write_all(head.as_bytes())
         .and_then(|()| s.write_all(body));
@@ -269,8 +286,8 @@ pub fn http(
             "sending {method} {path}: {e}"
         );
     }
-    let mut raw = Vec::new();
-    if let Err(e) = s.read_to_end(&mut raw) {
+    let (raw, read) = reader.join().unwrap();
+    if let Err(e) = read {
         assert!(
             sent.is_err() && raw.windows(4).any(|w| w == b"\r\n\r\n"),
             "reading the answer to {method} {path}: {e}"
@@ -313,7 +330,7 @@ pub fn subscribe(api: &str, topic: &str) -> mpsc::Receiver<Vec<u8>> {
     let mut s = TcpStream::connect(api).unwrap();
     write!(
         s,
-        "POST /api/v0/pubsub/sub?arg={topic} HTTP/1.1\r\nHost: {api}\r\nContent-Length: 0\r\n\r\n"
+        "POST /api/v0/pubsub/sub?arg={topic} HTTP/1.1\r\nHost: {api}\r\nContent-Type: application/json\r\nContent-Length: 0\r\n\r\n"
     )
     .unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();

@@ -3,13 +3,16 @@
 
 const $ = (id) => document.getElementById(id);
 
-// A node whose API needs a token is opened as `/?token=<token>`; every API call then carries it.
-const TOKEN = new URLSearchParams(location.search).get("token");
+// A node whose API needs a token is opened as `/#token=<token>` (a fragment never reaches a server or its logs);
+// every API call then carries it in the Authorization header, the only place the API takes it from.
+const TOKEN = new URLSearchParams(location.hash.slice(1)).get("token");
 const withToken = (opts = {}) =>
   TOKEN ? { ...opts, headers: { ...(opts.headers || {}), Authorization: "Bearer " + TOKEN } } : opts;
 
+// Every POST says it is JSON: the API refuses other content types, which is what keeps other web pages out.
 async function api(path, opts = {}) {
-  const res = await fetch("/api/v0/" + path, withToken({ method: "POST", ...opts }));
+  const headers = { "content-type": "application/json", ...(opts.headers || {}) };
+  const res = await fetch("/api/v0/" + path, withToken({ method: "POST", ...opts, headers }));
   if (!res.ok) {
     let msg = res.status + " " + res.statusText;
     try { msg = (await res.json()).Message || msg; } catch (_) { /* not JSON */ }
@@ -52,7 +55,28 @@ async function loadExample() {
   } catch (e) { $("form-error").textContent = "cannot load the example: " + e.message; }
 }
 
-let stream = null;
+let stream = null; // the AbortController of the job being followed
+
+// Reads a server-sent event stream through fetch (EventSource cannot send the Authorization header) and calls
+// `onData` with each event's data; resolves when the stream ends.
+async function readEvents(url, signal, onData) {
+  const res = await fetch(url, withToken({ signal }));
+  if (!res.ok) throw new Error(res.status + " " + res.statusText);
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += value;
+    let end;
+    while ((end = buf.indexOf("\n\n")) >= 0) {
+      const event = buf.slice(0, end);
+      buf = buf.slice(end + 2);
+      const data = event.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim());
+      if (data.length) onData(data.join("\n"));
+    }
+  }
+}
 
 $("job-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
@@ -79,31 +103,32 @@ $("job-form").addEventListener("submit", async (ev) => {
 });
 
 function follow(id) {
-  if (stream) stream.close();
+  if (stream) stream.abort();
   $("job").hidden = false;
   $("result").hidden = true;
   $("job-id").textContent = id;
   $("job-phase").textContent = "…";
   $("job-reason").textContent = "";
   for (const li of $("phases").children) li.className = "";
-  stream = new EventSource("/api/v0/job/events?arg=" + encodeURIComponent(id) +
-    (TOKEN ? "&token=" + encodeURIComponent(TOKEN) : ""));
-  stream.onmessage = (m) => {
-    const s = JSON.parse(m.data);
+  const ctrl = new AbortController();
+  stream = ctrl;
+  let finished = false;
+  readEvents("/api/v0/job/events?arg=" + encodeURIComponent(id), ctrl.signal, (data) => {
+    const s = JSON.parse(data);
     show(s);
     if (s.finished) {
-      stream.close();
-      stream = null;
+      finished = true;
+      ctrl.abort();
+      if (stream === ctrl) stream = null;
       $("submit").disabled = false;
       refresh();
     }
-  };
-  stream.onerror = () => {
-    if (stream && stream.readyState === EventSource.CLOSED) {
-      $("job-reason").textContent = "lost the event stream";
+  }).catch((e) => {
+    if (!finished && stream === ctrl) {
+      $("job-reason").textContent = "lost the event stream: " + e.message;
       $("submit").disabled = false;
     }
-  };
+  });
 }
 
 function show(s) {
