@@ -1,5 +1,6 @@
-//! A read-only IPFS HTTP gateway: `GET /ipfs/<cid>[/<path>]` serves files and lists directories (a directory
-//! with an `index.html` serves that page), fetching from the mesh what this node lacks.
+//! A read-only IPFS HTTP gateway: `GET /ipfs/<cid>[/][<path>]` serves files and lists directories (a directory
+//! with an `index.html` serves that page), fetching from the mesh what this node lacks within the gateway's
+//! own timeout ([`ApiState::gateway_timeout`], `node start --gateway-timeout`), else 504.
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
@@ -15,6 +16,7 @@ use super::{ApiError, ApiResult, ApiState};
 pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/ipfs/{cid}", get(root))
+        .route("/ipfs/{cid}/", get(root))
         .route("/ipfs/{cid}/{*path}", get(at_path))
 }
 
@@ -42,7 +44,7 @@ fn store_error(e: StoreError) -> ApiError {
 async fn serve(st: &ApiState, cid: &str, path: &str) -> ApiResult<Response> {
     let root = parse_cid(cid).map_err(ApiError::bad)?;
     st.node
-        .fetch_dag(root, st.fetch_timeout)
+        .fetch_dag(root, st.gateway_timeout)
         .await
         .map_err(|e| match e {
             jobmesh_p2p::Error::Timeout { .. } => {

@@ -47,6 +47,8 @@ pub struct ApiState {
     pub node: Node,
     /// Default timeout of fetches from the mesh (`?timeout=<secs>` overrides it).
     pub fetch_timeout: Duration,
+    /// How long a gateway request waits for content from the mesh before answering 504.
+    pub gateway_timeout: Duration,
     /// Notified by `/api/v0/shutdown`.
     pub shutdown: Arc<Notify>,
     /// The node's market (jobs submitted here, and run here if it is a worker).

@@ -84,6 +84,10 @@ pub struct AddArgs {
 pub struct CatArgs {
     /// CID of a file (or raw block).
     pub cid: String,
+    /// How long the running node may look for content it lacks on the mesh, e.g. 30s, 2m (default: its
+    /// `--fetch-timeout`). Without a running node only the local store is read.
+    #[arg(long, value_parser = super::job_market::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// `jobmesh get`.
@@ -264,9 +268,9 @@ pub fn add(ctx: &Context, args: &AddArgs) -> Result<()> {
             "blocks": imported.blocks,
             "profile": profile.name,
             "hash": profile.hash.to_string(),
-        }));
+        }))?;
     } else {
-        println!("{}", imported.root);
+        crate::outln!("{}", imported.root)?;
     }
     Ok(())
 }
@@ -274,7 +278,7 @@ pub fn add(ctx: &Context, args: &AddArgs) -> Result<()> {
 /// `jobmesh cat`.
 pub fn cat(ctx: &Context, args: &CatArgs) -> Result<()> {
     if let Some(api) = crate::api::client::running(&ctx.home) {
-        return crate::api::client::cat(&api, &args.cid);
+        return crate::api::client::cat(&api, &args.cid, args.timeout);
     }
     let cid = cid_arg(&args.cid)?;
     let store = open_store(ctx)?;
@@ -292,7 +296,7 @@ pub fn get(ctx: &Context, args: &GetArgs) -> Result<()> {
     let store = open_store(ctx)?;
     let bytes = unixfs::export_to_path(&store, &cid, &args.output)?;
     if ctx.json {
-        ctx.print_json(&json!({ "cid": cid.to_string(), "path": args.output, "bytes": bytes }));
+        ctx.print_json(&json!({ "cid": cid.to_string(), "path": args.output, "bytes": bytes }))?;
     } else {
         eprintln!("wrote {bytes} bytes to {}", args.output.display());
     }
@@ -318,9 +322,9 @@ pub fn block(ctx: &Context, command: &BlockCommand) -> Result<()> {
             store.put(&cid, &bytes)?;
             store.flush()?;
             if ctx.json {
-                ctx.print_json(&json!({ "cid": cid.to_string(), "size": bytes.len() }));
+                ctx.print_json(&json!({ "cid": cid.to_string(), "size": bytes.len() }))?;
             } else {
-                println!("{cid}");
+                crate::outln!("{cid}")?;
             }
         }
         BlockCommand::Get { cid } => {
@@ -335,9 +339,9 @@ pub fn block(ctx: &Context, command: &BlockCommand) -> Result<()> {
             let cid = cid_arg(cid)?;
             let bytes = store.get_required(&cid)?;
             if ctx.json {
-                ctx.print_json(&json!({ "cid": cid.to_string(), "size": bytes.len() }));
+                ctx.print_json(&json!({ "cid": cid.to_string(), "size": bytes.len() }))?;
             } else {
-                println!("{cid} {}", bytes.len());
+                crate::outln!("{cid} {}", bytes.len())?;
             }
         }
     }
@@ -361,7 +365,7 @@ pub fn pin(ctx: &Context, command: &PinCommand) -> Result<()> {
                 ctx,
                 json!({ "pinned": cid.to_string() }),
                 format!("pinned {cid}"),
-            );
+            )?;
         }
         PinCommand::Rm { cid } => {
             let cid = cid_arg(cid)?;
@@ -372,14 +376,16 @@ pub fn pin(ctx: &Context, command: &PinCommand) -> Result<()> {
                 ctx,
                 json!({ "unpinned": cid.to_string() }),
                 format!("unpinned {cid}"),
-            );
+            )?;
         }
         PinCommand::Ls => {
             let pins: Vec<String> = store.pins()?.iter().map(Cid::to_string).collect();
             if ctx.json {
-                ctx.print_json(&json!({ "pins": pins }));
+                ctx.print_json(&json!({ "pins": pins }))?;
             } else {
-                pins.iter().for_each(|p| println!("{p}"));
+                for p in &pins {
+                    crate::outln!("{p}")?;
+                }
             }
         }
     }
@@ -400,7 +406,7 @@ pub fn repo(ctx: &Context, command: &RepoCommand) -> Result<()> {
                     "removed {} blocks ({} bytes), kept {}",
                     stats.removed_blocks, stats.removed_bytes, stats.kept_blocks
                 ),
-            );
+            )?;
         }
         RepoCommand::Verify => {
             let r = store.verify()?;
@@ -409,18 +415,20 @@ pub fn repo(ctx: &Context, command: &RepoCommand) -> Result<()> {
             if ctx.json {
                 ctx.print_json(
                     &json!({ "ok": r.ok, "corrupt": corrupt, "incomplete_pins": incomplete }),
-                );
+                )?;
             } else {
-                println!(
+                crate::outln!(
                     "{} blocks ok, {} corrupt, {} incomplete pins",
                     r.ok,
                     corrupt.len(),
                     incomplete.len()
-                );
-                corrupt.iter().for_each(|c| println!("corrupt: {c}"));
-                incomplete
-                    .iter()
-                    .for_each(|c| println!("incomplete pin: {c}"));
+                )?;
+                for c in &corrupt {
+                    crate::outln!("corrupt: {c}")?;
+                }
+                for c in &incomplete {
+                    crate::outln!("incomplete pin: {c}")?;
+                }
             }
             if !corrupt.is_empty() || !incomplete.is_empty() {
                 bail!(
@@ -440,7 +448,7 @@ pub fn repo(ctx: &Context, command: &RepoCommand) -> Result<()> {
                     "{blocks} blocks, {bytes} bytes, {pins} pins in {}",
                     ctx.home.blocks_dir().display()
                 ),
-            );
+            )?;
         }
     }
     Ok(())
@@ -476,41 +484,51 @@ pub fn dag(ctx: &Context, command: &DagCommand) -> Result<()> {
                 }
             }
         }
-        DagCommand::Import { path } => {
-            let (input, _) = open_input(path)?;
-            let store = open_store(ctx)?;
-            let imported = car::import(&store, input)
-                .with_context(|| format!("cannot import {}", path.display()))?;
-            let mut pinned = Vec::new();
-            for root in &imported.roots {
-                if store.pin(root).is_ok() {
-                    pinned.push(root.to_string());
-                }
-            }
-            if ctx.json {
-                ctx.print_json(&json!({
-                    "roots": imported.roots.iter().map(Cid::to_string).collect::<Vec<_>>(),
-                    "pinned": pinned, "blocks": imported.blocks, "new_blocks": imported.new_blocks,
-                }));
-            } else {
-                imported.roots.iter().for_each(|r| println!("{r}"));
-                eprintln!(
-                    "imported {} blocks ({} new), pinned {} of {} roots",
-                    imported.blocks,
-                    imported.new_blocks,
-                    pinned.len(),
-                    imported.roots.len()
-                );
-            }
-        }
+        DagCommand::Import { path } => dag_import(ctx, path)?,
     }
     Ok(())
 }
 
-fn report(ctx: &Context, value: serde_json::Value, text: String) {
+/// `jobmesh dag import`: every block, then a pin on every root. As kubo's `dag import`, an archive whose roots
+/// are not complete (in it or already in the store) is an error, not "pinned 0 of 1 roots" and exit 0; the
+/// blocks it did hold stay (unpinned, for `repo gc`).
+fn dag_import(ctx: &Context, path: &Path) -> Result<()> {
+    let (input, _) = open_input(path)?;
+    let store = open_store(ctx)?;
+    let imported =
+        car::import(&store, input).with_context(|| format!("cannot import {}", path.display()))?;
+    for root in &imported.roots {
+        store.pin(root).with_context(|| {
+            format!(
+                "cannot pin root {root} of {} ({} blocks imported): the archive does not hold its whole DAG",
+                path.display(),
+                imported.blocks
+            )
+        })?;
+    }
+    let roots: Vec<String> = imported.roots.iter().map(Cid::to_string).collect();
     if ctx.json {
-        ctx.print_json(&value);
+        ctx.print_json(&json!({
+            "roots": roots, "pinned": roots, "blocks": imported.blocks, "new_blocks": imported.new_blocks,
+        }))?;
+        return Ok(());
+    }
+    for r in &roots {
+        crate::outln!("{r}")?;
+    }
+    eprintln!(
+        "imported {} blocks ({} new), pinned {} roots",
+        imported.blocks,
+        imported.new_blocks,
+        roots.len()
+    );
+    Ok(())
+}
+
+fn report(ctx: &Context, value: serde_json::Value, text: String) -> io::Result<()> {
+    if ctx.json {
+        ctx.print_json(&value)
     } else {
-        println!("{text}");
+        crate::outln!("{text}")
     }
 }
