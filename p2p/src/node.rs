@@ -172,9 +172,12 @@ impl Node {
         }
         let mut swarm = build_swarm(&cfg, StoreBlockstore::new(store.clone()))?;
         let peer_id = *swarm.local_peer_id();
-        let mut listeners = Vec::new();
+        // Every port checked before any is bound (`/ip4/0.0.0.0/tcp/N` and `/ip6/::/tcp/N` share a port number).
         for addr in &cfg.listen {
             ensure_port_free(addr)?;
+        }
+        let mut listeners = Vec::new();
+        for addr in &cfg.listen {
             let id = swarm.listen_on(addr.clone()).map_err(|e| Error::Listen {
                 addr: addr.to_string(),
                 reason: e.to_string(),
@@ -522,8 +525,8 @@ fn dns_config() -> (libp2p::dns::ResolverConfig, libp2p::dns::ResolverOpts) {
 }
 
 /// libp2p's TCP transport binds its listeners with `SO_REUSEPORT`, so a second node on a port that another
-/// node already listens on would bind without a word and share its connections. A plain bind first (without
-/// `SO_REUSEPORT`, as the API port is bound) fails with "address in use" when anything listens on the port.
+/// node already listens on would bind without a word and share its connections. The same bind without
+/// `SO_REUSEPORT` first (as the API port is bound) fails with "address in use" when anything listens there.
 fn ensure_port_free(addr: &Multiaddr) -> Result<(), Error> {
     let mut it = addr.iter();
     let ip: std::net::IpAddr = match it.next() {
@@ -535,17 +538,27 @@ fn ensure_port_free(addr: &Multiaddr) -> Result<(), Error> {
         Some(Protocol::Tcp(port)) if port != 0 => port,
         _ => return Ok(()),
     };
-    match std::net::TcpListener::bind((ip, port)) {
-        Ok(_) => Ok(()),
-        Err(e) => Err(Error::Listen {
-            addr: addr.to_string(),
-            reason: if e.kind() == std::io::ErrorKind::AddrInUse {
-                format!("port {port} is already in use (is another node running on it?)")
-            } else {
-                e.to_string()
-            },
-        }),
+    probe_bind(std::net::SocketAddr::new(ip, port)).map_err(|e| Error::Listen {
+        addr: addr.to_string(),
+        reason: if e.kind() == std::io::ErrorKind::AddrInUse {
+            format!("port {port} is already in use (is another node running on it?)")
+        } else {
+            e.to_string()
+        },
+    })
+}
+
+/// Binds and listens on `addr` as libp2p's TCP transport does (address reuse, IPv6 only for IPv6), without
+/// port sharing, then lets go.
+fn probe_bind(addr: std::net::SocketAddr) -> std::io::Result<()> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
     }
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1)
 }
 
 /// A bitswap request: our request id, the block, when it started, who waits.
