@@ -62,7 +62,7 @@ pub enum Command {
     /// DAGs as CARv1 archives: export, import.
     #[command(subcommand)]
     Dag(commands::store::DagCommand),
-    /// Jobs: build JavaScript to bytecode, run a job locally with fuel and limits.
+    /// Jobs: build, run-local; on the mesh: submit, status, result, list, cancel.
     Job(commands::job::JobCommand),
     /// Run a node on the peer mesh (Kademlia, gossipsub, bitswap) with its local control API.
     #[command(subcommand)]
@@ -95,13 +95,33 @@ pub struct Context {
 }
 
 impl Context {
-    /// Prints one JSON value on stdout.
-    pub fn print_json(&self, value: &serde_json::Value) {
-        println!("{value}");
+    /// Prints one JSON value on stdout (an error when stdout is gone: see [`outln!`](crate::outln)).
+    pub fn print_json(&self, value: &serde_json::Value) -> std::io::Result<()> {
+        crate::outln!("{value}")
     }
 }
 
+/// Writes one line to standard output like `println!`, but returns the write's `std::io::Result` instead of
+/// panicking when stdout is gone. Every command prints through it (or [`Context::print_json`]) with `?`, so a
+/// reader that went away (`jobmesh job list | head -1`) ends the command quietly: see [`run_with`].
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Writes to standard output, returning the error (a closed pipe: `BrokenPipe`) instead of panicking.
+pub fn write_stdout(args: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(args)?;
+    out.flush()
+}
+
 /// Parses the command line, runs the command and turns an error into one line on stderr and exit code 1.
+/// A closed standard output (`jobmesh job list | head -1`, `jobmesh cat big | true`) is not an error: the
+/// command stops writing and exits 0 without a message, as ripgrep does.
 /// `simnet` runs `jobmesh simnet` (the simulator depends on this crate, so the binary passes it in).
 pub fn run_with(simnet: commands::simnet::SimnetRunner) -> ExitCode {
     let cli = Cli::parse();
@@ -157,11 +177,30 @@ fn dispatch(
 
 /// Errors are one line (`error: outer: inner: cause`), or a JSON object with `--json`. Never a backtrace.
 fn report_error(ctx: &Context, err: &anyhow::Error) {
+    let line = one_line(err);
     if ctx.json {
-        eprintln!("{}", serde_json::json!({ "error": format!("{err:#}") }));
+        eprintln!("{}", serde_json::json!({ "error": line }));
     } else {
-        eprintln!("error: {err:#}");
+        eprintln!("error: {line}");
     }
+}
+
+/// The error and its causes joined by `: `. A cause the line already ends with is left out: some libraries
+/// print their source inside their own message (multiaddr's "failed to parse: <reason>" has `<reason>` as its
+/// source too), which `{:#}` would print twice.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
@@ -176,8 +215,12 @@ fn init_tracing(default_level: &str) {
     use tracing_subscriber::EnvFilter;
     let filter =
         EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+    // Colours only for a person at a terminal: a log file or a pipe gets plain text (and NO_COLOR is honoured).
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
         .try_init();
 }

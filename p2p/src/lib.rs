@@ -81,7 +81,8 @@ pub use libp2p::{identity, multiaddr, Multiaddr, PeerId};
 /// The agent version this node announces through identify.
 pub const AGENT_VERSION: &str = concat!("jobmesh/", env!("CARGO_PKG_VERSION"));
 
-/// Checks that a multiaddr is one this node can dial: `/ip4|ip6|dns…/…/tcp/<port>[/p2p/<id>]` or
+/// Checks that a multiaddr is one this node can dial: `/ip4|ip6|dns|dns4|dns6/…/tcp/<port>[/p2p/<id>]`,
+/// `/dnsaddr/<host>[/p2p/<id>]` (resolved through its `_dnsaddr` TXT records, as kubo's bootstrap list is) or
 /// `/memory/<n>[/p2p/<id>]`. Returns a one-line reason otherwise.
 pub fn check_dialable(addr: &Multiaddr) -> Result<(), Error> {
     use libp2p::multiaddr::Protocol;
@@ -91,7 +92,7 @@ pub fn check_dialable(addr: &Multiaddr) -> Result<(), Error> {
         | Some(Protocol::Dns4(_) | Protocol::Dns6(_)) => {
             matches!(it.next(), Some(Protocol::Tcp(_)))
         }
-        Some(Protocol::Memory(_)) => true,
+        Some(Protocol::Dnsaddr(_) | Protocol::Memory(_)) => true,
         _ => false,
     };
     let rest_ok = it.all(|p| matches!(p, Protocol::P2p(_)));
@@ -99,7 +100,7 @@ pub fn check_dialable(addr: &Multiaddr) -> Result<(), Error> {
         Ok(())
     } else {
         Err(Error::Unsupported(format!(
-            "{addr}: expected /ip4/<ip>/tcp/<port>[/p2p/<peer id>]"
+            "{addr}: expected /ip4/<ip>/tcp/<port>[/p2p/<peer id>] (or /ip6, /dns4, /dns6, /dns; or /dnsaddr/<host>)"
         )))
     }
 }
@@ -122,6 +123,9 @@ mod tests {
             "/ip4/127.0.0.1/tcp/4001",
             "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp",
             "/ip6/::1/tcp/1",
+            "/dns4/localhost/tcp/4001/p2p/12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp",
+            "/dns6/localhost/tcp/4001",
+            "/dnsaddr/bootstrap.example/p2p/12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp",
             "/memory/42",
         ] {
             check_dialable(&ok.parse().unwrap()).unwrap();

@@ -172,6 +172,10 @@ impl Node {
         }
         let mut swarm = build_swarm(&cfg, StoreBlockstore::new(store.clone()))?;
         let peer_id = *swarm.local_peer_id();
+        // Every port checked before any is bound (`/ip4/0.0.0.0/tcp/N` and `/ip6/::/tcp/N` share a port number).
+        for addr in &cfg.listen {
+            ensure_port_free(addr)?;
+        }
         let mut listeners = Vec::new();
         for addr in &cfg.listen {
             let id = swarm.listen_on(addr.clone()).map_err(|e| Error::Listen {
@@ -480,6 +484,7 @@ fn build_swarm(cfg: &Config, blocks: StoreBlockstore) -> Result<Swarm<Behaviour>
     let mut yamux_cfg = yamux::Config::default();
     yamux_cfg.set_max_num_streams(512);
     let yamux_for_mem = yamux_cfg.clone();
+    let dns_resolver = dns_config();
     let swarm = SwarmBuilder::with_existing_identity(cfg.keypair.clone())
         .with_tokio()
         .with_tcp(
@@ -497,11 +502,63 @@ fn build_swarm(cfg: &Config, blocks: StoreBlockstore) -> Result<Swarm<Behaviour>
             },
         )
         .map_err(|e| build(&e))?
+        .with_dns_config(dns_resolver.0, dns_resolver.1)
         .with_behaviour(|key| Behaviour::new(key, cfg, blocks).map_err(Box::from))
         .map_err(|e| build(&e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(cfg.idle_timeout))
         .build();
     Ok(swarm)
+}
+
+/// The system's resolver settings for `/dns4`, `/dns6`, `/dns` and `/dnsaddr` addresses (`/etc/resolv.conf`;
+/// `/etc/hosts` and `localhost` are answered locally). Without a readable configuration only those local
+/// names resolve: a node still starts, and names it cannot resolve fail like unreachable peers.
+fn dns_config() -> (libp2p::dns::ResolverConfig, libp2p::dns::ResolverOpts) {
+    hickory_resolver::system_conf::read_system_conf().unwrap_or_else(|e| {
+        warn!("no system DNS configuration ({e}): only /etc/hosts names resolve");
+        // No name server (`ResolverConfig::default()` would be a public one).
+        (
+            libp2p::dns::ResolverConfig::new(),
+            libp2p::dns::ResolverOpts::default(),
+        )
+    })
+}
+
+/// libp2p's TCP transport binds its listeners with `SO_REUSEPORT`, so a second node on a port that another
+/// node already listens on would bind without a word and share its connections. The same bind without
+/// `SO_REUSEPORT` first (as the API port is bound) fails with "address in use" when anything listens there.
+fn ensure_port_free(addr: &Multiaddr) -> Result<(), Error> {
+    let mut it = addr.iter();
+    let ip: std::net::IpAddr = match it.next() {
+        Some(Protocol::Ip4(ip)) => ip.into(),
+        Some(Protocol::Ip6(ip)) => ip.into(),
+        _ => return Ok(()),
+    };
+    let port = match it.next() {
+        Some(Protocol::Tcp(port)) if port != 0 => port,
+        _ => return Ok(()),
+    };
+    probe_bind(std::net::SocketAddr::new(ip, port)).map_err(|e| Error::Listen {
+        addr: addr.to_string(),
+        reason: if e.kind() == std::io::ErrorKind::AddrInUse {
+            format!("port {port} is already in use (is another node running on it?)")
+        } else {
+            e.to_string()
+        },
+    })
+}
+
+/// Binds and listens on `addr` as libp2p's TCP transport does (address reuse, IPv6 only for IPv6), without
+/// port sharing, then lets go.
+fn probe_bind(addr: std::net::SocketAddr) -> std::io::Result<()> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1)
 }
 
 /// A bitswap request: our request id, the block, when it started, who waits.

@@ -60,11 +60,11 @@ pub fn run(ctx: &Context, a: &SimnetArgs) -> Result<()> {
             .with_context(|| format!("cannot write the report to {}", dir.display()))?;
     }
     if ctx.json {
-        ctx.print_json(&serde_json::to_value(&summary)?);
+        ctx.print_json(&serde_json::to_value(&summary)?)?;
     } else {
-        print!("{}", crate::report::text(&summary));
+        jobmesh_node::cli::write_stdout(format_args!("{}", crate::report::text(&summary)))?;
         if let Some(dir) = &a.report {
-            println!("report: {}", dir.join("index.html").display());
+            jobmesh_node::outln!("report: {}", dir.join("index.html").display())?;
         }
     }
     anyhow::ensure!(

@@ -162,17 +162,21 @@ pub fn add(
     if ctx.json {
         ctx.print_json(&serde_json::json!({
             "cid": v["Hash"], "size": v["Size"], "blocks": v["Blocks"], "profile": v["Profile"], "hash": hash,
-        }));
+        }))?;
     } else {
-        println!("{}", v["Hash"].as_str().unwrap_or_default());
+        crate::outln!("{}", v["Hash"].as_str().unwrap_or_default())?;
     }
     Ok(())
 }
 
 /// `jobmesh cat` through the running node (fetching from the mesh what it lacks).
-pub fn cat(api: &Api, cid: &str) -> Result<()> {
+/// `timeout` bounds the node's search of the mesh (its `--fetch-timeout` when `None`).
+pub fn cat(api: &Api, cid: &str, timeout: Option<Duration>) -> Result<()> {
     jobmesh_store::parse_cid(cid)?;
-    let mut body = api.call_stream("cat", &[("arg", cid)])?;
+    let timeout = timeout.map(|t| t.as_secs_f64().to_string());
+    let mut query = vec![("arg", cid)];
+    query.extend(timeout.as_deref().map(|t| ("timeout", t)));
+    let mut body = api.call_stream("cat", &query)?;
     let mut out = std::io::stdout().lock();
     std::io::copy(&mut body, &mut out).context("cannot write the output")?;
     Ok(())
@@ -204,7 +208,7 @@ pub fn get(
     jobmesh_store::car::import(&store, car).context("the node sent a bad CAR")?;
     let bytes = jobmesh_store::unixfs::export_to_path(&store, &root, output)?;
     if ctx.json {
-        ctx.print_json(&serde_json::json!({ "cid": cid, "path": output, "bytes": bytes }));
+        ctx.print_json(&serde_json::json!({ "cid": cid, "path": output, "bytes": bytes }))?;
     } else {
         eprintln!("wrote {bytes} bytes to {}", output.display());
     }
@@ -216,9 +220,9 @@ pub fn pin_add(ctx: &crate::cli::Context, api: &Api, cid: &str) -> Result<()> {
     jobmesh_store::parse_cid(cid)?;
     api.call("pin/add", &[("arg", cid)])?;
     if ctx.json {
-        ctx.print_json(&serde_json::json!({ "pinned": cid }));
+        ctx.print_json(&serde_json::json!({ "pinned": cid }))?;
     } else {
-        println!("pinned {cid}");
+        crate::outln!("pinned {cid}")?;
     }
     Ok(())
 }

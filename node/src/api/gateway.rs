@@ -1,5 +1,6 @@
-//! A read-only IPFS HTTP gateway: `GET /ipfs/<cid>[/<path>]` serves files and lists directories (a directory
-//! with an `index.html` serves that page), fetching from the mesh what this node lacks.
+//! A read-only IPFS HTTP gateway: `GET /ipfs/<cid>[/][<path>]` serves files and lists directories (a directory
+//! with an `index.html` serves that page), fetching from the mesh what this node lacks within the gateway's
+//! own timeout ([`ApiState::gateway_timeout`], `node start --gateway-timeout`), else 504.
 //!
 //! Content from the mesh is untrusted: served path-style on the API's own origin, a page could call the API as
 //! same-origin. So path-style answers carry `Content-Security-Policy: sandbox …` without `allow-same-origin`,
@@ -29,6 +30,7 @@ type Subdomain = Option<Extension<SubdomainGateway>>;
 pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/ipfs/{cid}", get(root))
+        .route("/ipfs/{cid}/", get(root))
         .route("/ipfs/{cid}/{*path}", get(at_path))
 }
 
@@ -80,7 +82,7 @@ fn store_error(e: StoreError) -> ApiError {
 async fn serve(st: &ApiState, cid: &str, path: &str, subdomain: bool) -> ApiResult<Response> {
     let root = parse_cid(cid).map_err(ApiError::bad)?;
     st.node
-        .fetch_dag(root, st.fetch_timeout)
+        .fetch_dag(root, st.gateway_timeout)
         .await
         .map_err(|e| match e {
             jobmesh_p2p::Error::Timeout { .. } => {

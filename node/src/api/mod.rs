@@ -51,6 +51,8 @@ pub struct ApiState {
     pub node: Node,
     /// Default timeout of fetches from the mesh (`?timeout=<secs>` overrides it).
     pub fetch_timeout: Duration,
+    /// How long a gateway request waits for content from the mesh before answering 504.
+    pub gateway_timeout: Duration,
     /// Notified by `/api/v0/shutdown`.
     pub shutdown: Arc<Notify>,
     /// The node's market (jobs submitted here, and run here if it is a worker).
@@ -345,19 +347,17 @@ fn body_reader(body: Body) -> (ChannelReader, tokio::task::JoinHandle<()>) {
     (reader, pump)
 }
 
-/// `dag/import`: a CARv1 body (streamed; every block checked, a bad CAR changes nothing), its roots pinned where
-/// their DAG is complete and announced. `jobmesh dag import` and `jobmesh add -r` use it while a node runs.
+/// `dag/import`: a CARv1 body (streamed; every block checked, a bad CAR changes nothing), every root pinned and
+/// announced; a root whose DAG the archive does not complete is an error, as in kubo. `jobmesh dag import` and `jobmesh add -r` use it while a node runs.
 async fn dag_import(State(st): State<ApiState>, body: Body) -> ApiResult<Json<Value>> {
     let (reader, pump) = body_reader(body);
     let store = st.node.store().clone();
     let (imported, pinned) = tokio::task::spawn_blocking(move || {
         let imported = jobmesh_store::car::import(&store, reader)?;
-        let pinned: Vec<_> = imported
-            .roots
-            .iter()
-            .copied()
-            .filter(|root| store.pin(root).is_ok())
-            .collect();
+        for root in &imported.roots {
+            store.pin(root)?;
+        }
+        let pinned = imported.roots.clone();
         Ok::<_, jobmesh_store::StoreError>((imported, pinned))
     })
     .await

@@ -19,17 +19,17 @@ pub fn run(ctx: &Context, _args: &InitArgs) -> Result<()> {
             "peer_id": peer_id.to_string(),
             "data_dir": ctx.home.root(),
             "created": created,
-        }));
+        }))?;
     } else if created {
-        println!(
+        crate::outln!(
             "initialized {} with peer id {peer_id}",
             ctx.home.root().display()
-        );
+        )?;
     } else {
-        println!(
+        crate::outln!(
             "already initialized: {} has peer id {peer_id}",
             ctx.home.root().display()
-        );
+        )?;
     }
     Ok(())
 }

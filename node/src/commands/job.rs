@@ -168,14 +168,14 @@ fn build(ctx: &Context, args: &BuildArgs) -> Result<()> {
         ctx.print_json(&serde_json::json!({
             "output": out, "code_cid": cid.to_string(), "plugin_cid": plugin.to_string(), "bytes": bytes.len(),
             "format": if args.wasm { "javy-module" } else { "jsbc" },
-        }));
+        }))?;
     } else {
-        println!(
+        crate::outln!(
             "wrote {} ({} bytes{}, code CID {cid}, plugin {plugin})",
             out.display(),
             bytes.len(),
             if args.wasm { ", a Javy module" } else { "" }
-        );
+        )?;
     }
     Ok(())
 }
@@ -233,7 +233,7 @@ fn run_local(ctx: &Context, args: &RunLocalArgs) -> Result<()> {
         if outcome.status != Status::Ok {
             obj["message"] = outcome.status.describe(&limits).into();
         }
-        ctx.print_json(&obj);
+        ctx.print_json(&obj)?;
     } else {
         use std::io::Write;
         let mut stdout = std::io::stdout().lock();

