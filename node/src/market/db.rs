@@ -73,6 +73,9 @@ pub struct WorkerJob {
     /// When the receipt arrived (unix ms; 0 in records written before it was kept).
     #[serde(default)]
     pub receipt_ms: u64,
+    /// The settlement address the requester announced with the job (the payer of its lotteries), if any.
+    #[serde(default)]
+    pub requester_eth: Option<[u8; 20]>,
 }
 
 /// A worker's account of one payer (a requester it ran jobs for): what the payer's receipts say it owes, and
@@ -297,6 +300,18 @@ impl MarketDb {
             }
         }
         Ok((wei, n))
+    }
+
+    /// The settlement addresses `payer` announced with the jobs this worker ran for it, and whether it ran any.
+    pub fn requester_addresses(&self, payer: &PeerId) -> Result<(bool, Vec<[u8; 20]>), DbError> {
+        let (mut any, mut addresses) = (false, Vec::new());
+        for (_, job) in self.worker_jobs()? {
+            if job.requester == *payer {
+                any = true;
+                addresses.extend(job.requester_eth.filter(|a| !addresses.contains(a)));
+            }
+        }
+        Ok((any, addresses))
     }
 
     /// Saves a lottery this worker accepted as payment from `payer`: the record, and `paid` wei and
@@ -605,12 +620,19 @@ mod tests {
             requester_addrs: vec!["/ip4/127.0.0.1/tcp/1".into()],
             commit_by_ms: 50,
             receipt_ms: 0,
+            requester_eth: Some([9; 20]),
         };
         db.save_worker_job(&id, &job).unwrap();
         drop(db);
         let db = MarketDb::open(dir.path()).unwrap();
         assert_eq!(db.worker_job(&id).unwrap().unwrap(), job);
         assert_eq!(db.worker_jobs().unwrap().len(), 1);
+        assert_eq!(
+            db.requester_addresses(&job.requester).unwrap(),
+            (true, vec![[9; 20]])
+        );
+        let stranger = Keypair::generate_ed25519().public().to_peer_id();
+        assert_eq!(db.requester_addresses(&stranger).unwrap(), (false, vec![]));
     }
 
     #[test]
@@ -629,6 +651,7 @@ mod tests {
             requester_addrs: Vec::new(),
             commit_by_ms: 50,
             receipt_ms,
+            requester_eth: None,
         };
         {
             let db = MarketDb::open(dir.path()).unwrap();

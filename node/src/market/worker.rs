@@ -75,8 +75,8 @@ pub enum Conduct {
     },
 }
 
-/// What a worker remembers of an announcement: the requester, its addresses, the deadline.
-type Seen = (PeerId, Vec<String>, u64);
+/// What a worker remembers of an announcement: the requester, its addresses, the deadline, its settlement address.
+type Seen = (PeerId, Vec<String>, u64, Option<[u8; 20]>);
 
 /// The worker half of a node's market. Cheap to clone.
 #[derive(Clone)]
@@ -203,8 +203,9 @@ impl Worker {
             return;
         }
         if let Ok(mut seen) = self.seen.lock() {
-            seen.retain(|_, (_, _, deadline)| *deadline > now_ms());
-            seen.insert(id, (a.requester, a.listen_addrs.clone(), a.deadline_ms));
+            seen.retain(|_, (_, _, deadline, _)| *deadline > now_ms());
+            let addrs = a.listen_addrs.clone();
+            seen.insert(id, (a.requester, addrs, a.deadline_ms, a.eth_address));
         }
         let offer = Request::Offer(Offer {
             job_id: id,
@@ -277,14 +278,14 @@ impl Worker {
                 }
             }
         }
-        let (addrs, deadline_ms) = self
+        let (addrs, deadline_ms, requester_eth) = self
             .seen
             .lock()
             .ok()
             .and_then(|s| s.get(&id).cloned())
-            .filter(|(requester, _, _)| *requester == peer)
-            .map(|(_, addrs, deadline)| (addrs, deadline))
-            .unwrap_or((Vec::new(), a.commit_by_ms + 60_000));
+            .filter(|(requester, ..)| *requester == peer)
+            .map(|(_, addrs, deadline, eth)| (addrs, deadline, eth))
+            .unwrap_or((Vec::new(), a.commit_by_ms + 60_000, None));
         if let Some(why) = self.refuse(&peer, &a.spec, a.commit_by_ms) {
             return Response::Reject { reason: why };
         }
@@ -299,6 +300,7 @@ impl Worker {
             requester_addrs: addrs,
             commit_by_ms: a.commit_by_ms,
             receipt_ms: 0,
+            requester_eth,
         };
         if let Err(e) = self.shared.db.save_worker_job(&id, &job) {
             return Response::Reject {

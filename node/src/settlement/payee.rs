@@ -63,6 +63,26 @@ impl CoveredDebt {
     }
 }
 
+/// Why a lottery cannot be payment from the peer that sent it, if it cannot: that peer ran no job here, or the
+/// lottery's payer is not the settlement address it announced with its jobs (`known`; none recorded — jobs taken
+/// before the address was kept — leaves the check to the amount). Otherwise one requester could pass another's
+/// lottery off as its own payment.
+pub(super) fn foreign(
+    lottery: &Lottery,
+    sender: &PeerId,
+    ran_jobs: bool,
+    known: &[[u8; 20]],
+) -> Option<String> {
+    let payer = lottery.description.payer;
+    if !ran_jobs {
+        return Some(format!(
+            "{sender} owes this node nothing: it ran no job for it"
+        ));
+    }
+    let theirs = known.is_empty() || known.contains(&payer.into_array());
+    (!theirs).then(|| format!("the lottery's payer {payer} is not the address {sender} announced"))
+}
+
 /// The payee's verdict on a well-formed lottery that names it.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Verdict {
@@ -119,6 +139,23 @@ mod tests {
         assert_eq!(terms.tolerance, U256::from(2));
         // A payer that paid ahead (a lottery covered a receipt still on its way) owes nothing now.
         assert_eq!(CoveredDebt::of(&credit(300, 400, 3, 3), (0, 0)).wei, 0);
+    }
+
+    #[test]
+    fn a_lottery_counts_only_as_payment_from_the_address_its_sender_announced() {
+        let (mine, theirs) = (Address::repeat_byte(1), Address::repeat_byte(7));
+        let l = lottery::build(mine, 0, &[(Address::repeat_byte(2), U256::from(5))], 9).unwrap();
+        let sender = PeerId::random();
+        assert_eq!(foreign(&l, &sender, true, &[mine.into_array()]), None);
+        assert_eq!(
+            foreign(&l, &sender, true, &[theirs.into_array(), mine.into_array()]),
+            None
+        );
+        assert_eq!(foreign(&l, &sender, true, &[]), None, "no address recorded");
+        let passed_off = foreign(&l, &sender, true, &[theirs.into_array()]).unwrap();
+        assert!(passed_off.contains("is not the address"), "{passed_off}");
+        let stranger = foreign(&l, &sender, false, &[]).unwrap();
+        assert!(stranger.contains("ran no job"), "{stranger}");
     }
 
     #[test]

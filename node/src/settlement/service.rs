@@ -821,6 +821,10 @@ impl Settler {
         if lottery.id().0 != notice.lottery_id {
             return Err("the file is not the lottery the notice names".into());
         }
+        let (ran_jobs, known) = db.requester_addresses(payer).map_err(|e| e.to_string())?;
+        if let Some(why) = payee::foreign(&lottery, payer, ran_jobs, &known) {
+            return Err(why);
+        }
         let _one_at_a_time = self.inner.judging.lock().await;
         if Self::answered(db, notice)? {
             return Ok(());
