@@ -523,6 +523,11 @@ async fn a_worker_refuses_a_one_wei_leaf_keeps_the_debt_and_stops_working_for_th
     assert_eq!(r.refused, 1);
     assert_eq!(r.expected_income, "0", "a refused lottery is not income");
     assert_eq!(r.lotteries[0].status, LotteryStatus::Refused);
+    // `/metrics` counts it: jobmesh_lotteries{side="payee",status="refused"}.
+    let mut metrics = jobmesh_node::metrics::Snapshot::default();
+    metrics.add_lotteries(&w.records().expect("records"));
+    let refused_gauge = ("payee".to_string(), "refused".to_string());
+    assert_eq!(metrics.lotteries.get(&refused_gauge), Some(&1));
     assert_eq!(
         unpaid(&w, &cheat.node.peer_id()).await,
         owed_by_cheat.to_string(),
