@@ -42,6 +42,16 @@ pub enum LotteryError {
         /// What the payee expected.
         owed: U256,
     },
+    /// The draw block is further ahead of the current block than the payee accepts.
+    #[error("draw block {draw_block} is more than {max_ahead} blocks after block {current}")]
+    DrawTooFar {
+        /// The lottery's draw block.
+        draw_block: u64,
+        /// The block it was compared with.
+        current: u64,
+        /// The most blocks ahead the payee accepts.
+        max_ahead: u64,
+    },
     /// The draw block is not after the given current block.
     #[error("draw block {draw_block} is not after block {current}")]
     DrawBlockPassed {
@@ -240,31 +250,64 @@ impl Lottery {
         Ok(())
     }
 
-    /// What a payee checks before accepting an announced lottery as payment of `owed`: the lottery is
-    /// well-formed (root, exact cover of `[0, total)`), it has a leaf for `payee` at least `owed` long, and
-    /// its draw is after `current_block`. Returns the payee's leaf index. (That the description is committed
-    /// on chain is checked through the contracts crate.)
-    pub fn check_payee(
-        &self,
-        payee: Address,
-        owed: U256,
-        current_block: u64,
-    ) -> Result<usize, LotteryError> {
+    /// What a payee checks before accepting an announced lottery as payment: the lottery is well-formed (root,
+    /// exact cover of `[0, total)`), it has a leaf for `payee` at least `terms.owed − terms.tolerance` long, its
+    /// draw is after `terms.current_block`, and at most `terms.max_draw_ahead` blocks after it. Returns the
+    /// payee's leaf index. The checks run in that order, so a [`LotteryError::DrawBlockPassed`] means every
+    /// other check passed. (That the description is committed on chain is checked through the contracts
+    /// crate.)
+    pub fn check_payee(&self, payee: Address, terms: &PayeeTerms) -> Result<usize, LotteryError> {
         self.validate()?;
         let index = self
             .leaf_index(payee)
             .ok_or(LotteryError::NotAPayee(payee))?;
         let got = self.leaves[index].length;
-        if got < owed {
-            return Err(LotteryError::Underpaid { got, owed });
+        if got.saturating_add(terms.tolerance) < terms.owed {
+            return Err(LotteryError::Underpaid {
+                got,
+                owed: terms.owed,
+            });
         }
-        if self.description.draw_block <= current_block {
+        let (draw_block, current) = (self.description.draw_block, terms.current_block);
+        if draw_block <= current {
             return Err(LotteryError::DrawBlockPassed {
-                draw_block: self.description.draw_block,
-                current: current_block,
+                draw_block,
+                current,
+            });
+        }
+        if draw_block - current > terms.max_draw_ahead {
+            return Err(LotteryError::DrawTooFar {
+                draw_block,
+                current,
+                max_ahead: terms.max_draw_ahead,
             });
         }
         Ok(index)
+    }
+}
+
+/// What a payee expects of a lottery it is paid with ([`Lottery::check_payee`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PayeeTerms {
+    /// What the payee is owed by the lottery's payer, in wei.
+    pub owed: U256,
+    /// How much shorter than `owed` its leaf may be (rounding), in wei.
+    pub tolerance: U256,
+    /// The chain's current block.
+    pub current_block: u64,
+    /// The most blocks after `current_block` the draw block may be.
+    pub max_draw_ahead: u64,
+}
+
+impl PayeeTerms {
+    /// Terms of exactly `owed` (no tolerance) at `current_block`, with no bound on the draw block.
+    pub fn exactly(owed: U256, current_block: u64) -> PayeeTerms {
+        PayeeTerms {
+            owed,
+            tolerance: U256::ZERO,
+            current_block,
+            max_draw_ahead: u64::MAX,
+        }
     }
 }
 
@@ -383,7 +426,11 @@ mod tests {
         assert_eq!(l.leaves[1].start, U256::from(7));
         assert_eq!(l.description.total, U256::from(14));
         l.validate().unwrap();
-        assert_eq!(l.check_payee(addr(3), U256::from(7), 99).unwrap(), 1);
+        assert_eq!(
+            l.check_payee(addr(3), &PayeeTerms::exactly(U256::from(7), 99))
+                .unwrap(),
+            1
+        );
     }
 
     #[test]
@@ -427,16 +474,130 @@ mod tests {
         assert_eq!(wrong_root.validate(), Err(LotteryError::RootMismatch));
 
         assert_eq!(
-            good.check_payee(addr(77), U256::from(1), 0),
+            good.check_payee(addr(77), &PayeeTerms::exactly(U256::from(1), 0)),
             Err(LotteryError::NotAPayee(addr(77)))
         );
         assert!(matches!(
-            good.check_payee(addr(2), U256::from(21), 0),
+            good.check_payee(addr(2), &PayeeTerms::exactly(U256::from(21), 0)),
             Err(LotteryError::Underpaid { .. })
         ));
         assert!(matches!(
-            good.check_payee(addr(2), U256::from(20), 50),
+            good.check_payee(addr(2), &PayeeTerms::exactly(U256::from(20), 50)),
             Err(LotteryError::DrawBlockPassed { .. })
+        ));
+    }
+
+    /// A leaf of 1,000 wei in a lottery drawn at block 100, checked at block 40.
+    fn share_of_1000() -> (Lottery, PayeeTerms) {
+        let owed = [(addr(1), U256::from(500)), (addr(2), U256::from(1000))];
+        let lottery = build(addr(99), 1, &owed, 100).unwrap();
+        let terms = PayeeTerms {
+            owed: U256::from(1000),
+            tolerance: U256::from(3),
+            current_block: 40,
+            max_draw_ahead: 60,
+        };
+        (lottery, terms)
+    }
+
+    #[test]
+    fn a_share_short_by_at_most_the_rounding_tolerance_is_accepted() {
+        let (lottery, terms) = share_of_1000();
+        // Exactly what is owed.
+        assert_eq!(lottery.check_payee(addr(2), &terms), Ok(1));
+        // Owed − rounding: the leaf (1,000) is 3 short of 1,003.
+        let short_by_rounding = PayeeTerms {
+            owed: U256::from(1003),
+            ..terms
+        };
+        assert_eq!(lottery.check_payee(addr(2), &short_by_rounding), Ok(1));
+        // More than owed is fine too.
+        let overpaid = PayeeTerms {
+            owed: U256::from(10),
+            ..terms
+        };
+        assert_eq!(lottery.check_payee(addr(2), &overpaid), Ok(1));
+    }
+
+    #[test]
+    fn a_share_short_by_more_than_the_rounding_tolerance_is_refused() {
+        let (lottery, terms) = share_of_1000();
+        // Owed − rounding − 1: the leaf (1,000) is 4 short of 1,004.
+        let short = PayeeTerms {
+            owed: U256::from(1004),
+            ..terms
+        };
+        assert_eq!(
+            lottery.check_payee(addr(2), &short),
+            Err(LotteryError::Underpaid {
+                got: U256::from(1000),
+                owed: U256::from(1004)
+            })
+        );
+        // Without tolerance, one wei short is refused.
+        let strict = PayeeTerms {
+            owed: U256::from(1001),
+            tolerance: U256::ZERO,
+            ..terms
+        };
+        assert!(matches!(
+            lottery.check_payee(addr(2), &strict),
+            Err(LotteryError::Underpaid { .. })
+        ));
+        // A 1-wei leaf for a debt of 1,000.
+        let one_wei = build(addr(99), 1, &[(addr(2), U256::from(1))], 100).unwrap();
+        assert!(matches!(
+            one_wei.check_payee(addr(2), &terms),
+            Err(LotteryError::Underpaid { .. })
+        ));
+        // A tolerance that would overflow does not wrap around.
+        let huge = PayeeTerms {
+            owed: U256::MAX,
+            tolerance: U256::MAX,
+            ..terms
+        };
+        assert_eq!(lottery.check_payee(addr(2), &huge), Ok(1));
+    }
+
+    #[test]
+    fn a_draw_block_too_far_ahead_is_refused_and_one_passed_is_reported() {
+        let (lottery, terms) = share_of_1000();
+        // Draw at 100, checked at 40: 60 blocks ahead, the most accepted.
+        assert_eq!(lottery.check_payee(addr(2), &terms), Ok(1));
+        let at_39 = PayeeTerms {
+            current_block: 39,
+            ..terms
+        };
+        assert_eq!(
+            lottery.check_payee(addr(2), &at_39),
+            Err(LotteryError::DrawTooFar {
+                draw_block: 100,
+                current: 39,
+                max_ahead: 60
+            })
+        );
+        let far = build(addr(99), 1, &[(addr(2), U256::from(1000))], u64::MAX).unwrap();
+        assert!(matches!(
+            far.check_payee(addr(2), &terms),
+            Err(LotteryError::DrawTooFar { .. })
+        ));
+        let at_100 = PayeeTerms {
+            current_block: 100,
+            ..terms
+        };
+        assert!(matches!(
+            lottery.check_payee(addr(2), &at_100),
+            Err(LotteryError::DrawBlockPassed { .. })
+        ));
+        // The amount is checked first: an underpaying lottery is refused as such whatever its draw block.
+        let short_and_far = PayeeTerms {
+            owed: U256::from(5000),
+            current_block: 0,
+            ..terms
+        };
+        assert!(matches!(
+            lottery.check_payee(addr(2), &short_and_far),
+            Err(LotteryError::Underpaid { .. })
         ));
     }
 

@@ -5,14 +5,19 @@
 //! rewrites that warm slot instead of allocating one (from the receipts' gas); its winners claim with
 //! `claimAndWithdraw`, so each prize lands in the winner's wallet and the contract pays out exactly the prizes.
 //! And `Settler::settle_now` builds at once the lottery that a long period would have held back.
+//! And a worker refuses a lottery that pays it less than it is owed (a payer made to send 1-wei leaves): the
+//! debt stays open on its side, and past its unpaid-credit limit it stops taking that payer's jobs, while it
+//! accepts an honest payer's lottery and keeps working for it.
 
 use std::time::Duration;
 
 use jobmesh_contracts::alloy::primitives::U256;
 use jobmesh_contracts::{DeployParams, Settlement as _};
+use jobmesh_node::market::messages::JobId;
 use jobmesh_node::market::{Conduct, WorkerPolicy};
 use jobmesh_node::settlement::{
-    ClaimTo, LotteryRecord, LotteryStatus, SettlementReport, Settler, SettlerConfig, Side,
+    ClaimTo, LotteryRecord, LotteryStatus, PayerConduct, SettlementReport, Settler, SettlerConfig,
+    Side,
 };
 use jobmesh_p2p::Transport;
 use jobmesh_simnet::{Cluster, SimChain};
@@ -422,4 +427,154 @@ async fn requester_and_two_workers(
     .expect("cluster");
     let payer = cluster.members[0].settler.clone().expect("payer settles");
     (sim, miner, cluster, payer)
+}
+
+/// Member `m` submits an echo job on one replica at `price` wei per million fuel, with `timeout`; returns its id.
+async fn echo_job(cluster: &Cluster, m: usize, input: &[u8], timeout: Duration) -> JobId {
+    let mut req = cluster
+        .js_job(m, include_str!("../../examples/echo.js"), input, 1)
+        .expect("job");
+    req.price_wei_per_mfuel = 1_000_000; // ≈ 60,000 wei per echo job
+    req.timeout = timeout;
+    cluster.members[m].market.submit(req).await.expect("submit")
+}
+
+/// The payer's only lottery once every payee answered its notice.
+async fn answered_lottery(payer: &Settler) -> LotteryRecord {
+    wait_for(
+        "the payee to answer the lottery notice",
+        Duration::from_secs(30),
+        async || {
+            let records = payer.records().expect("records");
+            records.into_iter().find(|r| match &r.side {
+                Side::Payer { payees } => payees.iter().all(|p| p.notified),
+                Side::Payee { .. } => false,
+            })
+        },
+    )
+    .await
+}
+
+/// What `payer` owes the worker unpaid, by the worker's own account.
+async fn unpaid(worker: &Settler, payer: &jobmesh_p2p::PeerId) -> String {
+    let report = worker.report().await.expect("report");
+    let row = report
+        .unpaid_credit
+        .iter()
+        .find(|s| s.payer == payer.to_string())
+        .expect("the payer has an account with the worker");
+    row.unpaid.clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_refuses_a_one_wei_leaf_keeps_the_debt_and_stops_working_for_that_payer() {
+    let policy = SettlerConfig {
+        threshold_wei: 1,
+        poll: Duration::from_millis(150),
+        draw_in_blocks: 5,
+        // Jobs run one after another here: every receipt is older than the lottery that must cover it.
+        receipt_grace: Duration::ZERO,
+        ..SettlerConfig::default()
+    };
+    let sim = SimChain::new(29, DeployParams::default(), policy).expect("chain");
+    let miner = sim.spawn_miner(Duration::from_millis(100));
+    let limit = 1_000u128;
+    let worker = Some(WorkerPolicy {
+        max_unpaid_credit_wei: Some(limit),
+        ..WorkerPolicy::default()
+    });
+    // Member 0 pays honestly, member 1 sends 1-wei leaves, member 2 works for both.
+    let cluster = Cluster::start_with(&[None, None, worker], Transport::Memory, Some(sim.clone()))
+        .await
+        .expect("cluster");
+    let (honest, cheat) = (&cluster.members[0], &cluster.members[1]);
+    let w = cluster.members[2].settler.clone().expect("worker settles");
+    for m in [honest, cheat] {
+        let s = m.settler.as_ref().expect("payer settles");
+        s.deposit(wei("1000000000000000000"))
+            .await
+            .expect("deposit");
+    }
+    cheat
+        .settler
+        .as_ref()
+        .expect("payer settles")
+        .set_conduct(PayerConduct::OneWeiLeaves);
+
+    // The cheat's job runs; its lottery gives the worker 1 wei for ≈ 60,000 owed: refused.
+    let id = echo_job(&cluster, 1, b"cheat 1", Duration::from_secs(60)).await;
+    let st = cheat
+        .market
+        .wait(&id, Duration::from_secs(60))
+        .await
+        .expect("wait");
+    assert_eq!(st.phase, "verified", "{}", st.reason);
+    let bad = answered_lottery(cheat.settler.as_ref().expect("settles")).await;
+    let Side::Payer { payees } = &bad.side else {
+        panic!("payer side")
+    };
+    // What the cheat took out of its ledger for the worker.
+    let owed_by_cheat = payees[0].wei;
+    assert!(owed_by_cheat > limit + 1);
+    assert_eq!(bad.lottery.leaves[0].length, U256::from(1), "a 1-wei leaf");
+    let refusal = payees[0].refusal.as_deref().expect("the worker refused it");
+    assert!(refusal.contains("interval is 1 wei"), "{refusal}");
+    let r = w.report().await.expect("report");
+    assert_eq!(r.refused, 1);
+    assert_eq!(r.expected_income, "0", "a refused lottery is not income");
+    assert_eq!(r.lotteries[0].status, LotteryStatus::Refused);
+    // `/metrics` counts it: jobmesh_lotteries{side="payee",status="refused"}.
+    let mut metrics = jobmesh_node::metrics::Snapshot::default();
+    metrics.add_lotteries(&w.records().expect("records"));
+    let refused_gauge = ("payee".to_string(), "refused".to_string());
+    assert_eq!(metrics.lotteries.get(&refused_gauge), Some(&1));
+    assert_eq!(
+        unpaid(&w, &cheat.node.peer_id()).await,
+        owed_by_cheat.to_string(),
+        "the debt stays open"
+    );
+
+    // The honest payer's lottery pays the full debt: accepted, nothing owed unpaid.
+    let id = echo_job(&cluster, 0, b"honest 1", Duration::from_secs(60)).await;
+    let st = honest
+        .market
+        .wait(&id, Duration::from_secs(60))
+        .await
+        .expect("wait");
+    assert_eq!(st.phase, "verified", "{}", st.reason);
+    let good = answered_lottery(honest.settler.as_ref().expect("settles")).await;
+    let Side::Payer { payees } = &good.side else {
+        panic!("payer side")
+    };
+    assert_eq!(payees[0].refusal, None, "the honest lottery is accepted");
+    assert_eq!(unpaid(&w, &honest.node.peer_id()).await, "0");
+    let r = w.report().await.expect("report");
+    assert_eq!(r.refused, 1);
+    assert_eq!(r.expected_income, payees[0].wei.to_string());
+
+    // Standing: the cheat owes more than the limit, so its next job gets no offer and never runs on the worker;
+    // the honest payer's next job still runs.
+    let id = echo_job(&cluster, 1, b"cheat 2", Duration::from_secs(4)).await;
+    let st = cheat
+        .market
+        .wait(&id, Duration::from_secs(30))
+        .await
+        .expect("wait");
+    assert_ne!(st.phase, "verified");
+    assert_eq!((st.offers, st.assigned), (0, 0), "{st:?}");
+    let worker_db = cluster.members[2].market.db();
+    assert!(
+        worker_db.worker_job(&id).expect("db").is_none(),
+        "never assigned"
+    );
+    let id = echo_job(&cluster, 0, b"honest 2", Duration::from_secs(60)).await;
+    let st = honest
+        .market
+        .wait(&id, Duration::from_secs(60))
+        .await
+        .expect("wait");
+    assert_eq!(st.phase, "verified", "{}", st.reason);
+    assert!(worker_db.worker_job(&id).expect("db").is_some());
+    miner.abort();
+    cluster.shutdown().await;
 }

@@ -479,3 +479,37 @@ async fn bad_input(anvil: &Anvil, payer_home: &Path, a_args: &[&str], contract: 
     })
     .await;
 }
+
+/// `node start`'s worker standing flags are checked before anything starts: a bad value is one clear line.
+#[test]
+fn node_start_refuses_bad_standing_flags_in_one_line() {
+    let home = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &[&str]); 2] = [
+        (
+            &["--max-unpaid-credit", "lots"],
+            &["invalid --max-unpaid-credit"],
+        ),
+        (&["--receipt-grace", "1e300"], &["--receipt-grace"]),
+    ];
+    for (args, needles) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_jobmesh"))
+            .arg("--data-dir")
+            .arg(home.path())
+            .args([
+                "node",
+                "start",
+                "--worker",
+                "--listen",
+                "/ip4/127.0.0.1/tcp/0",
+            ])
+            .args(args)
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .expect("runs jobmesh");
+        fails(out, needles);
+    }
+    assert!(
+        !home.path().join("blocks").exists(),
+        "nothing was opened before the flags were checked"
+    );
+}

@@ -17,7 +17,7 @@ use crate::cli::Context;
 use crate::commands::settle::{self, ChainArgs};
 use crate::launch::{launch, Launched};
 use crate::market::{db::MarketDb, MarketConfig, WorkerPolicy};
-use crate::settlement::{Chain, ClaimTo, SettlerConfig, MIN_DRAW_IN};
+use crate::settlement::{Chain, ClaimTo, SettlerConfig, DEFAULT_MAX_DRAW_AHEAD, MIN_DRAW_IN};
 
 /// `jobmesh node …`.
 #[derive(Debug, Subcommand)]
@@ -113,6 +113,17 @@ pub struct StartArgs {
     /// the claim itself) or `deposit` (claim: credited to its deposit account, withdrawn after the time lock).
     #[arg(long, value_name = "TO", default_value_t = ClaimTo::Wallet)]
     pub claim_to: ClaimTo,
+    /// Settlement, as a worker: the most a requester may owe this node unpaid (receipts not covered by a lottery
+    /// it accepted) before it stops offering on that requester's jobs (`0.01eth`, `20gwei`, wei).
+    #[arg(long, value_name = "AMOUNT", default_value = "0.01eth")]
+    pub max_unpaid_credit: String,
+    /// Settlement, as a worker: refuse a lottery whose draw block is more than this many blocks ahead.
+    #[arg(long, value_name = "BLOCKS", default_value_t = DEFAULT_MAX_DRAW_AHEAD)]
+    pub max_draw_ahead: u64,
+    /// Settlement, as a worker: a lottery need not cover receipts that arrived less than this many seconds
+    /// before its notice (they may have been on their way while the requester built it; they stay owed).
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub receipt_grace: f64,
 }
 
 /// What a node announces on the DHT (`node start --provide`).
@@ -201,8 +212,16 @@ fn start(ctx: &Context, args: &StartArgs) -> Result<()> {
         draw_in_blocks: args.draw_in,
         poll: secs(args.settle_poll, "--settle-poll")?,
         claim_to: args.claim_to,
+        max_draw_ahead: args.max_draw_ahead,
+        receipt_grace: Duration::try_from_secs_f64(args.receipt_grace)
+            .map_err(|_| anyhow::anyhow!("--receipt-grace must be a number of seconds"))?,
         ..SettlerConfig::default()
     };
+    let max_unpaid_credit: u128 = settle::parse_amount(&args.max_unpaid_credit)
+        .context("invalid --max-unpaid-credit")?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("--max-unpaid-credit is too large"))?;
+    let settles = args.chain.rpc_url.is_some();
     anyhow::ensure!(args.max_jobs != Some(0), "--max-jobs must be at least 1");
     anyhow::ensure!(args.max_fuel > 0, "--max-fuel must be positive");
     anyhow::ensure!(args.max_peers >= 4, "--max-peers must be at least 4");
@@ -233,6 +252,8 @@ fn start(ctx: &Context, args: &StartArgs) -> Result<()> {
             max_concurrent: args
                 .max_jobs
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            // Without settlement no lottery ever pays: the limit only applies to a node that settles.
+            max_unpaid_credit_wei: settles.then_some(max_unpaid_credit),
             ..WorkerPolicy::default()
         }),
         eth_address: None,
@@ -252,11 +273,7 @@ fn start(ctx: &Context, args: &StartArgs) -> Result<()> {
         db: market_db,
         exec: Arc::new(exec),
         cfg: market_cfg,
-        settlement: args
-            .chain
-            .rpc_url
-            .is_some()
-            .then(|| (args.chain.clone(), settler_cfg)),
+        settlement: settles.then(|| (args.chain.clone(), settler_cfg)),
     };
     let api = ApiSettings {
         addr: api_addr,

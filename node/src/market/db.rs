@@ -1,5 +1,6 @@
 //! The market's durable state in sled: job records (both sides), the reputation table, the owed ledger, the
-//! workers' settlement addresses and the settlement's lottery records.
+//! workers' settlement addresses, the settlement's lottery records, and — on a worker — what each payer owes it
+//! ([`PayerCredit`]).
 //!
 //! A requester applies the [`Action`]s of a state-machine step together with the new job record in one sled
 //! transaction before it sends any message, so a crash never leaves a verified job without its ledger entry, or
@@ -69,6 +70,57 @@ pub struct WorkerJob {
     /// The commitment deadline of the assignment (unix ms).
     #[serde(default)]
     pub commit_by_ms: u64,
+    /// When the receipt arrived (unix ms; 0 in records written before it was kept).
+    #[serde(default)]
+    pub receipt_ms: u64,
+    /// The settlement address the requester announced with the job (the payer of its lotteries), if any.
+    #[serde(default)]
+    pub requester_eth: Option<[u8; 20]>,
+}
+
+/// A worker's account of one payer (a requester it ran jobs for): what the payer's receipts say it owes, and
+/// what the lotteries this worker accepted from it paid. Kept from the first receipt a version with this
+/// account recorded; older receipts and lotteries are not in it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PayerCredit {
+    /// Sum of the amounts owed in the payer's receipts, in wei.
+    pub credited: u128,
+    /// Sum of this worker's shares in the payer's accepted lotteries, in wei.
+    pub paid: u128,
+    /// Receipts with an amount owed.
+    pub receipts: u64,
+    /// Of those, how many the accepted lotteries covered.
+    pub receipts_paid: u64,
+}
+
+impl PayerCredit {
+    /// What the payer owes and has not paid with an accepted lottery (0 if it paid ahead).
+    pub fn unpaid(&self) -> u128 {
+        self.credited.saturating_sub(self.paid)
+    }
+
+    fn to_bytes(self) -> [u8; 48] {
+        let mut b = [0u8; 48];
+        b[..16].copy_from_slice(&self.credited.to_be_bytes());
+        b[16..32].copy_from_slice(&self.paid.to_be_bytes());
+        b[32..40].copy_from_slice(&self.receipts.to_be_bytes());
+        b[40..].copy_from_slice(&self.receipts_paid.to_be_bytes());
+        b
+    }
+
+    fn from_bytes(v: &[u8]) -> PayerCredit {
+        let Ok(b) = <[u8; 48]>::try_from(v) else {
+            return PayerCredit::default();
+        };
+        let u128_at = |i: usize| u128::from_be_bytes(b[i..i + 16].try_into().expect("16 bytes"));
+        let u64_at = |i: usize| u64::from_be_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        PayerCredit {
+            credited: u128_at(0),
+            paid: u128_at(16),
+            receipts: u64_at(32),
+            receipts_paid: u64_at(40),
+        }
+    }
 }
 
 /// The market's sled database (a folder of its own next to the block store).
@@ -82,6 +134,7 @@ pub struct MarketDb {
     addresses: sled::Tree,
     lotteries: sled::Tree,
     settlement_meta: sled::Tree,
+    payer_credit: sled::Tree,
 }
 
 /// Key of the next lottery nonce in the settlement metadata tree.
@@ -108,6 +161,7 @@ impl MarketDb {
             addresses: db.open_tree("addresses")?,
             lotteries: db.open_tree("lotteries")?,
             settlement_meta: db.open_tree("settlement_meta")?,
+            payer_credit: db.open_tree("payer_credit")?,
             db,
         })
     }
@@ -195,6 +249,97 @@ impl MarketDb {
             jobs.push((JobId(id), decode::<WorkerJob>(&value, || hex(&key))?));
         }
         Ok(jobs)
+    }
+
+    /// Saves a worker job whose receipt just arrived, adding what it owes (if anything) to its requester's
+    /// [`PayerCredit`], in one transaction, flushed before returning. Call it once per job: the first receipt.
+    pub fn save_receipt(&self, id: &JobId, job: &WorkerJob, owed_wei: u128) -> Result<(), DbError> {
+        let record = to_cbor(job);
+        let payer = job.requester.to_bytes();
+        let result: Result<(), TransactionError<()>> = (&self.worker_jobs, &self.payer_credit)
+            .transaction(|(jobs, credit)| {
+                jobs.insert(&id.0[..], record.as_slice())?;
+                if owed_wei > 0 {
+                    let mut c = credit
+                        .get(&payer)?
+                        .map(|v| PayerCredit::from_bytes(&v))
+                        .unwrap_or_default();
+                    c.credited = c.credited.saturating_add(owed_wei);
+                    c.receipts += 1;
+                    credit.insert(payer.as_slice(), &c.to_bytes()[..])?;
+                }
+                Ok::<(), ConflictableTransactionError<()>>(())
+            });
+        self.finish(result, true)
+    }
+
+    /// What `payer` owes this worker ([`PayerCredit::default`] if it never sent a receipt).
+    pub fn payer_credit(&self, payer: &PeerId) -> Result<PayerCredit, DbError> {
+        Ok(self
+            .payer_credit
+            .get(payer.to_bytes())?
+            .map(|v| PayerCredit::from_bytes(&v))
+            .unwrap_or_default())
+    }
+
+    /// Every payer's account with this worker.
+    pub fn payer_credits(&self) -> Result<Vec<(PeerId, PayerCredit)>, DbError> {
+        self.peer_table(&self.payer_credit, PayerCredit::from_bytes)
+    }
+
+    /// The receipts from `payer` with an amount owed that arrived after `since_ms`: (their sum in wei, how many).
+    pub fn receipts_since(&self, payer: &PeerId, since_ms: u64) -> Result<(u128, u64), DbError> {
+        let (mut wei, mut n) = (0u128, 0u64);
+        for (_, job) in self.worker_jobs()? {
+            let recent = job.requester == *payer && job.receipt_ms > since_ms;
+            if let Some((true, owed)) = job.receipt.filter(|_| recent) {
+                if owed > 0 {
+                    wei = wei.saturating_add(owed);
+                    n += 1;
+                }
+            }
+        }
+        Ok((wei, n))
+    }
+
+    /// The settlement addresses `payer` announced with the jobs this worker ran for it, and whether it ran any.
+    pub fn requester_addresses(&self, payer: &PeerId) -> Result<(bool, Vec<[u8; 20]>), DbError> {
+        let (mut any, mut addresses) = (false, Vec::new());
+        for (_, job) in self.worker_jobs()? {
+            if job.requester == *payer {
+                any = true;
+                addresses.extend(job.requester_eth.filter(|a| !addresses.contains(a)));
+            }
+        }
+        Ok((any, addresses))
+    }
+
+    /// Saves a lottery this worker accepted as payment from `payer`: the record, and `paid` wei and
+    /// `receipts_paid` receipts (the count it covers, from the start) in the payer's [`PayerCredit`], in one
+    /// transaction, flushed before returning.
+    pub fn put_payee_lottery<T: Serialize>(
+        &self,
+        id: &[u8; 32],
+        record: &T,
+        payer: &PeerId,
+        paid: u128,
+        receipts_paid: u64,
+    ) -> Result<(), DbError> {
+        let record = to_cbor(record);
+        let payer = payer.to_bytes();
+        let result: Result<(), TransactionError<()>> = (&self.lotteries, &self.payer_credit)
+            .transaction(|(lotteries, credit)| {
+                lotteries.insert(&id[..], record.as_slice())?;
+                let mut c = credit
+                    .get(&payer)?
+                    .map(|v| PayerCredit::from_bytes(&v))
+                    .unwrap_or_default();
+                c.paid = c.paid.saturating_add(paid);
+                c.receipts_paid = c.receipts_paid.max(receipts_paid);
+                credit.insert(payer.as_slice(), &c.to_bytes()[..])?;
+                Ok::<(), ConflictableTransactionError<()>>(())
+            });
+        self.finish(result, true)
     }
 
     /// A peer's reputation (0 if unknown).
@@ -474,12 +619,80 @@ mod tests {
             deadline_ms: 100,
             requester_addrs: vec!["/ip4/127.0.0.1/tcp/1".into()],
             commit_by_ms: 50,
+            receipt_ms: 0,
+            requester_eth: Some([9; 20]),
         };
         db.save_worker_job(&id, &job).unwrap();
         drop(db);
         let db = MarketDb::open(dir.path()).unwrap();
         assert_eq!(db.worker_job(&id).unwrap().unwrap(), job);
         assert_eq!(db.worker_jobs().unwrap().len(), 1);
+        assert_eq!(
+            db.requester_addresses(&job.requester).unwrap(),
+            (true, vec![[9; 20]])
+        );
+        let stranger = Keypair::generate_ed25519().public().to_peer_id();
+        assert_eq!(db.requester_addresses(&stranger).unwrap(), (false, vec![]));
+    }
+
+    #[test]
+    fn a_payers_account_adds_receipts_and_accepted_lotteries_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let payer = Keypair::generate_ed25519().public().to_peer_id();
+        let other = Keypair::generate_ed25519().public().to_peer_id();
+        let job = |requester, owed: u128, receipt_ms| WorkerJob {
+            spec: spec(),
+            requester,
+            replica: 0,
+            phase: WorkerPhase::Done,
+            result: None,
+            receipt: Some((owed > 0, owed)),
+            deadline_ms: 100,
+            requester_addrs: Vec::new(),
+            commit_by_ms: 50,
+            receipt_ms,
+            requester_eth: None,
+        };
+        {
+            let db = MarketDb::open(dir.path()).unwrap();
+            for (id, requester, owed, at) in [
+                (1, payer, 70, 1_000),
+                (2, payer, 30, 5_000),
+                // A rejected replica is owed nothing: its receipt does not count.
+                (3, payer, 0, 6_000),
+                (4, other, 9, 6_000),
+            ] {
+                db.save_receipt(&JobId([id; 32]), &job(requester, owed, at), owed)
+                    .unwrap();
+            }
+            db.put_payee_lottery(&[7; 32], &"a lottery", &payer, 60, 1)
+                .unwrap();
+        }
+        let db = MarketDb::open(dir.path()).unwrap();
+        let credit = db.payer_credit(&payer).unwrap();
+        assert_eq!(
+            credit,
+            PayerCredit {
+                credited: 100,
+                paid: 60,
+                receipts: 2,
+                receipts_paid: 1
+            }
+        );
+        assert_eq!(credit.unpaid(), 40);
+        assert_eq!(db.payer_credit(&other).unwrap().unpaid(), 9);
+        assert_eq!(db.payer_credits().unwrap().len(), 2);
+        assert_eq!(
+            db.lottery::<String>(&[7; 32]).unwrap().unwrap(),
+            "a lottery"
+        );
+        // Receipts after 2,000 ms: the one of job 2 (job 3's and 4's owe this payer nothing).
+        assert_eq!(db.receipts_since(&payer, 2_000).unwrap(), (30, 1));
+        assert_eq!(db.receipts_since(&payer, 0).unwrap(), (100, 2));
+        // Paid ahead: nothing unpaid, never negative.
+        db.put_payee_lottery(&[8; 32], &"another", &payer, 500, 2)
+            .unwrap();
+        assert_eq!(db.payer_credit(&payer).unwrap().unpaid(), 0);
     }
 
     #[test]

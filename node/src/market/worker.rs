@@ -37,6 +37,10 @@ pub struct WorkerPolicy {
     pub max_concurrent: usize,
     /// How it behaves (anything but [`Conduct::Honest`] is a fault injected by tests and the simnet).
     pub conduct: Conduct,
+    /// The most a requester may owe it unpaid (its receipts not covered by a lottery this worker accepted), in
+    /// wei: above it the worker makes no offer for that requester's jobs and refuses its assignments until a
+    /// lottery pays. `None`: no limit (a node that does not settle is never paid by lottery).
+    pub max_unpaid_credit_wei: Option<u128>,
 }
 
 impl Default for WorkerPolicy {
@@ -46,6 +50,7 @@ impl Default for WorkerPolicy {
             min_price_wei_per_mfuel: 0,
             max_concurrent: 2,
             conduct: Conduct::Honest,
+            max_unpaid_credit_wei: None,
         }
     }
 }
@@ -70,8 +75,8 @@ pub enum Conduct {
     },
 }
 
-/// What a worker remembers of an announcement: the requester, its addresses, the deadline.
-type Seen = (PeerId, Vec<String>, u64);
+/// What a worker remembers of an announcement: the requester, its addresses, the deadline, its settlement address.
+type Seen = (PeerId, Vec<String>, u64, Option<[u8; 20]>);
 
 /// The worker half of a node's market. Cheap to clone.
 #[derive(Clone)]
@@ -102,8 +107,8 @@ impl Worker {
         self.running.lock().map(|r| r.len()).unwrap_or(usize::MAX)
     }
 
-    /// Why this worker would not take a job, if it would not.
-    fn refuse(&self, spec: &JobSpec, deadline_ms: u64) -> Option<String> {
+    /// Why this worker would not take a job from `requester`, if it would not.
+    fn refuse(&self, requester: &PeerId, spec: &JobSpec, deadline_ms: u64) -> Option<String> {
         if let Err(e) = spec.validate() {
             return Some(e.to_string());
         }
@@ -128,7 +133,22 @@ impl Worker {
         if self.running_count() >= self.policy.max_concurrent {
             return Some("busy".into());
         }
-        None
+        self.over_credit(requester)
+    }
+
+    /// Why `requester` is not in good standing with this worker, if it is not: it owes more unpaid than the
+    /// policy's limit.
+    fn over_credit(&self, requester: &PeerId) -> Option<String> {
+        let limit = self.policy.max_unpaid_credit_wei?;
+        let unpaid = match self.shared.db.payer_credit(requester) {
+            Ok(credit) => credit.unpaid(),
+            Err(e) => return Some(format!("worker database: {e}")),
+        };
+        (unpaid > limit).then(|| {
+            format!(
+                "{requester} owes {unpaid} wei unpaid, above this worker's limit of {limit} wei"
+            )
+        })
     }
 
     /// Aborts every running job (the market is stopping).
@@ -178,13 +198,14 @@ impl Worker {
             debug!(job = %id, share_ppm = a.offer_share_ppm, "not in the sample asked to offer");
             return;
         }
-        if let Some(why) = self.refuse(&a.spec, a.deadline_ms) {
+        if let Some(why) = self.refuse(&a.requester, &a.spec, a.deadline_ms) {
             debug!(job = %id, %why, "not offering");
             return;
         }
         if let Ok(mut seen) = self.seen.lock() {
-            seen.retain(|_, (_, _, deadline)| *deadline > now_ms());
-            seen.insert(id, (a.requester, a.listen_addrs.clone(), a.deadline_ms));
+            seen.retain(|_, (_, _, deadline, _)| *deadline > now_ms());
+            let addrs = a.listen_addrs.clone();
+            seen.insert(id, (a.requester, addrs, a.deadline_ms, a.eth_address));
         }
         let offer = Request::Offer(Offer {
             job_id: id,
@@ -257,15 +278,15 @@ impl Worker {
                 }
             }
         }
-        let (addrs, deadline_ms) = self
+        let (addrs, deadline_ms, requester_eth) = self
             .seen
             .lock()
             .ok()
             .and_then(|s| s.get(&id).cloned())
-            .filter(|(requester, _, _)| *requester == peer)
-            .map(|(_, addrs, deadline)| (addrs, deadline))
-            .unwrap_or((Vec::new(), a.commit_by_ms + 60_000));
-        if let Some(why) = self.refuse(&a.spec, a.commit_by_ms) {
+            .filter(|(requester, ..)| *requester == peer)
+            .map(|(_, addrs, deadline, eth)| (addrs, deadline, eth))
+            .unwrap_or((Vec::new(), a.commit_by_ms + 60_000, None));
+        if let Some(why) = self.refuse(&peer, &a.spec, a.commit_by_ms) {
             return Response::Reject { reason: why };
         }
         let job = WorkerJob {
@@ -278,6 +299,8 @@ impl Worker {
             deadline_ms,
             requester_addrs: addrs,
             commit_by_ms: a.commit_by_ms,
+            receipt_ms: 0,
+            requester_eth,
         };
         if let Err(e) = self.shared.db.save_worker_job(&id, &job) {
             return Response::Reject {
@@ -464,9 +487,21 @@ impl Worker {
             task.abort();
         }
         info!(job = %id, accepted = receipt.accepted, owed_wei = receipt.owed_wei, reason = %receipt.reason, "receipt");
+        // A repeated receipt changes nothing: the requester owes each job once.
+        if job.receipt.is_some() {
+            return Response::Ack;
+        }
         job.phase = WorkerPhase::Done;
         job.receipt = Some((receipt.accepted, receipt.owed_wei));
-        let _ = self.shared.db.save_worker_job(&id, &job);
+        job.receipt_ms = now_ms();
+        let owed = if receipt.accepted {
+            receipt.owed_wei
+        } else {
+            0
+        };
+        if let Err(e) = self.shared.db.save_receipt(&id, &job, owed) {
+            warn!(job = %id, error = %e, "cannot record a receipt");
+        }
         // The requester has pinned the output if it accepted it; this node no longer needs to keep it.
         if let Some((output, ..)) = &job.result {
             if let Ok(cid) = Cid::try_from(output.as_slice()) {

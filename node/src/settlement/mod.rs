@@ -9,7 +9,8 @@
 //!   back to the ledger; one whose commit outcome is unknown after a crash is resolved from the chain. After the
 //!   claim window it reclaims what its winner left unclaimed.
 //! - As a **payee** (a worker), it checks each notice — the file is the lottery the id names, its intervals
-//!   exactly cover `[0, total)`, this node's address has a leaf, the lottery is pending on chain — keeps it,
+//!   exactly cover `[0, total)`, this node's address has a leaf at least what its ledger says the payer owes it
+//!   (`payee`), the draw block is at most `max_draw_ahead` blocks ahead, the lottery is pending on chain — keeps it,
 //!   and once the draw block has passed claims it if it won (re-anchoring the draw if nobody recorded its hash
 //!   in time): with `claimAndWithdraw`, straight to its wallet, or with `claim`, into its deposit account
 //!   ([`SettlerConfig::claim_to`]).
@@ -18,6 +19,7 @@
 //! Must not touch: the contract's code or lottery maths (`jobmesh-contracts`, `jobmesh-lottery`) or the market's
 //! job logic (it only reads the ledger and worker addresses the market records).
 
+mod payee;
 mod service;
 
 use std::time::Duration;
@@ -31,7 +33,8 @@ use jobmesh_store::Cid;
 use libp2p_identity::PeerId;
 use serde::{Deserialize, Serialize};
 
-pub use service::{SettlementReport, Settler, SettlerError};
+pub use payee::{CoveredDebt, ROUNDING_PER_RECEIPT_WEI};
+pub use service::{PayerStanding, SettlementReport, Settler, SettlerError};
 
 /// The fewest blocks from the head a lottery is built at to its draw: its commit is mined in a later block than
 /// that head, and the contract refuses a draw block that is not after the commit's block.
@@ -113,6 +116,27 @@ pub struct SettlerConfig {
     /// audit the contract's balance against deposits, like the simulator, count on it); `jobmesh node start`
     /// claims to [`ClaimTo::Wallet`] unless given `--claim-to deposit`.
     pub claim_to: ClaimTo,
+    /// As a payee: the most blocks after the chain's head a lottery's draw block may be (a draw further ahead
+    /// is refused: it would hold the payment back for as long).
+    pub max_draw_ahead: u64,
+    /// As a payee: receipts that arrived less than this long before a lottery's notice may have been on their
+    /// way while the payer built the lottery, so the lottery need not cover them (they stay owed until a later
+    /// one does). See `docs/settlement.md`, "What a lottery must pay".
+    pub receipt_grace: Duration,
+}
+
+/// The default of [`SettlerConfig::max_draw_ahead`]: about 3 h 20 min of 12-second blocks.
+pub const DEFAULT_MAX_DRAW_AHEAD: u64 = 1_000;
+
+/// How a payer builds its lotteries. Anything but [`PayerConduct::Honest`] is a fault injected by tests and the
+/// simulator ([`Settler::set_conduct`]), never set by `jobmesh node start`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PayerConduct {
+    /// Each payee's leaf is what the ledger owes it.
+    #[default]
+    Honest,
+    /// Byzantine: takes each payee's full amount out of the ledger but gives it a 1-wei leaf.
+    OneWeiLeaves,
 }
 
 /// Where a won lottery's value goes.
@@ -143,6 +167,8 @@ impl Default for SettlerConfig {
             poll: Duration::from_secs(2),
             max_payees: 1000,
             claim_to: ClaimTo::Deposit,
+            max_draw_ahead: DEFAULT_MAX_DRAW_AHEAD,
+            receipt_grace: Duration::from_secs(60),
         }
     }
 }
@@ -199,6 +225,9 @@ pub enum LotteryStatus {
     Reclaimed,
     /// Payer: never committed (its amounts went back to the ledger).
     Abandoned,
+    /// Payee: refused as payment (its leaf is shorter than what the payer owes, or its draw is too far ahead);
+    /// what the payer owes stays owed.
+    Refused,
 }
 
 impl LotteryStatus {

@@ -16,10 +16,12 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 use tracing::{debug, info, warn};
 
+use super::payee::{self, CoveredDebt, Verdict};
 use super::{
-    Chain, ClaimTo, LotteryRecord, LotteryStatus, Payee, SettlerConfig, Side, MIN_DRAW_IN,
+    Chain, ClaimTo, LotteryRecord, LotteryStatus, Payee, PayerConduct, SettlerConfig, Side,
+    MIN_DRAW_IN,
 };
-use crate::market::db::DbError;
+use crate::market::db::{DbError, MarketDb};
 use crate::market::messages::{LotteryNotice, Request, Response};
 use crate::market::service::{now_ms, IncomingLottery};
 use crate::market::Market;
@@ -104,6 +106,10 @@ struct Inner {
     blocked: std::sync::Mutex<Option<String>>,
     /// Payees that did not answer a notice, and when to try them again.
     unreachable: std::sync::Mutex<HashMap<PeerId, std::time::Instant>>,
+    /// How this node builds its lotteries (a fault only tests inject).
+    conduct: std::sync::Mutex<PayerConduct>,
+    /// One notice judged at a time: each is checked against what the lotteries accepted before it paid.
+    judging: Mutex<()>,
 }
 
 /// One lottery in a [`SettlementReport`].
@@ -137,6 +143,19 @@ pub struct LotteryRow {
     pub note: String,
 }
 
+/// One requester's account with this worker, in a [`SettlementReport`].
+#[derive(Debug, Clone, Serialize)]
+pub struct PayerStanding {
+    /// The requester.
+    pub payer: String,
+    /// What its receipts say it owes, in wei.
+    pub credited: String,
+    /// What the lotteries this worker accepted from it paid, in wei.
+    pub paid: String,
+    /// What it owes unpaid (`credited − paid`, at least 0), in wei.
+    pub unpaid: String,
+}
+
 /// What a node's settlement looks like now.
 #[derive(Debug, Clone, Serialize)]
 pub struct SettlementReport {
@@ -168,6 +187,10 @@ pub struct SettlementReport {
     pub won_to_wallet: String,
     /// Why no lottery could be built in the last round, if so (e.g. the deposit is too low).
     pub blocked: Option<String>,
+    /// Lotteries this node refused as payment (too short a leaf, too far a draw).
+    pub refused: usize,
+    /// As a worker: what each requester owes it and did not pay with an accepted lottery.
+    pub unpaid_credit: Vec<PayerStanding>,
     /// Every lottery this node pays or is paid by, newest first.
     pub lotteries: Vec<LotteryRow>,
 }
@@ -199,6 +222,8 @@ impl Settler {
                 round: Mutex::new(()),
                 blocked: std::sync::Mutex::new(None),
                 unreachable: std::sync::Mutex::new(HashMap::new()),
+                conduct: std::sync::Mutex::new(PayerConduct::Honest),
+                judging: Mutex::new(()),
             }),
         };
         // Both loops end when the market stops (its notices channel closes then, too).
@@ -236,6 +261,13 @@ impl Settler {
     /// The chain client.
     pub fn chain(&self) -> &Chain {
         &self.inner.chain
+    }
+
+    /// Fault injection for tests and the simulator: from now on this payer builds its lotteries as `conduct`
+    /// says.
+    #[doc(hidden)]
+    pub fn set_conduct(&self, conduct: PayerConduct) {
+        *self.inner.conduct.lock().unwrap_or_else(|e| e.into_inner()) = conduct;
     }
 
     /// Every lottery record, newest first.
@@ -283,7 +315,7 @@ impl Settler {
             .fold(0u128, u128::saturating_add);
         let (mut reserved, mut paid, mut expected, mut won, mut won_to_wallet) =
             (U256::ZERO, U256::ZERO, U256::ZERO, U256::ZERO, U256::ZERO);
-        let mut rows = Vec::new();
+        let (mut rows, mut refused) = (Vec::new(), 0);
         for r in self.records()? {
             let d = r.lottery.description;
             let (side, my_share) = match &r.side {
@@ -298,7 +330,11 @@ impl Settler {
                 }
                 Side::Payee { leaf, .. } => {
                     let share = r.lottery.leaves.get(*leaf).map_or(U256::ZERO, |l| l.length);
-                    expected += share;
+                    if r.status == LotteryStatus::Refused {
+                        refused += 1;
+                    } else {
+                        expected += share;
+                    }
                     if r.status == LotteryStatus::Claimed {
                         won += d.total;
                         if r.claimed_to == Some(ClaimTo::Wallet) {
@@ -344,8 +380,24 @@ impl Settler {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
+            refused,
+            unpaid_credit: self.standings()?,
             lotteries: rows,
         })
+    }
+
+    /// Every requester's account with this worker.
+    fn standings(&self) -> Result<Vec<PayerStanding>, SettlerError> {
+        let credits = self.inner.market.db().payer_credits()?;
+        Ok(credits
+            .into_iter()
+            .map(|(peer, c)| PayerStanding {
+                payer: peer.to_string(),
+                credited: c.credited.to_string(),
+                paid: c.paid.to_string(),
+                unpaid: c.unpaid().to_string(),
+            })
+            .collect())
     }
 
     /// One settlement round: moves every unsettled lottery on (commit, notify, claim, reclaim), then builds a
@@ -357,7 +409,8 @@ impl Settler {
         // Lanes of this payer's unsettled lotteries (as they were before this round: a lane freed meanwhile
         // is reused next round).
         let mut busy_lanes = HashSet::new();
-        for record in self.records()? {
+        // Oldest first: a payee judges each lottery against what the ones before it paid.
+        for record in self.records()?.into_iter().rev() {
             if record.status.is_final() {
                 continue;
             }
@@ -589,8 +642,14 @@ impl Settler {
         self.set_blocked(None);
         let lane = self.free_lane(busy).await?;
         let (nonce, used_below) = nonce_in_lane(db.next_nonce()?, lane)?;
-        let pairs: Vec<(Address, U256)> =
-            owed.iter().map(|(_, a, w)| (*a, U256::from(*w))).collect();
+        let conduct = *inner.conduct.lock().unwrap_or_else(|e| e.into_inner());
+        let pairs: Vec<(Address, U256)> = owed
+            .iter()
+            .map(|(_, a, w)| match conduct {
+                PayerConduct::Honest => (*a, U256::from(*w)),
+                PayerConduct::OneWeiLeaves => (*a, U256::from(1)),
+            })
+            .collect();
         // The draw block counts from the head as late as possible: advancing the other lotteries and asking
         // the chain for the account and lanes take round trips, and a draw block already reached is refused.
         let head = inner.chain.block_number().await?;
@@ -738,14 +797,12 @@ impl Settler {
     }
 
     /// Checks a notice and keeps its lottery: the file is the lottery the id names, its intervals cover
-    /// `[0, total)` exactly, this node's address has a leaf, and it is pending on chain.
+    /// `[0, total)` exactly, this node's address has a leaf at least what the payer owes it (rounding aside),
+    /// its draw is not too far ahead, and it is pending on chain. A lottery that pays too little or draws too
+    /// late is kept as refused, and what the payer owes stays owed.
     async fn accept(&self, payer: &PeerId, notice: &LotteryNotice) -> Result<(), String> {
         let db = self.inner.market.db();
-        if db
-            .lottery::<LotteryRecord>(&notice.lottery_id)
-            .map_err(|e| e.to_string())?
-            .is_some()
-        {
+        if Self::answered(db, notice)? {
             return Ok(());
         }
         let node = self.inner.market.node();
@@ -764,11 +821,24 @@ impl Settler {
         if lottery.id().0 != notice.lottery_id {
             return Err("the file is not the lottery the notice names".into());
         }
-        lottery.validate().map_err(|e| e.to_string())?;
+        let (ran_jobs, known) = db.requester_addresses(payer).map_err(|e| e.to_string())?;
+        if let Some(why) = payee::foreign(&lottery, payer, ran_jobs, &known) {
+            return Err(why);
+        }
+        let _one_at_a_time = self.inner.judging.lock().await;
+        if Self::answered(db, notice)? {
+            return Ok(());
+        }
         let me = self.inner.chain.sender();
-        let leaf = lottery
-            .leaf_index(me)
-            .ok_or_else(|| format!("{me} has no leaf in this lottery"))?;
+        let head = (self.inner.chain.block_number().await)
+            .map_err(|e| format!("cannot read the chain's head: {e}"))?;
+        let debt = CoveredDebt::load(db, payer, now_ms(), self.inner.cfg.receipt_grace)
+            .map_err(|e| e.to_string())?;
+        let verdict = payee::judge(
+            &lottery,
+            me,
+            &debt.terms(head, self.inner.cfg.max_draw_ahead),
+        )?;
         // A notice that arrives after the lottery was settled (its winner was quicker) is kept as lost; one
         // that is not on chain at all is refused.
         let (status, note) = match self.inner.chain.lottery_state(&lottery.description).await {
@@ -778,6 +848,12 @@ impl Settler {
             Ok(LotteryState::Settled) => (LotteryStatus::Lost, "settled before its notice arrived"),
             Ok(LotteryState::Unknown) => return Err("the lottery is not committed on chain".into()),
             Err(e) => return Err(format!("cannot check the lottery on chain: {e}")),
+        };
+        let leaf = match verdict {
+            Verdict::Accept(leaf) => leaf,
+            Verdict::Refuse(leaf, why) => {
+                return self.refuse(payer, lottery, cid, leaf, &debt, &why.to_string())
+            }
         };
         let _ = node.store().pin(&cid);
         let record = LotteryRecord {
@@ -794,9 +870,61 @@ impl Settler {
             claimed_to: None,
             note: note.into(),
         };
-        self.save(&record).map_err(|e| e.to_string())?;
-        info!(lottery = %record.id(), %payer, share = %record.lottery.leaves[leaf].length, "accepted a lottery");
+        let share = record.lottery.leaves[leaf].length;
+        db.put_payee_lottery(
+            &record.id().0,
+            &record,
+            payer,
+            share.saturating_to::<u128>(),
+            debt.receipts_before,
+        )
+        .map_err(|e| e.to_string())?;
+        info!(lottery = %record.id(), %payer, %share, owed = debt.wei, "accepted a lottery");
         Ok(())
+    }
+
+    /// Whether this notice was judged before: `Ok(true)` if its lottery was accepted, its refusal again if it
+    /// was refused, `Ok(false)` if it is new.
+    fn answered(db: &MarketDb, notice: &LotteryNotice) -> Result<bool, String> {
+        match db.lottery::<LotteryRecord>(&notice.lottery_id) {
+            Ok(Some(r)) if r.status == LotteryStatus::Refused => Err(r.note),
+            Ok(Some(_)) => Ok(true),
+            Ok(None) => Ok(false),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Keeps a lottery refused as payment (so a repeated notice gets the same answer and the status counts it),
+    /// says so in a warning, and returns the refusal for the payer.
+    fn refuse(
+        &self,
+        payer: &PeerId,
+        lottery: Lottery,
+        file: Cid,
+        leaf: usize,
+        debt: &CoveredDebt,
+        why: &str,
+    ) -> Result<(), String> {
+        let offered = lottery.leaves[leaf].length;
+        let reason = format!("refused as payment: {why}");
+        warn!(%payer, lottery = %lottery.id(), owed = debt.wei, %offered,
+            draw_block = lottery.description.draw_block, %why, "refused a lottery; the debt stays open");
+        let record = LotteryRecord {
+            lottery,
+            file,
+            side: Side::Payee {
+                payer_peer: *payer,
+                leaf,
+            },
+            status: LotteryStatus::Refused,
+            created_ms: now_ms(),
+            gas_used: 0,
+            fees_wei: 0,
+            claimed_to: None,
+            note: reason.clone(),
+        };
+        self.save(&record).map_err(|e| e.to_string())?;
+        Err(reason)
     }
 }
 
