@@ -63,16 +63,20 @@ mod config;
 mod direct;
 mod error;
 mod fetch;
+mod nat;
 mod node;
 mod provide;
 mod trace;
 
 pub use blocks::StoreBlockstore;
-pub use config::{Config, ConnLimits, ProvideStrategy, Transport};
+pub use config::{
+    Config, ConnLimits, NatConfig, ProvideStrategy, RelayLimits, RelayServer, Transport,
+};
 pub use direct::{InboundRequest, DIRECT_PROTOCOL, MAX_DIRECT_MESSAGE};
 pub use error::Error;
 pub use fetch::{FetchStats, HOLDER_GRACE};
-pub use node::{GossipMessage, NetStats, Node, PeerInfo, Validator};
+pub use nat::{is_relayed, NatStatus, Reachability, RELAYED_GRACE};
+pub use node::{ConnectionInfo, GossipMessage, NetStats, Node, PeerInfo, Validator};
 pub use provide::{Provided, PROVIDE_CONCURRENCY};
 pub use trace::{p50_p95_p99, GossipReport, GossipTrace};
 
@@ -81,35 +85,53 @@ pub use libp2p::{identity, multiaddr, Multiaddr, PeerId};
 /// The agent version this node announces through identify.
 pub const AGENT_VERSION: &str = concat!("jobmesh/", env!("CARGO_PKG_VERSION"));
 
-/// Checks that a multiaddr is one this node can dial: `/ip4|ip6|dns…/…/tcp/<port>[/p2p/<id>]` or
-/// `/memory/<n>[/p2p/<id>]`. Returns a one-line reason otherwise.
+/// Checks that a multiaddr is one this node can dial: `/ip4|ip6|dns…/…/tcp/<port>` or
+/// `/ip4|ip6|dns…/…/udp/<port>/quic-v1`, or `/memory/<n>`, then optionally `/p2p/<id>`, then optionally
+/// `/p2p-circuit[/p2p/<id>]` (through that relay). Returns a one-line reason otherwise.
 pub fn check_dialable(addr: &Multiaddr) -> Result<(), Error> {
     use libp2p::multiaddr::Protocol;
-    let mut it = addr.iter();
+    let mut it = addr.iter().peekable();
     let ok = match it.next() {
         Some(Protocol::Ip4(_) | Protocol::Ip6(_) | Protocol::Dns(_))
-        | Some(Protocol::Dns4(_) | Protocol::Dns6(_)) => {
-            matches!(it.next(), Some(Protocol::Tcp(_)))
-        }
+        | Some(Protocol::Dns4(_) | Protocol::Dns6(_)) => match it.next() {
+            Some(Protocol::Tcp(_)) => true,
+            Some(Protocol::Udp(_)) => matches!(it.next(), Some(Protocol::QuicV1)),
+            _ => false,
+        },
         Some(Protocol::Memory(_)) => true,
         _ => false,
     };
-    let rest_ok = it.all(|p| matches!(p, Protocol::P2p(_)));
+    let rest: Vec<_> = it.collect();
+    let circuit = rest.iter().position(|p| matches!(p, Protocol::P2pCircuit));
+    let rest_ok = match circuit {
+        // `/p2p/<relay>/p2p-circuit[/p2p/<target>]`
+        Some(i) => {
+            i == 1
+                && matches!(rest[0], Protocol::P2p(_))
+                && rest[2..].len() <= 1
+                && rest[2..].iter().all(|p| matches!(p, Protocol::P2p(_)))
+        }
+        None => rest.len() <= 1 && rest.iter().all(|p| matches!(p, Protocol::P2p(_))),
+    };
     if ok && rest_ok {
         Ok(())
     } else {
         Err(Error::Unsupported(format!(
-            "{addr}: expected /ip4/<ip>/tcp/<port>[/p2p/<peer id>]"
+            "{addr}: expected /ip4/<ip>/tcp/<port> or /ip4/<ip>/udp/<port>/quic-v1, then /p2p/<peer id> \
+             (and /p2p-circuit/p2p/<peer id> to go through that relay)"
         )))
     }
 }
 
-/// The `/p2p/<peer id>` part of a multiaddr, if any.
+/// The peer a multiaddr names: its last `/p2p/<peer id>` (through a relay,
+/// `…/p2p/<relay>/p2p-circuit/p2p/<peer>`, the peer behind it), if any.
 pub fn peer_id_of(addr: &Multiaddr) -> Option<PeerId> {
-    addr.iter().find_map(|p| match p {
-        libp2p::multiaddr::Protocol::P2p(id) => Some(id),
-        _ => None,
-    })
+    addr.iter()
+        .filter_map(|p| match p {
+            libp2p::multiaddr::Protocol::P2p(id) => Some(id),
+            _ => None,
+        })
+        .last()
 }
 
 #[cfg(test)]
@@ -123,11 +145,17 @@ mod tests {
             "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp",
             "/ip6/::1/tcp/1",
             "/memory/42",
+            "/ip4/10.0.0.1/udp/4001/quic-v1",
+            "/ip4/10.0.0.1/udp/4001/quic-v1/p2p/12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp",
+            "/ip4/10.0.0.1/tcp/4001/p2p/12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp/p2p-circuit",
+            "/ip4/10.0.0.1/tcp/4001/p2p/12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp/p2p-circuit/p2p/12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp",
         ] {
             check_dialable(&ok.parse().unwrap()).unwrap();
         }
         for bad in [
             "/ip4/127.0.0.1/udp/4001",
+            "/ip4/127.0.0.1/udp/4001/quic",
+            "/ip4/127.0.0.1/tcp/4001/p2p-circuit",
             "/ip4/127.0.0.1",
             "/p2p/12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp",
         ] {
