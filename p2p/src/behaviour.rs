@@ -49,6 +49,9 @@ pub(crate) struct Behaviour {
     pub autonat: Toggle<autonat::v2::client::Behaviour>,
     /// AutoNAT v2 server: dials other peers back (TCP transport).
     pub autonat_server: Toggle<autonat::v2::server::Behaviour>,
+    /// AutoNAT v1, client and server: v2 asks only peers this node dialed, so a node that is only dialed
+    /// (a bootstrap node) learns its reachability through v1, which asks over any connection.
+    pub autonat_v1: Toggle<autonat::v1::Behaviour>,
 }
 
 /// The NAT traversal protocols of a node on the TCP transport.
@@ -154,6 +157,7 @@ impl Behaviour {
             dcutr: on.then(|| dcutr::Behaviour::new(peer_id)).into(),
             autonat: autonat.into(),
             autonat_server: on.then(autonat::v2::server::Behaviour::default).into(),
+            autonat_v1: on.then(|| autonat_v1(peer_id, cfg)).into(),
             blocked: allow_block_list::Behaviour::default(),
             identify,
             ping: ping::Behaviour::default(),
@@ -163,6 +167,24 @@ impl Behaviour {
             direct,
         })
     }
+}
+
+/// AutoNAT v1 probing at the pace of v2, dialing back any IP (a private mesh, loopback tests); a server
+/// dials only the IP it sees the client connect from.
+fn autonat_v1(peer_id: libp2p::PeerId, cfg: &Config) -> autonat::v1::Behaviour {
+    let every = cfg.nat.probe_interval;
+    autonat::v1::Behaviour::new(
+        peer_id,
+        autonat::v1::Config {
+            boot_delay: every,
+            retry_interval: every * 3,
+            refresh_interval: Duration::from_secs(300),
+            throttle_server_period: every,
+            confidence_max: 1,
+            only_global_ips: false,
+            ..Default::default()
+        },
+    )
 }
 
 /// The relay server's limits; in `Auto` mode reservations pass only once `public` is set.

@@ -97,14 +97,15 @@ pub struct RelayLimits {
 }
 
 impl Default for RelayLimits {
-    /// 128 reservations, 64 circuits (4 per peer), each up to 10 minutes and 256 MiB: enough to carry a
+    /// 128 reservations, 64 circuits (16 per peer: a peer behind a symmetric NAT reaches everyone through it),
+    /// each up to 10 minutes and 256 MiB: enough to carry a
     /// job's messages and its code and input between peers that cannot connect directly, without letting
     /// one peer hold the relay's bandwidth for long.
     fn default() -> Self {
         Self {
             max_reservations: 128,
             max_circuits: 64,
-            max_circuits_per_peer: 4,
+            max_circuits_per_peer: 16,
             max_circuit_duration: Duration::from_secs(600),
             max_circuit_bytes: 256 << 20,
         }

@@ -1,6 +1,7 @@
 //! The peer mesh of a jobmesh node: one libp2p swarm per node that moves blocks and messages.
 //!
-//! Owns: the libp2p swarm (TCP — or the in-memory transport for simulations — with noise and yamux;
+//! Owns: the libp2p swarm (TCP and QUIC with NAT traversal — AutoNAT v2, circuit relay v2, DCUtR hole punching,
+//! see `nat.rs` — or the in-memory transport for simulations, without; noise and yamux;
 //! identify, ping, Kademlia, gossipsub v1.1 with signing, validation before forwarding and peer scoring,
 //! bitswap 1.2, and direct request-response messages between two peers ([`Node::request`])), content routing (provide, re-provide, find providers) and fetching whole DAGs block by
 //! block with many blocks in flight ([`Node::fetch_dag`]).

@@ -14,6 +14,7 @@
 //! maps each destination to another port) the relayed connection stays and carries the traffic.
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -122,6 +123,15 @@ pub(crate) struct NatState {
     relayed_for: HashSet<PeerId>,
     hole_punches: u64,
     hole_punch_failures: u64,
+    /// The IPs of this node's own interfaces (its listen addresses).
+    local_ips: HashSet<IpAddr>,
+    /// Whether a peer saw this node at an IP that is not its own: a NAT is in the way, and a dial-back of a
+    /// local address (by a peer on the same LAN) says nothing about the rest of the mesh.
+    translated: bool,
+    /// AutoNAT v1's verdict.
+    v1: autonat::v1::NatStatus,
+    /// The reachability last reported.
+    last: Reachability,
 }
 
 impl NatState {
@@ -160,16 +170,77 @@ impl NatState {
             relayed_for: HashSet::new(),
             hole_punches: 0,
             hole_punch_failures: 0,
+            local_ips: HashSet::new(),
+            translated: false,
+            v1: autonat::v1::NatStatus::Unknown,
+            last: Reachability::Unknown,
+        }
+    }
+
+    /// Whether a verdict on `addr` counts: never on a relayed address (a dial-back through the relay proves
+    /// nothing), and behind a NAT only on translated addresses.
+    fn counts(&self, addr: &Multiaddr) -> bool {
+        !is_relayed(addr)
+            && (!self.translated || ip_of(addr).is_none_or(|ip| !self.local_ips.contains(&ip)))
+    }
+
+    /// A new listen address: its IP is one of this node's own.
+    pub(crate) fn on_listen_addr(&mut self, addr: &Multiaddr) {
+        if let Some(ip) = ip_of(addr).filter(|_| !is_relayed(addr)) {
+            self.local_ips.insert(ip);
+        }
+    }
+
+    /// A peer saw this node at `addr`: if that is not one of its own IPs, a NAT is in the way.
+    pub(crate) fn on_candidate(&mut self, swarm: &mut Swarm<Behaviour>, addr: &Multiaddr) {
+        let foreign = ip_of(addr).is_some_and(|ip| !self.local_ips.contains(&ip));
+        if foreign && !is_relayed(addr) && !self.translated {
+            info!(%addr, "peers see this node at an address that is not its own: behind a NAT");
+            self.translated = true;
+            self.update(swarm);
+        }
+    }
+
+    /// Acts on a change of reachability: opens or closes the relay server (auto mode), reserves relays.
+    fn update(&mut self, swarm: &mut Swarm<Behaviour>) {
+        let now = self.reachability();
+        if now != self.last {
+            match now {
+                Reachability::Public => info!("publicly reachable: peers can dial this node"),
+                Reachability::Private => {
+                    info!("not publicly reachable (behind a NAT or firewall): reachable through relays")
+                }
+                Reachability::Unknown => info!("reachability unknown again"),
+            }
+            if self.cfg.relay_server == RelayServer::Auto {
+                let open = now == Reachability::Public;
+                if open != self.public_flag.swap(open, Ordering::Relaxed) {
+                    info!(open, "relay server for peers behind NATs");
+                }
+            }
+            self.last = now;
+        }
+        self.reserve(swarm);
+    }
+
+    /// AutoNAT v1's verdict changed.
+    pub(crate) fn on_autonat_v1(&mut self, swarm: &mut Swarm<Behaviour>, ev: autonat::v1::Event) {
+        if let autonat::v1::Event::StatusChanged { new, .. } = ev {
+            debug!(status = ?new, "AutoNAT v1");
+            self.v1 = new;
+            self.update(swarm);
         }
     }
 
     /// Reachability as AutoNAT found it.
     pub(crate) fn reachability(&self) -> Reachability {
+        use autonat::v1::NatStatus as V1;
+        let v1_public = matches!(&self.v1, V1::Public(a) if self.counts(a));
         if !self.enabled {
             Reachability::Unknown
-        } else if !self.confirmed.is_empty() {
+        } else if v1_public || self.confirmed.iter().any(|a| self.counts(a)) {
             Reachability::Public
-        } else if !self.failed.is_empty() {
+        } else if self.v1 == V1::Private || self.failed.iter().any(|a| self.counts(a)) {
             Reachability::Private
         } else {
             Reachability::Unknown
@@ -316,8 +387,14 @@ impl NatState {
         let now = Instant::now();
         for (peer, r) in self.relays.iter_mut() {
             if r.listener == Some(id) {
-                warn!(relay = %peer, %reason, retry_in = ?r.backoff,
-                    "relay reservation refused or lost; trying again later");
+                // A relay learned from the mesh may well refuse (a peer that is not reachable itself).
+                if r.fixed {
+                    warn!(relay = %peer, %reason, retry_in = ?r.backoff,
+                        "relay reservation refused or lost; trying again later");
+                } else {
+                    debug!(relay = %peer, %reason, retry_in = ?r.backoff,
+                        "relay reservation refused or lost; trying again later");
+                }
                 r.failed(now);
             }
         }
@@ -333,26 +410,15 @@ impl NatState {
         match ev.result {
             Ok(()) => {
                 self.failed.remove(&addr);
-                if self.confirmed.insert(addr.clone()) {
-                    info!(%addr, server = %ev.server, "publicly reachable: a peer dialed this address back");
-                }
-                if self.cfg.relay_server == RelayServer::Auto
-                    && !self.public_flag.swap(true, Ordering::Relaxed)
-                {
-                    info!("serving as a relay for peers behind NATs");
-                }
+                debug!(%addr, server = %ev.server, "a peer dialed this address back");
+                self.confirmed.insert(addr);
             }
             Err(e) => {
-                let was = self.reachability();
-                self.failed.insert(addr.clone());
                 debug!(%addr, server = %ev.server, error = %e, "dial-back failed");
-                if was != Reachability::Private && self.reachability() == Reachability::Private {
-                    info!(%addr, error = %e,
-                        "not publicly reachable (behind a NAT or firewall): reachable through relays");
-                }
-                self.reserve(swarm);
+                self.failed.insert(addr);
             }
         }
+        self.update(swarm);
     }
 
     /// Events of the relay client (this node reserving slots, relayed connections).
@@ -449,6 +515,15 @@ impl Relay {
         self.reserved = false;
         self.retry_at = now + self.backoff;
         self.backoff = (self.backoff * 2).min(RESERVE_RETRY_MAX);
+    }
+}
+
+/// The IP of an address, if it starts with one.
+fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
+    match addr.iter().next()? {
+        Protocol::Ip4(ip) => Some(ip.into()),
+        Protocol::Ip6(ip) => Some(ip.into()),
+        _ => None,
     }
 }
 

@@ -719,12 +719,15 @@ impl Driver {
         public: Option<Arc<AtomicBool>>,
     ) -> Self {
         let now = Instant::now();
-        let nat = NatState::new(
+        let mut nat = NatState::new(
             public.is_some(),
             cfg.nat,
             public.unwrap_or_default(),
             &cfg.relays,
         );
+        for a in swarm.listeners() {
+            nat.on_listen_addr(a);
+        }
         let me = *swarm.local_peer_id();
         let (answers_tx, answers_rx) = mpsc::unbounded_channel();
         Self {
@@ -1453,6 +1456,10 @@ impl Driver {
             }
             SwarmEvent::NewListenAddr { address, .. } => {
                 info!(%address, "listening");
+                self.nat.on_listen_addr(&address);
+            }
+            SwarmEvent::NewExternalAddrCandidate { address } => {
+                self.nat.on_candidate(&mut self.swarm, &address);
             }
             SwarmEvent::ExternalAddrConfirmed { address } => {
                 debug!(%address, "external address confirmed");
@@ -1489,6 +1496,7 @@ impl Driver {
             BehaviourEvent::RelayClient(ev) => self.nat.on_relay_client(ev),
             BehaviourEvent::RelayServer(ev) => self.nat.on_relay_server(ev),
             BehaviourEvent::Dcutr(ev) => self.nat.on_dcutr(ev),
+            BehaviourEvent::AutonatV1(ev) => self.nat.on_autonat_v1(&mut self.swarm, ev),
             BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
                 id, result, step, ..
             }) => {
