@@ -204,22 +204,25 @@ while :; do
   sleep 1
 done
 echo "RESULT pairs=${#pairs[@]} direct=$direct relayed=$relayed connect_seconds=$((SECONDS - t0))"
-# Hole punches between homes (not within one LAN), from the nodes' logs: time from the relayed connection.
-declare -A NAME
-for n in "${NODES[@]}"; do NAME[${ID[$n]}]="$n"; done
-punch_ms=""; failed_punches=0
-for n in "${NODES[@]}"; do
-  while read -r peer ms ok; do
-    other="${NAME[$peer]:-}"
-    [ -n "$other" ] && [ "${other:1:1}" != "${n:1:1}" ] || continue
-    if [ "$ok" = ok ]; then punch_ms+="$ms "; else failed_punches=$((failed_punches + 1)); fi
-  done < <(sed 's/\x1b\[[0-9;]*m//g' "$WORK/$n.log" | grep -a 'hole punch' | sed -n \
-      -e 's/.*hole punch succeeded.* peer=\([^ ]*\) ms=\([0-9]*\).*/\1 \2 ok/p' \
-      -e 's/.*hole punch failed.* peer=\([^ ]*\) ms=\([0-9]*\).*/\1 \2 failed/p')
-done
-punch_ms="$(tr ' ' '\n' <<<"$punch_ms" | grep . | sort -n | tr '\n' ' ')"
-echo "RESULT hole_punch_ms=[${punch_ms% }] hole_punch_failures=$failed_punches"
 log "cross-home pairs: $direct direct, $relayed relayed"
+
+punch_stats() {
+  # Hole punches between homes (not within one LAN), from the nodes' logs: time from the relayed connection.
+  declare -A NAME
+  for n in "${NODES[@]}"; do NAME[${ID[$n]}]="$n"; done
+  punch_ms=""; failed_punches=0
+  for n in "${NODES[@]}"; do
+    while read -r peer ms ok; do
+      other="${NAME[$peer]:-}"
+      [ -n "$other" ] && [ "${other:1:1}" != "${n:1:1}" ] || continue
+      if [ "$ok" = ok ]; then punch_ms+="$ms "; else failed_punches=$((failed_punches + 1)); fi
+    done < <(sed 's/\x1b\[[0-9;]*m//g' "$WORK/$n.log" | grep -a 'hole punch' | sed -n \
+        -e 's/.*hole punch succeeded.* peer=\([^ ]*\) ms=\([0-9]*\).*/\1 \2 ok/p' \
+        -e 's/.*hole punch failed.* peer=\([^ ]*\).*/\1 0 failed/p')
+  done
+  punch_ms="$(tr ' ' '\n' <<<"$punch_ms" | grep . | sort -n | tr '\n' ' ')"
+  echo "RESULT hole_punch_ms=[${punch_ms% }] hole_punch_failures=$failed_punches"
+}
 
 # ---- a file added behind one NAT, fetched behind the others ----
 head -c $((FETCH_MIB << 20)) /dev/urandom >"$WORK/file.bin"
@@ -254,6 +257,7 @@ run_jobs() {
 }
 run_jobs h1a nat
 log "$JOBS jobs verified across NATs"
+punch_stats
 
 if [ "${JOBMESH_NAT_LOOPBACK:-0}" = 1 ]; then
   # The same jobs on loopback: every node in one namespace, no NAT, no relay.
@@ -274,8 +278,14 @@ if [ "${JOBMESH_NAT_LOOPBACK:-0}" = 1 ]; then
   p=4020
   for n in h2a h2b h3a h3b; do p=$((p + 1)); startlo "$n" "$p" --bootstrap "/ip4/127.0.0.1/tcp/4001/p2p/$LPUB" --worker --max-jobs 2; done
   for n in h1a h2a h2b h3a h3b; do wait_started "lo$n" >/dev/null; done
-  sleep 3
   cli() { local n="$1"; shift; in_ns lo "$BIN" --data-dir "$WORK/lo$n" "$@"; }
+  # As in the NAT run, where the mesh had formed long before the first job: every node connected.
+  deadline=$((SECONDS + 30))
+  until [ "$(cli h1a --json swarm peers | jq '.Peers | length')" -ge 5 ]; do
+    [ $SECONDS -lt $deadline ] || fail "the loopback mesh did not form"
+    sleep 0.5
+  done
+  sleep 5
   run_jobs h1a loopback
 fi
 echo "RESULT ok=1"
