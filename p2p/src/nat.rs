@@ -130,6 +130,8 @@ pub(crate) struct NatState {
     translated: bool,
     /// AutoNAT v1's verdict.
     v1: autonat::v1::NatStatus,
+    /// Open connections by peer: id, remote address, whether this node dialed it.
+    conns: HashMap<PeerId, Vec<(ConnectionId, Multiaddr, bool)>>,
     /// The reachability last reported.
     last: Reachability,
 }
@@ -173,6 +175,7 @@ impl NatState {
             local_ips: HashSet::new(),
             translated: false,
             v1: autonat::v1::NatStatus::Unknown,
+            conns: HashMap::new(),
             last: Reachability::Unknown,
         }
     }
@@ -221,6 +224,29 @@ impl NatState {
             self.last = now;
         }
         self.reserve(swarm);
+    }
+
+    /// This node dialed `peer` back at `addr` for AutoNAT: the connection proved what it had to; close it
+    /// unless it is the only one (bitswap and gossipsub would keep it open, one more per probe).
+    pub(crate) fn on_dial_back(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        peer: PeerId,
+        addr: &Multiaddr,
+    ) {
+        let Some(list) = self.conns.get(&peer) else {
+            return;
+        };
+        let probe: Vec<ConnectionId> = list
+            .iter()
+            .filter(|(_, a, dialer)| *dialer && same_addr(a, addr))
+            .map(|(c, _, _)| *c)
+            .collect();
+        let keep_one = probe.len() == list.len();
+        for c in probe.into_iter().skip(usize::from(keep_one)) {
+            debug!(%peer, %addr, "closing an AutoNAT dial-back connection");
+            swarm.close_connection(c);
+        }
     }
 
     /// AutoNAT v1's verdict changed.
@@ -277,6 +303,10 @@ impl NatState {
         addr: &Multiaddr,
         dialer: bool,
     ) {
+        self.conns
+            .entry(peer)
+            .or_default()
+            .push((id, addr.clone(), dialer));
         if is_relayed(addr) {
             debug!(%peer, %addr, "relayed connection");
             self.relayed
@@ -294,6 +324,12 @@ impl NatState {
 
     /// A connection closed.
     pub(crate) fn on_connection_closed(&mut self, peer: PeerId, id: ConnectionId, last: bool) {
+        if let Some(list) = self.conns.get_mut(&peer) {
+            list.retain(|(c, _, _)| *c != id);
+            if list.is_empty() {
+                self.conns.remove(&peer);
+            }
+        }
         if let Some(list) = self.relayed.get_mut(&peer) {
             list.retain(|(c, _)| *c != id);
             if list.is_empty() {
@@ -516,6 +552,16 @@ impl Relay {
         self.retry_at = now + self.backoff;
         self.backoff = (self.backoff * 2).min(RESERVE_RETRY_MAX);
     }
+}
+
+/// Whether two addresses are the same, ignoring `/p2p/<id>` parts.
+fn same_addr(a: &Multiaddr, b: &Multiaddr) -> bool {
+    let strip = |m: &Multiaddr| -> Multiaddr {
+        m.iter()
+            .filter(|p| !matches!(p, Protocol::P2p(_)))
+            .collect()
+    };
+    strip(a) == strip(b)
 }
 
 /// The IP of an address, if it starts with one.

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use jobmesh_store::{Cid, Store};
 use libp2p::{
+    autonat,
     core::{muxing::StreamMuxerBox, transport::MemoryTransport, upgrade::Version, Transport as _},
     gossipsub, identify, kad,
     multiaddr::Protocol,
@@ -1492,7 +1493,12 @@ impl Driver {
             BehaviourEvent::AutonatServer(ev) => {
                 debug!(client = %ev.client, addr = %ev.tested_addr, ok = ev.result.is_ok(),
                     "dialed a peer back for AutoNAT");
+                self.nat
+                    .on_dial_back(&mut self.swarm, ev.client, &ev.tested_addr);
             }
+            BehaviourEvent::AutonatV1(autonat::v1::Event::InboundProbe(
+                autonat::v1::InboundProbeEvent::Response { peer, address, .. },
+            )) => self.nat.on_dial_back(&mut self.swarm, peer, &address),
             BehaviourEvent::RelayClient(ev) => self.nat.on_relay_client(ev),
             BehaviourEvent::RelayServer(ev) => self.nat.on_relay_server(ev),
             BehaviourEvent::Dcutr(ev) => self.nat.on_dcutr(ev),
