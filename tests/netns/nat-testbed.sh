@@ -157,7 +157,7 @@ log "7 nodes started"
 # ---- reachability ----
 reach() { cli "$1" --json id | jq -r .Reachability; }
 relays() { cli "$1" --json id | jq -r '.Relays | length'; }
-deadline=$((SECONDS + 45))
+deadline=$((SECONDS + 60))
 until [ "$(reach pub)" = public ]; do [ $SECONDS -lt $deadline ] || fail "pub: reachability $(reach pub), want public"; sleep 0.5; done
 for h in "${HOMES[@]}"; do for x in ${HOSTS[$h]}; do
   n="h$h$x"
@@ -190,7 +190,7 @@ for pr in "${pairs[@]}"; do
     || [ "$(kind "$a" "$b")" != none ] || fail "$a cannot reach $b even through the relay"
 done
 # Settle: hole punches finish and relayed connections close after their grace period.
-direct=0; relayed=0; deadline=$((SECONDS + 30))
+direct=0; relayed=0; deadline=$((SECONDS + 45))
 while :; do
   direct=0; relayed=0; wrong=""
   for pr in "${pairs[@]}"; do
