@@ -89,7 +89,10 @@ async fn a_node_over_its_high_watermark_trims_idle_peers_and_keeps_busy_ones() {
     assert!(trimmed(&hub) >= 6, "only {} trimmed", trimmed(&hub));
     // (An AutoNAT dial-back to the leaf may be open beside it for a moment: the first connection is what counts.)
     let now = view_of(&hub, busy_id).await.unwrap_or_default();
-    assert!(now.contains(&busy_conn[0]), "the busy leaf was trimmed: {now:?}");
+    assert!(
+        now.contains(&busy_conn[0]),
+        "the busy leaf was trimmed: {now:?}"
+    );
     talker.abort();
 }
 
