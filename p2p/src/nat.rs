@@ -210,6 +210,10 @@ impl NatState {
         if now != self.last {
             match now {
                 Reachability::Public => info!("publicly reachable: peers can dial this node"),
+                Reachability::Private if self.relays.is_empty() => warn!(
+                    "not publicly reachable (behind a NAT or firewall) and no relay known yet: only \
+                     outgoing connections until a relay is found (or pass --relay <multiaddr>)"
+                ),
                 Reachability::Private => {
                     info!("not publicly reachable (behind a NAT or firewall): reachable through relays")
                 }
