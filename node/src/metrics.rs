@@ -63,6 +63,8 @@ pub struct Snapshot {
     pub paid_wei: f64,
     /// Value of the lotteries this node won and claimed, in wei.
     pub won_wei: f64,
+    /// Reachability, relays and hole punches.
+    pub nat: Option<jobmesh_p2p::NatStatus>,
 }
 
 impl Snapshot {
@@ -104,6 +106,44 @@ fn gauges(
     family
 }
 
+/// Reachability (one gauge per state, 1 for the current one), relays and hole punches.
+fn register_nat(r: &mut Registry, nat: &jobmesh_p2p::NatStatus) {
+    use jobmesh_p2p::Reachability as R;
+    let states = [R::Unknown, R::Public, R::Private].map(|s| {
+        (
+            vec![("state".to_string(), s.to_string())],
+            usize::from(s == nat.reachability),
+        )
+    });
+    r.register(
+        "reachability",
+        "Whether this node is publicly reachable, as AutoNAT found (1 for the current state)",
+        gauges(states.into_iter()),
+    );
+    r.register(
+        "relays",
+        "Relays holding a reservation for this node",
+        ConstGauge::new(nat.relays.len() as i64),
+    );
+    r.register(
+        "relayed_for",
+        "Peers reserved on this node as their relay",
+        ConstGauge::new(nat.relayed_for as i64),
+    );
+    r.register(
+        "hole_punches",
+        "Hole punches by result",
+        gauges(
+            [
+                ("ok", nat.hole_punches),
+                ("failed", nat.hole_punch_failures),
+            ]
+            .into_iter()
+            .map(|(k, v)| (vec![("result".to_string(), k.to_string())], v as usize)),
+        ),
+    );
+}
+
 /// Renders the Prometheus text exposition of a node.
 pub fn render(net: &jobmesh_p2p::NetStats, exec: &ExecMetrics, snap: &Snapshot) -> String {
     let mut r = Registry::with_prefix("jobmesh");
@@ -112,6 +152,9 @@ pub fn render(net: &jobmesh_p2p::NetStats, exec: &ExecMetrics, snap: &Snapshot) 
         "Connected peers",
         ConstGauge::new(snap.peers as i64),
     );
+    if let Some(nat) = &snap.nat {
+        register_nat(&mut r, nat);
+    }
     let counters = [
         (
             "gossip_messages",

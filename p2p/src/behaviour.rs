@@ -3,13 +3,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::atomic::AtomicBool;
+
 use libp2p::{
-    allow_block_list, gossipsub, identify, identity::Keypair, kad, ping, request_response,
-    swarm::NetworkBehaviour, StreamProtocol,
+    allow_block_list, autonat, dcutr, gossipsub, identify,
+    identity::Keypair,
+    kad, ping, relay, request_response,
+    swarm::{behaviour::toggle::Toggle, NetworkBehaviour},
+    StreamProtocol,
 };
 
+use crate::config::{Config, RelayServer};
 use crate::direct::{FrameCodec, DIRECT_PROTOCOL};
-use crate::{blocks::StoreBlockstore, config::Config, Error, AGENT_VERSION};
+use crate::nat::PublicOnly;
+use crate::{blocks::StoreBlockstore, Error, AGENT_VERSION};
 
 /// Kademlia protocol of a jobmesh mesh (kept apart from the public IPFS DHT).
 pub(crate) const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/jobmesh/kad/1.0.0");
@@ -32,10 +39,36 @@ pub(crate) struct Behaviour {
     pub gossipsub: gossipsub::Behaviour,
     pub bitswap: beetswap::Behaviour<64, StoreBlockstore>,
     pub direct: request_response::Behaviour<FrameCodec>,
+    /// Circuit relay v2 server (TCP transport, unless `--relay-server off`).
+    pub relay_server: Toggle<relay::Behaviour>,
+    /// Circuit relay v2 client: reservations on relays and relayed dials (TCP transport).
+    pub relay_client: Toggle<relay::client::Behaviour>,
+    /// Hole punching over relayed connections (TCP transport).
+    pub dcutr: Toggle<dcutr::Behaviour>,
+    /// AutoNAT v2 client: asks peers to dial this node's candidate addresses back (TCP transport).
+    pub autonat: Toggle<autonat::v2::client::Behaviour>,
+    /// AutoNAT v2 server: dials other peers back (TCP transport).
+    pub autonat_server: Toggle<autonat::v2::server::Behaviour>,
+    /// AutoNAT v1, client and server: v2 asks only peers this node dialed, so a node that is only dialed
+    /// (a bootstrap node) learns its reachability through v1, which asks over any connection.
+    pub autonat_v1: Toggle<autonat::v1::Behaviour>,
+}
+
+/// The NAT traversal protocols of a node on the TCP transport.
+pub(crate) struct NatParts {
+    /// The relay client built with the transport.
+    pub relay_client: relay::client::Behaviour,
+    /// Set once AutoNAT confirmed that this node is reachable (the relay server's gate in `Auto` mode).
+    pub public: Arc<AtomicBool>,
 }
 
 impl Behaviour {
-    pub(crate) fn new(key: &Keypair, cfg: &Config, blocks: StoreBlockstore) -> Result<Self, Error> {
+    pub(crate) fn new(
+        key: &Keypair,
+        cfg: &Config,
+        blocks: StoreBlockstore,
+        nat: Option<NatParts>,
+    ) -> Result<Self, Error> {
         let peer_id = key.public().to_peer_id();
         let identify = identify::Behaviour::new(
             identify::Config::new(IDENTIFY_PROTOCOL.to_string(), key.public())
@@ -104,7 +137,27 @@ impl Behaviour {
                 .with_request_timeout(cfg.request_timeout)
                 .with_max_concurrent_streams(512),
         );
+        let on = nat.is_some();
+        let (relay_client, public) = match nat {
+            Some(n) => (Some(n.relay_client), Some(n.public)),
+            None => (None, None),
+        };
+        let relay_server = public
+            .filter(|_| cfg.nat.relay_server != RelayServer::Off)
+            .map(|p| relay::Behaviour::new(peer_id, relay_config(cfg, p)));
+        let autonat = on.then(|| {
+            autonat::v2::client::Behaviour::new(
+                rand::rngs::OsRng,
+                autonat::v2::client::Config::default().with_probe_interval(cfg.nat.probe_interval),
+            )
+        });
         Ok(Self {
+            relay_server: relay_server.into(),
+            relay_client: relay_client.into(),
+            dcutr: on.then(|| dcutr::Behaviour::new(peer_id)).into(),
+            autonat: autonat.into(),
+            autonat_server: on.then(autonat::v2::server::Behaviour::default).into(),
+            autonat_v1: on.then(|| autonat_v1(peer_id, cfg)).into(),
             blocked: allow_block_list::Behaviour::default(),
             identify,
             ping: ping::Behaviour::default(),
@@ -114,6 +167,40 @@ impl Behaviour {
             direct,
         })
     }
+}
+
+/// AutoNAT v1 probing at the pace of v2, dialing back any IP (a private mesh, loopback tests); a server
+/// dials only the IP it sees the client connect from.
+fn autonat_v1(peer_id: libp2p::PeerId, cfg: &Config) -> autonat::v1::Behaviour {
+    let every = cfg.nat.probe_interval;
+    autonat::v1::Behaviour::new(
+        peer_id,
+        autonat::v1::Config {
+            boot_delay: every,
+            retry_interval: every * 3,
+            refresh_interval: Duration::from_secs(300),
+            throttle_server_period: every,
+            confidence_max: 1,
+            only_global_ips: false,
+            ..Default::default()
+        },
+    )
+}
+
+/// The relay server's limits; in `Auto` mode reservations pass only once `public` is set.
+fn relay_config(cfg: &Config, public: Arc<AtomicBool>) -> relay::Config {
+    let l = cfg.nat.relay_limits;
+    let mut c = relay::Config {
+        max_reservations: l.max_reservations,
+        max_circuits: l.max_circuits,
+        max_circuits_per_peer: l.max_circuits_per_peer,
+        max_circuit_duration: l.max_circuit_duration,
+        max_circuit_bytes: l.max_circuit_bytes,
+        ..Default::default()
+    };
+    c.reservation_rate_limiters
+        .push(Box::new(PublicOnly(public)));
+    c
 }
 
 /// A gossip message's id: a hash of its topic and payload. The same payload published twice within

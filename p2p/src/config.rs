@@ -10,7 +10,8 @@ use crate::trace::GossipTrace;
 /// Which transport the swarm uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
-    /// TCP (with noise and yamux): real nodes and multi-process tests.
+    /// TCP (with noise and yamux) and QUIC, with NAT traversal (AutoNAT, circuit relay v2, DCUtR hole
+    /// punching): real nodes and multi-process tests.
     Tcp,
     /// libp2p's in-process memory transport (with noise and yamux): simulations of many nodes.
     Memory,
@@ -61,6 +62,78 @@ pub struct Config {
     pub connections: ConnLimits,
     /// How long a peer that keeps sending malformed or oversized bitswap frames is disconnected and refused.
     pub misbehaviour_ban: Duration,
+    /// NAT traversal (TCP transport only): AutoNAT, relay server and client, hole punching.
+    pub nat: NatConfig,
+    /// Relays to reserve a slot on whatever this node's reachability (`/…/p2p/<relay id>`; TCP only).
+    pub relays: Vec<Multiaddr>,
+}
+
+/// Whether a node relays connections for peers behind NATs (circuit relay v2, `node start --relay-server`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RelayServer {
+    /// Serve as a relay once AutoNAT confirmed that this node is publicly reachable (the default): a node at
+    /// home behind its router refuses reservations, which nobody outside could use anyway.
+    #[default]
+    Auto,
+    /// Always accept reservations (within [`RelayLimits`]).
+    On,
+    /// Never relay.
+    Off,
+}
+
+/// What a relay server grants the peers it relays for (circuit relay v2 limits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayLimits {
+    /// Reservations held at once (peers reachable through this node).
+    pub max_reservations: usize,
+    /// Relayed connections open at once.
+    pub max_circuits: usize,
+    /// Relayed connections open at once per peer.
+    pub max_circuits_per_peer: usize,
+    /// How long one relayed connection may last before the relay closes it.
+    pub max_circuit_duration: Duration,
+    /// Bytes one relayed connection may carry (both ways) before the relay closes it.
+    pub max_circuit_bytes: u64,
+}
+
+impl Default for RelayLimits {
+    /// 128 reservations, 64 circuits (16 per peer: a peer behind a symmetric NAT reaches everyone through it),
+    /// each up to 10 minutes and 256 MiB: enough to carry a
+    /// job's messages and its code and input between peers that cannot connect directly, without letting
+    /// one peer hold the relay's bandwidth for long.
+    fn default() -> Self {
+        Self {
+            max_reservations: 128,
+            max_circuits: 64,
+            max_circuits_per_peer: 16,
+            max_circuit_duration: Duration::from_secs(600),
+            max_circuit_bytes: 256 << 20,
+        }
+    }
+}
+
+/// NAT traversal settings (used only with [`Transport::Tcp`]: the memory transport has no NAT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NatConfig {
+    /// Whether this node relays for others.
+    pub relay_server: RelayServer,
+    /// The relay server's limits.
+    pub relay_limits: RelayLimits,
+    /// Relays a node behind a NAT reserves a slot on (it advertises one `/p2p-circuit` address per relay).
+    pub max_relays: usize,
+    /// How often AutoNAT asks a peer to dial back an untested address of this node.
+    pub probe_interval: Duration,
+}
+
+impl Default for NatConfig {
+    fn default() -> Self {
+        Self {
+            relay_server: RelayServer::Auto,
+            relay_limits: RelayLimits::default(),
+            max_relays: 2,
+            probe_interval: Duration::from_secs(2),
+        }
+    }
 }
 
 /// What a node announces on the DHT for content it adds or pins (kubo's `Reprovider.Strategy`).
@@ -139,6 +212,8 @@ impl Config {
             gossip_trace: None,
             connections: ConnLimits::default(),
             misbehaviour_ban: Duration::from_secs(600),
+            nat: NatConfig::default(),
+            relays: Vec::new(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The peer mesh of a jobmesh node: one libp2p swarm per node that moves blocks and messages.
 //!
-//! Owns: the libp2p swarm (TCP — or the in-memory transport for simulations — with noise and yamux;
+//! Owns: the libp2p swarm (TCP and QUIC with NAT traversal — AutoNAT v2, circuit relay v2, DCUtR hole punching,
+//! see `nat.rs` — or the in-memory transport for simulations, without; noise and yamux;
 //! identify, ping, Kademlia, gossipsub v1.1 with signing, validation before forwarding and peer scoring,
 //! bitswap 1.2, and direct request-response messages between two peers ([`Node::request`])), content routing (provide, re-provide, find providers) and fetching whole DAGs block by
 //! block with many blocks in flight ([`Node::fetch_dag`]).
@@ -63,16 +64,20 @@ mod config;
 mod direct;
 mod error;
 mod fetch;
+mod nat;
 mod node;
 mod provide;
 mod trace;
 
 pub use blocks::StoreBlockstore;
-pub use config::{Config, ConnLimits, ProvideStrategy, Transport};
+pub use config::{
+    Config, ConnLimits, NatConfig, ProvideStrategy, RelayLimits, RelayServer, Transport,
+};
 pub use direct::{InboundRequest, DIRECT_PROTOCOL, MAX_DIRECT_MESSAGE};
 pub use error::Error;
 pub use fetch::{FetchStats, HOLDER_GRACE};
-pub use node::{GossipMessage, NetStats, Node, PeerInfo, Validator};
+pub use nat::{is_relayed, NatStatus, Reachability, RELAYED_GRACE};
+pub use node::{ConnectionInfo, GossipMessage, NetStats, Node, PeerInfo, Validator};
 pub use provide::{Provided, PROVIDE_CONCURRENCY};
 pub use trace::{p50_p95_p99, GossipReport, GossipTrace};
 
@@ -81,36 +86,54 @@ pub use libp2p::{identity, multiaddr, Multiaddr, PeerId};
 /// The agent version this node announces through identify.
 pub const AGENT_VERSION: &str = concat!("jobmesh/", env!("CARGO_PKG_VERSION"));
 
-/// Checks that a multiaddr is one this node can dial: `/ip4|ip6|dns|dns4|dns6/…/tcp/<port>[/p2p/<id>]`,
-/// `/dnsaddr/<host>[/p2p/<id>]` (resolved through its `_dnsaddr` TXT records, as kubo's bootstrap list is) or
-/// `/memory/<n>[/p2p/<id>]`. Returns a one-line reason otherwise.
+/// Checks that a multiaddr is one this node can dial: `/ip4|ip6|dns|dns4|dns6/…/tcp/<port>` or
+/// `/ip4|ip6|dns…/…/udp/<port>/quic-v1`, `/dnsaddr/<host>` (resolved through its `_dnsaddr` TXT records, as
+/// kubo's bootstrap list is) or `/memory/<n>`, then optionally `/p2p/<id>`, then optionally
+/// `/p2p-circuit[/p2p/<id>]` (through that relay). Returns a one-line reason otherwise.
 pub fn check_dialable(addr: &Multiaddr) -> Result<(), Error> {
     use libp2p::multiaddr::Protocol;
-    let mut it = addr.iter();
+    let mut it = addr.iter().peekable();
     let ok = match it.next() {
         Some(Protocol::Ip4(_) | Protocol::Ip6(_) | Protocol::Dns(_))
-        | Some(Protocol::Dns4(_) | Protocol::Dns6(_)) => {
-            matches!(it.next(), Some(Protocol::Tcp(_)))
-        }
+        | Some(Protocol::Dns4(_) | Protocol::Dns6(_)) => match it.next() {
+            Some(Protocol::Tcp(_)) => true,
+            Some(Protocol::Udp(_)) => matches!(it.next(), Some(Protocol::QuicV1)),
+            _ => false,
+        },
         Some(Protocol::Dnsaddr(_) | Protocol::Memory(_)) => true,
         _ => false,
     };
-    let rest_ok = it.all(|p| matches!(p, Protocol::P2p(_)));
+    let rest: Vec<_> = it.collect();
+    let circuit = rest.iter().position(|p| matches!(p, Protocol::P2pCircuit));
+    let rest_ok = match circuit {
+        // `/p2p/<relay>/p2p-circuit[/p2p/<target>]`
+        Some(i) => {
+            i == 1
+                && matches!(rest[0], Protocol::P2p(_))
+                && rest[2..].len() <= 1
+                && rest[2..].iter().all(|p| matches!(p, Protocol::P2p(_)))
+        }
+        None => rest.len() <= 1 && rest.iter().all(|p| matches!(p, Protocol::P2p(_))),
+    };
     if ok && rest_ok {
         Ok(())
     } else {
         Err(Error::Unsupported(format!(
-            "{addr}: expected /ip4/<ip>/tcp/<port>[/p2p/<peer id>] (or /ip6, /dns4, /dns6, /dns; or /dnsaddr/<host>)"
+            "{addr}: expected /ip4/<ip>/tcp/<port> or /ip4/<ip>/udp/<port>/quic-v1 (or /ip6, /dns4, /dns6, /dns; \
+             or /dnsaddr/<host>), then /p2p/<peer id> (and /p2p-circuit/p2p/<peer id> to go through that relay)"
         )))
     }
 }
 
-/// The `/p2p/<peer id>` part of a multiaddr, if any.
+/// The peer a multiaddr names: its last `/p2p/<peer id>` (through a relay,
+/// `…/p2p/<relay>/p2p-circuit/p2p/<peer>`, the peer behind it), if any.
 pub fn peer_id_of(addr: &Multiaddr) -> Option<PeerId> {
-    addr.iter().find_map(|p| match p {
-        libp2p::multiaddr::Protocol::P2p(id) => Some(id),
-        _ => None,
-    })
+    addr.iter()
+        .filter_map(|p| match p {
+            libp2p::multiaddr::Protocol::P2p(id) => Some(id),
+            _ => None,
+        })
+        .last()
 }
 
 #[cfg(test)]
@@ -127,11 +150,17 @@ mod tests {
             "/dns6/localhost/tcp/4001",
             "/dnsaddr/bootstrap.example/p2p/12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp",
             "/memory/42",
+            "/ip4/10.0.0.1/udp/4001/quic-v1",
+            "/ip4/10.0.0.1/udp/4001/quic-v1/p2p/12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp",
+            "/ip4/10.0.0.1/tcp/4001/p2p/12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp/p2p-circuit",
+            "/ip4/10.0.0.1/tcp/4001/p2p/12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp/p2p-circuit/p2p/12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp",
         ] {
             check_dialable(&ok.parse().unwrap()).unwrap();
         }
         for bad in [
             "/ip4/127.0.0.1/udp/4001",
+            "/ip4/127.0.0.1/udp/4001/quic",
+            "/ip4/127.0.0.1/tcp/4001/p2p-circuit",
             "/ip4/127.0.0.1",
             "/p2p/12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp",
         ] {

@@ -2,14 +2,15 @@
 //! sends it commands over a channel and awaits the answers, so the handle is cheap to clone and share.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use jobmesh_store::{Cid, Store};
 use libp2p::{
-    core::{transport::MemoryTransport, upgrade::Version, Transport as _},
+    autonat,
+    core::{muxing::StreamMuxerBox, transport::MemoryTransport, upgrade::Version, Transport as _},
     gossipsub, identify, kad,
     multiaddr::Protocol,
     noise, request_response,
@@ -19,8 +20,9 @@ use libp2p::{
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use crate::behaviour::{topic_score_params, Behaviour, BehaviourEvent};
+use crate::behaviour::{topic_score_params, Behaviour, BehaviourEvent, NatParts};
 use crate::direct::InboundRequest;
+use crate::nat::{NatState, NatStatus};
 use crate::trace::LiveNode;
 use crate::{blocks::StoreBlockstore, config::Config, config::ConnLimits, Error};
 
@@ -90,6 +92,17 @@ pub struct PeerInfo {
     pub agent: Option<String>,
     /// Its gossipsub score as seen by this node.
     pub gossip_score: Option<f64>,
+    /// Each open connection to it: direct or through a relay.
+    pub connections: Vec<ConnectionInfo>,
+}
+
+/// One connection to a peer.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    /// Its remote address (`…/p2p/<relay>/p2p-circuit` when relayed).
+    pub addr: Multiaddr,
+    /// Whether it goes through a relay (false: a direct connection, possibly after a hole punch).
+    pub relayed: bool,
 }
 
 type Reply<T> = oneshot::Sender<T>;
@@ -99,6 +112,7 @@ type PendingDial = (String, Reply<Result<PeerId, Error>>);
 
 enum Cmd {
     ListenAddrs(Reply<Vec<Multiaddr>>),
+    Nat(Reply<NatStatus>),
     Peers(Reply<Vec<PeerInfo>>),
     TopicPeers(String, Reply<usize>),
     MeshPeers(String, Reply<usize>),
@@ -170,7 +184,10 @@ impl Node {
         for addr in &cfg.bootstrap {
             crate::check_dialable(addr)?;
         }
-        let mut swarm = build_swarm(&cfg, StoreBlockstore::new(store.clone()))?;
+        for addr in &cfg.relays {
+            crate::check_dialable(addr)?;
+        }
+        let (mut swarm, public) = build_swarm(&cfg, StoreBlockstore::new(store.clone()))?;
         let peer_id = *swarm.local_peer_id();
         // Every port checked before any is bound (`/ip4/0.0.0.0/tcp/N` and `/ip6/::/tcp/N` share a port number).
         for addr in &cfg.listen {
@@ -222,7 +239,7 @@ impl Node {
         let (tx, rx) = mpsc::channel(1024);
         let (inbound_tx, inbound_rx) = mpsc::channel(1024);
         let stats = Arc::new(NetStats::default());
-        let driver = Driver::new(swarm, &cfg, inbound_tx, stats.clone());
+        let driver = Driver::new(swarm, &cfg, inbound_tx, stats.clone(), public);
         tokio::spawn(driver.run(rx));
         Ok(Node {
             inner: Arc::new(Inner {
@@ -274,8 +291,17 @@ impl Node {
             .ask(Cmd::ListenAddrs)
             .await?
             .into_iter()
-            .map(|a| a.with(Protocol::P2p(me)))
+            .map(|a| match a.iter().last() {
+                // A relayed address names this node already.
+                Some(Protocol::P2p(_)) => a,
+                _ => a.with(Protocol::P2p(me)),
+            })
             .collect())
+    }
+
+    /// What this node knows of its reachability, its relays and its hole punches.
+    pub async fn nat_status(&self) -> Result<NatStatus, Error> {
+        self.ask(Cmd::Nat).await
     }
 
     /// The peers connected now.
@@ -479,31 +505,36 @@ impl Node {
     }
 }
 
-fn build_swarm(cfg: &Config, blocks: StoreBlockstore) -> Result<Swarm<Behaviour>, Error> {
+/// The swarm, and on TCP the flag AutoNAT sets once this node is known to be reachable.
+type Built = (Swarm<Behaviour>, Option<Arc<AtomicBool>>);
+
+fn build_swarm(cfg: &Config, blocks: StoreBlockstore) -> Result<Built, Error> {
+    match cfg.transport {
+        crate::Transport::Tcp => build_tcp_swarm(cfg, blocks),
+        crate::Transport::Memory => Ok((build_memory_swarm(cfg, blocks)?, None)),
+    }
+}
+
+fn yamux_config() -> yamux::Config {
+    let mut c = yamux::Config::default();
+    c.set_max_num_streams(512);
+    c
+}
+
+/// The memory transport (and TCP, as before NAT traversal existed): simulations.
+fn build_memory_swarm(cfg: &Config, blocks: StoreBlockstore) -> Result<Swarm<Behaviour>, Error> {
     let build = |e: &dyn std::fmt::Display| Error::Build(e.to_string());
-    let mut yamux_cfg = yamux::Config::default();
-    yamux_cfg.set_max_num_streams(512);
-    let yamux_for_mem = yamux_cfg.clone();
-    let dns_resolver = dns_config();
     let swarm = SwarmBuilder::with_existing_identity(cfg.keypair.clone())
         .with_tokio()
         .with_tcp(
             tcp::Config::default().nodelay(true),
             noise::Config::new,
-            move || yamux_cfg.clone(),
+            yamux_config,
         )
         .map_err(|e| build(&e))?
-        .with_other_transport(
-            |key| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
-                Ok(MemoryTransport::default()
-                    .upgrade(Version::V1)
-                    .authenticate(noise::Config::new(key)?)
-                    .multiplex(yamux_for_mem.clone()))
-            },
-        )
+        .with_other_transport(memory_transport)
         .map_err(|e| build(&e))?
-        .with_dns_config(dns_resolver.0, dns_resolver.1)
-        .with_behaviour(|key| Behaviour::new(key, cfg, blocks).map_err(Box::from))
+        .with_behaviour(|key| Behaviour::new(key, cfg, blocks, None).map_err(Box::from))
         .map_err(|e| build(&e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(cfg.idle_timeout))
         .build();
@@ -559,6 +590,52 @@ fn probe_bind(addr: std::net::SocketAddr) -> std::io::Result<()> {
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())?;
     socket.listen(1)
+}
+
+/// TCP and QUIC with the relay client transport, and the NAT traversal protocols.
+fn build_tcp_swarm(cfg: &Config, blocks: StoreBlockstore) -> Result<Built, Error> {
+    let build = |e: &dyn std::fmt::Display| Error::Build(e.to_string());
+    let dns_resolver = dns_config();
+    let public = Arc::new(AtomicBool::new(false));
+    let swarm = SwarmBuilder::with_existing_identity(cfg.keypair.clone())
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux_config,
+        )
+        .map_err(|e| build(&e))?
+        .with_quic()
+        .with_other_transport(memory_transport)
+        .map_err(|e| build(&e))?
+        .with_dns_config(dns_resolver.0, dns_resolver.1)
+        .with_relay_client(noise::Config::new, yamux_config)
+        .map_err(|e| build(&e))?
+        .with_behaviour(|key, relay_client| {
+            let nat = NatParts {
+                relay_client,
+                public: public.clone(),
+            };
+            Behaviour::new(key, cfg, blocks, Some(nat)).map_err(Box::from)
+        })
+        .map_err(|e| build(&e))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(cfg.idle_timeout))
+        .build();
+    Ok((swarm, Some(public)))
+}
+
+type BoxedErr = Box<dyn std::error::Error + Send + Sync>;
+
+/// libp2p's in-process transport with noise and yamux.
+fn memory_transport(
+    key: &libp2p::identity::Keypair,
+) -> Result<libp2p::core::transport::Boxed<(PeerId, StreamMuxerBox)>, BoxedErr> {
+    Ok(MemoryTransport::default()
+        .upgrade(Version::V1)
+        .authenticate(noise::Config::new(key)?)
+        .multiplex(yamux_config())
+        .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
+        .boxed())
 }
 
 /// A bitswap request: our request id, the block, when it started, who waits.
@@ -655,6 +732,8 @@ struct Driver {
     reannounce: VecDeque<kad::RecordKey>,
     /// The announcements of `reannounce` running now (at most [`crate::PROVIDE_CONCURRENCY`]).
     reannouncing: HashSet<kad::QueryId>,
+    /// Reachability, relays and hole punches.
+    nat: NatState,
 }
 
 /// A peer's misbehaviour penalty: [`OFFENCE_PENALTY`] per offence, halving every [`PENALTY_HALF_LIFE`].
@@ -695,8 +774,18 @@ impl Driver {
         cfg: &Config,
         inbound_tx: mpsc::Sender<InboundRequest>,
         stats: Arc<NetStats>,
+        public: Option<Arc<AtomicBool>>,
     ) -> Self {
         let now = Instant::now();
+        let mut nat = NatState::new(
+            public.is_some(),
+            cfg.nat,
+            public.unwrap_or_default(),
+            &cfg.relays,
+        );
+        for a in swarm.listeners() {
+            nat.on_listen_addr(a);
+        }
         let me = *swarm.local_peer_id();
         let (answers_tx, answers_rx) = mpsc::unbounded_channel();
         Self {
@@ -744,6 +833,7 @@ impl Driver {
             ban_time: cfg.misbehaviour_ban,
             blocked_by_user: HashSet::new(),
             dht_empty: true,
+            nat,
         }
     }
 
@@ -809,6 +899,7 @@ impl Driver {
             self.trim_connections(now);
         }
         self.expire_bans(now);
+        self.nat.on_tick(&mut self.swarm);
         if self.routing_table_len() == 0 {
             self.dht_empty = true;
         }
@@ -982,6 +1073,9 @@ impl Driver {
             Cmd::ListenAddrs(r) => {
                 let _ = r.send(self.swarm.listeners().cloned().collect());
             }
+            Cmd::Nat(r) => {
+                let _ = r.send(self.nat.status());
+            }
             Cmd::AnyConnected(peers, r) => {
                 let _ = r.send(peers.iter().any(|p| self.peers.contains_key(p)));
             }
@@ -1004,17 +1098,17 @@ impl Driver {
                     .iter()
                     .map(|(id, p)| PeerInfo {
                         peer_id: *id,
-                        addrs: p
-                            .conns
-                            .values()
-                            .map(|a| {
-                                a.iter()
-                                    .filter(|p| !matches!(p, Protocol::P2p(_)))
-                                    .collect()
-                            })
-                            .collect(),
+                        addrs: p.conns.values().map(|a| without_peer(a, id)).collect(),
                         agent: p.agent.clone(),
                         gossip_score: self.swarm.behaviour().gossipsub.peer_score(id),
+                        connections: p
+                            .conns
+                            .values()
+                            .map(|a| ConnectionInfo {
+                                addr: a.clone(),
+                                relayed: crate::is_relayed(a),
+                            })
+                            .collect(),
                     })
                     .collect();
                 let _ = r.send(list);
@@ -1289,6 +1383,8 @@ impl Driver {
                 NetStats::add(&self.stats.connections_opened, 1);
                 let addr = endpoint.get_remote_address().clone();
                 debug!(peer = %peer_id, %addr, dialer = endpoint.is_dialer(), "connection established");
+                self.nat
+                    .on_connection(peer_id, connection_id, &addr, endpoint.is_dialer());
                 let now = Instant::now();
                 let peer = self.peers.entry(peer_id).or_insert_with(|| Peer::new(now));
                 peer.conns.insert(connection_id, addr.clone());
@@ -1338,6 +1434,8 @@ impl Driver {
                 ..
             } => {
                 debug!(peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "connection closed");
+                self.nat
+                    .on_connection_closed(peer_id, connection_id, num_established == 0);
                 if let Some(p) = self.peers.get_mut(&peer_id) {
                     p.conns.remove(&connection_id);
                 }
@@ -1403,6 +1501,27 @@ impl Driver {
                 debug!(addr = %send_back_addr, error = %one_line(&error), "incoming connection failed");
             }
             SwarmEvent::Behaviour(ev) => self.on_behaviour(ev),
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                ..
+            } => {
+                let reason = reason.err().map_or("closed".into(), |e| one_line(&e));
+                self.nat.on_listener_closed(listener_id, &reason);
+            }
+            SwarmEvent::ListenerError { listener_id, error } => {
+                debug!(listener = ?listener_id, error = %one_line(&error), "listener error");
+            }
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!(%address, "listening");
+                self.nat.on_listen_addr(&address);
+            }
+            SwarmEvent::NewExternalAddrCandidate { address } => {
+                self.nat.on_candidate(&mut self.swarm, &address);
+            }
+            SwarmEvent::ExternalAddrConfirmed { address } => {
+                debug!(%address, "external address confirmed");
+            }
             _ => {}
         }
     }
@@ -1413,6 +1532,8 @@ impl Driver {
                 if let Some(p) = self.peers.get_mut(&peer_id) {
                     p.agent = Some(info.agent_version.clone());
                 }
+                self.nat
+                    .on_identify(&mut self.swarm, peer_id, &info.protocols);
                 // Only peers that speak our DHT protocol go into the routing table.
                 let speaks_kad = info.protocols.contains(&crate::behaviour::KAD_PROTOCOL);
                 if speaks_kad {
@@ -1425,6 +1546,20 @@ impl Driver {
             }
             BehaviourEvent::Blocked(never) => match never {},
             BehaviourEvent::Identify(_) | BehaviourEvent::Ping(_) => {}
+            BehaviourEvent::Autonat(ev) => self.nat.on_autonat(&mut self.swarm, ev),
+            BehaviourEvent::AutonatServer(ev) => {
+                debug!(client = %ev.client, addr = %ev.tested_addr, ok = ev.result.is_ok(),
+                    "dialed a peer back for AutoNAT");
+                self.nat
+                    .on_dial_back(&mut self.swarm, ev.client, &ev.tested_addr);
+            }
+            BehaviourEvent::AutonatV1(autonat::v1::Event::InboundProbe(
+                autonat::v1::InboundProbeEvent::Response { peer, address, .. },
+            )) => self.nat.on_dial_back(&mut self.swarm, peer, &address),
+            BehaviourEvent::RelayClient(ev) => self.nat.on_relay_client(ev),
+            BehaviourEvent::RelayServer(ev) => self.nat.on_relay_server(ev),
+            BehaviourEvent::Dcutr(ev) => self.nat.on_dcutr(ev),
+            BehaviourEvent::AutonatV1(ev) => self.nat.on_autonat_v1(&mut self.swarm, ev),
             BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
                 id, result, step, ..
             }) => {
@@ -1592,6 +1727,13 @@ fn listen_error(
         .map(|(_, a)| a.to_string())
         .unwrap_or_default();
     Error::Listen { addr, reason }
+}
+
+/// An address without its `/p2p/<peer>` parts naming `peer` (a relay's id stays in a circuit address).
+fn without_peer(a: &Multiaddr, peer: &PeerId) -> Multiaddr {
+    a.iter()
+        .filter(|p| !matches!(p, Protocol::P2p(id) if id == peer))
+        .collect()
 }
 
 /// A dial error in one line (libp2p's errors list every address tried on separate lines).

@@ -87,10 +87,11 @@ async fn a_node_over_its_high_watermark_trims_idle_peers_and_keeps_busy_ones() {
     let peers = peer_count(&hub).await;
     assert!((2..=4).contains(&peers), "{peers} peers");
     assert!(trimmed(&hub) >= 6, "only {} trimmed", trimmed(&hub));
-    assert_eq!(
-        view_of(&hub, busy_id).await,
-        Some(busy_conn),
-        "the busy leaf was trimmed"
+    // (An AutoNAT dial-back to the leaf may be open beside it for a moment: the first connection is what counts.)
+    let now = view_of(&hub, busy_id).await.unwrap_or_default();
+    assert!(
+        now.contains(&busy_conn[0]),
+        "the busy leaf was trimmed: {now:?}"
     );
     talker.abort();
 }

@@ -230,10 +230,21 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<(tokio::net::TcpListener, 
 
 async fn id(State(st): State<ApiState>) -> ApiResult<Json<Value>> {
     let addrs = st.node.listen_addrs().await.map_err(ApiError::internal)?;
+    let nat = st.node.nat_status().await.map_err(ApiError::internal)?;
+    let strings =
+        |v: &[jobmesh_p2p::Multiaddr]| v.iter().map(ToString::to_string).collect::<Vec<_>>();
     Ok(Json(json!({
         "ID": st.node.peer_id().to_string(),
-        "Addresses": addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "Addresses": strings(&addrs),
         "AgentVersion": jobmesh_p2p::AGENT_VERSION,
+        "Reachability": nat.reachability.to_string(),
+        "PublicAddresses": strings(&nat.public_addrs),
+        "UnreachableAddresses": strings(&nat.unreachable_addrs),
+        "Relays": nat.relays.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "RelayServing": nat.relay_serving,
+        "RelayedFor": nat.relayed_for,
+        "HolePunches": nat.hole_punches,
+        "HolePunchFailures": nat.hole_punch_failures,
     })))
 }
 
@@ -248,6 +259,11 @@ async fn swarm_peers(State(st): State<ApiState>) -> ApiResult<Json<Value>> {
                 "Addr": p.addrs.first().map(ToString::to_string).unwrap_or_default(),
                 "Agent": p.agent,
                 "Score": p.gossip_score,
+                "Direct": p.connections.iter().any(|c| !c.relayed),
+                "Connections": p.connections.iter().map(|c| json!({
+                    "Addr": c.addr.to_string(),
+                    "Relayed": c.relayed,
+                })).collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -614,8 +630,10 @@ async fn metrics(State(st): State<ApiState>) -> ApiResult<Response> {
         }
         None => Default::default(),
     };
+    let nat = st.node.nat_status().await.map_err(ApiError::internal)?;
     let mut snap = crate::metrics::Snapshot {
         peers,
+        nat: Some(nat),
         jobs,
         store_blocks,
         store_bytes,

@@ -59,11 +59,30 @@ pub fn id(ctx: &Context, _args: &IdArgs) -> Result<()> {
         for a in info["Addresses"].as_array().into_iter().flatten() {
             crate::outln!("{}", a.as_str().unwrap_or_default())?;
         }
+        if let Some(r) = info["Reachability"].as_str() {
+            println!("reachability: {}", reachability_line(r, &info));
+        }
         if info.get("Running") == Some(&Value::Bool(false)) {
             eprintln!("(no node is running: start one with `jobmesh node start`)");
         }
     }
     Ok(())
+}
+
+/// What `jobmesh id` says of the node's reachability.
+fn reachability_line(r: &str, info: &Value) -> String {
+    let relays = info["Relays"].as_array().map_or(0, Vec::len);
+    match r {
+        "public" => "public (peers can dial this node)".to_string(),
+        "private" if relays > 0 => {
+            format!("private (behind a NAT or firewall), reachable through {relays} relay(s)")
+        }
+        "private" => {
+            "private (behind a NAT or firewall) and no relay yet: only outgoing connections"
+                .to_string()
+        }
+        _ => "unknown (not tested yet)".to_string(),
+    }
 }
 
 /// `jobmesh swarm …`.
@@ -76,11 +95,18 @@ pub fn swarm(ctx: &Context, command: &SwarmCommand) -> Result<()> {
                 ctx.print_json(&v)?;
             } else {
                 for p in v["Peers"].as_array().into_iter().flatten() {
-                    crate::outln!(
-                        "{}/p2p/{}",
-                        p["Addr"].as_str().unwrap_or_default(),
-                        p["Peer"].as_str().unwrap_or_default()
-                    )?;
+                    let peer = p["Peer"].as_str().unwrap_or_default();
+                    for c in p["Connections"].as_array().into_iter().flatten() {
+                        let kind = if c["Relayed"].as_bool() == Some(true) {
+                            "relayed"
+                        } else {
+                            "direct"
+                        };
+                        crate::outln!(
+                            "{}/p2p/{peer} {kind}",
+                            c["Addr"].as_str().unwrap_or_default()
+                        )?;
+                    }
                 }
             }
         }

@@ -26,19 +26,28 @@ pub enum NodeCommand {
     #[command(after_help = "Examples:\n  jobmesh node start\n  \
         jobmesh --data-dir ./n2 node start --listen /ip4/127.0.0.1/tcp/4002 --api 127.0.0.1:5102 \\\n    \
         --bootstrap /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...")]
-    Start(StartArgs),
+    Start(Box<StartArgs>),
 }
 
 /// Arguments of `jobmesh node start`.
 #[derive(Debug, Args)]
 pub struct StartArgs {
-    /// Address to listen on for peers (repeatable).
+    /// Address to listen on for peers (repeatable): TCP (`/ip4/…/tcp/<port>`) or QUIC
+    /// (`/ip4/…/udp/<port>/quic-v1`); both by default.
     #[arg(
         long,
         value_name = "MULTIADDR",
-        default_value = "/ip4/0.0.0.0/tcp/4001"
+        default_values = ["/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"]
     )]
     pub listen: Vec<String>,
+    /// Relay connections for peers behind NATs (circuit relay v2): `auto` once AutoNAT found this node
+    /// publicly reachable, `on` always, `off` never.
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = RelayMode::Auto)]
+    pub relay_server: RelayMode,
+    /// A relay to reserve a slot on whatever this node's reachability (repeatable; `/…/p2p/<relay id>`).
+    /// Without one, a node that finds itself behind a NAT reserves on the relays among its peers.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub relay: Vec<String>,
     /// Peer to join the mesh through (repeatable); retried with backoff while unreachable.
     #[arg(long, value_name = "MULTIADDR")]
     pub bootstrap: Vec<String>,
@@ -150,6 +159,37 @@ impl From<Provide> for jobmesh_p2p::ProvideStrategy {
     }
 }
 
+/// Whether a node relays for others (`node start --relay-server`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RelayMode {
+    /// Once this node is known to be publicly reachable.
+    Auto,
+    /// Always.
+    On,
+    /// Never.
+    Off,
+}
+
+impl std::fmt::Display for RelayMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RelayMode::Auto => "auto",
+            RelayMode::On => "on",
+            RelayMode::Off => "off",
+        })
+    }
+}
+
+impl From<RelayMode> for jobmesh_p2p::RelayServer {
+    fn from(m: RelayMode) -> Self {
+        match m {
+            RelayMode::Auto => Self::Auto,
+            RelayMode::On => Self::On,
+            RelayMode::Off => Self::Off,
+        }
+    }
+}
+
 /// Runs `jobmesh node …`.
 pub fn run(ctx: &Context, command: &NodeCommand) -> Result<()> {
     match command {
@@ -181,6 +221,10 @@ fn start(ctx: &Context, args: &StartArgs) -> Result<()> {
     // Validate everything before touching the store or the network.
     let listen = parse_addrs(&args.listen, "listen")?;
     let bootstrap = parse_addrs(&args.bootstrap, "bootstrap")?;
+    let relays = parse_addrs(&args.relay, "relay")?;
+    if let Some(r) = relays.iter().find(|a| jobmesh_p2p::peer_id_of(a).is_none()) {
+        anyhow::bail!("invalid relay address {r}: it must end in /p2p/<relay peer id>");
+    }
     let api_addr: SocketAddr = args
         .api
         .parse()
@@ -261,6 +305,8 @@ fn start(ctx: &Context, args: &StartArgs) -> Result<()> {
     let mut cfg = Config::new(keypair);
     cfg.listen = listen;
     cfg.bootstrap = bootstrap;
+    cfg.relays = relays;
+    cfg.nat.relay_server = args.relay_server.into();
     cfg.reprovide_interval = reprovide;
     cfg.provide_strategy = args.provide.into();
     cfg.connections = jobmesh_p2p::ConnLimits::with_high(args.max_peers);

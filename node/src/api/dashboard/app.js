@@ -197,9 +197,10 @@ async function refreshPeers() {
   peers.replaceChildren();
   for (const p of Peers || []) {
     const r = rep.get(p.Peer);
-    row(peers, [code(short(p.Peer, 16), p.Peer), p.Agent || "", r == null ? "—" : JSON.stringify(r)]);
+    row(peers, [code(short(p.Peer, 16), p.Peer), p.Direct ? "direct" : "relayed", p.Agent || "",
+      r == null ? "—" : JSON.stringify(r)]);
   }
-  if (!peers.children.length) row(peers, ["no peers connected", "", ""]);
+  if (!peers.children.length) row(peers, ["no peers connected", "", "", ""]);
   const owed = $("owed");
   owed.replaceChildren();
   for (const o of ledger.Owed || []) row(owed, [code(short(o.peer, 16), o.peer), o.owed_wei]);
@@ -241,7 +242,8 @@ async function start() {
   loadExample();
   try {
     const id = await apiJson("id");
-    $("node-id").textContent = "node " + id.ID;
+    $("node-id").textContent = "node " + id.ID + (id.Reachability ? " · reachability: " + id.Reachability +
+      (id.Relays && id.Relays.length ? " (through " + id.Relays.length + " relay(s))" : "") : "");
   } catch (e) { $("node-id").textContent = "node unreachable: " + e.message; }
   refresh();
   setInterval(refresh, 5000);
