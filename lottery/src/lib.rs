@@ -2,10 +2,11 @@
 //! its proofs, the winner draw, and the checks a payee runs on an announced lottery.
 //!
 //! Every hash here is bit-for-bit what `contracts/sol/Settlement.sol` computes:
-//! - lottery id = `keccak256(abi.encode(payer, nonce, total, root, drawBlock))` (five 32-byte words);
+//! - lottery id = `keccak256(abi.encode(payer, nonce, total, root, drawBlock, secretHash))` (six 32-byte words);
+//! - secret hash = `keccak256(secret)` (the payer's 32-byte secret, revealed to the payees after the draw);
 //! - leaf hash = `keccak256(abi.encode(payee, start, length))` (three words);
 //! - inner node = `keccak256(min(a, b) ‖ max(a, b))` (sorted pairs); an odd node is promoted unchanged;
-//! - drawn point = `uint256(keccak256(abi.encode(id, drawHash))) % total`.
+//! - drawn point = `uint256(keccak256(abi.encode(id, drawHash, secret))) % total`.
 //!
 //! Owns: pure functions and data types. Must not touch: any I/O (chain, network, disk); the contracts crate
 //! submits what this crate computes, the node decides when to build lotteries.
@@ -53,6 +54,12 @@ pub enum LotteryError {
     /// A lottery has a zero total.
     #[error("lottery total is zero")]
     ZeroTotal,
+    /// The payer holds a leaf of its own lottery (the contract never pays it).
+    #[error("the payer {0} is a payee of its own lottery")]
+    PayerIsPayee(Address),
+    /// A revealed secret does not hash to the lottery's committed secret hash.
+    #[error("the revealed secret does not match the lottery's secret hash")]
+    WrongSecret,
 }
 
 /// What is committed on chain (by hash): who pays, which lane/nonce, how much, which payees (root), when.
@@ -66,19 +73,22 @@ pub struct Description {
     pub total: U256,
     /// Merkle root over the payees' leaves.
     pub root: B256,
-    /// The block whose hash draws the winner.
+    /// The block whose hash, mixed with the payer's secret, draws the winner.
     pub draw_block: u64,
+    /// `keccak256(secret)`: commits the payer to the secret it reveals after the draw block.
+    pub secret_hash: B256,
 }
 
 impl Description {
-    /// The lottery id: `keccak256(abi.encode(payer, nonce, total, root, drawBlock))`.
+    /// The lottery id: `keccak256(abi.encode(payer, nonce, total, root, drawBlock, secretHash))`.
     pub fn id(&self) -> B256 {
-        let mut buf = [0u8; 160];
+        let mut buf = [0u8; 192];
         buf[12..32].copy_from_slice(self.payer.as_slice());
         buf[32..64].copy_from_slice(&U256::from(self.nonce).to_be_bytes::<32>());
         buf[64..96].copy_from_slice(&self.total.to_be_bytes::<32>());
         buf[96..128].copy_from_slice(self.root.as_slice());
         buf[128..160].copy_from_slice(&U256::from(self.draw_block).to_be_bytes::<32>());
+        buf[160..192].copy_from_slice(self.secret_hash.as_slice());
         keccak256(buf)
     }
 
@@ -124,13 +134,20 @@ pub struct Lottery {
     pub leaves: Vec<Leaf>,
 }
 
+/// `keccak256(secret)`: what a lottery commits of its payer's secret.
+pub fn secret_hash(secret: B256) -> B256 {
+    keccak256(secret)
+}
+
 /// Builds a lottery paying `owed` (amounts per payee; duplicates are merged, zero amounts dropped) from
-/// `payer`, with the given nonce and draw block. Intervals are assigned in the order of first appearance.
+/// `payer`, with the given nonce, draw block and secret hash ([`secret_hash`] of a secret the payer keeps
+/// until the draw block is mined). Intervals are assigned in the order of first appearance.
 pub fn build(
     payer: Address,
     nonce: u64,
     owed: &[(Address, U256)],
     draw_block: u64,
+    secret_hash: B256,
 ) -> Result<Lottery, LotteryError> {
     let mut merged: Vec<(Address, U256)> = Vec::with_capacity(owed.len());
     let mut index = std::collections::HashMap::with_capacity(owed.len());
@@ -173,6 +190,7 @@ pub fn build(
             total: start,
             root,
             draw_block,
+            secret_hash,
         },
         leaves,
     })
@@ -199,13 +217,24 @@ impl Lottery {
         self.tree().proof(index)
     }
 
-    /// The index of the winning leaf for `draw_hash`, if the intervals cover the drawn point.
-    pub fn winner(&self, draw_hash: B256) -> Option<usize> {
-        let point = draw_point(self.id(), draw_hash, self.description.total)?;
+    /// The index of the winning leaf for `draw_hash` and the payer's `secret`, if the intervals cover the
+    /// drawn point.
+    pub fn winner(&self, draw_hash: B256, secret: B256) -> Option<usize> {
+        let point = draw_point(self.id(), draw_hash, secret, self.description.total)?;
         self.leaves.iter().position(|l| l.contains(point))
     }
 
-    /// Checks that the leaves hash to the root and their intervals exactly cover `[0, total)` in order.
+    /// Checks a secret revealed by the payer against the committed secret hash.
+    pub fn check_secret(&self, secret: B256) -> Result<(), LotteryError> {
+        if secret_hash(secret) == self.description.secret_hash {
+            Ok(())
+        } else {
+            Err(LotteryError::WrongSecret)
+        }
+    }
+
+    /// Checks that the leaves hash to the root, their intervals exactly cover `[0, total)` in order, and no
+    /// leaf is the payer's.
     pub fn validate(&self) -> Result<(), LotteryError> {
         if self.description.total.is_zero() {
             return Err(LotteryError::ZeroTotal);
@@ -223,6 +252,9 @@ impl Lottery {
             }
             if leaf.length.is_zero() {
                 return Err(LotteryError::BadIntervals(format!("leaf {i} is empty")));
+            }
+            if leaf.payee == self.description.payer {
+                return Err(LotteryError::PayerIsPayee(leaf.payee));
             }
             next = next
                 .checked_add(leaf.length)
@@ -268,15 +300,16 @@ impl Lottery {
     }
 }
 
-/// The drawn point in `[0, total)`: `uint256(keccak256(abi.encode(id, drawHash))) % total`; `None` if
-/// `total` is zero.
-pub fn draw_point(id: B256, draw_hash: B256, total: U256) -> Option<U256> {
+/// The drawn point in `[0, total)`: `uint256(keccak256(abi.encode(id, drawHash, secret))) % total`; `None`
+/// if `total` is zero.
+pub fn draw_point(id: B256, draw_hash: B256, secret: B256, total: U256) -> Option<U256> {
     if total.is_zero() {
         return None;
     }
-    let mut buf = [0u8; 64];
+    let mut buf = [0u8; 96];
     buf[..32].copy_from_slice(id.as_slice());
-    buf[32..].copy_from_slice(draw_hash.as_slice());
+    buf[32..64].copy_from_slice(draw_hash.as_slice());
+    buf[64..].copy_from_slice(secret.as_slice());
     Some(U256::from_be_bytes(keccak256(buf).0) % total)
 }
 
@@ -370,7 +403,7 @@ mod tests {
             (addr(3), U256::from(7)),
             (addr(1), U256::from(2)),
         ];
-        let l = build(addr(99), 4, &owed, 100).unwrap();
+        let l = build(addr(99), 4, &owed, 100, B256::ZERO).unwrap();
         assert_eq!(l.leaves.len(), 2);
         assert_eq!(
             l.leaves[0],
@@ -388,10 +421,19 @@ mod tests {
 
     #[test]
     fn build_rejects_empty_and_oversized() {
-        assert_eq!(build(addr(1), 0, &[], 5), Err(LotteryError::Empty));
+        assert_eq!(
+            build(addr(1), 0, &[], 5, B256::ZERO),
+            Err(LotteryError::Empty)
+        );
         let big = U256::from(MAX_TOTAL);
         assert_eq!(
-            build(addr(1), 0, &[(addr(2), big), (addr(3), U256::from(1))], 5),
+            build(
+                addr(1),
+                0,
+                &[(addr(2), big), (addr(3), U256::from(1))],
+                5,
+                B256::ZERO
+            ),
             Err(LotteryError::TooLarge)
         );
     }
@@ -399,7 +441,11 @@ mod tests {
     #[test]
     fn payee_check_catches_gaps_overlaps_root_and_underpayment() {
         let owed: Vec<_> = (1..=5).map(|i| (addr(i), U256::from(i * 10))).collect();
-        let good = build(addr(99), 1, &owed, 50).unwrap();
+        let good = build(addr(99), 1, &owed, 50, B256::ZERO).unwrap();
+
+        // The payer holding a leaf of its own lottery (the contract would never pay that leaf).
+        let own = build(addr(1), 1, &owed, 50, B256::ZERO).unwrap();
+        assert_eq!(own.validate(), Err(LotteryError::PayerIsPayee(addr(1))));
 
         // A gap the payer could win itself: shift one interval, keep the root consistent.
         let mut gap = good.clone();
@@ -454,10 +500,25 @@ mod tests {
         }
         assert_eq!(leaf.hash(), keccak256(&words));
         // Single-leaf tree: the root is the leaf, the proof is empty.
-        let l = build(addr(9), 0, &[(addr(1), U256::from(3))], 10).unwrap();
+        let l = build(
+            addr(9),
+            0,
+            &[(addr(1), U256::from(3))],
+            10,
+            secret_hash(B256::repeat_byte(2)),
+        )
+        .unwrap();
         assert_eq!(l.description.root, l.leaves[0].hash());
         assert!(l.proof(0).is_empty());
-        assert_eq!(l.winner(B256::repeat_byte(1)), Some(0));
+        assert_eq!(
+            l.winner(B256::repeat_byte(1), B256::repeat_byte(2)),
+            Some(0)
+        );
+        assert_eq!(l.check_secret(B256::repeat_byte(2)), Ok(()));
+        assert_eq!(
+            l.check_secret(B256::repeat_byte(3)),
+            Err(LotteryError::WrongSecret)
+        );
     }
 
     proptest! {
@@ -466,7 +527,7 @@ mod tests {
             let owed: Vec<_> = (0..n as u64)
                 .map(|i| (addr(i + 1), U256::from(1 + (seed.wrapping_mul(i + 7) % 1000))))
                 .collect();
-            let l = build(addr(0xfeed), seed, &owed, 1).unwrap();
+            let l = build(addr(0xfeed), seed, &owed, 1, B256::ZERO).unwrap();
             l.validate().unwrap();
             let depth = (n as f64).log2().ceil() as usize;
             for i in 0..n {
@@ -483,11 +544,11 @@ mod tests {
         #[test]
         fn exactly_one_winner(n in 1usize..40, h in any::<[u8; 32]>()) {
             let owed: Vec<_> = (0..n as u64).map(|i| (addr(i + 1), U256::from(3 + i))).collect();
-            let l = build(addr(5), 0, &owed, 1).unwrap();
-            let point = draw_point(l.id(), B256::from(h), l.description.total).unwrap();
+            let l = build(addr(5), 0, &owed, 1, secret_hash(B256::from(h))).unwrap();
+            let point = draw_point(l.id(), B256::from(h), B256::from(h), l.description.total).unwrap();
             let winners = l.leaves.iter().filter(|leaf| leaf.contains(point)).count();
             prop_assert_eq!(winners, 1);
-            prop_assert!(l.winner(B256::from(h)).is_some());
+            prop_assert!(l.winner(B256::from(h), B256::from(h)).is_some());
         }
     }
 }
