@@ -61,16 +61,26 @@ pub struct Artifact {
     pub abi: JsonAbi,
     /// Creation bytecode (without constructor arguments).
     pub bytecode: Bytes,
-    /// Runtime bytecode: exactly what `eth_getCode` returns once deployed.
+    /// Runtime bytecode: what `eth_getCode` returns once deployed, but for the immutables' bytes.
     pub deployed_bytecode: Bytes,
+    /// The `(start, length)` byte ranges of `deployed_bytecode` where deployment writes the immutables.
+    pub immutable_ranges: Vec<(usize, usize)>,
 }
 
 impl Artifact {
     /// Parses a foundry-style artifact (`abi`, `bytecode.object`, `deployedBytecode.object`).
     pub fn parse(json: &str) -> Result<Self, SettlementError> {
         #[derive(serde::Deserialize)]
+        struct Range {
+            start: usize,
+            length: usize,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
         struct Code {
             object: Bytes,
+            #[serde(default)]
+            immutable_references: std::collections::BTreeMap<String, Vec<Range>>,
         }
         #[derive(serde::Deserialize)]
         #[serde(rename_all = "camelCase")]
@@ -81,10 +91,18 @@ impl Artifact {
         }
         let raw: Raw = serde_json::from_str(json)
             .map_err(|e| SettlementError::Invalid(format!("bad artifact: {e}")))?;
+        let immutable_ranges = raw
+            .deployed_bytecode
+            .immutable_references
+            .values()
+            .flatten()
+            .map(|r| (r.start, r.length))
+            .collect();
         Ok(Self {
             abi: raw.abi,
             bytecode: raw.bytecode.object,
             deployed_bytecode: raw.deployed_bytecode.object,
+            immutable_ranges,
         })
     }
 }
@@ -198,9 +216,22 @@ impl DeployParams {
     }
 }
 
-/// Whether `code` (from `eth_getCode`) is exactly our artifact's runtime code.
+/// Whether `code` (from `eth_getCode`) is our artifact's runtime code: byte for byte, but for the immutables
+/// (the deployment parameters) written into it at deployment.
 pub fn runtime_code_matches(code: &[u8]) -> bool {
-    code == settlement_artifact().deployed_bytecode.as_ref()
+    let a = settlement_artifact();
+    let expected = a.deployed_bytecode.as_ref();
+    let immutable = |i: usize| {
+        a.immutable_ranges
+            .iter()
+            .any(|&(start, len)| i >= start && i < start + len)
+    };
+    code.len() == expected.len()
+        && code
+            .iter()
+            .zip(expected)
+            .enumerate()
+            .all(|(i, (x, y))| x == y || immutable(i))
 }
 
 /// Everything that can go wrong talking to the contract.

@@ -12,7 +12,8 @@ use jobmesh_contracts::alloy::sol_types::SolValue;
 use jobmesh_contracts::embedded::EmbeddedSettlement;
 use jobmesh_contracts::lottery::{self, Lottery};
 use jobmesh_contracts::{
-    settlement_artifact, DeployParams, LotteryState, ParamsError, Settlement, SettlementError,
+    runtime_code_matches, settlement_artifact, DeployParams, LotteryState, ParamsError, Settlement,
+    SettlementError,
 };
 use rand::{Rng, SeedableRng};
 
@@ -368,6 +369,18 @@ async fn the_constructor_and_the_deploy_paths_refuse_bad_parameters() {
             min_draw_delay: u64::MAX,
         }
     );
+    // Its runtime code is our artifact's but for the immutables (the parameters) written into it; any other
+    // byte changed is not.
+    let code = w.chain.code(max);
+    assert_ne!(
+        code,
+        settlement_artifact().deployed_bytecode,
+        "immutables filled in"
+    );
+    assert!(runtime_code_matches(&code));
+    let mut tampered = code.to_vec();
+    tampered[0] ^= 1;
+    assert!(!runtime_code_matches(&tampered));
     // The Rust deploy path refuses the same before sending anything, with a typed error.
     for (params, expected) in [
         (
