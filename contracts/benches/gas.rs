@@ -12,7 +12,7 @@
 use std::time::Instant;
 
 use jobmesh_contracts::alloy::network::TransactionBuilder;
-use jobmesh_contracts::alloy::primitives::{Address, U256};
+use jobmesh_contracts::alloy::primitives::{keccak256, Address, B256, U256};
 use jobmesh_contracts::alloy::providers::Provider;
 use jobmesh_contracts::alloy::rpc::types::TransactionRequest;
 use jobmesh_contracts::alloy::signers::local::PrivateKeySigner;
@@ -29,7 +29,13 @@ const GOLEM_LOTTERY: f64 = 155_000.0;
 const PARAMS: DeployParams = DeployParams {
     withdraw_delay: 10,
     claim_window: 100,
+    min_draw_delay: 1,
 };
+
+/// The payer's secret of the lottery with `nonce` (a node draws it at random).
+fn secret(nonce: u64) -> B256 {
+    keccak256(nonce.to_be_bytes())
+}
 
 struct Row {
     backend: &'static str,
@@ -87,14 +93,15 @@ async fn round<S: Settlement>(
     let head = payer.block_number().await.unwrap();
     mine(l.description.draw_block + 1 - head.min(l.description.draw_block)).await;
     let h = hash(l).await;
-    let win = l.winner(h).expect("winner");
+    let s = secret(l.description.nonce);
+    let win = l.winner(h, s).expect("winner");
     let leaf = l.leaves[win];
     let winner = client_for(leaf.payee);
     let r = match how {
-        Claim::Credit => winner.claim(&l.description, &leaf, &l.proof(win)).await,
+        Claim::Credit => winner.claim(&l.description, &leaf, &l.proof(win), s).await,
         Claim::Push => {
             winner
-                .claim_and_withdraw(&l.description, &leaf, &l.proof(win))
+                .claim_and_withdraw(&l.description, &leaf, &l.proof(win), s)
                 .await
         }
     }
@@ -149,6 +156,7 @@ async fn embedded(rows: &mut Vec<Row>) -> u64 {
                     nonce,
                     &owed(mine_payees, nonce),
                     chain.block_number() + 2,
+                    lottery::secret_hash(secret(nonce)),
                 )
                 .unwrap();
                 let chain2 = chain.clone();
@@ -185,16 +193,20 @@ async fn embedded(rows: &mut Vec<Row>) -> u64 {
             nonce,
             &owed(&payees[..10], i),
             chain.block_number() + 2,
+            lottery::secret_hash(secret(nonce)),
         )
         .unwrap();
         payer.commit(&l.description).await.unwrap();
         chain.mine(1);
         let win = l
-            .winner(seeded_block_hash(1, l.description.draw_block))
+            .winner(
+                seeded_block_hash(1, l.description.draw_block),
+                secret(nonce),
+            )
             .unwrap();
         payer
             .as_sender(l.leaves[win].payee)
-            .claim_and_withdraw(&l.description, &l.leaves[win], &l.proof(win))
+            .claim_and_withdraw(&l.description, &l.leaves[win], &l.proof(win), secret(nonce))
             .await
             .unwrap();
     }
@@ -277,8 +289,14 @@ async fn on_anvil(rows: &mut Vec<Row>) -> u64 {
             let mut gas = Vec::new();
             for (nonce, how) in [(credit_nonce, Claim::Credit), (push_nonce, Claim::Push)] {
                 let head = payer.block_number().await.unwrap();
-                let l = lottery::build(payer.sender(), nonce, &owed(mine_payees, nonce), head + 2)
-                    .unwrap();
+                let l = lottery::build(
+                    payer.sender(),
+                    nonce,
+                    &owed(mine_payees, nonce),
+                    head + 2,
+                    lottery::secret_hash(secret(nonce)),
+                )
+                .unwrap();
                 gas.push(
                     round(
                         &payer,

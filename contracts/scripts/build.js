@@ -39,7 +39,9 @@ function main() {
     settings: {
       evmVersion: 'prague',
       optimizer: { enabled: true, runs: 1000000 },
-      outputSelection: { '*': { '*': ['abi', 'evm.bytecode.object', 'evm.deployedBytecode.object'] } },
+      outputSelection: {
+        '*': { '*': ['abi', 'evm.bytecode.object', 'evm.deployedBytecode.object', 'evm.deployedBytecode.immutableReferences'] },
+      },
     },
   };
   const output = JSON.parse(solc.compile(JSON.stringify(input), { import: findImport }));
@@ -56,7 +58,12 @@ function main() {
       compiler: PINNED,
       abi: c.abi,
       bytecode: { object: '0x' + c.evm.bytecode.object },
-      deployedBytecode: { object: '0x' + c.evm.deployedBytecode.object },
+      // Immutables are written into the runtime code at deployment: these byte ranges of a deployed
+      // contract's code differ from `object` (which has zeros there).
+      deployedBytecode: {
+        object: '0x' + c.evm.deployedBytecode.object,
+        immutableReferences: c.evm.deployedBytecode.immutableReferences || {},
+      },
     };
     fs.writeFileSync(path.join(out, `${name}.json`), JSON.stringify(artifact, null, 2) + '\n');
   }

@@ -3,20 +3,25 @@ pragma solidity 0.8.30;
 
 /// @title jobmesh settlement: time-locked deposits and probabilistic lottery nanopayments.
 /// @notice A payer deposits ETH, then commits lotteries. A lottery pays `total` wei to exactly one of its
-/// payees, chosen after `drawBlock` by a point drawn uniformly in [0, total) from the draw block's hash; each
-/// payee holds the interval [start, start + length) of its leaf in a Merkle tree whose root is committed.
+/// payees, chosen by a point drawn uniformly in [0, total) from the draw block's hash mixed with a payer secret
+/// committed (by hash) in the lottery: no single party — payer, payee or block builder — picks the winner
+/// (docs/settlement.md, "Randomness"). Each payee holds the interval [start, start + length) of its leaf in a
+/// Merkle tree whose root is committed. The winner claims within `claimWindow` blocks of the draw with the
+/// secret the payer handed to the payees off chain; if nobody does (the payer withheld its secret), every
+/// payee may then take exactly its interval's length: the payer never gets a committed lottery back.
 /// @dev Written against the bug class that drained The DAO:
 ///  - checks-effects-interactions everywhere; the only external calls are the two ETH transfers to
 ///    `msg.sender`, each the last statement of its function (`withdraw`, `claimAndWithdraw`), after every state
 ///    change and event, and no state is read after them;
-///  - `claim` only credits the winner's deposit balance (anyone may submit it); the one function that pushes
-///    winnings, `claimAndWithdraw`, pays only the winning payee itself, and only once its lottery is settled;
+///  - `claim` and `claimShare` only credit deposit balances (anyone may submit them); the one function that
+///    pushes winnings, `claimAndWithdraw`, pays only the winning payee itself, and only once its lottery is
+///    settled;
 ///  - one transient-storage reentrancy lock shared by `withdraw` and `claimAndWithdraw` as a second line of
 ///    defence (a re-entered `claim` meets the settled lane: `AlreadySettled`).
 /// A lottery is identified by `keccak256(abi.encode(Lottery))`; its state lives in one of the payer's
 /// 65,536 "lanes" (`uint16(nonce)`), so a payer that reuses lanes rewrites a warm, non-zero slot per commit
 /// instead of allocating a fresh one. A lane holds the lottery id with bit 0 set while pending, cleared once
-/// the lottery is settled (claimed or reclaimed).
+/// the lottery is settled (claimed by its winner, or every share paid).
 contract Settlement {
     /// @notice The description of a lottery, committed by hash. Field order is the hash preimage order.
     struct Lottery {
@@ -25,6 +30,8 @@ contract Settlement {
         uint96 total;
         bytes32 root;
         uint64 drawBlock;
+        /// keccak256 of the payer's 32-byte secret, revealed to the payees off chain after the draw block.
+        bytes32 secretHash;
     }
 
     /// @notice One payee's leaf: it wins when the drawn point lies in [start, start + length).
@@ -40,11 +47,12 @@ contract Settlement {
         uint96 total;
         bytes32 root;
         uint64 drawBlock;
+        bytes32 secretHash;
     }
 
     /// @notice A deposit account, packed in one storage slot.
     struct Account {
-        uint96 balance; // free balance: deposits + winnings - committed - withdrawn
+        uint96 balance; // free balance: deposits + winnings + shares - committed - withdrawn
         uint96 unlocking; // amount requested for withdrawal
         uint64 unlockBlock; // first block at which `unlocking` may be withdrawn
     }
@@ -56,17 +64,22 @@ contract Settlement {
     /// @notice Blocks the EIP-2935 history contract looks back.
     uint256 public constant HISTORY_WINDOW = 8191;
 
-    /// @notice Blocks between a withdrawal request and the withdrawal.
-    uint256 public withdrawDelay;
-    /// @notice Blocks after its draw during which a lottery can only be claimed, not reclaimed by its payer.
-    uint256 public claimWindow;
+    /// @notice Blocks between a withdrawal request and the withdrawal (below 2^64).
+    uint256 public immutable withdrawDelay;
+    /// @notice Blocks after its draw during which the winner claims the whole lottery; afterwards each payee
+    /// may claim its share. At least 1 and at most what the chain looks back (so the draw hash is obtainable
+    /// for the whole window: nothing to record, nothing to re-roll).
+    uint256 public immutable claimWindow;
+    /// @notice Fewest blocks from a lottery's commit to its draw block (at least 1, below 2^64): payees see
+    /// every commit that long before its value can leave.
+    uint256 public immutable minDrawDelay;
 
     mapping(address => Account) public accounts;
     mapping(address => mapping(uint16 => bytes32)) public lanes;
-    /// @notice Draw hashes recorded by `recordDrawHash` while they were still obtainable.
-    mapping(uint256 => bytes32) public recordedHashes;
-    /// @notice The new draw block of a lottery whose original draw hash became unobtainable.
-    mapping(bytes32 => uint64) public redraws;
+    /// @notice Whether a leaf's share was paid: key `keccak256(abi.encode(lotteryId, leafHash))`.
+    mapping(bytes32 => bool) public sharePaid;
+    /// @notice Sum of the shares paid out of a lottery (never above its total).
+    mapping(bytes32 => uint256) public sharesPaidOut;
 
     uint256 private transient locked;
 
@@ -74,12 +87,16 @@ contract Settlement {
     event WithdrawalRequested(address indexed account, uint256 amount, uint256 unlockBlock);
     event Withdrawn(address indexed account, uint256 amount);
     event LotteryCommitted(
-        bytes32 indexed id, address indexed payer, uint64 nonce, uint96 total, bytes32 root, uint64 drawBlock
+        bytes32 indexed id,
+        address indexed payer,
+        uint64 nonce,
+        uint96 total,
+        bytes32 root,
+        uint64 drawBlock,
+        bytes32 secretHash
     );
     event LotteryClaimed(bytes32 indexed id, address indexed winner, uint256 amount);
-    event LotteryReclaimed(bytes32 indexed id, address indexed payer, uint256 amount);
-    event LotteryRedrawn(bytes32 indexed id, uint64 drawBlock);
-    event DrawHashRecorded(uint256 indexed blockNumber, bytes32 hash);
+    event ShareClaimed(bytes32 indexed id, address indexed payee, uint256 amount);
 
     error ZeroAmount();
     error AmountTooLarge();
@@ -89,21 +106,39 @@ contract Settlement {
     error WithdrawalLocked(uint256 unlockBlock);
     error TransferFailed();
     error Reentrancy();
-    error DrawBlockNotInFuture(uint256 drawBlock, uint256 currentBlock);
+    error DrawTooSoon(uint256 drawBlock, uint256 earliest);
     error LaneBusy(uint16 lane);
     error UnknownLottery(bytes32 id);
     error AlreadySettled(bytes32 id);
     error DrawNotReached(uint256 drawBlock);
     error DrawHashUnavailable(uint256 drawBlock);
-    error DrawHashAvailable(uint256 drawBlock);
     error InvalidProof();
     error NotWinner(uint256 point, uint256 start, uint256 end);
     error ClaimWindowOpen(uint256 untilBlock);
+    error ClaimWindowClosed(uint256 closedAfter);
     error NotPayee(address caller, address payee);
+    error WrongSecret();
+    error PayerIsPayee(address payer);
+    error InvalidShare(bytes32 id);
+    error ShareAlreadyPaid(bytes32 id, address payee);
+    error WithdrawDelayTooLong(uint256 withdrawDelay);
+    error ClaimWindowZero();
+    error ClaimWindowBeyondLookback(uint256 claimWindow, uint256 lookback);
+    error MinDrawDelayInvalid(uint256 minDrawDelay);
 
-    constructor(uint256 withdrawDelay_, uint256 claimWindow_) {
+    /// @dev Refuses parameters that would be truncated or break a promise: a withdrawal delay that does not
+    /// fit the account's `uint64` unlock block, an empty claim window, a claim window longer than the draw hash
+    /// stays obtainable (`BLOCKHASH_WINDOW`, or `HISTORY_WINDOW` where the EIP-2935 contract exists), a draw
+    /// delay of zero or beyond `uint64`.
+    constructor(uint256 withdrawDelay_, uint256 claimWindow_, uint256 minDrawDelay_) {
+        if (withdrawDelay_ > type(uint64).max) revert WithdrawDelayTooLong(withdrawDelay_);
+        if (claimWindow_ == 0) revert ClaimWindowZero();
+        uint256 lookback = HISTORY.code.length != 0 ? HISTORY_WINDOW : BLOCKHASH_WINDOW;
+        if (claimWindow_ > lookback) revert ClaimWindowBeyondLookback(claimWindow_, lookback);
+        if (minDrawDelay_ == 0 || minDrawDelay_ > type(uint64).max) revert MinDrawDelayInvalid(minDrawDelay_);
         withdrawDelay = withdrawDelay_;
         claimWindow = claimWindow_;
+        minDrawDelay = minDrawDelay_;
     }
 
     modifier nonReentrant() {
@@ -157,11 +192,12 @@ contract Settlement {
     // ----------------------------------------------------------------------------------------- lotteries
 
     /// @notice Commits one lottery paid by the sender, moving `total` from its free balance into the lottery.
-    function commit(uint64 nonce, uint96 total, bytes32 root, uint64 drawBlock) external {
+    /// `secretHash` is keccak256 of a 32-byte secret only the payer knows until it hands it to the payees.
+    function commit(uint64 nonce, uint96 total, bytes32 root, uint64 drawBlock, bytes32 secretHash) external {
         Account storage a = accounts[msg.sender];
         uint96 balance = a.balance;
         if (total > balance) revert ExceedsFreeBalance(balance, total);
-        _commit(nonce, total, root, drawBlock);
+        _commit(nonce, total, root, drawBlock, secretHash);
         unchecked {
             a.balance = balance - total;
         }
@@ -175,7 +211,7 @@ contract Settlement {
         for (uint256 i = 0; i < commitments.length; ++i) {
             Commitment calldata c = commitments[i];
             sum += c.total;
-            _commit(c.nonce, c.total, c.root, c.drawBlock);
+            _commit(c.nonce, c.total, c.root, c.drawBlock, c.secretHash);
         }
         if (sum > balance) revert ExceedsFreeBalance(balance, sum);
         unchecked {
@@ -183,20 +219,24 @@ contract Settlement {
         }
     }
 
-    function _commit(uint64 nonce, uint96 total, bytes32 root, uint64 drawBlock) private {
+    function _commit(uint64 nonce, uint96 total, bytes32 root, uint64 drawBlock, bytes32 secretHash) private {
         if (total == 0) revert InvalidLottery();
-        if (drawBlock <= block.number) revert DrawBlockNotInFuture(drawBlock, block.number);
+        uint256 earliest = block.number + minDrawDelay;
+        if (drawBlock < earliest) revert DrawTooSoon(drawBlock, earliest);
         uint16 lane = uint16(nonce);
         mapping(uint16 => bytes32) storage payerLanes = lanes[msg.sender];
         if (uint256(payerLanes[lane]) & 1 != 0) revert LaneBusy(lane);
-        bytes32 id = keccak256(abi.encode(msg.sender, nonce, total, root, drawBlock));
+        bytes32 id = keccak256(abi.encode(msg.sender, nonce, total, root, drawBlock, secretHash));
         payerLanes[lane] = id | bytes32(uint256(1));
-        emit LotteryCommitted(id, msg.sender, nonce, total, root, drawBlock);
+        emit LotteryCommitted(id, msg.sender, nonce, total, root, drawBlock, secretHash);
     }
 
-    /// @notice Credits `lottery.total` to the winning payee's deposit balance (anyone may submit the claim).
-    function claim(Lottery calldata lottery, Leaf calldata leaf, bytes32[] calldata proof) external {
-        (bytes32 id, mapping(uint16 => bytes32) storage payerLanes) = _checkClaim(lottery, leaf, proof);
+    /// @notice Credits `lottery.total` to the winning payee's deposit balance (anyone may submit the claim),
+    /// within the claim window, with the payer's secret.
+    function claim(Lottery calldata lottery, Leaf calldata leaf, bytes32[] calldata proof, bytes32 secret)
+        external
+    {
+        (bytes32 id, mapping(uint16 => bytes32) storage payerLanes) = _checkClaim(lottery, leaf, proof, secret);
         payerLanes[uint16(lottery.nonce)] = _settled(id);
         accounts[leaf.payee].balance += lottery.total;
         emit LotteryClaimed(id, leaf.payee, lottery.total);
@@ -204,13 +244,13 @@ contract Settlement {
 
     /// @notice Pays `lottery.total` straight to the winning payee, which must be the sender: one transaction, no
     /// deposit account, no withdrawal time lock (winnings were never the winner's collateral).
-    function claimAndWithdraw(Lottery calldata lottery, Leaf calldata leaf, bytes32[] calldata proof)
+    function claimAndWithdraw(Lottery calldata lottery, Leaf calldata leaf, bytes32[] calldata proof, bytes32 secret)
         external
         nonReentrant
     {
         // Checks
         if (msg.sender != leaf.payee) revert NotPayee(msg.sender, leaf.payee);
-        (bytes32 id, mapping(uint16 => bytes32) storage payerLanes) = _checkClaim(lottery, leaf, proof);
+        (bytes32 id, mapping(uint16 => bytes32) storage payerLanes) = _checkClaim(lottery, leaf, proof, secret);
         // Effects
         uint256 amount = lottery.total;
         payerLanes[uint16(lottery.nonce)] = _settled(id);
@@ -220,63 +260,50 @@ contract Settlement {
         if (!ok) revert TransferFailed();
     }
 
-    /// @notice Returns an unclaimed lottery's value to its payer once the claim window after its (obtainable)
-    /// draw has passed. A payer cannot profit from letting the draw hash lapse: while it is unobtainable there
-    /// is no reclaim, only `redraw`.
-    function reclaim(Lottery calldata lottery) external {
+    /// @notice After the claim window of a lottery nobody won (its payer withheld the secret, or its winner did
+    /// not claim), credits one payee exactly its interval's length (anyone may submit it). The lottery is
+    /// settled once every share is paid; its payer never gets any of it back.
+    function claimShare(Lottery calldata lottery, Leaf calldata leaf, bytes32[] calldata proof) external {
         bytes32 id = lotteryId(lottery);
         mapping(uint16 => bytes32) storage payerLanes = lanes[lottery.payer];
         uint16 lane = uint16(lottery.nonce);
         _requirePending(payerLanes[lane], id);
-        uint256 drawBlock = redraws[id];
-        if (drawBlock == 0) drawBlock = lottery.drawBlock;
-        uint256 until = drawBlock + claimWindow;
+        uint256 until = uint256(lottery.drawBlock) + claimWindow;
         if (block.number <= until) revert ClaimWindowOpen(until);
-        if (obtainableHash(drawBlock) == bytes32(0)) revert DrawHashUnavailable(drawBlock);
+        if (leaf.payee == lottery.payer) revert PayerIsPayee(lottery.payer);
+        bytes32 leafHash = _leafHash(leaf);
+        if (_root(leafHash, proof) != lottery.root) revert InvalidProof();
+        bytes32 key = keccak256(abi.encode(id, leafHash));
+        if (sharePaid[key]) revert ShareAlreadyPaid(id, leaf.payee);
+        uint256 paid = sharesPaidOut[id] + leaf.length;
+        if (leaf.length == 0 || uint256(leaf.start) + leaf.length > lottery.total || paid > lottery.total) {
+            revert InvalidShare(id);
+        }
 
-        payerLanes[lane] = _settled(id);
-        accounts[lottery.payer].balance += lottery.total;
-        emit LotteryReclaimed(id, lottery.payer, lottery.total);
-    }
-
-    /// @notice Stores a block hash while it is still obtainable, so that draws from that block stay
-    /// claimable (and reclaimable) after the BLOCKHASH / history windows. Anyone may call it.
-    function recordDrawHash(uint256 blockNumber) external {
-        if (recordedHashes[blockNumber] != bytes32(0)) return;
-        if (blockNumber >= block.number) revert DrawNotReached(blockNumber);
-        bytes32 h = obtainableHash(blockNumber);
-        if (h == bytes32(0)) revert DrawHashUnavailable(blockNumber);
-        recordedHashes[blockNumber] = h;
-        emit DrawHashRecorded(blockNumber, h);
-    }
-
-    /// @notice Re-anchors a pending lottery whose draw hash is no longer obtainable (nobody recorded it) to the
-    /// next block. Anyone may call it; the caller picks only when, never the outcome.
-    function redraw(Lottery calldata lottery) external {
-        bytes32 id = lotteryId(lottery);
-        _requirePending(lanes[lottery.payer][uint16(lottery.nonce)], id);
-        uint256 drawBlock = redraws[id];
-        if (drawBlock == 0) drawBlock = lottery.drawBlock;
-        if (drawBlock >= block.number) revert DrawNotReached(drawBlock);
-        if (obtainableHash(drawBlock) != bytes32(0)) revert DrawHashAvailable(drawBlock);
-        uint64 next = uint64(block.number + 1);
-        redraws[id] = next;
-        emit LotteryRedrawn(id, next);
+        sharePaid[key] = true;
+        sharesPaidOut[id] = paid;
+        if (paid == lottery.total) payerLanes[lane] = _settled(id);
+        accounts[leaf.payee].balance += leaf.length;
+        emit ShareClaimed(id, leaf.payee, leaf.length);
     }
 
     // ---------------------------------------------------------------------------------------------- views
 
     /// @notice The id of a lottery: the hash of its description.
     function lotteryId(Lottery calldata lottery) public pure returns (bytes32) {
-        return keccak256(abi.encode(lottery.payer, lottery.nonce, lottery.total, lottery.root, lottery.drawBlock));
+        return keccak256(
+            abi.encode(
+                lottery.payer, lottery.nonce, lottery.total, lottery.root, lottery.drawBlock, lottery.secretHash
+            )
+        );
     }
 
-    /// @notice The drawn point in [0, total) for a lottery id and its draw hash.
-    function drawPoint(bytes32 id, bytes32 drawHash, uint256 total) public pure returns (uint256) {
-        return uint256(keccak256(abi.encode(id, drawHash))) % total;
+    /// @notice The drawn point in [0, total) for a lottery id, its draw hash and the payer's secret.
+    function drawPoint(bytes32 id, bytes32 drawHash, bytes32 secret, uint256 total) public pure returns (uint256) {
+        return uint256(keccak256(abi.encode(id, drawHash, secret))) % total;
     }
 
-    /// @notice The hash of a past block if it can still be obtained (recorded, BLOCKHASH or EIP-2935), else 0.
+    /// @notice The hash of a past block if it can still be obtained (BLOCKHASH or EIP-2935), else 0.
     function obtainableHash(uint256 blockNumber) public view returns (bytes32 h) {
         if (blockNumber >= block.number) return bytes32(0);
         uint256 age = block.number - blockNumber;
@@ -284,18 +311,10 @@ contract Settlement {
             h = blockhash(blockNumber);
             if (h != bytes32(0)) return h;
         }
-        h = recordedHashes[blockNumber];
-        if (h != bytes32(0)) return h;
         if (age <= HISTORY_WINDOW && HISTORY.code.length != 0) {
             (bool ok, bytes memory ret) = HISTORY.staticcall(abi.encode(blockNumber));
             if (ok && ret.length == 32) h = abi.decode(ret, (bytes32));
         }
-    }
-
-    /// @notice The effective draw block of a lottery (its own, or the block it was redrawn to).
-    function drawBlockOf(Lottery calldata lottery) external view returns (uint256) {
-        uint256 b = redraws[lotteryId(lottery)];
-        return b == 0 ? lottery.drawBlock : b;
     }
 
     /// @notice 0 = unknown (never committed, or its lane was reused), 1 = pending, 2 = settled.
@@ -309,10 +328,11 @@ contract Settlement {
 
     // ---------------------------------------------------------------------------------------------- private
 
-    /// @dev Every check of a claim: the lottery is pending, its draw hash is obtainable, the leaf is in its tree
-    /// and the drawn point lies in the leaf's interval. Returns the lottery id and the payer's lanes (to settle
-    /// it). Shared by `claim` and `claimAndWithdraw`; writes nothing.
-    function _checkClaim(Lottery calldata lottery, Leaf calldata leaf, bytes32[] calldata proof)
+    /// @dev Every check of a claim: the lottery is pending, the draw block passed and the claim window is open
+    /// (so its hash is obtainable), the secret is the committed one, the leaf is not the payer's and is in the
+    /// tree, and the drawn point lies in the leaf's interval. Returns the lottery id and the payer's lanes (to
+    /// settle it). Shared by `claim` and `claimAndWithdraw`; writes nothing.
+    function _checkClaim(Lottery calldata lottery, Leaf calldata leaf, bytes32[] calldata proof, bytes32 secret)
         private
         view
         returns (bytes32 id, mapping(uint16 => bytes32) storage payerLanes)
@@ -320,17 +340,30 @@ contract Settlement {
         id = lotteryId(lottery);
         payerLanes = lanes[lottery.payer];
         _requirePending(payerLanes[uint16(lottery.nonce)], id);
-        bytes32 drawHash = _currentDrawHash(id, lottery.drawBlock);
+        uint256 drawBlock = lottery.drawBlock;
+        if (drawBlock >= block.number) revert DrawNotReached(drawBlock);
+        if (block.number > drawBlock + claimWindow) revert ClaimWindowClosed(drawBlock + claimWindow);
+        if (keccak256(abi.encode(secret)) != lottery.secretHash) revert WrongSecret();
+        if (leaf.payee == lottery.payer) revert PayerIsPayee(lottery.payer);
+        bytes32 drawHash = obtainableHash(drawBlock);
+        if (drawHash == bytes32(0)) revert DrawHashUnavailable(drawBlock);
+        if (_root(_leafHash(leaf), proof) != lottery.root) revert InvalidProof();
 
-        bytes32 node = keccak256(abi.encode(leaf.payee, leaf.start, leaf.length));
+        uint256 point = drawPoint(id, drawHash, secret, lottery.total);
+        uint256 end = uint256(leaf.start) + uint256(leaf.length);
+        if (point < leaf.start || point >= end) revert NotWinner(point, leaf.start, end);
+    }
+
+    function _leafHash(Leaf calldata leaf) private pure returns (bytes32) {
+        return keccak256(abi.encode(leaf.payee, leaf.start, leaf.length));
+    }
+
+    /// @dev Folds a Merkle proof onto a leaf hash.
+    function _root(bytes32 node, bytes32[] calldata proof) private pure returns (bytes32) {
         for (uint256 i = 0; i < proof.length; ++i) {
             node = _hashPair(node, proof[i]);
         }
-        if (node != lottery.root) revert InvalidProof();
-
-        uint256 point = drawPoint(id, drawHash, lottery.total);
-        uint256 end = uint256(leaf.start) + uint256(leaf.length);
-        if (point < leaf.start || point >= end) revert NotWinner(point, leaf.start, end);
+        return node;
     }
 
     function _requirePending(bytes32 laneValue, bytes32 id) private pure {
@@ -342,19 +375,6 @@ contract Settlement {
 
     function _settled(bytes32 id) private pure returns (bytes32) {
         return id & ~bytes32(uint256(1));
-    }
-
-    /// @dev The draw hash of a pending lottery: from its draw block, or from its redraw block once the original
-    /// one was unobtainable. Reverts before the draw and while no hash can be obtained.
-    function _currentDrawHash(bytes32 id, uint256 drawBlock) private view returns (bytes32 h) {
-        if (drawBlock >= block.number) revert DrawNotReached(drawBlock);
-        h = obtainableHash(drawBlock);
-        if (h != bytes32(0)) return h;
-        uint256 redrawn = redraws[id];
-        if (redrawn == 0) revert DrawHashUnavailable(drawBlock);
-        if (redrawn >= block.number) revert DrawNotReached(redrawn);
-        h = obtainableHash(redrawn);
-        if (h == bytes32(0)) revert DrawHashUnavailable(redrawn);
     }
 
     /// @dev Sorted-pair hashing (the order of siblings is not part of the proof).

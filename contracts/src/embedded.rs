@@ -3,8 +3,8 @@
 //! a reverting transaction is not mined (as when a JSON-RPC node refuses it at gas estimation).
 //!
 //! Block hashes are `keccak256(seed ‖ number)`, so a simulation is reproducible from its seed. There is no
-//! EIP-2935 history contract here: only BLOCKHASH (256 blocks) and hashes recorded in the contract are
-//! obtainable — the embedded chain is how the tests exercise "the draw hash is gone".
+//! EIP-2935 history contract here: only BLOCKHASH (256 blocks) is obtainable, so the contract's claim window
+//! is at most 256 blocks here.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -18,7 +18,7 @@ use revm::primitives::hardfork::SpecId;
 use revm::state::{AccountInfo, Bytecode};
 use revm::{Database, ExecuteCommitEvm, ExecuteEvm, MainBuilder};
 
-use crate::{DeployParams, Settlement, SettlementError, TxReceipt};
+use crate::{DeployParams, Settlement, SettlementError, TxReceipt, BLOCKHASH_WINDOW};
 
 /// Gas limit of every embedded transaction (below Osaka's 2^24 per-transaction cap).
 pub const TX_GAS_LIMIT: u64 = 16_000_000;
@@ -163,13 +163,25 @@ impl EmbeddedChain {
         }
     }
 
-    /// Deploys the settlement contract from `from`; returns its address.
+    /// Deploys the settlement contract from `from`; returns its address. Parameters this chain cannot honour
+    /// (it has no EIP-2935 history contract: a claim window above [`BLOCKHASH_WINDOW`]) are refused first.
     pub fn deploy_settlement(
         &self,
         from: Address,
         params: DeployParams,
     ) -> Result<Address, SettlementError> {
+        params.validate(BLOCKHASH_WINDOW)?;
         self.deploy(from, params.deploy_code())
+    }
+
+    /// Sets the hash of block `number`, as the builder of that block could by varying its contents (tests of
+    /// a builder grinding draw hashes).
+    pub fn set_block_hash(&self, number: u64, hash: B256) {
+        self.lock()
+            .db
+            .cache
+            .block_hashes
+            .insert(U256::from(number), hash);
     }
 
     /// Deploys arbitrary creation code from `from`; returns the new contract's address.

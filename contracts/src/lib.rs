@@ -61,16 +61,26 @@ pub struct Artifact {
     pub abi: JsonAbi,
     /// Creation bytecode (without constructor arguments).
     pub bytecode: Bytes,
-    /// Runtime bytecode: exactly what `eth_getCode` returns once deployed.
+    /// Runtime bytecode: what `eth_getCode` returns once deployed, but for the immutables' bytes.
     pub deployed_bytecode: Bytes,
+    /// The `(start, length)` byte ranges of `deployed_bytecode` where deployment writes the immutables.
+    pub immutable_ranges: Vec<(usize, usize)>,
 }
 
 impl Artifact {
     /// Parses a foundry-style artifact (`abi`, `bytecode.object`, `deployedBytecode.object`).
     pub fn parse(json: &str) -> Result<Self, SettlementError> {
         #[derive(serde::Deserialize)]
+        struct Range {
+            start: usize,
+            length: usize,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
         struct Code {
             object: Bytes,
+            #[serde(default)]
+            immutable_references: std::collections::BTreeMap<String, Vec<Range>>,
         }
         #[derive(serde::Deserialize)]
         #[serde(rename_all = "camelCase")]
@@ -81,10 +91,18 @@ impl Artifact {
         }
         let raw: Raw = serde_json::from_str(json)
             .map_err(|e| SettlementError::Invalid(format!("bad artifact: {e}")))?;
+        let immutable_ranges = raw
+            .deployed_bytecode
+            .immutable_references
+            .values()
+            .flatten()
+            .map(|r| (r.start, r.length))
+            .collect();
         Ok(Self {
             abi: raw.abi,
             bytecode: raw.bytecode.object,
             deployed_bytecode: raw.deployed_bytecode.object,
+            immutable_ranges,
         })
     }
 }
@@ -105,27 +123,84 @@ pub fn attacker_artifact() -> &'static Artifact {
     &A
 }
 
-/// Deployment parameters of the settlement contract (both counted in blocks).
+/// Blocks the BLOCKHASH opcode looks back (the contract's `BLOCKHASH_WINDOW`).
+pub const BLOCKHASH_WINDOW: u64 = 256;
+/// Blocks the EIP-2935 history contract looks back (the contract's `HISTORY_WINDOW`).
+pub const HISTORY_WINDOW: u64 = 8191;
+/// The EIP-2935 block-hash history contract's address (the contract's `HISTORY`).
+pub const HISTORY_ADDRESS: Address =
+    alloy::primitives::address!("0000F90827F1C53a10cb7A02335B175320002935");
+
+/// Deployment parameters of the settlement contract (all counted in blocks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeployParams {
-    /// Blocks between a withdrawal request and the withdrawal.
+    /// Blocks between a withdrawal request and the withdrawal (below 2^64; `u64` keeps it so).
     pub withdraw_delay: u64,
-    /// Blocks after a draw during which only the winner can settle the lottery.
+    /// Blocks after a draw during which the winner claims the whole lottery; afterwards every payee may
+    /// claim its share. At least 1, at most what the chain looks back ([`BLOCKHASH_WINDOW`], or
+    /// [`HISTORY_WINDOW`] on a chain with the EIP-2935 history contract).
     pub claim_window: u64,
+    /// Fewest blocks from a lottery's commit to its draw (at least 1): every commit is on chain that long
+    /// before its value can leave the payer's deposit.
+    #[serde(default = "default_min_draw_delay")]
+    pub min_draw_delay: u64,
+}
+
+fn default_min_draw_delay() -> u64 {
+    DeployParams::default().min_draw_delay
 }
 
 impl Default for DeployParams {
-    /// One day of 12-second blocks for both.
+    /// A day of 12-second blocks for the withdrawal lock; a claim window any chain can look back on (256
+    /// blocks, 51 minutes); draws at least 2 blocks after their commit.
     fn default() -> Self {
         Self {
             withdraw_delay: 7200,
-            claim_window: 7200,
+            claim_window: BLOCKHASH_WINDOW,
+            min_draw_delay: 2,
         }
     }
 }
 
+/// Why deployment parameters are refused (the contract's constructor refuses the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ParamsError {
+    /// A claim window of zero blocks would let the payer's share claims race the winner.
+    #[error("the claim window must be at least 1 block")]
+    ClaimWindowZero,
+    /// The draw hash would become unobtainable before the claim window ends.
+    #[error("a claim window of {claim_window} blocks exceeds the {lookback} blocks this chain looks back")]
+    ClaimWindowBeyondLookback {
+        /// The requested window.
+        claim_window: u64,
+        /// What the chain looks back.
+        lookback: u64,
+    },
+    /// A draw in the block after the commit, or in the commit's own block.
+    #[error("the minimum draw delay must be at least 1 block")]
+    MinDrawDelayZero,
+}
+
 impl DeployParams {
-    /// Creation code followed by the ABI-encoded constructor arguments.
+    /// Checks the parameters against a chain that looks back `lookback` blocks ([`BLOCKHASH_WINDOW`], or
+    /// [`HISTORY_WINDOW`] with the EIP-2935 history contract).
+    pub fn validate(&self, lookback: u64) -> Result<(), ParamsError> {
+        if self.claim_window == 0 {
+            return Err(ParamsError::ClaimWindowZero);
+        }
+        if self.claim_window > lookback {
+            return Err(ParamsError::ClaimWindowBeyondLookback {
+                claim_window: self.claim_window,
+                lookback,
+            });
+        }
+        if self.min_draw_delay == 0 {
+            return Err(ParamsError::MinDrawDelayZero);
+        }
+        Ok(())
+    }
+
+    /// Creation code followed by the ABI-encoded constructor arguments (unchecked: see [`Self::validate`]).
     pub fn deploy_code(&self) -> Bytes {
         use alloy::sol_types::SolValue;
         let mut code = settlement_artifact().bytecode.to_vec();
@@ -133,6 +208,7 @@ impl DeployParams {
             &(
                 U256::from(self.withdraw_delay),
                 U256::from(self.claim_window),
+                U256::from(self.min_draw_delay),
             )
                 .abi_encode_params(),
         );
@@ -140,9 +216,22 @@ impl DeployParams {
     }
 }
 
-/// Whether `code` (from `eth_getCode`) is exactly our artifact's runtime code.
+/// Whether `code` (from `eth_getCode`) is our artifact's runtime code: byte for byte, but for the immutables
+/// (the deployment parameters) written into it at deployment.
 pub fn runtime_code_matches(code: &[u8]) -> bool {
-    code == settlement_artifact().deployed_bytecode.as_ref()
+    let a = settlement_artifact();
+    let expected = a.deployed_bytecode.as_ref();
+    let immutable = |i: usize| {
+        a.immutable_ranges
+            .iter()
+            .any(|&(start, len)| i >= start && i < start + len)
+    };
+    code.len() == expected.len()
+        && code
+            .iter()
+            .zip(expected)
+            .enumerate()
+            .all(|(i, (x, y))| x == y || immutable(i))
 }
 
 /// Everything that can go wrong talking to the contract.
@@ -175,6 +264,9 @@ pub enum SettlementError {
     /// A lottery this account did not create, or another invalid request.
     #[error("{0}")]
     Invalid(String),
+    /// Deployment parameters the contract would refuse.
+    #[error("invalid deployment parameters: {0}")]
+    Params(#[from] ParamsError),
 }
 
 fn describe_revert(
@@ -262,9 +354,9 @@ pub struct AccountState {
 pub enum LotteryState {
     /// Not committed, or its lane has since been reused.
     Unknown,
-    /// Committed and neither claimed nor reclaimed.
+    /// Committed, and neither claimed by its winner nor paid out share by share.
     Pending,
-    /// Claimed by its winner or reclaimed by its payer.
+    /// Claimed by its winner, or every payee's share paid after the claim window.
     Settled,
 }
 
@@ -275,6 +367,7 @@ fn to_solidity(d: &Description) -> Result<S::Lottery, SettlementError> {
         total: u96(d.total)?,
         root: d.root,
         drawBlock: d.draw_block,
+        secretHash: d.secret_hash,
     })
 }
 
@@ -284,12 +377,13 @@ fn u96(v: U256) -> Result<alloy::primitives::Uint<96, 2>, SettlementError> {
     })
 }
 
-/// The calldata of a claim of `d` for `leaf`: `claimAndWithdraw` (the prize to the sender's wallet) when
-/// `to_wallet`, else `claim` (credited to the payee's deposit account).
+/// The calldata of a claim of `d` for `leaf` with the payer's `secret`: `claimAndWithdraw` (the prize to the
+/// sender's wallet) when `to_wallet`, else `claim` (credited to the payee's deposit account).
 fn claim_calldata(
     d: &Description,
     leaf: &Leaf,
     proof: &[B256],
+    secret: B256,
     to_wallet: bool,
 ) -> Result<Bytes, SettlementError> {
     let (lottery, leaf, proof) = (to_solidity(d)?, leaf_to_solidity(leaf)?, proof.to_vec());
@@ -298,6 +392,7 @@ fn claim_calldata(
             lottery,
             leaf,
             proof,
+            secret,
         }
         .abi_encode()
     } else {
@@ -305,6 +400,7 @@ fn claim_calldata(
             lottery,
             leaf,
             proof,
+            secret,
         }
         .abi_encode()
     }
@@ -408,6 +504,7 @@ pub trait Settlement: Send + Sync {
                 total: u96(d.total)?,
                 root: d.root,
                 drawBlock: d.draw_block,
+                secretHash: d.secret_hash,
             };
             self.transact(call.abi_encode().into(), U256::ZERO).await
         }
@@ -434,6 +531,7 @@ pub trait Settlement: Send + Sync {
                     total: u96(d.total)?,
                     root: d.root,
                     drawBlock: d.draw_block,
+                    secretHash: d.secret_hash,
                 });
             }
             let call = S::commitManyCall { commitments };
@@ -441,14 +539,15 @@ pub trait Settlement: Send + Sync {
         }
     }
 
-    /// Claims a lottery for `leaf.payee` with its Merkle proof.
+    /// Claims a lottery for `leaf.payee` with its Merkle proof and the payer's revealed `secret`.
     fn claim(
         &self,
         d: &Description,
         leaf: &Leaf,
         proof: &[B256],
+        secret: B256,
     ) -> impl Future<Output = Result<TxReceipt, SettlementError>> + Send {
-        let data = claim_calldata(d, leaf, proof, false);
+        let data = claim_calldata(d, leaf, proof, secret, false);
         async move { self.transact(data?, U256::ZERO).await }
     }
 
@@ -460,50 +559,28 @@ pub trait Settlement: Send + Sync {
         d: &Description,
         leaf: &Leaf,
         proof: &[B256],
+        secret: B256,
     ) -> impl Future<Output = Result<TxReceipt, SettlementError>> + Send {
-        let data = claim_calldata(d, leaf, proof, true);
+        let data = claim_calldata(d, leaf, proof, secret, true);
         async move { self.transact(data?, U256::ZERO).await }
     }
 
-    /// Returns an unclaimed lottery's value to its payer after the claim window.
-    fn reclaim(
+    /// After the claim window of a lottery its winner did not claim, credits `leaf.payee` exactly its
+    /// interval's length (anyone may send it).
+    fn claim_share(
         &self,
         d: &Description,
+        leaf: &Leaf,
+        proof: &[B256],
     ) -> impl Future<Output = Result<TxReceipt, SettlementError>> + Send {
-        let d = *d;
-        async move {
-            let call = S::reclaimCall {
-                lottery: to_solidity(&d)?,
-            };
-            self.transact(call.abi_encode().into(), U256::ZERO).await
-        }
-    }
-
-    /// Records a block hash on chain while it is still obtainable.
-    fn record_draw_hash(
-        &self,
-        block: u64,
-    ) -> impl Future<Output = Result<TxReceipt, SettlementError>> + Send {
-        async move {
-            let call = S::recordDrawHashCall {
-                blockNumber: U256::from(block),
-            };
-            self.transact(call.abi_encode().into(), U256::ZERO).await
-        }
-    }
-
-    /// Re-anchors a lottery whose draw hash became unobtainable.
-    fn redraw(
-        &self,
-        d: &Description,
-    ) -> impl Future<Output = Result<TxReceipt, SettlementError>> + Send {
-        let d = *d;
-        async move {
-            let call = S::redrawCall {
-                lottery: to_solidity(&d)?,
-            };
-            self.transact(call.abi_encode().into(), U256::ZERO).await
-        }
+        let call = (|| {
+            Ok::<_, SettlementError>(S::claimShareCall {
+                lottery: to_solidity(d)?,
+                leaf: leaf_to_solidity(leaf)?,
+                proof: proof.to_vec(),
+            })
+        })();
+        async move { self.transact(call?.abi_encode().into(), U256::ZERO).await }
     }
 
     /// An account's deposit state.
@@ -559,18 +636,13 @@ pub trait Settlement: Send + Sync {
         }
     }
 
-    /// The hash that draws this lottery now (from its draw block, or its redraw block), if obtainable.
+    /// The hash of this lottery's draw block, if the contract can obtain it now.
     fn draw_hash(
         &self,
         d: &Description,
     ) -> impl Future<Output = Result<Option<B256>, SettlementError>> + Send {
-        let d = *d;
+        let block = U256::from(d.draw_block);
         async move {
-            let call = S::drawBlockOfCall {
-                lottery: to_solidity(&d)?,
-            };
-            let block =
-                decode_return::<S::drawBlockOfCall>(&self.view(call.abi_encode().into()).await?)?;
             let call = S::obtainableHashCall { blockNumber: block };
             let h = decode_return::<S::obtainableHashCall>(
                 &self.view(call.abi_encode().into()).await?,
@@ -579,7 +651,7 @@ pub trait Settlement: Send + Sync {
         }
     }
 
-    /// The contract's `(withdrawDelay, claimWindow)`.
+    /// The contract's `(withdrawDelay, claimWindow, minDrawDelay)`.
     fn params(&self) -> impl Future<Output = Result<DeployParams, SettlementError>> + Send {
         async move {
             let out = self
@@ -588,9 +660,14 @@ pub trait Settlement: Send + Sync {
             let withdraw_delay = decode_return::<S::withdrawDelayCall>(&out)?;
             let out = self.view(S::claimWindowCall {}.abi_encode().into()).await?;
             let claim_window = decode_return::<S::claimWindowCall>(&out)?;
+            let out = self
+                .view(S::minDrawDelayCall {}.abi_encode().into())
+                .await?;
+            let min_draw_delay = decode_return::<S::minDrawDelayCall>(&out)?;
             Ok(DeployParams {
                 withdraw_delay: withdraw_delay.saturating_to(),
                 claim_window: claim_window.saturating_to(),
+                min_draw_delay: min_draw_delay.saturating_to(),
             })
         }
     }
@@ -620,6 +697,7 @@ pub trait Settlement: Send + Sync {
                         total: U256::from(e.total),
                         root: e.root,
                         draw_block: e.drawBlock,
+                        secret_hash: e.secretHash,
                     })
                 })
                 .collect()

@@ -11,7 +11,10 @@ use alloy::rpc::types::{Filter, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::transports::TransportError;
 
-use crate::{DeployParams, Settlement, SettlementError, TxReceipt};
+use crate::{
+    DeployParams, Settlement, SettlementError, TxReceipt, BLOCKHASH_WINDOW, HISTORY_ADDRESS,
+    HISTORY_WINDOW,
+};
 
 /// Blocks per `eth_getLogs` request (public endpoints cap the range).
 const LOG_CHUNK: u64 = 10_000;
@@ -93,7 +96,9 @@ impl RpcSettlement {
         Ok(Self::new(provider, chain_id, sender, contract))
     }
 
-    /// Deploys a new settlement contract signed by `signer` and returns a client for it.
+    /// Deploys a new settlement contract signed by `signer` and returns a client for it. Parameters the chain
+    /// cannot honour (a claim window beyond what it looks back: 8,191 blocks with the EIP-2935 history
+    /// contract, else 256) are refused before anything is sent ([`SettlementError::Params`]).
     pub async fn deploy(
         url: &str,
         chain_id: u64,
@@ -103,6 +108,12 @@ impl RpcSettlement {
         let sender = signer.address();
         let provider = connect(url, chain_id, Some(signer)).await?;
         let mut client = Self::new(provider, chain_id, sender, Address::ZERO);
+        let history = client.code_at(HISTORY_ADDRESS).await?;
+        params.validate(if history.is_empty() {
+            BLOCKHASH_WINDOW
+        } else {
+            HISTORY_WINDOW
+        })?;
         let tx = TransactionRequest::default().with_deploy_code(params.deploy_code());
         let receipt = client.send(tx).await?;
         client.contract = receipt.contract_address.ok_or_else(|| {

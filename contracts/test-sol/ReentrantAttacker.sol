@@ -25,6 +25,7 @@ contract ReentrantAttacker {
     Settlement.Lottery private savedLottery;
     Settlement.Leaf private savedLeaf;
     bytes32[] private savedProof;
+    bytes32 private savedSecret;
 
     constructor(Settlement target_, uint256 maxReentries_) {
         target = target_;
@@ -47,20 +48,24 @@ contract ReentrantAttacker {
         refuse = refuse_;
     }
 
-    function claim(Settlement.Lottery calldata lottery, Settlement.Leaf calldata leaf, bytes32[] calldata proof)
-        external
-    {
-        _save(lottery, leaf, proof);
-        target.claim(lottery, leaf, proof);
+    function claim(
+        Settlement.Lottery calldata lottery,
+        Settlement.Leaf calldata leaf,
+        bytes32[] calldata proof,
+        bytes32 secret
+    ) external {
+        _save(lottery, leaf, proof, secret);
+        target.claim(lottery, leaf, proof, secret);
     }
 
     function claimAndWithdraw(
         Settlement.Lottery calldata lottery,
         Settlement.Leaf calldata leaf,
-        bytes32[] calldata proof
+        bytes32[] calldata proof,
+        bytes32 secret
     ) external {
-        _save(lottery, leaf, proof);
-        target.claimAndWithdraw(lottery, leaf, proof);
+        _save(lottery, leaf, proof, secret);
+        target.claimAndWithdraw(lottery, leaf, proof, secret);
     }
 
     /// @notice The selectors of the failed re-entries, in the order they were tried.
@@ -91,22 +96,26 @@ contract ReentrantAttacker {
         }
         if (!haveClaim) return;
         // Try to be paid the same lottery again: pushed, then credited.
-        try target.claimAndWithdraw(savedLottery, savedLeaf, savedProof) {
+        try target.claimAndWithdraw(savedLottery, savedLeaf, savedProof, savedSecret) {
             reentrySuccesses += 1;
         } catch (bytes memory err) {
             _failed(err);
         }
-        try target.claim(savedLottery, savedLeaf, savedProof) {
+        try target.claim(savedLottery, savedLeaf, savedProof, savedSecret) {
             reentrySuccesses += 1;
         } catch (bytes memory err) {
             _failed(err);
         }
     }
 
-    function _save(Settlement.Lottery calldata lottery, Settlement.Leaf calldata leaf, bytes32[] calldata proof)
-        private
-    {
+    function _save(
+        Settlement.Lottery calldata lottery,
+        Settlement.Leaf calldata leaf,
+        bytes32[] calldata proof,
+        bytes32 secret
+    ) private {
         haveClaim = true;
+        savedSecret = secret;
         savedLottery = lottery;
         savedLeaf = leaf;
         savedProof = proof;

@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
-use jobmesh_contracts::alloy::primitives::U256;
+use jobmesh_contracts::alloy::primitives::{B256, U256};
 use jobmesh_contracts::alloy::signers::local::PrivateKeySigner;
 use jobmesh_contracts::anvil::{Anvil, DEV_KEYS};
 use jobmesh_contracts::lottery;
 use jobmesh_contracts::rpc::RpcSettlement;
 use jobmesh_contracts::{
-    runtime_code_matches, DeployParams, LotteryState, Settlement, SettlementError,
+    runtime_code_matches, DeployParams, LotteryState, ParamsError, Settlement, SettlementError,
 };
 
 const SEPOLIA: u64 = 11_155_111;
@@ -39,9 +39,29 @@ async fn rpc_backend_end_to_end_on_anvil() {
             "{err}"
         );
 
+        // A claim window beyond even the EIP-2935 history is refused before anything is sent (typed).
+        let too_long = DeployParams {
+            claim_window: 8192,
+            ..DeployParams::default()
+        };
+        let err = RpcSettlement::deploy(&url, SEPOLIA, key(0), too_long)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SettlementError::Params(ParamsError::ClaimWindowBeyondLookback {
+                    claim_window: 8192,
+                    lookback: 8191
+                })
+            ),
+            "{err}"
+        );
+        // anvil has the EIP-2935 history: a claim window above BLOCKHASH's 256 blocks is fine.
         let params = DeployParams {
             withdraw_delay: 5,
-            claim_window: 20,
+            claim_window: 400,
+            min_draw_delay: 1,
         };
         let (payer, deploy) = RpcSettlement::deploy(&url, SEPOLIA, key(0), params)
             .await
@@ -64,14 +84,16 @@ async fn rpc_backend_end_to_end_on_anvil() {
 
         // Lottery 1: claimed right after the draw (BLOCKHASH).
         let head = payer.block_number().await.unwrap();
-        let l1 = lottery::build(payer.sender(), 0, &owed, head + 3).unwrap();
+        let (s1, s2) = (B256::repeat_byte(0x51), B256::repeat_byte(0x52));
+        let l1 =
+            lottery::build(payer.sender(), 0, &owed, head + 3, lottery::secret_hash(s1)).unwrap();
         payer.commit(&l1.description).await.unwrap();
         assert_eq!(
             payer.lottery_state(&l1.description).await.unwrap(),
             LotteryState::Pending
         );
         let err = payees[0]
-            .claim(&l1.description, &l1.leaves[0], &l1.proof(0))
+            .claim(&l1.description, &l1.leaves[0], &l1.proof(0), s1)
             .await
             .unwrap_err();
         assert_eq!(err.revert_name(), Some("DrawNotReached"), "{err}");
@@ -81,19 +103,19 @@ async fn rpc_backend_end_to_end_on_anvil() {
             .await
             .unwrap()
             .expect("fresh hash");
-        let win = l1.winner(h).unwrap();
+        let win = l1.winner(h, s1).unwrap();
         let loser = (win + 1) % 3;
         let err = payees[loser]
-            .claim(&l1.description, &l1.leaves[loser], &l1.proof(loser))
+            .claim(&l1.description, &l1.leaves[loser], &l1.proof(loser), s1)
             .await
             .unwrap_err();
         assert_eq!(err.revert_name(), Some("NotWinner"), "{err}");
         payees[win]
-            .claim(&l1.description, &l1.leaves[win], &l1.proof(win))
+            .claim(&l1.description, &l1.leaves[win], &l1.proof(win), s1)
             .await
             .unwrap();
         let err = payees[win]
-            .claim(&l1.description, &l1.leaves[win], &l1.proof(win))
+            .claim(&l1.description, &l1.leaves[win], &l1.proof(win), s1)
             .await
             .unwrap_err();
         assert_eq!(err.revert_name(), Some("AlreadySettled"), "{err}");
@@ -105,7 +127,8 @@ async fn rpc_backend_end_to_end_on_anvil() {
         // Lottery 2: claimed (with claimAndWithdraw) 300 blocks after its draw, past BLOCKHASH's 256: the EIP-2935
         // history serves it.
         let head = payer.block_number().await.unwrap();
-        let l2 = lottery::build(payer.sender(), 1, &owed, head + 2).unwrap();
+        let l2 =
+            lottery::build(payer.sender(), 1, &owed, head + 2, lottery::secret_hash(s2)).unwrap();
         payer.commit(&l2.description).await.unwrap();
         anvil.mine(302).await.unwrap();
         let h = payer
@@ -113,11 +136,11 @@ async fn rpc_backend_end_to_end_on_anvil() {
             .await
             .unwrap()
             .expect("EIP-2935 history serves old hashes");
-        let win = l2.winner(h).unwrap();
+        let win = l2.winner(h, s2).unwrap();
         // This one is pushed to the winner's wallet: only the winner may ask for that.
         let other = (win + 1) % 3;
         let err = payees[other]
-            .claim_and_withdraw(&l2.description, &l2.leaves[win], &l2.proof(win))
+            .claim_and_withdraw(&l2.description, &l2.leaves[win], &l2.proof(win), s2)
             .await
             .unwrap_err();
         assert_eq!(err.revert_name(), Some("NotPayee"), "{err}");
@@ -127,7 +150,7 @@ async fn rpc_backend_end_to_end_on_anvil() {
             payer.account(me).await.unwrap().balance,
         );
         let r = payees[win]
-            .claim_and_withdraw(&l2.description, &l2.leaves[win], &l2.proof(win))
+            .claim_and_withdraw(&l2.description, &l2.leaves[win], &l2.proof(win), s2)
             .await
             .unwrap();
         assert!(r.gas_price > 0, "anvil charges for gas");
@@ -138,7 +161,7 @@ async fn rpc_backend_end_to_end_on_anvil() {
         );
         assert_eq!(payer.account(me).await.unwrap().balance, deposit);
         let err = payees[win]
-            .claim_and_withdraw(&l2.description, &l2.leaves[win], &l2.proof(win))
+            .claim_and_withdraw(&l2.description, &l2.leaves[win], &l2.proof(win), s2)
             .await
             .unwrap_err();
         assert_eq!(err.revert_name(), Some("AlreadySettled"), "{err}");

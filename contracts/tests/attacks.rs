@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_reverts, eth, World};
+use common::{assert_reverts, eth, secret, World};
 use jobmesh_contracts::alloy::primitives::{Address, Bytes, B256, U256};
 use jobmesh_contracts::alloy::sol_types::{SolCall, SolEvent, SolValue};
 use jobmesh_contracts::bindings::attacker::ReentrantAttacker as A;
@@ -18,6 +18,7 @@ use jobmesh_contracts::{
 const PARAMS: DeployParams = DeployParams {
     withdraw_delay: 10,
     claim_window: 50,
+    min_draw_delay: 1,
 };
 
 #[tokio::test]
@@ -33,7 +34,9 @@ async fn double_claim_reverts_already_settled() {
     // Submitted by someone else, too.
     let leaf = l.leaves[win];
     assert_reverts(
-        w.payer.claim(&l.description, &leaf, &l.proof(win)).await,
+        w.payer
+            .claim(&l.description, &leaf, &l.proof(win), secret(0))
+            .await,
         "AlreadySettled",
     );
     assert_eq!(
@@ -53,7 +56,7 @@ async fn forged_or_mismatched_proof_reverts_invalid_proof() {
     let leaf = l.leaves[win];
     let c = w.client(leaf.payee);
     for (d, bad_leaf, proof, error) in bad_claims(&l, win) {
-        assert_reverts(c.claim(&d, &bad_leaf, &proof).await, error);
+        assert_reverts(c.claim(&d, &bad_leaf, &proof, secret(d.nonce)).await, error);
     }
     // An outsider claiming with a leaf of its own.
     let outsider = Leaf {
@@ -61,11 +64,14 @@ async fn forged_or_mismatched_proof_reverts_invalid_proof() {
         ..leaf
     };
     assert_reverts(
-        c.claim(&l.description, &outsider, &l.proof(win)).await,
+        c.claim(&l.description, &outsider, &l.proof(win), secret(0))
+            .await,
         "InvalidProof",
     );
     // The genuine claim still works afterwards.
-    c.claim(&l.description, &leaf, &l.proof(win)).await.unwrap();
+    c.claim(&l.description, &leaf, &l.proof(win), secret(0))
+        .await
+        .unwrap();
 }
 
 /// Claims of the winning leaf `win` that must fail, whatever the claim function, with the error each gets: a
@@ -143,10 +149,7 @@ async fn commit_exceeding_free_deposit_reverts() {
     );
     // A draw block that is not in the future, and a busy lane.
     let past = w.lottery(3, &[1, 1], 0);
-    assert_reverts(
-        w.payer.commit(&past.description).await,
-        "DrawBlockNotInFuture",
-    );
+    assert_reverts(w.payer.commit(&past.description).await, "DrawTooSoon");
     let same_lane = w.lottery(1 + 65_536, &[1, 1], 2);
     assert_reverts(w.payer.commit(&same_lane.description).await, "LaneBusy");
 }
@@ -275,6 +278,7 @@ async fn sure_win(w: &World, payee: Address, prize: U256) -> (Lottery, AS::Lotte
         0,
         &[(payee, prize)],
         w.chain.block_number() + 2,
+        lottery::secret_hash(secret(0)),
     )
     .unwrap();
     w.payer.commit(&l.description).await.unwrap();
@@ -285,6 +289,7 @@ async fn sure_win(w: &World, payee: Address, prize: U256) -> (Lottery, AS::Lotte
         total: alloy_u96(l.description.total),
         root: l.description.root,
         drawBlock: l.description.draw_block,
+        secretHash: l.description.secret_hash,
     };
     let leaf = l.leaves[0];
     let sol_leaf = AS::Leaf {
@@ -311,6 +316,7 @@ async fn reentrant_payee_drains_nothing() {
             lottery: sol_lottery.clone(),
             leaf: sol_leaf.clone(),
             proof: vec![],
+            secret: secret(0),
         },
         U256::ZERO,
     );
@@ -319,6 +325,7 @@ async fn reentrant_payee_drains_nothing() {
         lottery: sol_lottery,
         leaf: sol_leaf,
         proof: vec![],
+        secret: secret(0),
     };
     let err = w
         .chain
@@ -350,94 +357,6 @@ async fn reentrant_payee_drains_nothing() {
     assert_eq!(
         w.payer.account(w.payer.sender()).await.unwrap().balance,
         eth(8)
-    );
-}
-
-#[tokio::test]
-async fn unrecorded_draw_hash_blocks_reclaim_until_redraw() {
-    let w = World::new(10, 4, PARAMS);
-    w.payer.deposit(eth(1)).await.unwrap();
-    let l = w.lottery(0, &[10, 10, 10, 10], 2);
-    w.payer.commit(&l.description).await.unwrap();
-    // Nobody claims or records within 256 blocks; the embedded chain has no EIP-2935 history.
-    w.chain.mine(2 + 300);
-    let win = w.winner(&l);
-    assert_reverts(w.claim(&l, win).await, "DrawHashUnavailable");
-    assert_reverts(
-        w.client(w.payees[0])
-            .record_draw_hash(l.description.draw_block)
-            .await,
-        "DrawHashUnavailable",
-    );
-    // The payer cannot take its money back by letting the hash lapse.
-    assert_reverts(w.payer.reclaim(&l.description).await, "DrawHashUnavailable");
-    // Anyone re-anchors it to the next block.
-    let r = w.client(w.payees[1]).redraw(&l.description).await.unwrap();
-    let new_draw = r.block_number + 1;
-    assert_reverts(
-        w.client(w.payees[1]).redraw(&l.description).await,
-        "DrawNotReached",
-    );
-    assert_reverts(w.claim(&l, 0).await, "DrawNotReached");
-    w.chain.mine(1);
-    assert_reverts(
-        w.client(w.payees[1]).redraw(&l.description).await,
-        "DrawHashAvailable",
-    );
-    // Views run at the latest block, which cannot see its own hash: one more block.
-    w.chain.mine(1);
-    let win2 = l.winner(w.block_hash(new_draw)).unwrap();
-    assert_eq!(
-        w.payer.draw_hash(&l.description).await.unwrap(),
-        Some(w.block_hash(new_draw))
-    );
-    w.claim(&l, win2).await.unwrap();
-    assert_eq!(
-        w.payer.account(l.leaves[win2].payee).await.unwrap().balance,
-        U256::from(40)
-    );
-}
-
-#[tokio::test]
-async fn recorded_draw_hash_keeps_lottery_claimable_and_reclaimable() {
-    let w = World::new(11, 3, PARAMS);
-    w.payer.deposit(eth(1)).await.unwrap();
-    let a = w.lottery(0, &[1, 2, 3], 2);
-    let b = w.lottery(1, &[3, 2, 1], 2);
-    w.payer
-        .commit_many(&[a.description, b.description])
-        .await
-        .unwrap();
-    assert_reverts(w.payer.reclaim(&a.description).await, "ClaimWindowOpen");
-    w.chain.mine(3);
-    w.client(w.payees[2])
-        .record_draw_hash(a.description.draw_block)
-        .await
-        .unwrap();
-    w.chain.mine(1000);
-    // Long after BLOCKHASH forgot it, the recorded hash still draws both lotteries.
-    w.claim(&a, w.winner(&a)).await.unwrap();
-    // Nobody claims b: after the window its payer gets it back, once.
-    let before = w.payer.account(w.payer.sender()).await.unwrap().balance;
-    w.payer.reclaim(&b.description).await.unwrap();
-    let after = w.payer.account(w.payer.sender()).await.unwrap().balance;
-    assert_eq!(after - before, U256::from(6));
-    assert_reverts(w.payer.reclaim(&b.description).await, "AlreadySettled");
-    assert_reverts(w.claim(&b, w.winner(&b)).await, "AlreadySettled");
-    // The lane is free again and can be reused.
-    let me = w.payer.sender();
-    assert!(!w.payer.lane_pending(me, 1).await.unwrap());
-    let c = w.lottery(65_537, &[1, 1, 1], 2);
-    w.payer.commit(&c.description).await.unwrap();
-    assert!(w.payer.lane_pending(me, 1).await.unwrap());
-    assert!(!w.payer.lane_pending(me, 2).await.unwrap(), "never used");
-    assert_eq!(
-        w.payer.lottery_state(&b.description).await.unwrap(),
-        LotteryState::Unknown
-    );
-    assert_eq!(
-        w.payer.lottery_state(&c.description).await.unwrap(),
-        LotteryState::Pending
     );
 }
 
@@ -538,7 +457,7 @@ async fn claim_and_withdraw_by_anyone_but_the_payee_reverts_not_payee() {
     for caller in [w.payer.sender(), other] {
         let err = w
             .client(caller)
-            .claim_and_withdraw(&l.description, &leaf, &proof)
+            .claim_and_withdraw(&l.description, &leaf, &proof, secret(0))
             .await
             .unwrap_err();
         assert_eq!(err.revert_name(), Some("NotPayee"), "{err}");
@@ -581,7 +500,11 @@ async fn claim_and_withdraw_checks_like_claim() {
     let leaf = l.leaves[win];
     let c = w.client(leaf.payee);
     for (d, bad_leaf, proof, error) in bad_claims(&l, win) {
-        assert_reverts(c.claim_and_withdraw(&d, &bad_leaf, &proof).await, error);
+        assert_reverts(
+            c.claim_and_withdraw(&d, &bad_leaf, &proof, secret(d.nonce))
+                .await,
+            error,
+        );
     }
     // Every loser, with its own genuine leaf and proof.
     for i in (0..l.leaves.len()).filter(|&i| i != win) {
@@ -609,6 +532,7 @@ async fn reentrant_payee_of_claim_and_withdraw_drains_nothing() {
             lottery: sol_lottery,
             leaf: sol_leaf,
             proof: vec![],
+            secret: secret(0),
         },
         U256::ZERO,
     );
@@ -673,6 +597,7 @@ async fn payee_refusing_the_transfer_reverts_transfer_failed_and_can_still_claim
         lottery: sol_lottery.clone(),
         leaf: sol_leaf.clone(),
         proof: vec![],
+        secret: secret(0),
     };
     let err = w
         .chain
@@ -694,6 +619,7 @@ async fn payee_refusing_the_transfer_reverts_transfer_failed_and_can_still_claim
             lottery: sol_lottery,
             leaf: sol_leaf,
             proof: vec![],
+            secret: secret(0),
         },
         U256::ZERO,
     );

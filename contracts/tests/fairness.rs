@@ -28,6 +28,7 @@ async fn ten_thousand_lotteries_pay_each_payee_what_it_is_owed() {
         DeployParams {
             withdraw_delay: 10,
             claim_window: 100,
+            min_draw_delay: 1,
         },
     );
     let mut rng = rand::rngs::StdRng::seed_from_u64(FAIRNESS_SEED);
@@ -60,7 +61,14 @@ async fn ten_thousand_lotteries_pay_each_payee_what_it_is_owed() {
                 .zip(amounts)
                 .map(|(p, a)| (*p, U256::from(a) * U256::from(1_000_000_000u64)))
                 .collect();
-            let l = lottery::build(w.payer.sender(), nonce, &owed_list, draw).unwrap();
+            let l = lottery::build(
+                w.payer.sender(),
+                nonce,
+                &owed_list,
+                draw,
+                lottery::secret_hash(common::secret(nonce)),
+            )
+            .unwrap();
             let v: f64 = amounts.iter().sum::<u64>() as f64;
             for (j, &a) in amounts.iter().enumerate() {
                 owed[j] += a as f64;
@@ -115,6 +123,7 @@ async fn pure_lottery_matches_contract_on_random_cases() {
         DeployParams {
             withdraw_delay: 1,
             claim_window: 1,
+            min_draw_delay: 1,
         },
     );
     let mut rng = rand::rngs::StdRng::seed_from_u64(0xc0ffee);
@@ -125,6 +134,7 @@ async fn pure_lottery_matches_contract_on_random_cases() {
             total: U256::from(rng.gen_range(1..=lottery::MAX_TOTAL)),
             root: B256::from(rng.gen::<[u8; 32]>()),
             draw_block: rng.gen(),
+            secret_hash: B256::from(rng.gen::<[u8; 32]>()),
         };
         let sol = S::Lottery {
             payer: d.payer,
@@ -132,6 +142,7 @@ async fn pure_lottery_matches_contract_on_random_cases() {
             total: d.total.to::<u128>().try_into().unwrap(),
             root: d.root,
             drawBlock: d.draw_block,
+            secretHash: d.secret_hash,
         };
         let out = w
             .payer
@@ -141,15 +152,17 @@ async fn pure_lottery_matches_contract_on_random_cases() {
         let id = S::lotteryIdCall::abi_decode_returns(&out).unwrap();
         assert_eq!(id, d.id());
         let h = B256::from(rng.gen::<[u8; 32]>());
+        let secret = B256::from(rng.gen::<[u8; 32]>());
         let call = S::drawPointCall {
             id,
             drawHash: h,
+            secret,
             total: d.total,
         };
         let out = w.payer.view(call.abi_encode().into()).await.unwrap();
         assert_eq!(
             S::drawPointCall::abi_decode_returns(&out).unwrap(),
-            draw_point(id, h, d.total).unwrap()
+            draw_point(id, h, secret, d.total).unwrap()
         );
     }
 }
@@ -164,6 +177,7 @@ async fn claims_accept_exactly_the_pure_winner_on_random_trees() {
         DeployParams {
             withdraw_delay: 1,
             claim_window: 1,
+            min_draw_delay: 1,
         },
     );
     let mut rng = rand::rngs::StdRng::seed_from_u64(0xbeef);

@@ -1,7 +1,7 @@
 //! Property test on the real bytecode (embedded EVM): after any sequence of deposits, withdrawal requests,
-//! withdrawals, commits, claims (credited with `claim` or pushed with `claimAndWithdraw`), reclaims, hash
-//! recordings and mined blocks, by several accounts that are both payers and payees,
-//!   contract balance == Σ deposits − Σ payouts == Σ free balances + Σ pending lottery totals,
+//! withdrawals, commits, claims (credited with `claim` or pushed with `claimAndWithdraw`), share claims after
+//! the claim window and mined blocks, by several accounts that are both payers and payees (of others),
+//!   contract balance == Σ deposits − Σ payouts == Σ free balances + Σ (pending lottery totals − shares paid),
 //! where payouts are withdrawals and pushed claims, and every account's ETH equals its initial ETH − its
 //! deposits + its payouts (gas is free here).
 
@@ -10,8 +10,10 @@ mod common;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{eth, World};
+use common::{eth, secret, World};
 use jobmesh_contracts::alloy::primitives::{Address, U256};
+use jobmesh_contracts::alloy::sol_types::SolCall;
+use jobmesh_contracts::bindings::Settlement as S;
 use jobmesh_contracts::lottery::{self, Lottery};
 use jobmesh_contracts::{DeployParams, LotteryState, Settlement};
 use proptest::prelude::*;
@@ -29,8 +31,8 @@ enum Op {
     ClaimAll {
         push: bool,
     },
-    Reclaim(usize),
-    Record,
+    /// Every payee of lottery `i` (modulo their number) claims its share (only after the claim window).
+    Share(usize),
     Mine(u64),
 }
 
@@ -47,8 +49,7 @@ fn op() -> impl Strategy<Value = Op> {
         )
             .prop_map(|(a, v, d)| Op::Commit(a, v, d)),
         any::<bool>().prop_map(|push| Op::ClaimAll { push }),
-        (0usize..64).prop_map(Op::Reclaim),
-        Just(Op::Record),
+        (0usize..64).prop_map(Op::Share),
         (1u64..40).prop_map(Op::Mine),
     ]
 }
@@ -72,6 +73,7 @@ async fn run(ops: Vec<Op>) -> Result<usize, TestCaseError> {
         DeployParams {
             withdraw_delay: 5,
             claim_window: 20,
+            min_draw_delay: 1,
         },
     );
     let mut actors = vec![w.payer.sender()];
@@ -106,15 +108,17 @@ async fn run(ops: Vec<Op>) -> Result<usize, TestCaseError> {
                 }
             }
             Op::Commit(a, amounts, delay) => {
+                // Every actor but the payer itself (the contract never pays a payer's own leaf).
                 let owed: Vec<_> = actors
                     .iter()
                     .zip(&amounts)
+                    .filter(|(p, _)| **p != actors[a])
                     .map(|(p, v)| (*p, U256::from(*v)))
                     .collect();
                 let nonce = m.nonces[a];
-                if let Ok(l) =
-                    lottery::build(actors[a], nonce, &owed, w.chain.block_number() + delay)
-                {
+                let draw = w.chain.block_number() + delay;
+                let hash = lottery::secret_hash(secret(nonce));
+                if let Ok(l) = lottery::build(actors[a], nonce, &owed, draw, hash) {
                     if w.client(actors[a]).commit(&l.description).await.is_ok() {
                         m.nonces[a] += 1;
                         m.lotteries.push(l);
@@ -124,7 +128,7 @@ async fn run(ops: Vec<Op>) -> Result<usize, TestCaseError> {
             Op::ClaimAll { push } => {
                 for l in &m.lotteries {
                     if let Some(h) = w.payer.draw_hash(&l.description).await.ok().flatten() {
-                        if let Some(i) = l.winner(h) {
+                        if let Some(i) = l.winner(h, secret(l.description.nonce)) {
                             if !push {
                                 let _ = w.claim(l, i).await;
                             } else if w.claim_and_withdraw(l, i).await.is_ok() {
@@ -137,15 +141,13 @@ async fn run(ops: Vec<Op>) -> Result<usize, TestCaseError> {
                     }
                 }
             }
-            Op::Reclaim(i) => {
+            Op::Share(i) => {
                 if !m.lotteries.is_empty() {
                     let l = &m.lotteries[i % m.lotteries.len()];
-                    let _ = w.payer.reclaim(&l.description).await;
-                }
-            }
-            Op::Record => {
-                if let Some(l) = m.lotteries.last() {
-                    let _ = w.payer.record_draw_hash(l.description.draw_block).await;
+                    for (j, leaf) in l.leaves.iter().enumerate() {
+                        let c = w.client(leaf.payee);
+                        let _ = c.claim_share(&l.description, leaf, &l.proof(j)).await;
+                    }
                 }
             }
             Op::Mine(n) => w.chain.mine(n),
@@ -161,7 +163,10 @@ async fn run(ops: Vec<Op>) -> Result<usize, TestCaseError> {
         let mut pending = U256::ZERO;
         for l in &m.lotteries {
             if w.payer.lottery_state(&l.description).await.unwrap() == LotteryState::Pending {
-                pending += l.description.total;
+                let call = S::sharesPaidOutCall(l.id());
+                let out = w.payer.view(call.abi_encode().into()).await.unwrap();
+                pending +=
+                    l.description.total - S::sharesPaidOutCall::abi_decode_returns(&out).unwrap();
             }
         }
         prop_assert_eq!(contract_balance, free + pending);
@@ -213,6 +218,9 @@ fn a_pushed_and_a_credited_claim_keep_the_books() {
         Op::Mine(4),
         Op::ClaimAll { push: false },
         Op::ClaimAll { push: true },
+        Op::Commit(1, vec![5, 6, 7, 8], 3),
+        Op::Mine(30),
+        Op::Share(3),
         Op::Request(2, 1_000),
         Op::Mine(10),
         Op::Withdraw(2),

@@ -2,10 +2,11 @@
 //! its proofs, the winner draw, and the checks a payee runs on an announced lottery.
 //!
 //! Every hash here is bit-for-bit what `contracts/sol/Settlement.sol` computes:
-//! - lottery id = `keccak256(abi.encode(payer, nonce, total, root, drawBlock))` (five 32-byte words);
+//! - lottery id = `keccak256(abi.encode(payer, nonce, total, root, drawBlock, secretHash))` (six 32-byte words);
+//! - secret hash = `keccak256(secret)` (the payer's 32-byte secret, revealed to the payees after the draw);
 //! - leaf hash = `keccak256(abi.encode(payee, start, length))` (three words);
 //! - inner node = `keccak256(min(a, b) ‖ max(a, b))` (sorted pairs); an odd node is promoted unchanged;
-//! - drawn point = `uint256(keccak256(abi.encode(id, drawHash))) % total`.
+//! - drawn point = `uint256(keccak256(abi.encode(id, drawHash, secret))) % total`.
 //!
 //! Owns: pure functions and data types. Must not touch: any I/O (chain, network, disk); the contracts crate
 //! submits what this crate computes, the node decides when to build lotteries.
@@ -63,6 +64,12 @@ pub enum LotteryError {
     /// A lottery has a zero total.
     #[error("lottery total is zero")]
     ZeroTotal,
+    /// The payer holds a leaf of its own lottery (the contract never pays it).
+    #[error("the payer {0} is a payee of its own lottery")]
+    PayerIsPayee(Address),
+    /// A revealed secret does not hash to the lottery's committed secret hash.
+    #[error("the revealed secret does not match the lottery's secret hash")]
+    WrongSecret,
 }
 
 /// What is committed on chain (by hash): who pays, which lane/nonce, how much, which payees (root), when.
@@ -76,19 +83,22 @@ pub struct Description {
     pub total: U256,
     /// Merkle root over the payees' leaves.
     pub root: B256,
-    /// The block whose hash draws the winner.
+    /// The block whose hash, mixed with the payer's secret, draws the winner.
     pub draw_block: u64,
+    /// `keccak256(secret)`: commits the payer to the secret it reveals after the draw block.
+    pub secret_hash: B256,
 }
 
 impl Description {
-    /// The lottery id: `keccak256(abi.encode(payer, nonce, total, root, drawBlock))`.
+    /// The lottery id: `keccak256(abi.encode(payer, nonce, total, root, drawBlock, secretHash))`.
     pub fn id(&self) -> B256 {
-        let mut buf = [0u8; 160];
+        let mut buf = [0u8; 192];
         buf[12..32].copy_from_slice(self.payer.as_slice());
         buf[32..64].copy_from_slice(&U256::from(self.nonce).to_be_bytes::<32>());
         buf[64..96].copy_from_slice(&self.total.to_be_bytes::<32>());
         buf[96..128].copy_from_slice(self.root.as_slice());
         buf[128..160].copy_from_slice(&U256::from(self.draw_block).to_be_bytes::<32>());
+        buf[160..192].copy_from_slice(self.secret_hash.as_slice());
         keccak256(buf)
     }
 
@@ -134,13 +144,20 @@ pub struct Lottery {
     pub leaves: Vec<Leaf>,
 }
 
+/// `keccak256(secret)`: what a lottery commits of its payer's secret.
+pub fn secret_hash(secret: B256) -> B256 {
+    keccak256(secret)
+}
+
 /// Builds a lottery paying `owed` (amounts per payee; duplicates are merged, zero amounts dropped) from
-/// `payer`, with the given nonce and draw block. Intervals are assigned in the order of first appearance.
+/// `payer`, with the given nonce, draw block and secret hash ([`secret_hash`] of a secret the payer keeps
+/// until the draw block is mined). Intervals are assigned in the order of first appearance.
 pub fn build(
     payer: Address,
     nonce: u64,
     owed: &[(Address, U256)],
     draw_block: u64,
+    secret_hash: B256,
 ) -> Result<Lottery, LotteryError> {
     let mut merged: Vec<(Address, U256)> = Vec::with_capacity(owed.len());
     let mut index = std::collections::HashMap::with_capacity(owed.len());
@@ -183,6 +200,7 @@ pub fn build(
             total: start,
             root,
             draw_block,
+            secret_hash,
         },
         leaves,
     })
@@ -209,13 +227,24 @@ impl Lottery {
         self.tree().proof(index)
     }
 
-    /// The index of the winning leaf for `draw_hash`, if the intervals cover the drawn point.
-    pub fn winner(&self, draw_hash: B256) -> Option<usize> {
-        let point = draw_point(self.id(), draw_hash, self.description.total)?;
+    /// The index of the winning leaf for `draw_hash` and the payer's `secret`, if the intervals cover the
+    /// drawn point.
+    pub fn winner(&self, draw_hash: B256, secret: B256) -> Option<usize> {
+        let point = draw_point(self.id(), draw_hash, secret, self.description.total)?;
         self.leaves.iter().position(|l| l.contains(point))
     }
 
-    /// Checks that the leaves hash to the root and their intervals exactly cover `[0, total)` in order.
+    /// Checks a secret revealed by the payer against the committed secret hash.
+    pub fn check_secret(&self, secret: B256) -> Result<(), LotteryError> {
+        if secret_hash(secret) == self.description.secret_hash {
+            Ok(())
+        } else {
+            Err(LotteryError::WrongSecret)
+        }
+    }
+
+    /// Checks that the leaves hash to the root, their intervals exactly cover `[0, total)` in order, and no
+    /// leaf is the payer's.
     pub fn validate(&self) -> Result<(), LotteryError> {
         if self.description.total.is_zero() {
             return Err(LotteryError::ZeroTotal);
@@ -233,6 +262,9 @@ impl Lottery {
             }
             if leaf.length.is_zero() {
                 return Err(LotteryError::BadIntervals(format!("leaf {i} is empty")));
+            }
+            if leaf.payee == self.description.payer {
+                return Err(LotteryError::PayerIsPayee(leaf.payee));
             }
             next = next
                 .checked_add(leaf.length)
@@ -311,15 +343,16 @@ impl PayeeTerms {
     }
 }
 
-/// The drawn point in `[0, total)`: `uint256(keccak256(abi.encode(id, drawHash))) % total`; `None` if
-/// `total` is zero.
-pub fn draw_point(id: B256, draw_hash: B256, total: U256) -> Option<U256> {
+/// The drawn point in `[0, total)`: `uint256(keccak256(abi.encode(id, drawHash, secret))) % total`; `None`
+/// if `total` is zero.
+pub fn draw_point(id: B256, draw_hash: B256, secret: B256, total: U256) -> Option<U256> {
     if total.is_zero() {
         return None;
     }
-    let mut buf = [0u8; 64];
+    let mut buf = [0u8; 96];
     buf[..32].copy_from_slice(id.as_slice());
-    buf[32..].copy_from_slice(draw_hash.as_slice());
+    buf[32..64].copy_from_slice(draw_hash.as_slice());
+    buf[64..].copy_from_slice(secret.as_slice());
     Some(U256::from_be_bytes(keccak256(buf).0) % total)
 }
 
@@ -413,7 +446,7 @@ mod tests {
             (addr(3), U256::from(7)),
             (addr(1), U256::from(2)),
         ];
-        let l = build(addr(99), 4, &owed, 100).unwrap();
+        let l = build(addr(99), 4, &owed, 100, B256::ZERO).unwrap();
         assert_eq!(l.leaves.len(), 2);
         assert_eq!(
             l.leaves[0],
@@ -435,10 +468,19 @@ mod tests {
 
     #[test]
     fn build_rejects_empty_and_oversized() {
-        assert_eq!(build(addr(1), 0, &[], 5), Err(LotteryError::Empty));
+        assert_eq!(
+            build(addr(1), 0, &[], 5, B256::ZERO),
+            Err(LotteryError::Empty)
+        );
         let big = U256::from(MAX_TOTAL);
         assert_eq!(
-            build(addr(1), 0, &[(addr(2), big), (addr(3), U256::from(1))], 5),
+            build(
+                addr(1),
+                0,
+                &[(addr(2), big), (addr(3), U256::from(1))],
+                5,
+                B256::ZERO
+            ),
             Err(LotteryError::TooLarge)
         );
     }
@@ -446,7 +488,11 @@ mod tests {
     #[test]
     fn payee_check_catches_gaps_overlaps_root_and_underpayment() {
         let owed: Vec<_> = (1..=5).map(|i| (addr(i), U256::from(i * 10))).collect();
-        let good = build(addr(99), 1, &owed, 50).unwrap();
+        let good = build(addr(99), 1, &owed, 50, B256::ZERO).unwrap();
+
+        // The payer holding a leaf of its own lottery (the contract would never pay that leaf).
+        let own = build(addr(1), 1, &owed, 50, B256::ZERO).unwrap();
+        assert_eq!(own.validate(), Err(LotteryError::PayerIsPayee(addr(1))));
 
         // A gap the payer could win itself: shift one interval, keep the root consistent.
         let mut gap = good.clone();
@@ -490,7 +536,7 @@ mod tests {
     /// A leaf of 1,000 wei in a lottery drawn at block 100, checked at block 40.
     fn share_of_1000() -> (Lottery, PayeeTerms) {
         let owed = [(addr(1), U256::from(500)), (addr(2), U256::from(1000))];
-        let lottery = build(addr(99), 1, &owed, 100).unwrap();
+        let lottery = build(addr(99), 1, &owed, 100, B256::ZERO).unwrap();
         let terms = PayeeTerms {
             owed: U256::from(1000),
             tolerance: U256::from(3),
@@ -545,7 +591,7 @@ mod tests {
             Err(LotteryError::Underpaid { .. })
         ));
         // A 1-wei leaf for a debt of 1,000.
-        let one_wei = build(addr(99), 1, &[(addr(2), U256::from(1))], 100).unwrap();
+        let one_wei = build(addr(99), 1, &[(addr(2), U256::from(1))], 100, B256::ZERO).unwrap();
         assert!(matches!(
             one_wei.check_payee(addr(2), &terms),
             Err(LotteryError::Underpaid { .. })
@@ -576,7 +622,14 @@ mod tests {
                 max_ahead: 60
             })
         );
-        let far = build(addr(99), 1, &[(addr(2), U256::from(1000))], u64::MAX).unwrap();
+        let far = build(
+            addr(99),
+            1,
+            &[(addr(2), U256::from(1000))],
+            u64::MAX,
+            B256::ZERO,
+        )
+        .unwrap();
         assert!(matches!(
             far.check_payee(addr(2), &terms),
             Err(LotteryError::DrawTooFar { .. })
@@ -615,10 +668,25 @@ mod tests {
         }
         assert_eq!(leaf.hash(), keccak256(&words));
         // Single-leaf tree: the root is the leaf, the proof is empty.
-        let l = build(addr(9), 0, &[(addr(1), U256::from(3))], 10).unwrap();
+        let l = build(
+            addr(9),
+            0,
+            &[(addr(1), U256::from(3))],
+            10,
+            secret_hash(B256::repeat_byte(2)),
+        )
+        .unwrap();
         assert_eq!(l.description.root, l.leaves[0].hash());
         assert!(l.proof(0).is_empty());
-        assert_eq!(l.winner(B256::repeat_byte(1)), Some(0));
+        assert_eq!(
+            l.winner(B256::repeat_byte(1), B256::repeat_byte(2)),
+            Some(0)
+        );
+        assert_eq!(l.check_secret(B256::repeat_byte(2)), Ok(()));
+        assert_eq!(
+            l.check_secret(B256::repeat_byte(3)),
+            Err(LotteryError::WrongSecret)
+        );
     }
 
     proptest! {
@@ -627,7 +695,7 @@ mod tests {
             let owed: Vec<_> = (0..n as u64)
                 .map(|i| (addr(i + 1), U256::from(1 + (seed.wrapping_mul(i + 7) % 1000))))
                 .collect();
-            let l = build(addr(0xfeed), seed, &owed, 1).unwrap();
+            let l = build(addr(0xfeed), seed, &owed, 1, B256::ZERO).unwrap();
             l.validate().unwrap();
             let depth = (n as f64).log2().ceil() as usize;
             for i in 0..n {
@@ -644,11 +712,11 @@ mod tests {
         #[test]
         fn exactly_one_winner(n in 1usize..40, h in any::<[u8; 32]>()) {
             let owed: Vec<_> = (0..n as u64).map(|i| (addr(i + 1), U256::from(3 + i))).collect();
-            let l = build(addr(5), 0, &owed, 1).unwrap();
-            let point = draw_point(l.id(), B256::from(h), l.description.total).unwrap();
+            let l = build(addr(5), 0, &owed, 1, secret_hash(B256::from(h))).unwrap();
+            let point = draw_point(l.id(), B256::from(h), B256::from(h), l.description.total).unwrap();
             let winners = l.leaves.iter().filter(|leaf| leaf.contains(point)).count();
             prop_assert_eq!(winners, 1);
-            prop_assert!(l.winner(B256::from(h)).is_some());
+            prop_assert!(l.winner(B256::from(h), B256::from(h)).is_some());
         }
     }
 }

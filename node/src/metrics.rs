@@ -57,7 +57,7 @@ pub struct Snapshot {
     pub store_bytes: u64,
     /// Lotteries by (side, status), if the node settles.
     pub lotteries: std::collections::BTreeMap<(String, String), usize>,
-    /// Gas spent on settlement transactions (commits, claims, reclaims, redraws).
+    /// Gas spent on settlement transactions (commits, claims, share claims).
     pub settlement_gas: u64,
     /// Value of the lotteries this node committed, in wei.
     pub paid_wei: f64,

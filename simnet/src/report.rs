@@ -53,11 +53,11 @@ pub fn text(s: &Summary) -> String {
     );
     let _ = writeln!(
         t,
-        "settlement: {} lotteries ({} claimed, {} reclaimed, {} pending) paid {} replica payments for {} gas \
+        "settlement: {} lotteries ({} claimed, {} shared, {} pending) paid {} replica payments for {} gas \
          vs {} gas in plain transfers ({:.1}× cheaper); no money lost: {}",
         st.lotteries_committed,
         st.lotteries_paid,
-        st.lotteries_reclaimed,
+        st.lotteries_shared,
         st.lotteries_pending,
         st.payments,
         st.gas_used,

@@ -150,11 +150,12 @@ pub struct SettlementSummary {
     pub lotteries_committed: usize,
     /// Claimed by their winner.
     pub lotteries_paid: usize,
-    /// Reclaimed by their payer after the claim window.
-    pub lotteries_reclaimed: usize,
+    /// Not won in their claim window (the payer withheld its secret, or the winner did not claim): paid out
+    /// share by share to their payees.
+    pub lotteries_shared: usize,
     /// Still pending at the end.
     pub lotteries_pending: usize,
-    /// Gas of every settlement transaction (commits, claims, reclaims, redraws).
+    /// Gas of every settlement transaction (commits, claims, share claims).
     pub gas_used: u64,
     /// Paid replicas (one plain transfer each without lotteries).
     pub payments: usize,
@@ -928,7 +929,7 @@ fn settlement_of(
     let mut earned: HashMap<usize, f64> = HashMap::new();
     let mut owed: HashMap<usize, f64> = HashMap::new();
     let mut received: HashMap<usize, f64> = HashMap::new();
-    let (mut committed, mut paid, mut reclaimed, mut pending, mut gas, mut payments) =
+    let (mut committed, mut paid, mut shared, mut pending, mut gas, mut payments) =
         (0, 0, 0, 0, 0u64, 0usize);
     let mut unsettled = 0u128;
     for (i, m) in cluster.members.iter().enumerate() {
@@ -943,7 +944,7 @@ fn settlement_of(
                     committed += 1;
                     match r.status {
                         LotteryStatus::Paid => paid += 1,
-                        LotteryStatus::Reclaimed => reclaimed += 1,
+                        LotteryStatus::Shared | LotteryStatus::Reclaimed => shared += 1,
                         _ => pending += 1,
                     }
                     for p in payees {
@@ -954,6 +955,11 @@ fn settlement_of(
                 }
                 Side::Payee { .. } if r.status == LotteryStatus::Claimed => {
                     *received.entry(i).or_default() += f(r.lottery.description.total);
+                }
+                Side::Payee { leaf, .. } if r.status == LotteryStatus::Shared => {
+                    if let Some(l) = r.lottery.leaves.get(*leaf) {
+                        *received.entry(i).or_default() += f(l.length);
+                    }
                 }
                 Side::Payee { .. } => {}
             }
@@ -992,7 +998,7 @@ fn settlement_of(
     SettlementSummary {
         lotteries_committed: committed,
         lotteries_paid: paid,
-        lotteries_reclaimed: reclaimed,
+        lotteries_shared: shared,
         lotteries_pending: pending,
         gas_used: gas,
         payments,

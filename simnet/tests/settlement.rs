@@ -7,7 +7,8 @@
 //! And `Settler::settle_now` builds at once the lottery that a long period would have held back.
 //! And a worker refuses a lottery that pays it less than it is owed (a payer made to send 1-wei leaves): the
 //! debt stays open on its side, and past its unpaid-credit limit it stops taking that payer's jobs, while it
-//! accepts an honest payer's lottery and keeps working for it.
+//! accepts an honest payer's lottery and keeps working for it. And a payer that vanishes before revealing its
+//! lottery's secret leaves its workers exactly their shares after the claim window.
 
 use std::time::Duration;
 
@@ -575,6 +576,91 @@ async fn a_worker_refuses_a_one_wei_leaf_keeps_the_debt_and_stops_working_for_th
         .expect("wait");
     assert_eq!(st.phase, "verified", "{}", st.reason);
     assert!(worker_db.worker_job(&id).expect("db").is_some());
+    miner.abort();
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_take_their_shares_when_the_payer_vanishes_before_revealing_its_secret() {
+    let policy = SettlerConfig {
+        threshold_wei: 1,
+        poll: Duration::from_millis(150),
+        // 8 s until the draw at a block per 100 ms: time to deliver the notices, then the payer vanishes.
+        draw_in_blocks: 80,
+        ..SettlerConfig::default()
+    };
+    let params = DeployParams {
+        claim_window: 20,
+        ..DeployParams::default()
+    };
+    let sim = SimChain::new(41, params, policy).expect("chain");
+    let miner = sim.spawn_miner(Duration::from_millis(100));
+    let cluster = Cluster::start_with(
+        &[None, worker(), worker()],
+        Transport::Memory,
+        Some(sim.clone()),
+    )
+    .await
+    .expect("cluster");
+    let payer = cluster.members[0].settler.clone().expect("payer settles");
+    let deposit = U256::from(10u64).pow(U256::from(18));
+    payer.deposit(deposit).await.expect("deposit");
+    echo_verified(&cluster, b"unrevealed").await;
+    let workers: Vec<Settler> = cluster.members[1..]
+        .iter()
+        .map(|m| m.settler.clone().expect("worker settles"))
+        .collect();
+    // Both workers accepted the lottery; neither has its secret (the draw block is not mined yet).
+    let mut shares = Vec::new();
+    for w in &workers {
+        let r = wait_for(
+            "the worker to accept",
+            Duration::from_secs(20),
+            async || w.records().expect("records").into_iter().next(),
+        )
+        .await;
+        assert_eq!(r.secret, None, "no secret before the draw");
+        let Side::Payee { leaf, .. } = r.side else {
+            panic!("payee side expected")
+        };
+        shares.push(r.lottery.leaves[leaf].length);
+    }
+    let l = paid_lotteries(&payer).remove(0).lottery;
+    assert!(
+        sim.chain.block_number() < l.description.draw_block,
+        "the payer could have revealed already"
+    );
+    // The payer goes away for good before it can reveal its secret.
+    cluster.members[0].market.stop();
+    for (w, share) in workers.iter().zip(&shares) {
+        let r = wait_for(
+            "the worker to take its share",
+            Duration::from_secs(30),
+            async || {
+                let r = w.report().await.expect("report");
+                (r.lotteries[0].status == LotteryStatus::Shared).then_some(r)
+            },
+        )
+        .await;
+        assert!(
+            r.lotteries[0].note.contains("never revealed"),
+            "{}",
+            r.lotteries[0].note
+        );
+        assert_eq!(wei(&r.balance), *share, "exactly its share, credited");
+        assert_eq!(wei(&r.won), *share);
+    }
+    // Nothing came back to the payer: its free balance is the deposit less the whole lottery.
+    let me = payer.address();
+    assert_eq!(
+        payer.chain().account(me).await.expect("account").balance,
+        deposit - l.description.total
+    );
+    assert_eq!(
+        shares.iter().fold(U256::ZERO, |a, s| a + s),
+        l.description.total
+    );
+    assert_eq!(sim.chain.balance(sim.contract), deposit);
     miner.abort();
     cluster.shutdown().await;
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use jobmesh_contracts::alloy::primitives::{Address, U256};
+use jobmesh_contracts::alloy::primitives::{keccak256, Address, B256, U256};
 use jobmesh_contracts::embedded::{accounts, EmbeddedChain, EmbeddedSettlement};
 use jobmesh_contracts::lottery::{self, Lottery};
 use jobmesh_contracts::{DeployParams, Settlement, SettlementError, TxReceipt};
@@ -11,6 +11,16 @@ use jobmesh_contracts::{DeployParams, Settlement, SettlementError, TxReceipt};
 /// 1 ether in wei.
 pub fn eth(n: u64) -> U256 {
     U256::from(n) * U256::from(10u64).pow(U256::from(18))
+}
+
+/// The payer's secret of the test lottery with `nonce` (a payer draws it at random; tests derive it).
+pub fn secret(nonce: u64) -> B256 {
+    keccak256([b"test secret ".as_slice(), &nonce.to_be_bytes()].concat())
+}
+
+/// The secret of a test lottery (see [`secret`]).
+pub fn secret_of(l: &Lottery) -> B256 {
+    secret(l.description.nonce)
 }
 
 /// A chain with a deployed settlement contract, a payer and `n` payees, all funded with 1,000 ETH.
@@ -58,6 +68,7 @@ impl World {
             nonce,
             &owed,
             self.chain.block_number() + delay,
+            lottery::secret_hash(secret(nonce)),
         )
         .expect("build")
     }
@@ -67,9 +78,9 @@ impl World {
         jobmesh_contracts::embedded::seeded_block_hash(self.chain.seed(), n)
     }
 
-    /// The winning leaf index of a lottery drawn from its own draw block.
+    /// The winning leaf index of a lottery drawn from its own draw block and its payer's secret.
     pub fn winner(&self, l: &Lottery) -> usize {
-        l.winner(self.block_hash(l.description.draw_block))
+        l.winner(self.block_hash(l.description.draw_block), secret_of(l))
             .expect("a winner")
     }
 
@@ -77,7 +88,7 @@ impl World {
     pub async fn claim(&self, l: &Lottery, i: usize) -> Result<TxReceipt, SettlementError> {
         let leaf = l.leaves[i];
         self.client(leaf.payee)
-            .claim(&l.description, &leaf, &l.proof(i))
+            .claim(&l.description, &leaf, &l.proof(i), secret_of(l))
             .await
     }
 
@@ -89,7 +100,7 @@ impl World {
     ) -> Result<TxReceipt, SettlementError> {
         let leaf = l.leaves[i];
         self.client(leaf.payee)
-            .claim_and_withdraw(&l.description, &leaf, &l.proof(i))
+            .claim_and_withdraw(&l.description, &leaf, &l.proof(i), secret_of(l))
             .await
     }
 }

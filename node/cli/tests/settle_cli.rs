@@ -153,7 +153,15 @@ async fn scenario() {
         &url,
         SEPOLIA,
         PAYER_ENV,
-        &["deploy", "--withdraw-delay", "3", "--claim-window", "20"],
+        &[
+            "deploy",
+            "--withdraw-delay",
+            "3",
+            "--claim-window",
+            "20",
+            "--min-draw-delay",
+            "1",
+        ],
     ));
     let contract = addr(&deployed["contract"]);
     let contract_s = contract.to_string();
@@ -188,6 +196,13 @@ async fn scenario() {
     assert_eq!(committed["payees"], 2);
     let id = committed["id"].as_str().unwrap().to_owned();
     let announcement = committed["announcement"].as_str().unwrap().to_owned();
+    let secret_file = committed["secret_file"].as_str().unwrap().to_owned();
+    assert!(
+        !std::fs::read_to_string(&announcement)
+            .unwrap()
+            .contains(&std::fs::read_to_string(&secret_file).unwrap()[..20]),
+        "the announcement does not carry the secret"
+    );
 
     // status: 4,000 wei reserved in one pending lottery.
     let st = ok(settle(&payer_home, &url, SEPOLIA, PAYER_ENV, &["status"]));
@@ -260,6 +275,57 @@ async fn scenario() {
 
     // Past the draw block (and the withdrawal's unlock).
     cheat(&anvil, "anvil_mine", serde_json::json!(["0x4"])).await;
+    // Without the payer's secret nobody knows who won yet.
+    let blind = ok(settle(
+        &b_home,
+        &url,
+        SEPOLIA,
+        b_env,
+        &["--contract", &contract_s, "claim"],
+    ));
+    assert_eq!(blind["claimed"].as_array().unwrap().len(), 0);
+    assert_eq!(blind["waiting_for_secret"], 1);
+    // The payer hands its secret to the payees; a file that is not the lottery's secret is refused.
+    let forged = tmp.path().join("forged.secret");
+    let mut forged_json: Value =
+        serde_json::from_str(&std::fs::read_to_string(&secret_file).unwrap()).unwrap();
+    forged_json["secret"] = Value::String(format!("0x{}", "11".repeat(32)));
+    std::fs::write(&forged, forged_json.to_string()).unwrap();
+    fails(
+        settle(
+            &b_home,
+            &url,
+            SEPOLIA,
+            b_env,
+            &[
+                "--contract",
+                &contract_s,
+                "lotteries",
+                "--secret",
+                forged.to_str().unwrap(),
+            ],
+        ),
+        &["is not the secret of"],
+    );
+    for (home, env, extra) in [(&a_home, &[][..], &a_args[..]), (&b_home, b_env, &[][..])] {
+        ok(settle(
+            home,
+            &url,
+            SEPOLIA,
+            env,
+            &[
+                extra,
+                &[
+                    "--contract",
+                    &contract_s,
+                    "lotteries",
+                    "--secret",
+                    &secret_file,
+                ],
+            ]
+            .concat(),
+        ));
+    }
     let out = ok(settle(
         &payer_home,
         &url,

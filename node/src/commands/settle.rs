@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::{Args, Subcommand};
-use jobmesh_contracts::alloy::primitives::{Address, U256};
+use jobmesh_contracts::alloy::primitives::{Address, B256, U256};
 use jobmesh_contracts::alloy::signers::local::PrivateKeySigner;
 use jobmesh_contracts::lottery::{self, Lottery};
 use jobmesh_contracts::rpc::RpcSettlement;
@@ -91,8 +91,9 @@ pub enum SettleAction {
     Commit(CommitArgs),
     /// List known lotteries (imported announcements and the ones this key committed) with their state.
     Lotteries(LotteriesArgs),
-    /// Claim every pending lottery this key won (to its wallet unless `--to deposit`; redraw handled), or just
-    /// one file's.
+    /// Claim every pending lottery this key won with its payer's revealed secret (to its wallet unless
+    /// `--to deposit`), and this key's share of every lottery nobody won in its claim window; or just one
+    /// file's.
     Claim(ClaimArgs),
     /// Verify the deployed code is our artifact, then report deposit, reserved value, pending lotteries
     /// and unclaimed wins.
@@ -108,9 +109,13 @@ pub struct DeployArgs {
     /// Blocks between a withdrawal request and the withdrawal.
     #[arg(long, default_value_t = DeployParams::default().withdraw_delay)]
     pub withdraw_delay: u64,
-    /// Blocks after a draw reserved for the winner's claim before the payer may reclaim.
+    /// Blocks after a draw in which the winner claims the whole lottery; afterwards every payee may claim its
+    /// share. At most 256 (8,191 on a chain with the EIP-2935 history contract).
     #[arg(long, default_value_t = DeployParams::default().claim_window)]
     pub claim_window: u64,
+    /// Fewest blocks from a lottery's commit to its draw (at least 1).
+    #[arg(long, default_value_t = DeployParams::default().min_draw_delay)]
+    pub min_draw_delay: u64,
 }
 
 /// An amount of ETH.
@@ -155,6 +160,9 @@ pub struct LotteriesArgs {
     /// Import an announced lottery file (checked: root, exact interval cover) before listing.
     #[arg(long, value_name = "FILE")]
     pub import: Option<PathBuf>,
+    /// Import a payer's revealed secret file (`<id>.secret`, checked against the lottery's secret hash).
+    #[arg(long, value_name = "FILE")]
+    pub secret: Option<PathBuf>,
 }
 
 /// Arguments of `settle claim`.
@@ -163,6 +171,9 @@ pub struct ClaimArgs {
     /// Only this announced lottery file (imported first).
     #[arg(long, value_name = "FILE")]
     pub lottery: Option<PathBuf>,
+    /// A payer's revealed secret file to import first (`<id>.secret`).
+    #[arg(long, value_name = "FILE")]
+    pub secret: Option<PathBuf>,
     /// Where the winnings go: `wallet` (claimAndWithdraw, sent to the key's address at once) or `deposit`
     /// (claim, credited to its deposit account).
     #[arg(long, value_name = "TO", default_value_t = ClaimTo::Wallet)]
@@ -344,6 +355,7 @@ async fn deploy(ctx: &Context, cmd: &SettleCommand, a: &DeployArgs) -> Result<()
     let params = DeployParams {
         withdraw_delay: a.withdraw_delay,
         claim_window: a.claim_window,
+        min_draw_delay: a.min_draw_delay,
     };
     let chain = chain_id(&cmd.chain)?;
     let (c, r) = RpcSettlement::deploy(rpc_url(&cmd.chain)?, chain, signer(&cmd.chain)?, params)
@@ -516,6 +528,53 @@ fn store_lottery(ctx: &Context, l: &Lottery) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// A payer's lottery secret, as the payer keeps it and hands it to the payees once the draw block is mined.
+#[derive(Debug, Serialize, Deserialize)]
+struct SecretFile {
+    lottery_id: B256,
+    secret: B256,
+}
+
+fn secret_path(ctx: &Context, id: B256) -> PathBuf {
+    lotteries_dir(ctx).join(format!("{id}.secret"))
+}
+
+fn store_secret(ctx: &Context, lottery_id: B256, secret: B256) -> Result<PathBuf> {
+    let path = secret_path(ctx, lottery_id);
+    let file = SecretFile { lottery_id, secret };
+    std::fs::write(&path, serde_json::to_vec_pretty(&file)?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// Imports a revealed secret file, checked against the stored lottery it names.
+fn import_secret(ctx: &Context, path: &Path) -> Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let f: SecretFile = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not a lottery secret", path.display()))?;
+    let l = stored_lotteries(ctx)?
+        .into_iter()
+        .find(|l| l.id() == f.lottery_id)
+        .ok_or_else(|| anyhow!("import the lottery {} before its secret", f.lottery_id))?;
+    l.check_secret(f.secret)
+        .with_context(|| format!("{} is not the secret of {}", path.display(), f.lottery_id))?;
+    store_secret(ctx, f.lottery_id, f.secret)?;
+    Ok(())
+}
+
+fn stored_secret(ctx: &Context, id: B256) -> Result<Option<B256>> {
+    let path = secret_path(ctx, id);
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(Some(
+            serde_json::from_slice::<SecretFile>(&bytes)
+                .with_context(|| format!("{} is not a lottery secret", path.display()))?
+                .secret,
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
 fn read_lottery(path: &Path) -> Result<Lottery> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let l: Lottery = serde_json::from_slice(&bytes)
@@ -549,10 +608,11 @@ async fn known_lotteries(ctx: &Context, c: &RpcSettlement, me: Address) -> Resul
         let d = l.description;
         let state = c.lottery_state(&d).await?;
         let mine = l.leaf_index(me);
-        let won = match (mine, state) {
-            (Some(i), LotteryState::Pending) => {
-                c.draw_hash(&d).await?.map(|h| l.winner(h) == Some(i))
-            }
+        let won = match (mine, state, stored_secret(ctx, l.id())?) {
+            (Some(i), LotteryState::Pending, Some(secret)) => c
+                .draw_hash(&d)
+                .await?
+                .map(|h| l.winner(h, secret) == Some(i)),
             _ => None,
         };
         rows.push(LotteryRow {
@@ -572,6 +632,12 @@ async fn known_lotteries(ctx: &Context, c: &RpcSettlement, me: Address) -> Resul
 async fn commit(ctx: &Context, cmd: &SettleCommand, a: &CommitArgs) -> Result<()> {
     let (c, from_block) = client(ctx, &cmd.chain, true).await?;
     let owed = parse_owed(&a.owed)?;
+    if owed.iter().any(|(payee, _)| *payee == c.sender()) {
+        bail!(
+            "{} cannot be a payee of its own lottery (the contract never pays that leaf)",
+            c.sender()
+        );
+    }
     let nonce = match a.nonce {
         Some(n) => n,
         None => {
@@ -589,17 +655,38 @@ async fn commit(ctx: &Context, cmd: &SettleCommand, a: &CommitArgs) -> Result<()
         }
     };
     let head = c.block_number().await?;
-    let l = lottery::build(c.sender(), nonce, &owed, head + a.draw_in)?;
-    let r = c.commit(&l.description).await.context("commit failed")?;
+    let secret = B256::from(rand::random::<[u8; 32]>());
+    let l = lottery::build(
+        c.sender(),
+        nonce,
+        &owed,
+        head + a.draw_in,
+        lottery::secret_hash(secret),
+    )?;
+    // The secret is on disk before the commit: a crash after it cannot leave a lottery nobody can win.
     let path = store_lottery(ctx, &l)?;
+    let secret_file = store_secret(ctx, l.id(), secret)?;
+    let r = match c.commit(&l.description).await {
+        Ok(r) => r,
+        // Refused: nothing to announce. (An unknown outcome keeps both files: it may have landed.)
+        Err(e @ jobmesh_contracts::SettlementError::Reverted { .. }) => {
+            let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_file(&secret_file);
+            return Err(e).context("commit failed");
+        }
+        Err(e) => return Err(e).context("commit failed"),
+    };
     report(
         ctx,
         json!({ "id": l.id(), "nonce": nonce, "total": l.description.total.to_string(), "payees": l.leaves.len(),
-                "draw_block": l.description.draw_block, "announcement": path, "tx": r.tx_hash, "gas_used": r.gas_used }),
+                "draw_block": l.description.draw_block, "announcement": path, "secret_file": secret_file,
+                "tx": r.tx_hash, "gas_used": r.gas_used }),
         || {
             format!(
-            "committed lottery {} paying {} wei to {} payees, drawn at block {}; send {} to the payees",
-            l.id(), l.description.total, l.leaves.len(), l.description.draw_block, path.display()
+            "committed lottery {} paying {} wei to {} payees, drawn at block {}; send {} to the payees now, \
+             and {} once block {} is mined",
+            l.id(), l.description.total, l.leaves.len(), l.description.draw_block, path.display(),
+            secret_file.display(), l.description.draw_block
         )
         },
     )?;
@@ -610,6 +697,9 @@ async fn lotteries(ctx: &Context, cmd: &SettleCommand, a: &LotteriesArgs) -> Res
     if let Some(path) = &a.import {
         let l = read_lottery(path)?;
         store_lottery(ctx, &l)?;
+    }
+    if let Some(path) = &a.secret {
+        import_secret(ctx, path)?;
     }
     let (c, from_block) = client(ctx, &cmd.chain, false).await?;
     let me = c.sender();
@@ -663,7 +753,6 @@ async fn lotteries(ctx: &Context, cmd: &SettleCommand, a: &LotteriesArgs) -> Res
 
 async fn claim(ctx: &Context, cmd: &SettleCommand, a: &ClaimArgs) -> Result<()> {
     let (c, _) = client(ctx, &cmd.chain, true).await?;
-    let me = c.sender();
     let candidates = match &a.lottery {
         Some(path) => {
             let l = read_lottery(path)?;
@@ -672,11 +761,16 @@ async fn claim(ctx: &Context, cmd: &SettleCommand, a: &ClaimArgs) -> Result<()> 
         }
         None => stored_lotteries(ctx)?,
     };
+    if let Some(path) = &a.secret {
+        import_secret(ctx, path)?;
+    }
+    let window = c.params().await?.claim_window;
     let head = c.block_number().await?;
-    let mut claimed = Vec::new();
-    let mut waiting = 0usize;
+    let (mut claimed, mut waiting, mut no_secret) = (Vec::new(), 0usize, 0usize);
     for l in candidates {
-        let Some(i) = l.leaf_index(me) else { continue };
+        let Some(i) = l.leaf_index(c.sender()) else {
+            continue;
+        };
         let d = l.description;
         if c.lottery_state(&d).await? != LotteryState::Pending {
             continue;
@@ -685,31 +779,40 @@ async fn claim(ctx: &Context, cmd: &SettleCommand, a: &ClaimArgs) -> Result<()> 
             waiting += 1;
             continue;
         }
-        let hash = match c.draw_hash(&d).await? {
-            Some(h) => h,
-            None => {
-                // Nobody recorded the draw in time: re-anchor it (the new draw is the next block).
-                c.redraw(&d).await.context("redraw failed")?;
-                waiting += 1;
-                continue;
-            }
-        };
-        if l.winner(hash) != Some(i) {
+        let (leaf, proof) = (l.leaves[i], l.proof(i));
+        // Nobody won in the claim window (the payer withheld its secret): this key's share.
+        if head > d.draw_block + window {
+            let r = c
+                .claim_share(&d, &leaf, &proof)
+                .await
+                .with_context(|| format!("share claim of {} failed", l.id()))?;
+            claimed.push(json!({ "id": l.id(), "amount": leaf.length.to_string(), "to": ClaimTo::Deposit, "share": true, "tx": r.tx_hash, "gas_used": r.gas_used, "fee_wei": r.fee().to_string() }));
             continue;
         }
-        let (leaf, proof) = (l.leaves[i], l.proof(i));
+        let (Some(secret), Some(hash)) = (stored_secret(ctx, l.id())?, c.draw_hash(&d).await?)
+        else {
+            no_secret += 1;
+            continue;
+        };
+        if l.winner(hash, secret) != Some(i) {
+            continue;
+        }
         let r = match a.to {
-            ClaimTo::Wallet => c.claim_and_withdraw(&d, &leaf, &proof).await,
-            ClaimTo::Deposit => c.claim(&d, &leaf, &proof).await,
+            ClaimTo::Wallet => c.claim_and_withdraw(&d, &leaf, &proof, secret).await,
+            ClaimTo::Deposit => c.claim(&d, &leaf, &proof, secret).await,
         }
         .with_context(|| format!("claim of {} failed", l.id()))?;
-        claimed.push(json!({ "id": l.id(), "amount": d.total.to_string(), "to": a.to, "tx": r.tx_hash, "gas_used": r.gas_used, "fee_wei": r.fee().to_string() }));
+        claimed.push(json!({ "id": l.id(), "amount": d.total.to_string(), "to": a.to, "share": false, "tx": r.tx_hash, "gas_used": r.gas_used, "fee_wei": r.fee().to_string() }));
     }
     let n = claimed.len();
     report(
         ctx,
-        json!({ "claimed": claimed, "waiting_for_draw": waiting }),
-        || format!("claimed {n} winning lotteries; {waiting} waiting for their draw"),
+        json!({ "claimed": claimed, "waiting_for_draw": waiting, "waiting_for_secret": no_secret }),
+        || {
+            format!(
+                "claimed {n} lotteries; {waiting} waiting for their draw, {no_secret} for their payer's secret"
+            )
+        },
     )?;
     Ok(())
 }

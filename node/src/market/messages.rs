@@ -363,6 +363,10 @@ pub struct LotteryNotice {
     /// The UnixFS file holding the lottery (description and leaves) as JSON.
     #[serde(with = "super::wire_ids::cid")]
     pub file: Cid,
+    /// The payer's secret, once the draw block is mined (never before): the payee checks it against the
+    /// lottery's secret hash, and the winner's claim carries it.
+    #[serde(default, with = "serde_bytes", skip_serializing_if = "Option::is_none")]
+    pub secret: Option<[u8; 32]>,
 }
 
 /// A direct request.

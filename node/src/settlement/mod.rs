@@ -6,14 +6,16 @@
 //!   lottery), it builds one lottery over them, records it with the ledger debit in one database transaction,
 //!   commits it on chain, and sends each payee a [`LotteryNotice`](crate::market::messages::LotteryNotice).
 //!   A lottery whose commit is refused (e.g. the free deposit is too small) is abandoned and its amounts go
-//!   back to the ledger; one whose commit outcome is unknown after a crash is resolved from the chain. After the
-//!   claim window it reclaims what its winner left unclaimed.
+//!   back to the ledger; one whose commit outcome is unknown after a crash is resolved from the chain. Each
+//!   lottery's secret is kept in its record (written before the commit) and sent to the payees once the draw
+//!   block is mined.
 //! - As a **payee** (a worker), it checks each notice — the file is the lottery the id names, its intervals
 //!   exactly cover `[0, total)`, this node's address has a leaf at least what its ledger says the payer owes it
-//!   (`payee`), the draw block is at most `max_draw_ahead` blocks ahead, the lottery is pending on chain — keeps it,
-//!   and once the draw block has passed claims it if it won (re-anchoring the draw if nobody recorded its hash
-//!   in time): with `claimAndWithdraw`, straight to its wallet, or with `claim`, into its deposit account
-//!   ([`SettlerConfig::claim_to`]).
+//!   (`payee`), the draw block is at most `max_draw_ahead` blocks ahead, the lottery is pending on chain — keeps
+//!   it, checks the payer's secret when it arrives (against the committed secret hash), and once the draw block
+//!   has passed claims it if it won: with `claimAndWithdraw`, straight to its wallet, or with `claim`, into its
+//!   deposit account ([`SettlerConfig::claim_to`]). If nobody won in the claim window (the payer withheld its
+//!   secret), it claims its share.
 //!
 //! Owns: the settlement loop and its lottery records (kept in the market database, next to the ledger).
 //! Must not touch: the contract's code or lottery maths (`jobmesh-contracts`, `jobmesh-lottery`) or the market's
@@ -37,7 +39,8 @@ pub use payee::{CoveredDebt, ROUNDING_PER_RECEIPT_WEI};
 pub use service::{PayerStanding, SettlementReport, Settler, SettlerError};
 
 /// The fewest blocks from the head a lottery is built at to its draw: its commit is mined in a later block than
-/// that head, and the contract refuses a draw block that is not after the commit's block.
+/// that head, and the contract refuses a draw block sooner than its `minDrawDelay` (at least 1) after the
+/// commit's block. A node also draws at least `minDrawDelay + 1` blocks ahead.
 pub const MIN_DRAW_IN: u64 = 2;
 
 /// The chain a node settles on: a JSON-RPC endpoint (anvil, a testnet) or the in-process EVM.
@@ -187,6 +190,9 @@ pub struct Payee {
     pub notified: bool,
     /// Why it refused the notice, if it did.
     pub refusal: Option<String>,
+    /// Whether it acknowledged the payer's secret (sent once the draw block is mined).
+    #[serde(default)]
+    pub revealed: bool,
 }
 
 /// Which side of a lottery this node is on.
@@ -221,8 +227,12 @@ pub enum LotteryStatus {
     Lost,
     /// Payer: claimed by its winner.
     Paid,
-    /// Payer: nobody claimed it in the claim window; its value went back to the deposit.
+    /// Payer (older contract versions only): nobody claimed it in the claim window; its value went back to the
+    /// deposit.
     Reclaimed,
+    /// Nobody won it in the claim window (its payer withheld the secret, or the winner did not claim): each
+    /// payee takes its share; as a payee, this node took its own.
+    Shared,
     /// Payer: never committed (its amounts went back to the ledger).
     Abandoned,
     /// Payee: refused as payment (its leaf is shorter than what the payer owes, or its draw is too far ahead);
@@ -251,7 +261,7 @@ pub struct LotteryRecord {
     pub status: LotteryStatus,
     /// When it was recorded (unix ms).
     pub created_ms: u64,
-    /// Gas this node spent on it (commit or claim, reclaim or redraw).
+    /// Gas this node spent on it (commit, claim or share claim).
     pub gas_used: u64,
     /// What that gas cost this node, in wei (0 on the embedded chain; absent in older records).
     #[serde(default)]
@@ -260,6 +270,10 @@ pub struct LotteryRecord {
     /// deposit account).
     #[serde(default)]
     pub claimed_to: Option<ClaimTo>,
+    /// The payer's secret: the payer's own (drawn when the lottery is built, kept so a restart loses nothing),
+    /// or, for a payee, the one the payer revealed (checked against the committed hash). Absent until then.
+    #[serde(default)]
+    pub secret: Option<B256>,
     /// The last thing that happened, in words.
     pub note: String,
 }
@@ -292,6 +306,7 @@ mod tests {
             0,
             &[(Address::repeat_byte(2), U256::from(5))],
             10,
+            B256::ZERO,
         )
         .unwrap();
         let record = LotteryRecord {
@@ -309,6 +324,7 @@ mod tests {
             gas_used: 50_000,
             fees_wei: 7,
             claimed_to: Some(ClaimTo::Wallet),
+            secret: Some(B256::repeat_byte(9)),
             note: "won".into(),
         };
         assert_eq!(
@@ -321,10 +337,10 @@ mod tests {
             panic!("a record is a CBOR map")
         };
         let before = fields.len();
-        fields.retain(|(k, _)| !matches!(k.as_text(), Some("fees_wei" | "claimed_to")));
-        assert_eq!(fields.len(), before - 2);
+        fields.retain(|(k, _)| !matches!(k.as_text(), Some("fees_wei" | "claimed_to" | "secret")));
+        assert_eq!(fields.len(), before - 3);
         let old: LotteryRecord = from_cbor(&to_cbor(&value)).unwrap();
-        assert_eq!((old.fees_wei, old.claimed_to), (0, None));
+        assert_eq!((old.fees_wei, old.claimed_to, old.secret), (0, None, None));
         assert_eq!(old.gas_used, 50_000);
     }
 

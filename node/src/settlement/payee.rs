@@ -111,6 +111,7 @@ pub(super) fn judge(lottery: &Lottery, me: Address, terms: &PayeeTerms) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jobmesh_contracts::alloy::primitives::B256;
     use jobmesh_contracts::lottery;
 
     fn credit(credited: u128, paid: u128, receipts: u64, receipts_paid: u64) -> PayerCredit {
@@ -144,7 +145,14 @@ mod tests {
     #[test]
     fn a_lottery_counts_only_as_payment_from_the_address_its_sender_announced() {
         let (mine, theirs) = (Address::repeat_byte(1), Address::repeat_byte(7));
-        let l = lottery::build(mine, 0, &[(Address::repeat_byte(2), U256::from(5))], 9).unwrap();
+        let l = lottery::build(
+            mine,
+            0,
+            &[(Address::repeat_byte(2), U256::from(5))],
+            9,
+            B256::ZERO,
+        )
+        .unwrap();
         let sender = PeerId::random();
         assert_eq!(foreign(&l, &sender, true, &[mine.into_array()]), None);
         assert_eq!(
@@ -161,7 +169,14 @@ mod tests {
     #[test]
     fn a_late_notice_is_judged_by_its_amount_and_a_far_draw_is_refused() {
         let me = Address::repeat_byte(2);
-        let l = lottery::build(Address::repeat_byte(1), 0, &[(me, U256::from(50))], 20).unwrap();
+        let l = lottery::build(
+            Address::repeat_byte(1),
+            0,
+            &[(me, U256::from(50))],
+            20,
+            B256::ZERO,
+        )
+        .unwrap();
         let terms = |owed: u64, head: u64| {
             CoveredDebt {
                 wei: owed.into(),

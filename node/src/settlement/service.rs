@@ -98,6 +98,11 @@ struct Inner {
     cfg: SettlerConfig,
     /// Blocks after a draw reserved for the winner (the contract's `claimWindow`).
     claim_window: u64,
+    /// Fewest blocks from a commit to its draw (the contract's `minDrawDelay`).
+    min_draw_delay: u64,
+    /// Held around every read-modify-write of a lottery record, so a secret taken from a notice and a
+    /// round's update of the same record never overwrite each other.
+    records: std::sync::Mutex<()>,
     /// When this node last built a lottery (unix ms); the period counts from here.
     last_built_ms: AtomicU64,
     /// One round at a time (the timer and explicit calls never overlap).
@@ -218,6 +223,8 @@ impl Settler {
                 chain,
                 cfg,
                 claim_window: params.claim_window,
+                min_draw_delay: params.min_draw_delay,
+                records: std::sync::Mutex::new(()),
                 last_built_ms: AtomicU64::new(last_built),
                 round: Mutex::new(()),
                 blocked: std::sync::Mutex::new(None),
@@ -335,11 +342,15 @@ impl Settler {
                     } else {
                         expected += share;
                     }
-                    if r.status == LotteryStatus::Claimed {
-                        won += d.total;
-                        if r.claimed_to == Some(ClaimTo::Wallet) {
-                            won_to_wallet += d.total;
+                    match r.status {
+                        LotteryStatus::Claimed => {
+                            won += d.total;
+                            if r.claimed_to == Some(ClaimTo::Wallet) {
+                                won_to_wallet += d.total;
+                            }
                         }
+                        LotteryStatus::Shared => won += share,
+                        _ => {}
                     }
                     ("payee", Some(share.to_string()))
                 }
@@ -400,8 +411,8 @@ impl Settler {
             .collect())
     }
 
-    /// One settlement round: moves every unsettled lottery on (commit, notify, claim, reclaim), then builds a
-    /// new lottery if enough is owed. Runs by itself every `poll`; callable to settle at once.
+    /// One settlement round: moves every unsettled lottery on (commit, notify, reveal, claim, share), then
+    /// builds a new lottery if enough is owed. Runs by itself every `poll`; callable to settle at once.
     pub async fn round(&self) -> Result<(), SettlerError> {
         let _one_at_a_time = self.inner.round.lock().await;
         let head = self.inner.chain.block_number().await?;
@@ -433,15 +444,25 @@ impl Settler {
         Ok(())
     }
 
+    /// Writes a record, keeping a payer's secret a notice stored since the record was read.
     fn save(&self, record: &LotteryRecord) -> Result<(), SettlerError> {
-        self.inner
-            .market
-            .db()
-            .put_lottery(&record.id().0, record, &[], None)?;
+        let db = self.inner.market.db();
+        let _guard = self.inner.records.lock().unwrap_or_else(|e| e.into_inner());
+        let id = record.id().0;
+        if record.secret.is_none() {
+            if let Some(stored) = db.lottery::<LotteryRecord>(&id)?.and_then(|r| r.secret) {
+                let mut merged = record.clone();
+                merged.secret = Some(stored);
+                db.put_lottery(&id, &merged, &[], None)?;
+                return Ok(());
+            }
+        }
+        db.put_lottery(&id, record, &[], None)?;
         Ok(())
     }
 
-    /// Payer side: confirm the commit, notify the payees, and after the claim window reclaim an unclaimed one.
+    /// Payer side: confirm the commit, notify the payees, reveal the secret once the draw block is mined, and
+    /// after the claim window record an unclaimed lottery as shared among its payees.
     async fn advance_paid(&self, mut record: LotteryRecord, head: u64) -> Result<(), SettlerError> {
         let chain = &self.inner.chain;
         let d = record.lottery.description;
@@ -452,29 +473,25 @@ impl Settler {
                     record.note = "commit confirmed".into();
                     self.save(&record)?;
                 }
-                _ if d.draw_block > head + 1 => self.commit(record).await?,
+                // Its commit lands in block head + 1 at the earliest: the contract wants the draw
+                // `minDrawDelay` blocks after that.
+                _ if d.draw_block > head + self.inner.min_draw_delay => self.commit(record).await?,
                 _ => self.abandon(record, "its commit was not confirmed before its draw block")?,
             },
             LotteryStatus::Committed => {
-                self.notify(&mut record).await?;
-                if head <= d.draw_block {
+                // Before the draw block is mined the notice carries no secret; after it, the secret.
+                let reveal = head > d.draw_block;
+                self.notify(&mut record, reveal).await?;
+                if !reveal {
                     return Ok(());
                 }
                 match chain.lottery_state(&d).await? {
                     LotteryState::Pending if head > d.draw_block + self.inner.claim_window => {
-                        match chain.reclaim(&d).await {
-                            Ok(r) => {
-                                record.status = LotteryStatus::Reclaimed;
-                                record.spent(&r);
-                                record.note = "unclaimed after the claim window: reclaimed".into();
-                                info!(lottery = %record.id(), "reclaimed an unclaimed lottery");
-                                self.save(&record)?;
-                            }
-                            // Its draw was re-anchored: the window runs from the new draw block.
-                            Err(e) => {
-                                debug!(lottery = %record.id(), error = %e, "not reclaimable yet")
-                            }
-                        }
+                        record.status = LotteryStatus::Shared;
+                        record.note =
+                            "nobody won in the claim window: every payee takes its share".into();
+                        warn!(lottery = %record.id(), "lottery not won in its claim window; its payees take their shares");
+                        self.save(&record)?;
                     }
                     LotteryState::Pending => {}
                     _ => {
@@ -489,14 +506,22 @@ impl Settler {
         Ok(())
     }
 
-    /// Sends the notice to every payee that has not answered it yet.
-    async fn notify(&self, record: &mut LotteryRecord) -> Result<(), SettlerError> {
+    /// Sends the notice to every payee that has not answered it yet; with `reveal` (the draw block is mined),
+    /// a notice carrying the lottery's secret to every payee that has not answered that one yet.
+    async fn notify(&self, record: &mut LotteryRecord, reveal: bool) -> Result<(), SettlerError> {
+        let secret = record.secret.filter(|_| reveal).map(|s| s.0);
         let Side::Payer { payees } = &mut record.side else {
             return Ok(());
         };
+        if reveal && secret.is_none() {
+            warn!(lottery = %record.lottery.id(), "no secret kept for this lottery: its payees will take their shares");
+            return Ok(());
+        }
+        let done = |p: &Payee| if reveal { p.revealed } else { p.notified };
         let notice = LotteryNotice {
             lottery_id: record.lottery.id().0,
             file: record.file,
+            secret,
         };
         let now = std::time::Instant::now();
         let pending: Vec<usize> = {
@@ -506,7 +531,7 @@ impl Settler {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
             (0..payees.len())
-                .filter(|&i| !payees[i].notified)
+                .filter(|&i| !done(&payees[i]))
                 .filter(|&i| unreachable.get(&payees[i].peer).is_none_or(|t| *t <= now))
                 .collect()
         };
@@ -529,11 +554,13 @@ impl Settler {
             match answer {
                 Ok(Response::Ack) => {
                     payees[i].notified = true;
+                    payees[i].revealed |= reveal;
                     changed = true;
                 }
                 Ok(Response::Reject { reason }) => {
                     warn!(lottery = %notice_id(&notice), payee = %payees[i].peer, %reason, "payee refused a lottery");
                     payees[i].notified = true;
+                    payees[i].revealed |= reveal;
                     payees[i].refusal = Some(reason);
                     changed = true;
                 }
@@ -549,8 +576,13 @@ impl Settler {
             }
         }
         if changed {
-            let notified = payees.iter().filter(|p| p.notified).count();
-            record.note = format!("{notified}/{} payees notified", payees.len());
+            let answered = payees.iter().filter(|p| done(p)).count();
+            let what = if reveal {
+                "told the secret"
+            } else {
+                "notified"
+            };
+            record.note = format!("{answered}/{} payees {what}", payees.len());
             self.save(record)?;
         }
         Ok(())
@@ -610,6 +642,8 @@ impl Settler {
             .into_iter()
             .filter(|(_, wei)| *wei > 0)
             .filter_map(|(peer, wei)| addresses.get(&peer).map(|a| (peer, Address::from(*a), wei)))
+            // The contract never pays a payer's own leaf (and payees refuse such a lottery).
+            .filter(|(_, address, _)| *address != inner.chain.sender())
             .collect();
         if owed.is_empty() {
             self.set_blocked(None);
@@ -651,13 +685,21 @@ impl Settler {
             })
             .collect();
         // The draw block counts from the head as late as possible: advancing the other lotteries and asking
-        // the chain for the account and lanes take round trips, and a draw block already reached is refused.
+        // the chain for the account and lanes take round trips, and a draw block too soon is refused.
         let head = inner.chain.block_number().await?;
+        let draw_in = inner
+            .cfg
+            .draw_in_blocks
+            .max(MIN_DRAW_IN)
+            .max(inner.min_draw_delay.saturating_add(1));
+        // The secret is kept in the record, written with the ledger debit before the commit is sent.
+        let secret = B256::from(rand::random::<[u8; 32]>());
         let lottery = lottery::build(
             me,
             nonce,
             &pairs,
-            head + inner.cfg.draw_in_blocks.max(MIN_DRAW_IN),
+            head.saturating_add(draw_in),
+            lottery::secret_hash(secret),
         )?;
         let file = self.store_file(&lottery)?;
         // `build` merges payees sharing an address: keep one record per peer, in leaf order by address.
@@ -669,6 +711,7 @@ impl Settler {
                 wei: *wei,
                 notified: false,
                 refusal: None,
+                revealed: false,
             })
             .collect();
         let debits: Vec<(PeerId, i128)> =
@@ -682,6 +725,7 @@ impl Settler {
             gas_used: 0,
             fees_wei: 0,
             claimed_to: None,
+            secret: Some(secret),
             note: "built".into(),
         };
         db.put_lottery(&record.id().0, &record, &debits, Some(used_below))?;
@@ -724,7 +768,8 @@ impl Settler {
         Ok(root)
     }
 
-    /// Payee side: once drawn, claim if this node won (re-anchoring a lapsed draw first).
+    /// Payee side: once drawn, claim if this node won (with the payer's revealed secret); if nobody won in
+    /// the claim window, claim this node's share.
     async fn advance_won(
         &self,
         mut record: LotteryRecord,
@@ -736,43 +781,59 @@ impl Settler {
         if head <= d.draw_block {
             return Ok(());
         }
-        match chain.lottery_state(&d).await? {
-            LotteryState::Pending => {}
-            _ => {
-                record.status = LotteryStatus::Lost;
-                record.note = "settled without this node".into();
-                return self.save(&record);
-            }
-        }
-        let Some(hash) = chain.draw_hash(&d).await? else {
-            // Nobody recorded the draw's hash in time: re-anchor it (anyone may; the outcome stays unknown).
-            match chain.redraw(&d).await {
-                Ok(r) => {
-                    record.spent(&r);
-                    record.note = format!("draw re-anchored to block {}", r.block_number + 1);
-                    self.save(&record)?;
-                }
-                Err(e) => debug!(lottery = %record.id(), error = %e, "draw not obtainable yet"),
-            }
-            return Ok(());
-        };
-        if record.lottery.winner(hash) != Some(leaf) {
+        if chain.lottery_state(&d).await? != LotteryState::Pending {
             record.status = LotteryStatus::Lost;
-            record.note = "drawn: another payee won".into();
+            record.note = "settled without this node".into();
             return self.save(&record);
         }
+        if head > d.draw_block + self.inner.claim_window {
+            return self.take_share(record, leaf).await;
+        }
+        // Waiting for the payer's secret (a loser waits for the winner's claim: if it never comes, the share).
+        let Some(secret) = record.secret else {
+            return Ok(());
+        };
+        let Some(hash) = chain.draw_hash(&d).await? else {
+            return Ok(());
+        };
+        if record.lottery.winner(hash, secret) != Some(leaf) {
+            let note = "drawn: another payee won; its share if the winner does not claim";
+            if record.note != note {
+                record.note = note.into();
+                self.save(&record)?;
+            }
+            return Ok(());
+        }
+        self.claim_won(record, leaf, secret).await
+    }
+
+    /// Claims a lottery this node won, to its wallet or its deposit account.
+    async fn claim_won(
+        &self,
+        mut record: LotteryRecord,
+        leaf: usize,
+        secret: B256,
+    ) -> Result<(), SettlerError> {
+        let chain = &self.inner.chain;
+        let d = record.lottery.description;
         let (won, proof) = (record.lottery.leaves[leaf], record.lottery.proof(leaf));
         let (r, to) = match self.inner.cfg.claim_to {
-            ClaimTo::Wallet => match chain.claim_and_withdraw(&d, &won, &proof).await {
+            ClaimTo::Wallet => match chain.claim_and_withdraw(&d, &won, &proof, secret).await {
                 Ok(r) => (r, ClaimTo::Wallet),
                 // This address cannot take ETH (a contract wallet that refuses it): credit the deposit instead.
                 Err(e) if e.revert_name() == Some("TransferFailed") => {
                     warn!(lottery = %record.id(), "the wallet refused the winnings; claiming to the deposit account");
-                    (chain.claim(&d, &won, &proof).await?, ClaimTo::Deposit)
+                    (
+                        chain.claim(&d, &won, &proof, secret).await?,
+                        ClaimTo::Deposit,
+                    )
                 }
                 Err(e) => return Err(e.into()),
             },
-            ClaimTo::Deposit => (chain.claim(&d, &won, &proof).await?, ClaimTo::Deposit),
+            ClaimTo::Deposit => (
+                chain.claim(&d, &won, &proof, secret).await?,
+                ClaimTo::Deposit,
+            ),
         };
         record.status = LotteryStatus::Claimed;
         record.claimed_to = Some(to);
@@ -785,8 +846,63 @@ impl Settler {
         self.save(&record)
     }
 
+    /// After the claim window of a lottery nobody won: this node's share, credited to its deposit account.
+    async fn take_share(&self, mut record: LotteryRecord, leaf: usize) -> Result<(), SettlerError> {
+        let d = record.lottery.description;
+        let (mine, proof) = (record.lottery.leaves[leaf], record.lottery.proof(leaf));
+        match self.inner.chain.claim_share(&d, &mine, &proof).await {
+            Ok(r) => record.spent(&r),
+            // Anyone may send a share claim: someone sent this one.
+            Err(e) if e.revert_name() == Some("ShareAlreadyPaid") => {}
+            Err(e) => return Err(e.into()),
+        }
+        let why = if record.secret.is_none() {
+            warn!(lottery = %record.id(), payer = %d.payer, "the payer never revealed its lottery secret");
+            "the payer never revealed its secret"
+        } else {
+            "its winner did not claim it"
+        };
+        record.status = LotteryStatus::Shared;
+        record.claimed_to = Some(ClaimTo::Deposit);
+        record.note = format!(
+            "nobody won in the claim window ({why}): took its share of {} wei",
+            mine.length
+        );
+        info!(lottery = %record.id(), share = %mine.length, "took a lottery share");
+        self.save(&record)
+    }
+
+    /// Keeps the payer's secret carried by a notice, once it checks against the lottery's secret hash.
+    fn take_secret(&self, notice: &LotteryNotice) -> Result<(), String> {
+        let Some(secret) = notice.secret.map(B256::from) else {
+            return Ok(());
+        };
+        let db = self.inner.market.db();
+        let _guard = self.inner.records.lock().unwrap_or_else(|e| e.into_inner());
+        let mut record = db
+            .lottery::<LotteryRecord>(&notice.lottery_id)
+            .map_err(|e| e.to_string())?
+            .ok_or("unknown lottery")?;
+        if record.secret == Some(secret) {
+            return Ok(());
+        }
+        record
+            .lottery
+            .check_secret(secret)
+            .map_err(|e| e.to_string())?;
+        record.secret = Some(secret);
+        db.put_lottery(&notice.lottery_id, &record, &[], None)
+            .map_err(|e| e.to_string())?;
+        debug!(lottery = %record.id(), "the payer's secret checks out");
+        Ok(())
+    }
+
     async fn on_notice(&self, incoming: IncomingLottery) {
-        let response = match self.accept(&incoming.payer, &incoming.notice).await {
+        let accepted = match self.accept(&incoming.payer, &incoming.notice).await {
+            Ok(()) => self.take_secret(&incoming.notice),
+            Err(reason) => Err(reason),
+        };
+        let response = match accepted {
             Ok(()) => Response::Ack,
             Err(reason) => {
                 debug!(payer = %incoming.payer, %reason, "refused a lottery notice");
@@ -868,6 +984,7 @@ impl Settler {
             gas_used: 0,
             fees_wei: 0,
             claimed_to: None,
+            secret: None,
             note: note.into(),
         };
         let share = record.lottery.leaves[leaf].length;
@@ -922,6 +1039,7 @@ impl Settler {
             fees_wei: 0,
             claimed_to: None,
             note: reason.clone(),
+            secret: None,
         };
         self.save(&record).map_err(|e| e.to_string())?;
         Err(reason)
