@@ -6,6 +6,7 @@
 //!    C assertions as Javy builds it; `exec/benches/like-for-like.sh` builds it from the plugin's own patched
 //!    source instead), (d) Node.js.
 //! 3. Fuel per millisecond.
+//! 4. What being cancellable costs: (a) against (e), the same engine without epoch interruption.
 //!
 //! Env: `BENCH_ROUNDS` (default 2000), `BENCH_REPS` (default 7), `BENCH_WARM` (default 2000),
 //! `BENCH_NATIVE` (how (c) was built, for the table; set by like-for-like.sh).
@@ -84,8 +85,10 @@ fn main() {
     );
     let input = format!("{{\"rounds\": {rounds}}}");
     let unmetered = Executor::new_unmetered(None).unwrap();
+    let uninterruptible = Executor::new_uninterruptible(None).unwrap();
     let mut expected = String::new();
     let (mut fueled, mut unfueled, mut native, mut node) = (vec![], vec![], vec![], vec![]);
+    let mut no_epoch = vec![];
     let mut fuel = 0;
     for _ in 0..reps {
         let t = Instant::now();
@@ -99,6 +102,16 @@ fn main() {
         let out = unmetered.run(&heavy, input.as_bytes(), &limits).unwrap();
         unfueled.push(t.elapsed());
         assert_eq!(String::from_utf8(out.output).unwrap(), expected);
+
+        let t = Instant::now();
+        let out = uninterruptible
+            .run(&heavy, input.as_bytes(), &limits)
+            .unwrap();
+        no_epoch.push(t.elapsed());
+        assert_eq!(
+            out.fuel_used, fuel,
+            "epoch interruption does not change fuel"
+        );
 
         let t = Instant::now();
         // `scriptArgs` as the qjs shell defines it.
@@ -131,7 +144,12 @@ fn main() {
         node.push(t.elapsed());
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), expected.trim());
     }
-    let (a, b, c) = (median(fueled), median(unfueled), median(native));
+    let (a, b, c, e) = (
+        median(fueled),
+        median(unfueled),
+        median(native),
+        median(no_epoch),
+    );
     let d_total = median(node);
     let d = d_total.saturating_sub(node_start);
 
@@ -177,6 +195,14 @@ fn main() {
     println!(
         "| (a)/(b) | {:.2}× | goal ≤ 1.3× |",
         a.as_secs_f64() / b.as_secs_f64()
+    );
+    println!(
+        "| (e) same wasm, fuel on, not cancellable (no epoch checks) | {:.1} ms | same fuel as (a) |",
+        ms(e)
+    );
+    println!(
+        "| (a)/(e) | {:.3}× | what cancelling costs a run |",
+        a.as_secs_f64() / e.as_secs_f64()
     );
     println!(
         "| (a)/(d) | {:.1}× | context only |",

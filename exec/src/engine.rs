@@ -4,10 +4,13 @@
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
-use wasmtime::{Config, Engine, InstancePre, Linker, Module, OptLevel, Store, Trap};
+use wasmtime::{
+    Config, Engine, InstancePre, Linker, Module, OptLevel, Store, Trap, UpdateDeadline,
+};
 
 use crate::wasi::{add_scheduling, job_wasi, CappedPipe, JobState, MemoryLimiter};
 use crate::{Cid, ExecError, JobCode, JobId, JsBytecode, Limits, Outcome, Plugin, Status};
@@ -28,6 +31,54 @@ const COMPILE_LIMITS: Limits = Limits {
     stderr_bytes: 64 << 10,
 };
 
+/// Stops a run from another thread: [`CancelToken::cancel`] makes the run it was handed to
+/// ([`Executor::run_cancellable`]) end with [`Status::Cancelled`] at its next loop header or function entry.
+///
+/// It works through wasmtime's epoch interruption: cancelling bumps the engine's epoch, which makes every
+/// run on that engine call back into the host once; the runs whose token is not cancelled carry on at once.
+/// Epoch checks are not metered, so the fuel of a run that finishes is the same with or without them.
+/// Cheap to clone; every clone cancels the same run.
+#[derive(Clone)]
+pub struct CancelToken {
+    cancelled: Arc<AtomicBool>,
+    engine: Option<Engine>,
+}
+
+impl std::fmt::Debug for CancelToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CancelToken")
+            .field("cancelled", &self.is_cancelled())
+            .finish()
+    }
+}
+
+impl CancelToken {
+    /// Asks the run to stop. Returns at once; the run ends within one loop iteration of the job's code.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+        if let Some(engine) = &self.engine {
+            engine.increment_epoch();
+        }
+    }
+
+    /// Whether [`CancelToken::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+}
+
+/// The error a cancelled run's epoch callback raises (classified as [`Status::Cancelled`]).
+#[derive(Debug)]
+struct Cancelled;
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("cancelled")
+    }
+}
+
+impl std::error::Error for Cancelled {}
+
 /// One module's compiled form, filled by the first caller that compiles it (see `Executor::load`).
 type ModuleSlot = Mutex<Option<Arc<InstancePre<JobState>>>>;
 
@@ -36,6 +87,8 @@ type ModuleSlot = Mutex<Option<Arc<InstancePre<JobState>>>>;
 pub struct Executor {
     engine: Engine,
     metered: bool,
+    /// Whether runs can be cancelled (epoch interruption); off only in [`Executor::new_uninterruptible`].
+    interruptible: bool,
     linker: Linker<JobState>,
     cache_dir: Option<PathBuf>,
     modules: Mutex<HashMap<[u8; 32], Arc<ModuleSlot>>>,
@@ -52,11 +105,14 @@ impl std::fmt::Debug for Executor {
     }
 }
 
-/// The engine configuration behind [`ENGINE_ID`].
-fn engine_config(metered: bool) -> Config {
+/// The engine configuration behind [`ENGINE_ID`]. Epoch interruption (for cancelling) changes neither
+/// results nor fuel, so it is not part of the id (the module cache key covers it through wasmtime's
+/// compatibility hash).
+fn engine_config(metered: bool, interruptible: bool) -> Config {
     let mut config = Config::new();
     config
         .consume_fuel(metered)
+        .epoch_interruption(interruptible)
         .cranelift_nan_canonicalization(true)
         .relaxed_simd_deterministic(true)
         .wasm_threads(false)
@@ -70,17 +126,27 @@ impl Executor {
     /// (e.g. `<data-dir>/cache/modules`); it must be private to this node, since cached native code is
     /// loaded as is.
     pub fn new(cache_dir: Option<PathBuf>) -> Result<Executor, ExecError> {
-        Executor::with_metering(cache_dir, true)
+        Executor::with_options(cache_dir, true, true)
     }
 
     /// For benchmarks only: the same engine without fuel metering. Jobs cannot be bounded or priced
     /// (`fuel_used` is 0 and the fuel limit is ignored), so never use it to run untrusted jobs.
     pub fn new_unmetered(cache_dir: Option<PathBuf>) -> Result<Executor, ExecError> {
-        Executor::with_metering(cache_dir, false)
+        Executor::with_options(cache_dir, false, true)
     }
 
-    fn with_metering(cache_dir: Option<PathBuf>, metered: bool) -> Result<Executor, ExecError> {
-        let engine = Engine::new(&engine_config(metered))
+    /// For benchmarks only: the metered engine without epoch interruption, to measure what being
+    /// cancellable costs. Its cancel tokens stop a run only before it starts.
+    pub fn new_uninterruptible(cache_dir: Option<PathBuf>) -> Result<Executor, ExecError> {
+        Executor::with_options(cache_dir, true, false)
+    }
+
+    fn with_options(
+        cache_dir: Option<PathBuf>,
+        metered: bool,
+        interruptible: bool,
+    ) -> Result<Executor, ExecError> {
+        let engine = Engine::new(&engine_config(metered, interruptible))
             .map_err(|e| ExecError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut JobState| &mut s.wasi)
@@ -89,6 +155,7 @@ impl Executor {
         let exec = Executor {
             engine,
             metered,
+            interruptible,
             linker,
             cache_dir,
             modules: Mutex::default(),
@@ -147,7 +214,8 @@ impl Executor {
             .load(plugin.bytes(), plugin.sha256())
             .map_err(ExecError::InvalidPlugin)?;
         let job_id = JobId([0; 32]);
-        let (mut store, stdout, stderr) = self.store(&job_id, b"", &COMPILE_LIMITS);
+        let (mut store, stdout, stderr) =
+            self.store(&job_id, b"", &COMPILE_LIMITS, &self.cancel_token());
         let result = (|| -> wasmtime::Result<(u32, Vec<u8>)> {
             let instance = pre.instantiate(&mut store)?;
             let ptr = write_guest(&mut store, &instance, source.as_bytes())?;
@@ -176,11 +244,31 @@ impl Executor {
         }
     }
 
+    /// A token that cancels the run it is handed to (see [`Executor::run_cancellable`]).
+    pub fn cancel_token(&self) -> CancelToken {
+        CancelToken {
+            cancelled: Arc::default(),
+            engine: self.interruptible.then(|| self.engine.clone()),
+        }
+    }
+
     /// Runs a job on `input`. A job's own failure is a [`Status`] in the outcome; `Err` is never returned
     /// for anything the job does.
     pub fn run(&self, code: &JobCode, input: &[u8], limits: &Limits) -> Result<Outcome, ExecError> {
+        self.run_cancellable(code, input, limits, &self.cancel_token())
+    }
+
+    /// [`Executor::run`] that stops with [`Status::Cancelled`] soon after `cancel` is cancelled (at once if
+    /// it already is). A run that is not cancelled ends exactly as [`Executor::run`] would, with the same fuel.
+    pub fn run_cancellable(
+        &self,
+        code: &JobCode,
+        input: &[u8],
+        limits: &Limits,
+        cancel: &CancelToken,
+    ) -> Result<Outcome, ExecError> {
         let job_id = JobId::new(code, input, limits);
-        let (mut store, stdout, stderr) = self.store(&job_id, input, limits);
+        let (mut store, stdout, stderr) = self.store(&job_id, input, limits, cancel);
         let finish = |status: Status, store: &Store<JobState>| Outcome {
             fuel_used: if self.metered {
                 limits.fuel - store.get_fuel().unwrap_or(0)
@@ -193,6 +281,7 @@ impl Executor {
             job_id,
         };
         let result: Result<wasmtime::Result<Option<String>>, Status> = match code {
+            _ if cancel.is_cancelled() => Err(Status::Cancelled),
             JobCode::Js(js) => match self.plugin(&js.plugin) {
                 None => Err(Status::MissingPlugin {
                     plugin: js.plugin.to_string(),
@@ -219,12 +308,14 @@ impl Executor {
         Ok(finish(status, &store))
     }
 
-    /// A fresh store for one run: WASI, memory limiter, fuel.
+    /// A fresh store for one run: WASI, memory limiter, fuel, and the epoch callback that ends it once
+    /// `cancel` is cancelled.
     fn store(
         &self,
         job_id: &JobId,
         input: &[u8],
         limits: &Limits,
+        cancel: &CancelToken,
     ) -> (Store<JobState>, CappedPipe, CappedPipe) {
         let clamp = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
         let (wasi, stdout, stderr) = job_wasi(
@@ -246,6 +337,17 @@ impl Executor {
             store
                 .set_fuel(limits.fuel)
                 .expect("fuel is enabled in the engine config");
+        }
+        if self.interruptible {
+            let cancelled = cancel.cancelled.clone();
+            store.set_epoch_deadline(1);
+            store.epoch_deadline_callback(move |_| {
+                if cancelled.load(Ordering::SeqCst) {
+                    Err(Cancelled.into())
+                } else {
+                    Ok(UpdateDeadline::Continue(1))
+                }
+            });
         }
         (store, stdout, stderr)
     }
@@ -420,6 +522,9 @@ fn classify(err: &wasmtime::Error, store: &Store<JobState>, stdout: &CappedPipe)
         } else {
             Status::Exit { code: exit.0 }
         };
+    }
+    if err.downcast_ref::<Cancelled>().is_some() {
+        return Status::Cancelled;
     }
     if err.downcast_ref::<NotACommand>().is_some() {
         return Status::InvalidModule {

@@ -75,7 +75,8 @@ impl std::fmt::Display for JobId {
     }
 }
 
-/// How a run ended. Each is deterministic: the same job always ends the same way with the same fuel.
+/// How a run ended. Each but [`Status::Cancelled`] is deterministic: the same job always ends the same way
+/// with the same fuel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Status {
@@ -112,6 +113,9 @@ pub enum Status {
         /// The plugin's CID.
         plugin: String,
     },
+    /// The run was stopped from outside ([`crate::CancelToken::cancel`]) before it ended. Unlike every
+    /// other status it is not deterministic: it says nothing about the job, only that it was not finished.
+    Cancelled,
 }
 
 impl Status {
@@ -127,6 +131,7 @@ impl Status {
             Status::Trap { .. } => "trap",
             Status::InvalidModule { .. } => "invalid_module",
             Status::MissingPlugin { .. } => "missing_plugin",
+            Status::Cancelled => "cancelled",
         }
     }
 
@@ -147,6 +152,7 @@ impl Status {
             Status::Trap { message } => format!("wasm trap: {message}"),
             Status::InvalidModule { message } => format!("invalid module: {message}"),
             Status::MissingPlugin { plugin } => format!("missing Javy plugin {plugin}"),
+            Status::Cancelled => "cancelled before it finished".into(),
         }
     }
 }

@@ -127,6 +127,73 @@ fn infinite_loop_runs_out_of_fuel() {
     assert_eq!(out.fuel_used, limits.fuel);
 }
 
+/// Thread CPU time of the calling thread (what a run on it burns).
+fn thread_cpu() -> std::time::Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("thread stat");
+    // Fields after the command (which ends with the last ')'): utime and stime are the 12th and 13th.
+    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let fields: Vec<u64> = rest
+        .split(' ')
+        .skip(11)
+        .take(2)
+        .map(|f| f.parse().expect("number"))
+        .collect();
+    std::time::Duration::from_millis((fields[0] + fields[1]) * 10)
+}
+
+#[test]
+fn a_cancelled_run_stops_at_once_as_cancelled_and_other_runs_keep_their_fuel() {
+    let endless = js(&read("exec/tests/jobs/infinite_loop.js"));
+    let limits = Limits {
+        fuel: u64::MAX / 2,
+        ..small()
+    };
+    let cancel = exec().cancel_token();
+    let run = {
+        let (endless, cancel) = (endless.clone(), cancel.clone());
+        std::thread::spawn(move || {
+            let out = exec().run_cancellable(&endless, b"", &limits, &cancel);
+            (out.unwrap(), std::time::Instant::now(), thread_cpu())
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // A run on the same engine that is not cancelled: the epoch bump reaches it too, and changes nothing.
+    let bounded = Limits {
+        fuel: 50_000_000,
+        ..small()
+    };
+    let before = exec().run(&endless, b"", &bounded).unwrap();
+    let cancelled_at = std::time::Instant::now();
+    cancel.cancel();
+    let (out, stopped_at, cpu) = run.join().unwrap();
+    assert_eq!(out.status, Status::Cancelled);
+    // An interrupt, not a poll: the run stops at its next loop iteration (microseconds; the bound leaves room
+    // for a thread not scheduled at once on a loaded machine).
+    let latency = stopped_at - cancelled_at;
+    assert!(
+        latency < std::time::Duration::from_millis(100),
+        "stopped {latency:?} after the cancel"
+    );
+    eprintln!("stopped {latency:?} after the cancel, having used {cpu:?} of CPU");
+    assert!(
+        cpu >= std::time::Duration::from_millis(100),
+        "it ran: {cpu:?}"
+    );
+    assert!(out.fuel_used > 0);
+    let after = exec().run(&endless, b"", &bounded).unwrap();
+    assert_eq!(
+        (before.status.clone(), before.fuel_used),
+        (Status::OutOfFuel, bounded.fuel)
+    );
+    assert_eq!(after, before, "a run not cancelled ends as before");
+    // A token cancelled before the run: it does not start.
+    let out = exec().run_cancellable(&js(&read("examples/echo.js")), b"x", &small(), &cancel);
+    assert_eq!(
+        (out.unwrap().status, Status::Cancelled.name()),
+        (Status::Cancelled, "cancelled")
+    );
+}
+
 #[test]
 fn allocation_bomb_hits_memory_limit() {
     let limits = Limits {
