@@ -196,8 +196,11 @@ while :; do
   for pr in "${pairs[@]}"; do
     a="${pr%%:*}"; b="${pr##*:}"; k="$(kind "$a" "$b")"
     case "$k" in direct) direct=$((direct + 1)) ;; relayed) relayed=$((relayed + 1)) ;; esac
-    if [[ "$a$b" == *h3* ]]; then want=relayed; else want=direct; fi
-    [ "$k" = "$want" ] || wrong+=" $a-$b:$k(want $want)"
+    # Between the two port-preserving NATs the hole punch must work. With the symmetric NAT (home 3) it fails
+    # mostly, but not always: the cone side's port is predictable, and a punch from home 3 sometimes lands (seen
+    # once in CI-sized runs). There either kind is right; what must hold is a connection, relayed at worst.
+    if [[ "$a$b" == *h3* ]]; then want="direct|relayed"; else want=direct; fi
+    [[ "$k" =~ ^($want)$ ]] || wrong+=" $a-$b:$k(want $want)"
   done
   [ -z "$wrong" ] && break
   [ $SECONDS -lt $deadline ] || fail "connections not as expected:$wrong"
@@ -235,7 +238,7 @@ for n in h2a h3a; do
   cmp -s "$WORK/file.bin" "$WORK/$n.file" || fail "$n fetched different bytes"
   echo "RESULT fetch_${FETCH_MIB}MiB_${n}_seconds=$secs"
 done
-log "file fetched behind home 2 (direct) and home 3 (relayed)"
+log "file fetched behind home 2 (direct) and home 3 (symmetric NAT)"
 
 # ---- jobs from home 1, run by workers behind the other NATs ----
 run_jobs() {

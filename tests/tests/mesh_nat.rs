@@ -4,7 +4,7 @@
 //! missing tool fails the test, it is never skipped.
 //!
 //! The script checks reachability (public vs private with a relay reservation), that cross-home pairs end up
-//! direct after a hole punch behind the port-keeping NATs and relayed with the symmetric one, that a file
+//! direct after a hole punch behind the port-keeping NATs and relayed (mostly) with the symmetric one, that a file
 //! added behind one NAT is fetched behind the others, and that jobs submitted from one home are run and
 //! verified by workers behind the other NATs. It deletes its namespaces on exit; this test deletes them too
 //! if the script has to be killed.
@@ -105,8 +105,10 @@ fn nodes_behind_three_nats_find_each_other_fetch_and_run_jobs() {
         "{figures:?}"
     );
     assert_eq!(figures["reachability_ok"], "1");
-    // 12 cross-home pairs: home 1 × home 2 (4) go direct, every pair with the symmetric NAT (8) stays relayed.
+    // 12 cross-home pairs, every one connected: home 1 × home 2 (4) go direct (the script checks each pair); a
+    // pair with the symmetric NAT (8) is relayed, or direct where a punch from home 3 happened to land.
     assert_eq!(figures["pairs"], "12", "{figures:?}");
-    assert_eq!(figures["direct"], "4", "{figures:?}");
-    assert_eq!(figures["relayed"], "8", "{figures:?}");
+    let direct: u32 = figures["direct"].parse().unwrap();
+    let relayed: u32 = figures["relayed"].parse().unwrap();
+    assert!(direct >= 4 && direct + relayed == 12, "{figures:?}");
 }
