@@ -186,8 +186,12 @@ done; done
 t0=$SECONDS
 for pr in "${pairs[@]}"; do
   a="${pr%%:*}"; b="${pr##*:}"
-  cli "$a" swarm connect "$BOOT/p2p-circuit/p2p/${ID[$b]}" >/dev/null 2>>"$WORK/connect.log" \
-    || [ "$(kind "$a" "$b")" != none ] || fail "$a cannot reach $b even through the relay"
+  # A relay reservation that was just made may not carry a circuit yet: retry for a bounded time.
+  until cli "$a" swarm connect "$BOOT/p2p-circuit/p2p/${ID[$b]}" >/dev/null 2>>"$WORK/connect.log" \
+      || [ "$(kind "$a" "$b")" != none ]; do
+    [ $SECONDS -lt $((t0 + 60)) ] || fail "$a cannot reach $b even through the relay"
+    sleep 1
+  done
 done
 # Settle: hole punches finish and relayed connections close after their grace period.
 direct=0; relayed=0; deadline=$((SECONDS + 45))
