@@ -186,10 +186,17 @@ fn balance_equals_deposits_minus_payouts() {
         .build()
         .unwrap();
     let pushed = AtomicUsize::new(0);
-    let mut runner = TestRunner::new(ProptestConfig {
-        cases: 48,
-        ..ProptestConfig::default()
-    });
+    // A fixed seed: the same 48 random mixes every run, so the check below (a claim was pushed) cannot come and
+    // go with the draw of the day.
+    let mut runner = TestRunner::new_with_rng(
+        ProptestConfig {
+            cases: 48,
+            ..ProptestConfig::default()
+        },
+        proptest::test_runner::TestRng::deterministic_rng(
+            proptest::test_runner::RngAlgorithm::ChaCha,
+        ),
+    );
     let result = runner.run(&prop::collection::vec(op(), 1..60), |ops| {
         pushed.fetch_add(rt.block_on(run(ops))?, Ordering::Relaxed);
         Ok(())
