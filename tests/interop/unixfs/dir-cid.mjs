@@ -4,7 +4,7 @@
 // usage: node dir-cid.mjs [--hash sha2-256|blake3] <kubo|helia|v0> <dir>
 import { createReadStream, readdirSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
-import { die, loadImporter, openBlockstore, parseCommon, PROFILES } from './lib.mjs'
+import { die, importerOptions, loadImporter, openBlockstore, parseCommon } from './lib.mjs'
 
 const usage = 'node dir-cid.mjs [--hash sha2-256|blake3] <kubo|helia|v0> <dir>'
 const { hash, blockstore: spec, args: [profile, dir] } = parseCommon(usage, 2)
@@ -26,16 +26,7 @@ function * entries (root, at = root) {
 try {
   const lib = await loadImporter(hash)
   const blockstore = await openBlockstore(spec)
-  const p = PROFILES[profile]
-  const options = {
-    cidVersion: p.cidVersion,
-    rawLeaves: p.rawLeaves,
-    leafType: 'file',
-    reduceSingleLeafToSelf: true,
-    wrapWithDirectory: true,
-    chunker: lib.fixedSize({ chunkSize: p.chunkSize }),
-    layout: lib.balanced({ maxChildrenPerNode: p.maxChildrenPerNode })
-  }
+  const options = importerOptions(lib, profile, true)
   let root
   for await (const entry of lib.importer(entries(dir), blockstore, options)) root = entry
   if (root == null) die('the importer produced nothing')

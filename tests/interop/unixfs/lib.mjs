@@ -74,18 +74,23 @@ export async function loadImporter (hash) {
   return { importer, fixedSize, balanced }
 }
 
-/** Imports one file (an async iterable of bytes) with a profile; returns the root entry. */
-export async function importFile (lib, profile, content, blockstore) {
+/** The importer's options for a profile; `wrapWithDirectory` for a tree whose root is the wrapping directory. */
+export function importerOptions (lib, profile, wrapWithDirectory) {
   const p = PROFILES[profile]
-  const options = {
+  return {
     cidVersion: p.cidVersion,
     rawLeaves: p.rawLeaves,
     leafType: 'file',
     reduceSingleLeafToSelf: true,
-    wrapWithDirectory: false,
+    wrapWithDirectory,
     chunker: lib.fixedSize({ chunkSize: p.chunkSize }),
     layout: lib.balanced({ maxChildrenPerNode: p.maxChildrenPerNode })
   }
+}
+
+/** Imports one file (an async iterable of bytes) with a profile; returns the root entry. */
+export async function importFile (lib, profile, content, blockstore) {
+  const options = importerOptions(lib, profile, false)
   let root
   for await (const entry of lib.importer([{ content }], blockstore, options)) root = entry
   if (root == null) die('the importer produced nothing')
