@@ -13,7 +13,7 @@
 
 use std::time::{Duration, Instant};
 
-use jobmesh_exec::{Executor, JobCode, Limits, Plugin, Status};
+use jobmesh_exec::{Backend, Executor, JobCode, Limits, Plugin, Status};
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -120,6 +120,27 @@ fn main() {
         native.push(t.elapsed());
         assert_eq!(line.trim(), expected.trim());
     }
+    // (f) The portable Pulley interpreter (exec/tests/backends.rs checks it agrees byte for byte): what a node
+    // on a machine without a cranelift back end would pay. Fewer reps: it is much slower.
+    let pulley = Executor::with_backend(None, Backend::Pulley).unwrap();
+    let pulley_heavy = JobCode::Js(
+        pulley
+            .compile_js(&plugin, "cpu-heavy.js", &heavy_src)
+            .unwrap(),
+    );
+    let pulley_runs: Vec<Duration> = (0..reps.min(3))
+        .map(|_| {
+            let t = Instant::now();
+            let out = pulley
+                .run(&pulley_heavy, input.as_bytes(), &limits)
+                .unwrap();
+            let elapsed = t.elapsed();
+            assert_eq!(out.fuel_used, fuel, "Pulley charges the same fuel");
+            assert_eq!(String::from_utf8(out.output).unwrap(), expected);
+            elapsed
+        })
+        .collect();
+    let f = median(pulley_runs);
     let node_start = median(
         (0..reps)
             .map(|_| {
@@ -203,6 +224,14 @@ fn main() {
     println!(
         "| (a)/(e) | {:.3}× | what cancelling costs a run |",
         a.as_secs_f64() / e.as_secs_f64()
+    );
+    println!(
+        "| (f) same wasm on the Pulley interpreter, fuel on | {:.1} ms | same fuel and output as (a) (asserted) |",
+        ms(f)
+    );
+    println!(
+        "| (f)/(a) | {:.1}× | what a machine without a native back end pays |",
+        f.as_secs_f64() / a.as_secs_f64()
     );
     println!(
         "| (a)/(d) | {:.1}× | context only |",

@@ -105,11 +105,44 @@ impl std::fmt::Debug for Executor {
     }
 }
 
+/// How compiled wasm is executed. Both back ends give the same output, status and fuel for every job
+/// (`exec/tests/backends.rs` checks it byte for byte), so the back end is not part of [`ENGINE_ID`]: a node
+/// on an unusual machine can run Pulley and still agree with native replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// Cranelift's machine code for the host CPU (the default; fastest).
+    #[default]
+    Native,
+    /// Wasmtime's portable Pulley interpreter: cranelift compiles to Pulley bytecode, which an interpreter
+    /// written in Rust runs. Slower, but the same on every host wasmtime builds for.
+    Pulley,
+}
+
+impl Backend {
+    /// The cranelift target for this back end (`None`: the host).
+    fn target(self) -> Option<&'static str> {
+        match self {
+            Backend::Native => None,
+            Backend::Pulley if cfg!(target_pointer_width = "64") => Some("pulley64"),
+            Backend::Pulley => Some("pulley32"),
+        }
+    }
+}
+
 /// The engine configuration behind [`ENGINE_ID`]. Epoch interruption (for cancelling) changes neither
 /// results nor fuel, so it is not part of the id (the module cache key covers it through wasmtime's
-/// compatibility hash).
-fn engine_config(metered: bool, interruptible: bool) -> Config {
+/// compatibility hash); nor does the [`Backend`].
+fn engine_config(
+    metered: bool,
+    interruptible: bool,
+    backend: Backend,
+) -> Result<Config, ExecError> {
     let mut config = Config::new();
+    if let Some(target) = backend.target() {
+        config
+            .target(target)
+            .map_err(|e| ExecError::Engine(format!("{e:#}")))?;
+    }
     config
         .consume_fuel(metered)
         .epoch_interruption(interruptible)
@@ -118,7 +151,7 @@ fn engine_config(metered: bool, interruptible: bool) -> Config {
         .wasm_threads(false)
         .cranelift_opt_level(OptLevel::Speed)
         .max_wasm_stack(1 << 20);
-    config
+    Ok(config)
 }
 
 impl Executor {
@@ -126,27 +159,37 @@ impl Executor {
     /// (e.g. `<data-dir>/cache/modules`); it must be private to this node, since cached native code is
     /// loaded as is.
     pub fn new(cache_dir: Option<PathBuf>) -> Result<Executor, ExecError> {
-        Executor::with_options(cache_dir, true, true)
+        Executor::with_options(cache_dir, true, true, Backend::Native)
+    }
+
+    /// An executor on the given [`Backend`] (otherwise as [`Executor::new`]). Back ends can share a cache dir:
+    /// the cache key covers the compilation target through wasmtime's compatibility hash.
+    pub fn with_backend(
+        cache_dir: Option<PathBuf>,
+        backend: Backend,
+    ) -> Result<Executor, ExecError> {
+        Executor::with_options(cache_dir, true, true, backend)
     }
 
     /// For benchmarks only: the same engine without fuel metering. Jobs cannot be bounded or priced
     /// (`fuel_used` is 0 and the fuel limit is ignored), so never use it to run untrusted jobs.
     pub fn new_unmetered(cache_dir: Option<PathBuf>) -> Result<Executor, ExecError> {
-        Executor::with_options(cache_dir, false, true)
+        Executor::with_options(cache_dir, false, true, Backend::Native)
     }
 
     /// For benchmarks only: the metered engine without epoch interruption, to measure what being
     /// cancellable costs. Its cancel tokens stop a run only before it starts.
     pub fn new_uninterruptible(cache_dir: Option<PathBuf>) -> Result<Executor, ExecError> {
-        Executor::with_options(cache_dir, true, false)
+        Executor::with_options(cache_dir, true, false, Backend::Native)
     }
 
     fn with_options(
         cache_dir: Option<PathBuf>,
         metered: bool,
         interruptible: bool,
+        backend: Backend,
     ) -> Result<Executor, ExecError> {
-        let engine = Engine::new(&engine_config(metered, interruptible))
+        let engine = Engine::new(&engine_config(metered, interruptible, backend)?)
             .map_err(|e| ExecError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut JobState| &mut s.wasi)

@@ -30,7 +30,7 @@ mod wasi;
 
 pub use cid::Cid;
 pub use code::{JobCode, JsBytecode, JSBC_MAGIC};
-pub use engine::{CancelToken, Executor, ENGINE_ID, WASMTIME_VERSION};
+pub use engine::{Backend, CancelToken, Executor, ENGINE_ID, WASMTIME_VERSION};
 pub use error::ExecError;
 pub use job::{JobId, Limits, Outcome, Status};
 pub use module::{from_module, to_module, PLUGIN_SECTION};
