@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::commands;
+use crate::context::Context;
 use jobmesh_node::home::Home;
 
 /// A peer-to-peer compute market: content-addressed storage, deterministic WebAssembly jobs, lottery payments.
@@ -83,40 +84,6 @@ pub enum Command {
         jobmesh simnet --nodes 100 --requesters 10 --jobs 1000 --replicas 3 --byzantine 0.1 --crash 0.1 --seed 42"
     )]
     Simnet(commands::simnet::SimnetArgs),
-}
-
-/// What every subcommand receives: where the data lives and how to print.
-#[derive(Debug, Clone)]
-pub struct Context {
-    /// The data directory.
-    pub home: Home,
-    /// `--json` was given.
-    pub json: bool,
-}
-
-impl Context {
-    /// Prints one JSON value on stdout (an error when stdout is gone: see [`outln!`](crate::outln)).
-    pub fn print_json(&self, value: &serde_json::Value) -> std::io::Result<()> {
-        crate::outln!("{value}")
-    }
-}
-
-/// Writes one line to standard output like `println!`, but returns the write's `std::io::Result` instead of
-/// panicking when stdout is gone. Every command prints through it (or [`Context::print_json`]) with `?`, so a
-/// reader that went away (`jobmesh job list | head -1`) ends the command quietly: see [`run`].
-#[macro_export]
-macro_rules! outln {
-    ($($arg:tt)*) => {
-        $crate::cli::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
-    };
-}
-
-/// Writes to standard output, returning the error (a closed pipe: `BrokenPipe`) instead of panicking.
-pub fn write_stdout(args: std::fmt::Arguments<'_>) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    out.write_fmt(args)?;
-    out.flush()
 }
 
 /// Parses the command line, runs the command and turns an error into one line on stderr and exit code 1.

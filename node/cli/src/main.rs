@@ -10,6 +10,7 @@
 mod alloc;
 mod cli;
 mod commands;
+mod context;
 
 /// mimalloc instead of glibc's malloc: a node (and a hundred simulated ones) allocates small buffers from many
 /// threads, and glibc's `_int_malloc` was the hottest symbol of a 100-node simulation's profile; with mimalloc

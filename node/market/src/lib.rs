@@ -15,7 +15,9 @@ pub mod db;
 pub mod exec_metrics;
 pub mod messages;
 pub mod requester;
+pub mod runner;
 pub mod service;
+mod shared;
 pub mod tally;
 #[cfg(test)]
 mod testkit;
@@ -23,4 +25,5 @@ pub mod wire_ids;
 pub mod worker;
 
 pub use service::{JobRequest, JobStatus, Market, MarketConfig, MarketError};
-pub use worker::{Conduct, WorkerPolicy};
+pub use shared::{now_ms, AskError};
+pub use worker::{Conduct, JobRunError, WorkerPolicy};

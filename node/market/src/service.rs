@@ -9,11 +9,12 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use jobmesh_exec::Executor;
 use jobmesh_p2p::{identity::Keypair, InboundRequest, Multiaddr, Node, PeerId};
 use jobmesh_store::Cid;
+use jobmesh_store::StoreError;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
@@ -26,6 +27,9 @@ use crate::messages::{
     MAX_REPLICAS,
 };
 use crate::requester::{Action, Answer, Phase, RequesterJob, SlotState, ANSWER_TIMEOUT_MS};
+use crate::runner::{run_verifier, RunError};
+use crate::shared::Core;
+pub use crate::shared::{now_ms, AskError};
 use crate::worker::{Worker, WorkerPolicy};
 
 /// Why a market operation failed.
@@ -169,14 +173,6 @@ impl JobStatus {
     }
 }
 
-/// The current time in unix milliseconds.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// Something that happened to a requester job.
 #[derive(Debug)]
 enum JobEvent {
@@ -217,14 +213,11 @@ pub struct Market {
     worker: Option<Worker>,
 }
 
-/// What every task of the market shares.
+/// What every task of the requester's side shares: the [`Core`] the worker shares too (reached through
+/// `Deref`), and the actor's channels.
 pub(crate) struct Shared {
-    pub(crate) node: Node,
-    pub(crate) key: Keypair,
-    pub(crate) db: MarketDb,
-    pub(crate) exec: Arc<Executor>,
+    core: Arc<Core>,
     pub(crate) cfg: MarketConfig,
-    pub(crate) exec_metrics: crate::exec_metrics::ExecMetrics,
     actor: mpsc::UnboundedSender<ActorMsg>,
     updates: broadcast::Sender<JobStatus>,
     /// The status of every live job as the actor last left it (its record on disk may lag behind by the
@@ -232,8 +225,13 @@ pub(crate) struct Shared {
     live: std::sync::Mutex<HashMap<JobId, JobStatus>>,
     /// Where lottery notices go once a settlement service takes them ([`Market::take_lottery_notices`]).
     lottery_inbox: std::sync::Mutex<Option<mpsc::Sender<IncomingLottery>>>,
-    /// Set once by [`Market::stop`]; every loop of the market ends when it is.
-    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl std::ops::Deref for Shared {
+    type Target = Core;
+    fn deref(&self) -> &Core {
+        &self.core
+    }
 }
 
 /// A lottery notice from a payer, to be answered (signed) through [`IncomingLottery::answer`].
@@ -276,32 +274,6 @@ impl Shared {
         let _ = self.updates.send(status);
     }
 
-    /// Whether [`Market::stop`] was called.
-    pub(crate) fn is_stopped(&self) -> bool {
-        *self.stop.borrow()
-    }
-
-    /// Resolves once [`Market::stop`] is called.
-    pub(crate) async fn stopped(&self) {
-        let mut rx = self.stop.subscribe();
-        let _ = rx.wait_for(|s| *s).await;
-    }
-
-    /// Signs `request`, sends it to `peer` and opens the signed response.
-    pub(crate) async fn ask(
-        &self,
-        peer: PeerId,
-        addrs: Vec<Multiaddr>,
-        request: &Request,
-    ) -> Result<Response, String> {
-        let bytes = self
-            .node
-            .request(peer, addrs, seal(&self.key, request))
-            .await
-            .map_err(|e| e.to_string())?;
-        open_from::<Response>(&bytes, MAX_DIRECT_BYTES, &peer).map_err(|e| e.to_string())
-    }
-
     /// The population an announcement samples: the workers this requester has worked with whose reputation
     /// still lets them in, or the connected peers on the jobs topic if there are more of those (a new
     /// requester knows no worker yet, but a mesh of hundreds still should not all offer on every job).
@@ -342,25 +314,29 @@ impl Market {
     ) -> Result<Market, MarketError> {
         let (actor_tx, actor_rx) = mpsc::unbounded_channel();
         let (updates, _) = broadcast::channel(1024);
-        let shared = Arc::new(Shared {
+        let core = Arc::new(Core {
             node: node.clone(),
             // Messages are signed with the node's own identity.
             key: node.config().keypair.clone(),
             db,
             exec,
-            cfg,
+            eth_address: cfg.eth_address,
             exec_metrics: Default::default(),
+            stop: tokio::sync::watch::channel(false).0,
+        });
+        let shared = Arc::new(Shared {
+            core: core.clone(),
+            cfg,
             actor: actor_tx,
             updates,
             lottery_inbox: std::sync::Mutex::new(None),
             live: std::sync::Mutex::default(),
-            stop: tokio::sync::watch::channel(false).0,
         });
         let worker = shared
             .cfg
             .worker
             .clone()
-            .map(|policy| Worker::new(shared.clone(), policy));
+            .map(|policy| Worker::new(core, policy));
         // Announcements are checked before they are forwarded: well-formed, signed by their requester.
         let validator: jobmesh_p2p::Validator =
             Arc::new(|data: &[u8]| match open::<Gossip>(data, MAX_GOSSIP_BYTES) {
@@ -545,7 +521,7 @@ impl Market {
         peer: PeerId,
         addrs: Vec<Multiaddr>,
         request: &Request,
-    ) -> Result<Response, String> {
+    ) -> Result<Response, AskError> {
         self.inner.ask(peer, addrs, request).await
     }
 
@@ -937,7 +913,7 @@ impl Actor {
                                 break Answer::Declined(format!("unexpected answer {other:?}"))
                             }
                             Err(e) if now_ms() + 300 >= answer_by || shared.is_stopped() => {
-                                break Answer::Unreachable(e)
+                                break Answer::Unreachable(e.to_string())
                             }
                             Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
                         }
@@ -989,7 +965,7 @@ impl Actor {
                 tokio::spawn(async move {
                     let (ok, why) = match check_result(&shared, &job).await {
                         Ok(()) => (true, String::new()),
-                        Err(why) => (false, why),
+                        Err(why) => (false, why.to_string()),
                     };
                     let _ = shared.actor.send(event(id, JobEvent::Checked { ok, why }));
                 });
@@ -1021,8 +997,44 @@ impl Actor {
     }
 }
 
+/// Why an announcement was not published.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The signed announcement is larger than gossip carries.
+    #[error("the announcement is {0} bytes, over the {MAX_GOSSIP_BYTES}-byte limit")]
+    TooLarge(usize),
+    /// The swarm refused it (no peers on the topic, or it stopped).
+    #[error(transparent)]
+    Swarm(#[from] jobmesh_p2p::Error),
+}
+
+/// Why the majority's output was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// No majority was recorded.
+    #[error("no verdict to check")]
+    NoVerdict,
+    /// The output could not be fetched from the workers that agreed on it.
+    #[error("cannot fetch the output {cid}: {source}")]
+    Fetch {
+        /// The output.
+        cid: jobmesh_store::Cid,
+        /// Why.
+        source: jobmesh_p2p::Error,
+    },
+    /// The output could not be pinned.
+    #[error("cannot pin the output: {0}")]
+    Pin(#[source] StoreError),
+    /// The verifier refused the output or could not run.
+    #[error(transparent)]
+    Verifier(#[from] RunError),
+    /// The blocking task panicked or was cancelled.
+    #[error(transparent)]
+    Task(#[from] tokio::task::JoinError),
+}
+
 /// Publishes a job's announcement on the jobs topic.
-async fn publish_announcement(shared: &Shared, job: &RequesterJob) -> Result<(), String> {
+async fn publish_announcement(shared: &Shared, job: &RequesterJob) -> Result<(), PublishError> {
     let (listen_addrs, known_workers) = tokio::join!(shared.listen_addrs(), shared.known_workers());
     let announcement = Gossip::Announcement(Box::new(JobAnnouncement {
         spec: job.spec.clone(),
@@ -1041,21 +1053,14 @@ async fn publish_announcement(shared: &Shared, job: &RequesterJob) -> Result<(),
     }));
     let bytes = seal(&shared.key, &announcement);
     if bytes.len() > MAX_GOSSIP_BYTES {
-        return Err(format!(
-            "the announcement is {} bytes, over the {MAX_GOSSIP_BYTES}-byte limit",
-            bytes.len()
-        ));
+        return Err(PublishError::TooLarge(bytes.len()));
     }
-    shared
-        .node
-        .publish(JOBS_TOPIC, bytes)
-        .await
-        .map_err(|e| e.to_string())
+    Ok(shared.node.publish(JOBS_TOPIC, bytes).await?)
 }
 
 /// Fetches and pins the majority's output, then runs the verifier on it if the job has one.
-async fn check_result(shared: &Shared, job: &RequesterJob) -> Result<(), String> {
-    let verdict = job.verdict.as_ref().ok_or("no verdict to check")?;
+async fn check_result(shared: &Shared, job: &RequesterJob) -> Result<(), CheckError> {
+    let verdict = job.verdict.as_ref().ok_or(CheckError::NoVerdict)?;
     let left = job.deadline_ms.saturating_sub(now_ms()).max(1_000);
     shared
         .node
@@ -1065,16 +1070,13 @@ async fn check_result(shared: &Shared, job: &RequesterJob) -> Result<(), String>
             Duration::from_millis(left),
         )
         .await
-        .map_err(|e| format!("cannot fetch the output {}: {e}", verdict.output))?;
+        .map_err(|source| CheckError::Fetch {
+            cid: verdict.output,
+            source,
+        })?;
     let store = shared.node.store().clone();
     let output = verdict.output;
-    tokio::task::spawn_blocking(move || {
-        store
-            .pin(&output)
-            .map_err(|e| format!("cannot pin the output: {e}"))
-    })
-    .await
-    .map_err(|e| e.to_string())??;
+    tokio::task::spawn_blocking(move || store.pin(&output).map_err(CheckError::Pin)).await??;
     let Some(verifier) = job.spec.verifier else {
         return Ok(());
     };
@@ -1083,9 +1085,8 @@ async fn check_result(shared: &Shared, job: &RequesterJob) -> Result<(), String>
         shared.exec.clone(),
         job.spec.clone(),
     );
-    tokio::task::spawn_blocking(move || {
-        crate::worker::run_verifier(&store, &exec, &spec, &verifier, &output)
-    })
-    .await
-    .map_err(|e| e.to_string())?
+    Ok(
+        tokio::task::spawn_blocking(move || run_verifier(&store, &exec, &spec, &verifier, &output))
+            .await??,
+    )
 }

@@ -9,22 +9,56 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use jobmesh_exec::{Executor, JobCode, Limits, Plugin};
+use jobmesh_exec::{Limits, Plugin};
 use jobmesh_p2p::{GossipMessage, Multiaddr, PeerId};
-use jobmesh_store::unixfs::{self, Profile};
-use jobmesh_store::{Cid, Store};
+use jobmesh_store::unixfs::Profile;
+use jobmesh_store::Cid;
 use tokio::sync::broadcast;
 use tracing::{debug, info, warn};
 
 use crate::db::{DbError, WorkerJob, WorkerPhase};
 use crate::messages::{
-    commitment_hash, open_validated, Assignment, CodeKind, Commitment, Gossip, JobAnnouncement,
-    JobId, JobSpec, Offer, Receipt, Request, Response, Reveal, MAX_GOSSIP_BYTES,
+    commitment_hash, open_validated, Assignment, Commitment, Gossip, JobAnnouncement, JobId,
+    JobSpec, Offer, Receipt, Request, Response, Reveal, MAX_GOSSIP_BYTES,
 };
-use crate::service::{now_ms, Shared};
+use crate::runner::{limits_of, load_code, read_file, RunError};
+use crate::shared::{now_ms, Core};
 
-/// Largest code, input or verifier file a worker loads into memory.
-const MAX_JOB_FILE: usize = 64 << 20;
+/// Why a worker could not run an assigned job.
+#[derive(Debug, thiserror::Error)]
+pub enum JobRunError {
+    /// The code or input could not be fetched from the requester or the mesh.
+    #[error("cannot fetch {cid}: {source}")]
+    Fetch {
+        /// The file.
+        cid: Cid,
+        /// Why.
+        source: jobmesh_p2p::Error,
+    },
+    /// The plugin the job names could not be fetched.
+    #[error("cannot fetch the plugin {cid}: {source}")]
+    FetchPlugin {
+        /// The plugin.
+        cid: Cid,
+        /// Why.
+        source: jobmesh_p2p::Error,
+    },
+    /// A file could not be read or the code loaded.
+    #[error(transparent)]
+    Load(#[from] RunError),
+    /// exec refused the job (a run that traps or runs out of fuel is a result, not this error).
+    #[error(transparent)]
+    Exec(#[from] jobmesh_exec::ExecError),
+    /// The output could not be stored.
+    #[error("cannot store the output: {0}")]
+    StoreOutput(#[source] jobmesh_store::StoreError),
+    /// The blocking task running the job panicked or was cancelled.
+    #[error(transparent)]
+    Task(#[from] tokio::task::JoinError),
+    /// The result could not be recorded.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
 
 /// What a worker accepts to run.
 #[derive(Clone, Debug)]
@@ -81,7 +115,7 @@ type Seen = (PeerId, Vec<String>, u64, Option<[u8; 20]>);
 /// The worker half of a node's market. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Worker {
-    shared: Arc<Shared>,
+    shared: Arc<Core>,
     policy: WorkerPolicy,
     /// Jobs being fetched or run, with the task doing it.
     running: Arc<Mutex<HashMap<JobId, tokio::task::AbortHandle>>>,
@@ -93,7 +127,7 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    pub(crate) fn new(shared: Arc<Shared>, policy: WorkerPolicy) -> Worker {
+    pub(crate) fn new(shared: Arc<Core>, policy: WorkerPolicy) -> Worker {
         Worker {
             shared,
             policy,
@@ -209,7 +243,7 @@ impl Worker {
         }
         let offer = Request::Offer(Offer {
             job_id: id,
-            eth_address: self.shared.cfg.eth_address,
+            eth_address: self.shared.eth_address,
             price_wei_per_mfuel: a
                 .spec
                 .price_wei_per_mfuel
@@ -332,21 +366,23 @@ impl Worker {
         running.insert(id, task.abort_handle());
     }
 
-    async fn run_job(&self, id: JobId, job: &WorkerJob) -> Result<WorkerJob, String> {
+    async fn run_job(&self, id: JobId, job: &WorkerJob) -> Result<WorkerJob, JobRunError> {
         let node = &self.shared.node;
         let left = Duration::from_millis(job.commit_by_ms.saturating_sub(now_ms()).max(500));
         debug!(job = %id, "fetching code and input");
         for cid in [job.spec.code, job.spec.input] {
             node.fetch_dag_from(cid, &[job.requester], left)
                 .await
-                .map_err(|e| format!("cannot fetch {cid}: {e}"))?;
+                .map_err(|source| JobRunError::Fetch { cid, source })?;
         }
         if let Some(plugin) = job.spec.plugin {
             if self.shared.exec.plugin(&plugin).is_none() {
-                let bytes = node
-                    .get_block(plugin, left)
-                    .await
-                    .map_err(|e| format!("cannot fetch the plugin {plugin}: {e}"))?;
+                let bytes = node.get_block(plugin, left).await.map_err(|source| {
+                    JobRunError::FetchPlugin {
+                        cid: plugin,
+                        source,
+                    }
+                })?;
                 self.shared.exec.add_plugin(Plugin::from_bytes(bytes));
             }
         }
@@ -366,9 +402,7 @@ impl Worker {
             let code = read_file(&store, &spec.code)?;
             let input = read_file(&store, &spec.input)?;
             let code = load_code(spec.kind, &code)?;
-            let outcome = exec
-                .run(&code, &input, &limits_of(&spec))
-                .map_err(|e| e.to_string())?;
+            let outcome = exec.run(&code, &input, &limits_of(&spec))?;
             let mut output = outcome.output;
             match conduct {
                 Conduct::WrongOutput => output.extend_from_slice(b" (forged)"),
@@ -379,12 +413,11 @@ impl Worker {
             }
             let root = store
                 .add_file(&output[..], &Profile::KUBO)
-                .map_err(|e| format!("cannot store the output: {e}"))?
+                .map_err(JobRunError::StoreOutput)?
                 .root;
-            Ok::<_, String>((root, outcome.fuel_used, outcome.status.name().to_string()))
+            Ok::<_, JobRunError>((root, outcome.fuel_used, outcome.status.name().to_string()))
         })
-        .await
-        .map_err(|e| e.to_string())??;
+        .await??;
         self.shared
             .exec_metrics
             .record(fuel_used, started.elapsed().as_secs_f64(), &status);
@@ -394,10 +427,7 @@ impl Worker {
         job.phase = WorkerPhase::Committed;
         job.result = Some((output.to_bytes(), fuel_used, status, salt));
         // Written before the commitment leaves this node, so a restart can still reveal.
-        self.shared
-            .db
-            .save_worker_job(&id, &job)
-            .map_err(|e| e.to_string())?;
+        self.shared.db.save_worker_job(&id, &job)?;
         Ok(job)
     }
 
@@ -536,86 +566,4 @@ impl Worker {
 
 fn parse_addrs(list: &[String]) -> Vec<Multiaddr> {
     list.iter().filter_map(|a| a.parse().ok()).collect()
-}
-
-/// The exec limits of a spec.
-fn limits_of(spec: &JobSpec) -> Limits {
-    Limits {
-        fuel: spec.limits.max_fuel,
-        memory_bytes: spec.limits.memory_bytes,
-        output_bytes: spec.limits.output_bytes,
-        stderr_bytes: spec.limits.stderr_bytes,
-    }
-}
-
-/// The code of a job from its file's bytes.
-fn load_code(kind: CodeKind, bytes: &[u8]) -> Result<JobCode, String> {
-    match kind {
-        CodeKind::JavyBytecode => {
-            JobCode::from_bytes(bytes).map_err(|e| format!("the job's code: {e}"))
-        }
-        CodeKind::WasiCommand => Ok(JobCode::Wasm(bytes.to_vec())),
-    }
-}
-
-/// The bytes of a UnixFS file in the store (at most [`MAX_JOB_FILE`]).
-pub fn read_file(store: &Store, cid: &Cid) -> Result<Vec<u8>, String> {
-    struct Capped(Vec<u8>);
-    impl std::io::Write for Capped {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            if self.0.len() + b.len() > MAX_JOB_FILE {
-                return Err(std::io::Error::other(format!(
-                    "larger than {} MiB",
-                    MAX_JOB_FILE >> 20
-                )));
-            }
-            self.0.extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut out = Capped(Vec::new());
-    unixfs::cat(store, cid, &mut out).map_err(|e| format!("cannot read {cid}: {e}"))?;
-    Ok(out.0)
-}
-
-/// Runs a job's verifier on (input, output): its stdin is `{"input": …, "output": …}` (both as text), and it
-/// accepts the output by printing `true`.
-pub(crate) fn run_verifier(
-    store: &Store,
-    exec: &Executor,
-    spec: &JobSpec,
-    verifier: &Cid,
-    output: &Cid,
-) -> Result<(), String> {
-    let code = read_file(store, verifier)?;
-    let code = JobCode::from_bytes(&code).map_err(|e| format!("the verifier's code: {e}"))?;
-    let input = read_file(store, &spec.input)?;
-    let out = read_file(store, output)?;
-    let stdin = serde_json::to_vec(&serde_json::json!({
-        "input": String::from_utf8_lossy(&input),
-        "output": String::from_utf8_lossy(&out),
-    }))
-    .map_err(|e| e.to_string())?;
-    let limits = limits_of(spec);
-    let outcome = exec
-        .run(&code, &stdin, &limits)
-        .map_err(|e| format!("the verifier did not run: {e}"))?;
-    if outcome.status != jobmesh_exec::Status::Ok {
-        return Err(format!(
-            "the verifier failed: {}",
-            outcome.status.describe(&limits)
-        ));
-    }
-    let said = String::from_utf8_lossy(&outcome.output);
-    if said.trim() == "true" {
-        Ok(())
-    } else {
-        Err(format!(
-            "the verifier printed {:?}, not true",
-            said.chars().take(200).collect::<String>()
-        ))
-    }
 }

@@ -24,7 +24,7 @@ use super::{
 use jobmesh_market::db::{DbError, MarketDb};
 use jobmesh_market::messages::{LotteryNotice, Request, Response};
 use jobmesh_market::service::{now_ms, IncomingLottery};
-use jobmesh_market::Market;
+use jobmesh_market::{AskError, Market};
 
 /// How long a payee waits for a lottery file from its payer.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -545,7 +545,7 @@ impl Settler {
             async move {
                 tokio::time::timeout(NOTICE_TIMEOUT, market.ask(peer, Vec::new(), &request))
                     .await
-                    .unwrap_or_else(|_| Err("timed out".into()))
+                    .unwrap_or_else(|_| Err(AskError::TimedOut))
             }
         }))
         .await;
@@ -929,9 +929,10 @@ impl Settler {
         let store = node.store().clone();
         let cid = notice.file;
         let bytes =
-            tokio::task::spawn_blocking(move || jobmesh_market::worker::read_file(&store, &cid))
+            tokio::task::spawn_blocking(move || jobmesh_market::runner::read_file(&store, &cid))
                 .await
-                .map_err(|e| e.to_string())??;
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
         let lottery: Lottery =
             serde_json::from_slice(&bytes).map_err(|e| format!("not a lottery file: {e}"))?;
         if lottery.id().0 != notice.lottery_id {

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use clap::Args;
 
-use crate::cli::Context;
+use crate::context::Context;
 
 /// Arguments of `jobmesh init`.
 #[derive(Debug, Args)]

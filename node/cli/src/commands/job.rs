@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use jobmesh_exec::{Executor, JobCode, JsBytecode, Limits, Plugin, Status};
 use jobmesh_store::unixfs::Profile;
 
-use crate::cli::Context;
+use crate::context::{parse_size, Context};
 
 /// `jobmesh job`: build and run jobs.
 #[derive(Debug, Args)]
@@ -265,27 +265,4 @@ fn run_local(ctx: &Context, args: &RunLocalArgs) -> Result<()> {
         bail!("{}", outcome.status.describe(&limits));
     }
     Ok(())
-}
-
-/// Parses a byte size: a number with an optional unit (B, KiB, MiB, GiB, or K, M, G meaning the same).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size (e.g. 64MiB)"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => {
-            return Err(format!(
-                "unknown size unit in `{text}` (use KiB, MiB or GiB)"
-            ))
-        }
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("`{text}` is too large"))
 }

@@ -13,8 +13,8 @@ use clap::Args;
 use jobmesh_exec::{JobCode, Limits, Plugin};
 use serde_json::{json, Value};
 
-use super::job::parse_size;
-use crate::cli::Context;
+use crate::context::Context;
+use crate::context::{parse_duration, parse_size};
 use jobmesh_node::api::client::{self, Api};
 use jobmesh_node::market::db::MarketDb;
 use jobmesh_node::market::messages::{JobId, MAX_REPLICAS};
@@ -71,29 +71,6 @@ pub struct ResultArgs {
     /// Write the output to this file instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-}
-
-/// Parses a duration: a number with a unit (ms, s, m, h), or plain seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (e.g. 60s, 5m)"))?;
-    let secs = match unit.trim() {
-        "" | "s" => n,
-        "ms" => n / 1e3,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("unknown unit in `{text}` (use ms, s, m or h)")),
-    };
-    if !(secs.is_finite() && secs > 0.0) {
-        return Err(format!("`{text}` must be positive"));
-    }
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("`{text}` is too long"))
 }
 
 /// The code of a job as stored on the mesh, and its kind (`js` or `wasm`).

@@ -1,5 +1,5 @@
 //! One module per group of subcommands. Each defines its clap arguments and a `run` function that takes the
-//! shared [`crate::cli::Context`]. Add a group by adding a module here and a variant in `cli::Command`.
+//! shared [`crate::context::Context`]. Add a group by adding a module here and a variant in `cli::Command`.
 
 pub mod init;
 pub mod job;

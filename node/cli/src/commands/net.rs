@@ -4,7 +4,7 @@ use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
-use crate::cli::Context;
+use crate::context::Context;
 use jobmesh_node::api::client;
 
 /// Arguments of `jobmesh id`.

@@ -12,8 +12,8 @@ use jobmesh_store::Store;
 use serde_json::json;
 use tracing::{info, warn};
 
-use crate::cli::Context;
 use crate::commands::settle::{self, ChainArgs};
+use crate::context::Context;
 use jobmesh_node::api::{self, ApiState, API_FILE, DEFAULT_API};
 use jobmesh_node::launch::{launch, Launched};
 use jobmesh_node::market::{db::MarketDb, MarketConfig, WorkerPolicy};

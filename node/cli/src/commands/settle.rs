@@ -22,7 +22,7 @@ use jobmesh_contracts::{keys, runtime_code_matches, DeployParams, LotteryState, 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::cli::Context;
+use crate::context::Context;
 use jobmesh_node::settlement::{ClaimTo, MIN_DRAW_IN};
 
 pub use jobmesh_node::settlement::parse_amount;

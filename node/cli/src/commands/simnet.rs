@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::commands::job_market::parse_duration;
+use crate::context::parse_duration;
 
 /// Arguments of `jobmesh simnet`.
 #[derive(Debug, Clone, Args)]

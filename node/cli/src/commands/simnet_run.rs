@@ -6,8 +6,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use jobmesh_simnet::report;
 use jobmesh_simnet::scenario::{self, Progress, Scenario};
 
-use crate::cli::Context;
 use crate::commands::simnet::SimnetArgs;
+use crate::context::Context;
 
 /// Runs `jobmesh simnet`.
 pub fn run(ctx: &Context, a: &SimnetArgs) -> Result<()> {
@@ -63,7 +63,7 @@ pub fn run(ctx: &Context, a: &SimnetArgs) -> Result<()> {
     if ctx.json {
         ctx.print_json(&serde_json::to_value(&summary)?)?;
     } else {
-        crate::cli::write_stdout(format_args!("{}", report::text(&summary)))?;
+        crate::context::write_stdout(format_args!("{}", report::text(&summary)))?;
         if let Some(dir) = &a.report {
             crate::outln!("report: {}", dir.join("index.html").display())?;
         }

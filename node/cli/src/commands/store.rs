@@ -14,7 +14,7 @@ use jobmesh_store::unixfs::{self, Profile};
 use jobmesh_store::{car, cid_of, dag, parse_cid, Cid, HashAlg, Store, DAG_PB, RAW};
 use serde_json::json;
 
-use crate::cli::Context;
+use crate::context::Context;
 use jobmesh_node::api::client::{self, Api};
 
 /// Inputs larger than this get a progress bar (when stderr is a terminal).
@@ -91,7 +91,7 @@ pub struct CatArgs {
     pub cid: String,
     /// How long the running node may look for content it lacks on the mesh, e.g. 30s, 2m (default: its
     /// `--fetch-timeout`). Without a running node only the local store is read.
-    #[arg(long, value_parser = super::job_market::parse_duration)]
+    #[arg(long, value_parser = crate::context::parse_duration)]
     pub timeout: Option<std::time::Duration>,
 }
 
