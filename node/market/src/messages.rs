@@ -31,7 +31,12 @@ const JOB_ID_DOMAIN: &[u8] = b"jobmesh/1 job ";
 pub enum MessageError {
     /// The message is larger than its transport allows.
     #[error("message of {size} bytes exceeds the {limit}-byte limit")]
-    TooLarge { size: usize, limit: usize },
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The transport's limit.
+        limit: usize,
+    },
     /// The bytes are not a well-formed message of the expected kind.
     #[error("malformed message: {0}")]
     Malformed(String),
@@ -51,7 +56,12 @@ pub enum MessageError {
     },
     /// A field is out of its allowed range.
     #[error("invalid {field}: {why}")]
-    Invalid { field: &'static str, why: String },
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        why: String,
+    },
 }
 
 /// A job's identity: blake3 of its [`JobSpec`]'s encoding.

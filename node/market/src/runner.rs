@@ -22,17 +22,17 @@ pub enum RunError {
         /// The file.
         cid: Cid,
         /// Why.
-        source: StoreError,
+        source: Box<StoreError>,
     },
     /// The job's code is not bytecode or WebAssembly exec can load.
     #[error("the job's code: {0}")]
-    Code(#[source] ExecError),
+    Code(#[source] Box<ExecError>),
     /// The verifier's code is not bytecode exec can load.
     #[error("the verifier's code: {0}")]
-    VerifierCode(#[source] ExecError),
+    VerifierCode(#[source] Box<ExecError>),
     /// The verifier could not be started.
     #[error("the verifier did not run: {0}")]
-    VerifierRun(#[source] ExecError),
+    VerifierRun(#[source] Box<ExecError>),
     /// The verifier ran out of fuel, trapped or threw.
     #[error("the verifier failed: {0}")]
     VerifierFailed(String),
@@ -54,7 +54,9 @@ pub fn limits_of(spec: &JobSpec) -> Limits {
 /// The code of a job from its file's bytes.
 pub fn load_code(kind: CodeKind, bytes: &[u8]) -> Result<JobCode, RunError> {
     match kind {
-        CodeKind::JavyBytecode => JobCode::from_bytes(bytes).map_err(RunError::Code),
+        CodeKind::JavyBytecode => {
+            JobCode::from_bytes(bytes).map_err(|e| RunError::Code(Box::new(e)))
+        }
         CodeKind::WasiCommand => Ok(JobCode::Wasm(bytes.to_vec())),
     }
 }
@@ -78,7 +80,10 @@ pub fn read_file(store: &Store, cid: &Cid) -> Result<Vec<u8>, RunError> {
         }
     }
     let mut out = Capped(Vec::new());
-    unixfs::cat(store, cid, &mut out).map_err(|source| RunError::Read { cid: *cid, source })?;
+    unixfs::cat(store, cid, &mut out).map_err(|source| RunError::Read {
+        cid: *cid,
+        source: Box::new(source),
+    })?;
     Ok(out.0)
 }
 
@@ -92,7 +97,7 @@ pub fn run_verifier(
     output: &Cid,
 ) -> Result<(), RunError> {
     let code = read_file(store, verifier)?;
-    let code = JobCode::from_bytes(&code).map_err(RunError::VerifierCode)?;
+    let code = JobCode::from_bytes(&code).map_err(|e| RunError::VerifierCode(Box::new(e)))?;
     let input = read_file(store, &spec.input)?;
     let out = read_file(store, output)?;
     let stdin = serde_json::json!({
@@ -104,7 +109,7 @@ pub fn run_verifier(
     let limits = limits_of(spec);
     let outcome = exec
         .run(&code, &stdin, &limits)
-        .map_err(RunError::VerifierRun)?;
+        .map_err(|e| RunError::VerifierRun(Box::new(e)))?;
     if outcome.status != jobmesh_exec::Status::Ok {
         return Err(RunError::VerifierFailed(outcome.status.describe(&limits)));
     }

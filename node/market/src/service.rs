@@ -1020,17 +1020,23 @@ pub enum CheckError {
         /// The output.
         cid: jobmesh_store::Cid,
         /// Why.
-        source: jobmesh_p2p::Error,
+        source: Box<jobmesh_p2p::Error>,
     },
     /// The output could not be pinned.
     #[error("cannot pin the output: {0}")]
-    Pin(#[source] StoreError),
+    Pin(#[source] Box<StoreError>),
     /// The verifier refused the output or could not run.
     #[error(transparent)]
-    Verifier(#[from] RunError),
+    Verifier(#[from] Box<RunError>),
     /// The blocking task panicked or was cancelled.
     #[error(transparent)]
     Task(#[from] tokio::task::JoinError),
+}
+
+impl From<RunError> for CheckError {
+    fn from(e: RunError) -> Self {
+        CheckError::Verifier(Box::new(e))
+    }
 }
 
 /// Publishes a job's announcement on the jobs topic.
@@ -1072,11 +1078,14 @@ async fn check_result(shared: &Shared, job: &RequesterJob) -> Result<(), CheckEr
         .await
         .map_err(|source| CheckError::Fetch {
             cid: verdict.output,
-            source,
+            source: Box::new(source),
         })?;
     let store = shared.node.store().clone();
     let output = verdict.output;
-    tokio::task::spawn_blocking(move || store.pin(&output).map_err(CheckError::Pin)).await??;
+    tokio::task::spawn_blocking(move || {
+        store.pin(&output).map_err(|e| CheckError::Pin(Box::new(e)))
+    })
+    .await??;
     let Some(verifier) = job.spec.verifier else {
         return Ok(());
     };

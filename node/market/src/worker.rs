@@ -33,7 +33,7 @@ pub enum JobRunError {
         /// The file.
         cid: Cid,
         /// Why.
-        source: jobmesh_p2p::Error,
+        source: Box<jobmesh_p2p::Error>,
     },
     /// The plugin the job names could not be fetched.
     #[error("cannot fetch the plugin {cid}: {source}")]
@@ -41,23 +41,35 @@ pub enum JobRunError {
         /// The plugin.
         cid: Cid,
         /// Why.
-        source: jobmesh_p2p::Error,
+        source: Box<jobmesh_p2p::Error>,
     },
     /// A file could not be read or the code loaded.
     #[error(transparent)]
-    Load(#[from] RunError),
+    Load(#[from] Box<RunError>),
     /// exec refused the job (a run that traps or runs out of fuel is a result, not this error).
     #[error(transparent)]
-    Exec(#[from] jobmesh_exec::ExecError),
+    Exec(#[from] Box<jobmesh_exec::ExecError>),
     /// The output could not be stored.
     #[error("cannot store the output: {0}")]
-    StoreOutput(#[source] jobmesh_store::StoreError),
+    StoreOutput(#[source] Box<jobmesh_store::StoreError>),
     /// The blocking task running the job panicked or was cancelled.
     #[error(transparent)]
     Task(#[from] tokio::task::JoinError),
     /// The result could not be recorded.
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+impl From<RunError> for JobRunError {
+    fn from(e: RunError) -> Self {
+        JobRunError::Load(Box::new(e))
+    }
+}
+
+impl From<jobmesh_exec::ExecError> for JobRunError {
+    fn from(e: jobmesh_exec::ExecError) -> Self {
+        JobRunError::Exec(Box::new(e))
+    }
 }
 
 /// What a worker accepts to run.
@@ -373,14 +385,17 @@ impl Worker {
         for cid in [job.spec.code, job.spec.input] {
             node.fetch_dag_from(cid, &[job.requester], left)
                 .await
-                .map_err(|source| JobRunError::Fetch { cid, source })?;
+                .map_err(|source| JobRunError::Fetch {
+                    cid,
+                    source: Box::new(source),
+                })?;
         }
         if let Some(plugin) = job.spec.plugin {
             if self.shared.exec.plugin(&plugin).is_none() {
                 let bytes = node.get_block(plugin, left).await.map_err(|source| {
                     JobRunError::FetchPlugin {
                         cid: plugin,
-                        source,
+                        source: Box::new(source),
                     }
                 })?;
                 self.shared.exec.add_plugin(Plugin::from_bytes(bytes));
@@ -413,7 +428,7 @@ impl Worker {
             }
             let root = store
                 .add_file(&output[..], &Profile::KUBO)
-                .map_err(JobRunError::StoreOutput)?
+                .map_err(|e| JobRunError::StoreOutput(Box::new(e)))?
                 .root;
             Ok::<_, JobRunError>((root, outcome.fuel_used, outcome.status.name().to_string()))
         })

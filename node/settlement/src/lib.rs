@@ -27,16 +27,15 @@ mod service;
 
 use std::time::Duration;
 
-use jobmesh_contracts::alloy::primitives::{Address, Bytes, Log, B256, U256};
-use jobmesh_contracts::embedded::EmbeddedSettlement;
+use jobmesh_contracts::alloy::primitives::{Address, B256};
 use jobmesh_contracts::lottery::Lottery;
-use jobmesh_contracts::rpc::RpcSettlement;
-use jobmesh_contracts::{Settlement, SettlementError, TxReceipt};
+use jobmesh_contracts::TxReceipt;
 use jobmesh_store::Cid;
 use libp2p_identity::PeerId;
 use serde::{Deserialize, Serialize};
 
 pub use amount::{parse_amount, AmountError};
+pub use jobmesh_contracts::Chain;
 pub use payee::{CoveredDebt, ROUNDING_PER_RECEIPT_WEI};
 pub use service::{PayerStanding, SettlementReport, Settler, SettlerError};
 
@@ -44,65 +43,6 @@ pub use service::{PayerStanding, SettlementReport, Settler, SettlerError};
 /// that head, and the contract refuses a draw block sooner than its `minDrawDelay` (at least 1) after the
 /// commit's block. A node also draws at least `minDrawDelay + 1` blocks ahead.
 pub const MIN_DRAW_IN: u64 = 2;
-
-/// The chain a node settles on: a JSON-RPC endpoint (anvil, a testnet) or the in-process EVM.
-#[derive(Debug, Clone)]
-pub enum Chain {
-    /// Any JSON-RPC endpoint.
-    Rpc(RpcSettlement),
-    /// The embedded EVM (shared by the nodes of one process, e.g. the simulator).
-    Embedded(EmbeddedSettlement),
-}
-
-impl Settlement for Chain {
-    fn sender(&self) -> Address {
-        match self {
-            Chain::Rpc(c) => c.sender(),
-            Chain::Embedded(c) => c.sender(),
-        }
-    }
-    fn contract(&self) -> Address {
-        match self {
-            Chain::Rpc(c) => c.contract(),
-            Chain::Embedded(c) => c.contract(),
-        }
-    }
-    async fn transact(&self, data: Bytes, value: U256) -> Result<TxReceipt, SettlementError> {
-        match self {
-            Chain::Rpc(c) => c.transact(data, value).await,
-            Chain::Embedded(c) => c.transact(data, value).await,
-        }
-    }
-    async fn view(&self, data: Bytes) -> Result<Bytes, SettlementError> {
-        match self {
-            Chain::Rpc(c) => c.view(data).await,
-            Chain::Embedded(c) => c.view(data).await,
-        }
-    }
-    async fn block_number(&self) -> Result<u64, SettlementError> {
-        match self {
-            Chain::Rpc(c) => c.block_number().await,
-            Chain::Embedded(c) => c.block_number().await,
-        }
-    }
-    async fn eth_balance(&self, who: Address) -> Result<U256, SettlementError> {
-        match self {
-            Chain::Rpc(c) => c.eth_balance(who).await,
-            Chain::Embedded(c) => c.eth_balance(who).await,
-        }
-    }
-    async fn logs(
-        &self,
-        signature: B256,
-        topic: Option<(usize, B256)>,
-        from_block: u64,
-    ) -> Result<Vec<Log>, SettlementError> {
-        match self {
-            Chain::Rpc(c) => c.logs(signature, topic, from_block).await,
-            Chain::Embedded(c) => c.logs(signature, topic, from_block).await,
-        }
-    }
-}
 
 /// When a payer builds lotteries and how it follows the chain.
 #[derive(Debug, Clone)]
@@ -298,6 +238,7 @@ impl LotteryRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jobmesh_contracts::alloy::primitives::U256;
     use jobmesh_contracts::lottery;
     use jobmesh_market::messages::{from_cbor, to_cbor};
 

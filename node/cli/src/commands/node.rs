@@ -1,21 +1,19 @@
 //! `jobmesh node start`: run a long-lived node (the peer mesh plus the control API) until Ctrl-C/SIGTERM.
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
+use jobmesh_node::lifecycle::{self, ApiConfig, NodeConfig, Started};
 use jobmesh_p2p::{Config, Multiaddr};
 use jobmesh_store::Store;
 use serde_json::json;
-use tracing::{info, warn};
 
 use crate::commands::settle::{self, ChainArgs};
 use crate::context::Context;
-use jobmesh_node::api::{self, ApiState, API_FILE, DEFAULT_API};
-use jobmesh_node::launch::{launch, Launched};
+use jobmesh_node::api::{self, DEFAULT_API};
 use jobmesh_node::market::{db::MarketDb, MarketConfig, WorkerPolicy};
 use jobmesh_node::settlement::{
     Chain, ClaimTo, SettlerConfig, DEFAULT_MAX_DRAW_AHEAD, MIN_DRAW_IN,
@@ -231,10 +229,8 @@ fn start(ctx: &Context, args: &StartArgs) -> Result<()> {
         .api
         .parse()
         .with_context(|| format!("invalid --api address {:?} (expected IP:PORT)", args.api))?;
-    let timeouts = Timeouts {
-        fetch: secs(args.fetch_timeout, "--fetch-timeout")?,
-        gateway: secs(args.gateway_timeout, "--gateway-timeout")?,
-    };
+    let fetch_timeout = secs(args.fetch_timeout, "--fetch-timeout")?;
+    let gateway_timeout = secs(args.gateway_timeout, "--gateway-timeout")?;
     let token = args.api_token.clone().filter(|t| !t.is_empty());
     if token.is_none() && !api_addr.ip().is_loopback() {
         anyhow::bail!(
@@ -317,243 +313,71 @@ fn start(ctx: &Context, args: &StartArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let market = MarketParts {
-        db: market_db,
-        exec: Arc::new(exec),
-        cfg: market_cfg,
-        settlement: settles.then(|| (args.chain.clone(), settler_cfg)),
-    };
-    let api = ApiSettings {
+    let api = ApiConfig {
         addr: api_addr,
-        timeouts,
+        fetch_timeout,
+        gateway_timeout,
         token,
         allow_origins: args.api_allow_origin.clone(),
     };
-    rt.block_on(serve(ctx, cfg, store, market, api))
-}
-
-/// What the control API is started with.
-struct ApiSettings {
-    addr: SocketAddr,
-    timeouts: Timeouts,
-    token: Option<String>,
-    /// `--api-allow-origin`, checked when the API is bound.
-    allow_origins: Vec<String>,
-}
-
-/// How long the API waits for content from the mesh.
-struct Timeouts {
-    /// API commands (`cat`, `get`, `pin add`) without a `timeout` argument.
-    fetch: Duration,
-    /// Gateway requests.
-    gateway: Duration,
-}
-
-/// What the node's market is started with.
-struct MarketParts {
-    db: MarketDb,
-    exec: Arc<jobmesh_exec::Executor>,
-    cfg: MarketConfig,
-    /// The chain to settle on (from `--rpc-url` …) and the lottery policy.
-    settlement: Option<(ChainArgs, SettlerConfig)>,
-}
-
-async fn serve(
-    ctx: &Context,
-    cfg: Config,
-    store: Store,
-    market: MarketParts,
-    api: ApiSettings,
-) -> Result<()> {
-    let ApiSettings {
-        addr: api_addr,
-        timeouts,
-        token,
-        allow_origins,
-    } = api;
-    let (listener, api_bound) = api::bind(api_addr).await?;
-    let access = Arc::new(api::guard::AccessPolicy::new(api_bound, &allow_origins)?);
-    let worker = market.cfg.worker.is_some();
-    let exec = market.exec.clone();
-    let settlement = match market.settlement {
-        Some((chain, policy)) => {
-            let (client, _) = settle::client(ctx, &chain, true)
-                .await
-                .context("cannot settle on the configured chain")?;
-            let code = client
-                .code_at(jobmesh_contracts::Settlement::contract(&client))
-                .await?;
-            anyhow::ensure!(
-                jobmesh_contracts::runtime_code_matches(&code),
-                "the contract at {} is not the jobmesh settlement contract",
-                jobmesh_contracts::Settlement::contract(&client)
-            );
-            Some((Chain::Rpc(client), policy))
-        }
-        None => None,
-    };
-    let Launched {
-        node,
-        market,
-        settler,
-    } = launch(
-        cfg,
-        store.clone(),
-        market.db,
-        market.exec,
-        market.cfg,
-        settlement,
-    )
-    .await?;
-    let addrs = node.listen_addrs().await?;
-    let shutdown = Arc::new(tokio::sync::Notify::new());
-    let market_handle = market.clone();
-    let state = ApiState {
-        node: node.clone(),
-        fetch_timeout: timeouts.fetch,
-        gateway_timeout: timeouts.gateway,
-        shutdown: shutdown.clone(),
-        market: Some(market),
-        settler: settler.clone(),
-        exec: Some(exec),
-        token: token.as_deref().map(Arc::from),
-        access,
-    };
-    let token_file = ctx.home.root().join(api::TOKEN_FILE);
-    match &token {
-        Some(t) => write_private(&token_file, t)?,
-        None => {
-            let _ = std::fs::remove_file(&token_file);
-        }
-    }
-    let api_file = ctx.home.root().join(API_FILE);
-    std::fs::write(&api_file, api_bound.to_string())
-        .with_context(|| format!("cannot write {}", api_file.display()))?;
-
-    // Re-announce what this node keeps (pins) now that the records of a previous run are gone: one pin after
-    // the other, each by the provide strategy (every block, or the root).
-    {
-        let node = node.clone();
-        let pins = store.pins().unwrap_or_default();
-        tokio::spawn(async move {
-            for cid in pins {
-                api::provide_dag_logged(&node, cid).await;
-            }
-        });
-    }
-
-    // A closed stdout ends the command here, quietly (as every command's): the node is not left half-announced.
-    if let Err(e) = print_banner(ctx, &node, &addrs, api_bound, worker, settler.as_ref()) {
-        let _ = std::fs::remove_file(&api_file);
-        let _ = std::fs::remove_file(&token_file);
-        return Err(e.into());
-    }
-    info!(peer = %node.peer_id(), api = %api_bound, "node running");
-
-    let app = api::router(state);
-    let stop = async move {
-        let sigterm = async {
-            #[cfg(unix)]
-            {
-                use tokio::signal::unix::{signal, SignalKind};
-                match signal(SignalKind::terminate()) {
-                    Ok(mut s) => {
-                        s.recv().await;
-                    }
-                    Err(_) => std::future::pending::<()>().await,
-                }
-            }
-            #[cfg(not(unix))]
-            std::future::pending::<()>().await
+    rt.block_on(async {
+        let settlement = match settles.then_some((&args.chain, settler_cfg)) {
+            Some((chain, policy)) => Some((chain_client(ctx, chain).await?, policy)),
+            None => None,
         };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => info!("Ctrl-C: shutting down"),
-            _ = sigterm => info!("SIGTERM: shutting down"),
-            _ = shutdown.notified() => info!("shutdown requested over the API"),
-        }
-    };
-    let (graceful_tx, graceful_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = graceful_rx.await;
-            })
-            .into_future(),
-    );
-    stop.await;
-    market_handle.stop();
-    let _ = graceful_tx.send(());
-    let _ = std::fs::remove_file(&api_file);
-    let _ = std::fs::remove_file(&token_file);
-    // Stopping the swarm ends open pubsub streams, so the API can finish its graceful shutdown.
-    if tokio::time::timeout(Duration::from_secs(5), node.shutdown())
-        .await
-        .is_err()
-    {
-        warn!("swarm did not stop in time");
-    }
-    let res = match tokio::time::timeout(Duration::from_secs(5), server).await {
-        Ok(Ok(r)) => r.context("the control API failed"),
-        Ok(Err(e)) => Err(anyhow::anyhow!("the control API task failed: {e}")),
-        Err(_) => Ok(()),
-    };
-    store.flush().context("cannot flush the block store")?;
+        let cfg = NodeConfig {
+            home: ctx.home.clone(),
+            p2p: cfg,
+            store,
+            db: market_db,
+            exec: Arc::new(exec),
+            market: market_cfg,
+            settlement,
+            api,
+        };
+        lifecycle::run(cfg, |started| print_banner(ctx, started)).await?;
+        Ok::<(), anyhow::Error>(())
+    })?;
     if !ctx.json {
         eprintln!("node stopped");
-    }
-    res
-}
-
-/// What `node start` prints once it runs: its PeerId, addresses and API (one JSON object with `--json`).
-fn print_banner(
-    ctx: &Context,
-    node: &jobmesh_p2p::Node,
-    addrs: &[Multiaddr],
-    api_bound: SocketAddr,
-    worker: bool,
-    settler: Option<&jobmesh_node::settlement::Settler>,
-) -> std::io::Result<()> {
-    if ctx.json {
-        ctx.print_json(&json!({
-            "peer_id": node.peer_id().to_string(),
-            "addresses": addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "api": api_bound.to_string(),
-            "worker": worker,
-            "settlement_address": settler.map(|s| s.address()),
-        }))?;
-    } else {
-        crate::outln!("peer id {}", node.peer_id())?;
-        for a in addrs {
-            crate::outln!("listening on {a}")?;
-        }
-        crate::outln!("api on http://{api_bound}")?;
-        if worker {
-            crate::outln!("running jobs for others (worker)")?;
-        }
-        if let Some(s) = settler {
-            crate::outln!(
-                "settling as {} on contract {}",
-                s.address(),
-                jobmesh_contracts::Settlement::contract(s.chain())
-            )?;
-        }
     }
     Ok(())
 }
 
-/// Writes a secret readable by this user only.
-fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
+/// The JSON-RPC chain `--rpc-url` … names, with this node's settlement key.
+async fn chain_client(ctx: &Context, chain: &ChainArgs) -> Result<Chain> {
+    let (client, _) = settle::client(ctx, chain, true)
+        .await
+        .context("cannot settle on the configured chain")?;
+    Ok(Chain::Rpc(client))
+}
+
+/// What `node start` prints once it runs: its PeerId, addresses and API (one JSON object with `--json`).
+fn print_banner(ctx: &Context, s: &Started<'_>) -> std::io::Result<()> {
+    if ctx.json {
+        ctx.print_json(&json!({
+            "peer_id": s.node.peer_id().to_string(),
+            "addresses": s.addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "api": s.api.to_string(),
+            "worker": s.worker,
+            "settlement_address": s.settler.map(|s| s.address()),
+        }))?;
+    } else {
+        crate::outln!("peer id {}", s.node.peer_id())?;
+        for a in s.addrs {
+            crate::outln!("listening on {a}")?;
+        }
+        crate::outln!("api on http://{}", s.api)?;
+        if s.worker {
+            crate::outln!("running jobs for others (worker)")?;
+        }
+        if let Some(settler) = s.settler {
+            crate::outln!(
+                "settling as {} on contract {}",
+                settler.address(),
+                jobmesh_contracts::Settlement::contract(settler.chain())
+            )?;
+        }
     }
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(text.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))
+    Ok(())
 }

@@ -1,15 +1,44 @@
-//! The CLI side of the control API: find a running node through `<data-dir>/api` and call it.
+//! A client of the control API: find a running node through `<data-dir>/api` and call it. It returns values
+//! and typed errors and never prints (the command line does).
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use anyhow::{bail, Context as _, Result};
 use serde_json::Value;
 
 use crate::home::Home;
 
 const JSON: &str = "application/json";
+
+/// Why a call to a node's API failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No node answers on this data directory.
+    #[error("no node is running on {0} (start one with `jobmesh node start`)")]
+    NotRunning(std::path::PathBuf),
+    /// The request did not reach the node.
+    #[error("cannot reach the running node's API at {base}: {source}")]
+    Unreachable {
+        /// The API's base URL.
+        base: String,
+        /// Why.
+        source: ureq::Error,
+    },
+    /// The node refused the call.
+    #[error("the node answered {status}: {message}")]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The node's message.
+        message: String,
+    },
+    /// The answer is not the JSON expected.
+    #[error("the node sent an invalid answer: {0}")]
+    InvalidAnswer(#[source] ureq::Error),
+}
+
+type Result<T> = std::result::Result<T, ClientError>;
 
 /// A running node's control API.
 #[derive(Debug, Clone)]
@@ -34,12 +63,7 @@ pub fn running(home: &Home) -> Option<Api> {
 
 /// The running node's API, or a clear error telling the user to start one.
 pub fn require(home: &Home) -> Result<Api> {
-    running(home).with_context(|| {
-        format!(
-            "no node is running on {} (start one with `jobmesh node start`)",
-            home.root().display()
-        )
-    })
+    running(home).ok_or_else(|| ClientError::NotRunning(home.root().to_path_buf()))
 }
 
 impl Api {
@@ -78,6 +102,13 @@ impl Api {
         req
     }
 
+    fn unreachable(&self, source: ureq::Error) -> ClientError {
+        ClientError::Unreachable {
+            base: self.base.clone(),
+            source,
+        }
+    }
+
     fn check(resp: ureq::http::Response<ureq::Body>) -> Result<ureq::http::Response<ureq::Body>> {
         if resp.status().is_success() {
             return Ok(resp);
@@ -89,7 +120,10 @@ impl Api {
             .ok()
             .and_then(|v| v.get("Message").and_then(Value::as_str).map(str::to_string))
             .unwrap_or(text);
-        bail!("the node answered {}: {msg}", status.as_u16())
+        Err(ClientError::Refused {
+            status: status.as_u16(),
+            message: msg,
+        })
     }
 
     /// Calls a command and returns its JSON answer.
@@ -97,11 +131,11 @@ impl Api {
         let resp = self
             .request(path, query, JSON)
             .send_empty()
-            .with_context(|| format!("cannot reach the running node's API at {}", self.base))?;
+            .map_err(|source| self.unreachable(source))?;
         Self::check(resp)?
             .into_body()
             .read_json::<Value>()
-            .context("the node sent an invalid answer")
+            .map_err(ClientError::InvalidAnswer)
     }
 
     /// Calls a command with a streamed request body and returns its JSON answer.
@@ -115,11 +149,11 @@ impl Api {
         let resp = self
             .request(path, query, "application/octet-stream")
             .send(ureq::SendBody::from_reader(&mut body))
-            .with_context(|| format!("cannot reach the running node's API at {}", self.base))?;
+            .map_err(|source| self.unreachable(source))?;
         Self::check(resp)?
             .into_body()
             .read_json::<Value>()
-            .context("the node sent an invalid answer")
+            .map_err(ClientError::InvalidAnswer)
     }
 
     /// Calls a command whose answer is a byte stream (e.g. `cat`).
@@ -127,7 +161,7 @@ impl Api {
         let resp = self
             .request(path, query, JSON)
             .send_empty()
-            .with_context(|| format!("cannot reach the running node's API at {}", self.base))?;
+            .map_err(|source| self.unreachable(source))?;
         Ok(Self::check(resp)?
             .into_body()
             .into_with_config()
