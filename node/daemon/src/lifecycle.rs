@@ -279,6 +279,17 @@ fn reannounce_pins(node: &Node, store: &Store) {
     });
 }
 
+/// Binds and serves a launched node's control API (phases 1 and 5 without the rest of [`run`]): how an
+/// embedder such as the simulator gives a member the API a real node has. Stop it with [`RunningApi::stop`].
+pub async fn start_api(
+    launched: &Launched,
+    exec: Option<Arc<Executor>>,
+    api: &ApiConfig,
+) -> Result<RunningApi, DaemonError> {
+    let (listener, access) = bind_api(api).await?;
+    Ok(serve_api(listener, access, launched, exec, api))
+}
+
 /// Phase 5: serves the control API of a launched node on a bound listener until [`RunningApi::stop`].
 pub fn serve_api(
     listener: TcpListener,
