@@ -2,7 +2,8 @@
 //! compiled artifacts (`contracts/artifacts/`, produced by `contracts/scripts/build.js` with the pinned npm
 //! `solc`), alloy bindings generated from those artifacts, and the [`Settlement`] interface with two backends:
 //! [`rpc::RpcSettlement`] (any JSON-RPC endpoint: anvil, a public testnet) and, with the `embedded` feature,
-//! [`embedded::EmbeddedSettlement`] (an in-process revm executing the same bytecode).
+//! [`embedded::EmbeddedSettlement`] (an in-process revm executing the same bytecode), and [`Chain`], either of
+//! the two behind one type.
 //!
 //! Owns: contract code, deployment, transactions and views against the contract, runtime-code verification.
 //! Must not touch: job logic, the owed ledger or networking between nodes. Lottery maths (ids, Merkle proofs,
@@ -18,11 +19,15 @@ use jobmesh_lottery::{Description, Leaf};
 
 pub mod anvil;
 #[cfg(feature = "embedded")]
+pub mod chain;
+#[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod keys;
 pub mod rpc;
 
 pub use alloy;
+#[cfg(feature = "embedded")]
+pub use chain::Chain;
 pub use jobmesh_lottery as lottery;
 
 /// Alloy bindings generated from the checked-in artifact (`artifacts/Settlement.json`).

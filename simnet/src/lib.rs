@@ -1,4 +1,4 @@
-//! The in-process network simulator behind `jobmesh simnet`.
+//! The in-process network simulator behind `jobmesh simnet` (whose command-line side is in `node/cli`).
 //!
 //! Owns: building many complete nodes (the same swarm, market and settlement code as `jobmesh node start`) in
 //! one process ([`Cluster`]) over loopback TCP or libp2p's memory transport, settling on one embedded EVM
@@ -7,7 +7,6 @@
 //! Must not touch: node internals beyond their public API; it never copies node code.
 
 mod cluster;
-pub mod command;
 pub mod report;
 pub mod scenario;
 

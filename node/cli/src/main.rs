@@ -1,8 +1,16 @@
-//! `jobmesh`: the command-line entry point. Thin on purpose: it parses and dispatches to `jobmesh_node`, and
-//! hands it the simulator (`jobmesh simnet`), which lives in `jobmesh_simnet` because it builds on the node.
+//! `jobmesh`: the command line. Owns argument parsing and printing only: [`cli`] (global options, the
+//! subcommand tree, errors at the edge) and one module per command group in [`commands`]; each command turns
+//! its arguments into typed configs and calls the libraries (`jobmesh_node` for a node's lifecycle and API
+//! client, `jobmesh_simnet` for `jobmesh simnet`, the store, exec and contracts crates).
+//!
+//! Must not touch: market, settlement or network logic, the API server or a node's lifecycle; nothing below
+//! this crate prints.
 
 #[cfg_attr(feature = "system-allocator", allow(dead_code))]
 mod alloc;
+mod cli;
+mod commands;
+mod context;
 
 /// mimalloc instead of glibc's malloc: a node (and a hundred simulated ones) allocates small buffers from many
 /// threads, and glibc's `_int_malloc` was the hottest symbol of a 100-node simulation's profile; with mimalloc
@@ -32,5 +40,5 @@ fn tune_allocator() {
 
 fn main() -> std::process::ExitCode {
     tune_allocator();
-    jobmesh_node::cli::run_with(jobmesh_simnet::command::run)
+    cli::run()
 }

@@ -1,0 +1,60 @@
+//! `jobmesh simnet`: its arguments (run by [`crate::commands::simnet_run`] on the simulator, `jobmesh-simnet`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::context::parse_duration;
+
+/// Arguments of `jobmesh simnet`.
+#[derive(Debug, Clone, Args)]
+pub struct SimnetArgs {
+    /// Nodes in the simulated mesh (requesters + workers), all in this process.
+    #[arg(long, default_value_t = 100)]
+    pub nodes: usize,
+    /// How many of the nodes submit jobs; the others run them.
+    #[arg(long, default_value_t = 10)]
+    pub requesters: usize,
+    /// Jobs to submit in all (a mix of examples/: CPU-heavy, wordcount, echo, out-of-fuel, throwing).
+    #[arg(long, default_value_t = 1000)]
+    pub jobs: usize,
+    /// Replicas per job.
+    #[arg(long, default_value_t = 3)]
+    pub replicas: u8,
+    /// Share of workers that return wrong outputs (0–1).
+    #[arg(long, default_value_t = 0.1)]
+    pub byzantine: f64,
+    /// Share of workers that crash once during the run and restart on their data (0–1).
+    #[arg(long, default_value_t = 0.1)]
+    pub crash: f64,
+    /// Share of workers that are honest but slow: each run starts 1–3 s late (0–1).
+    #[arg(long, default_value_t = 0.1)]
+    pub slow: f64,
+    /// Fresh identities that join mid-run, accept work and never answer.
+    #[arg(long, default_value_t = 5)]
+    pub sybils: usize,
+    /// Cut the mesh in two halves for this long (e.g. 30s, at most 1h) once 20–40 % of the jobs are over (drawn
+    /// from the seed), then heal it: the report says how long the two sides took to find each other again.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub partition: Option<Duration>,
+    /// Seed of every random choice: the same seed gives the same outcome.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Jobs each requester keeps in flight at most: it starts with two, adds one per verified job and drops one
+    /// per expired job (slow start, so a mesh that is still starting up is not flooded).
+    #[arg(long, default_value_t = 20)]
+    pub in_flight: usize,
+    /// Peers each simulated node stays connected to at most (the connection manager's high watermark; it
+    /// trims to half of it). Lower than a real node's 96 so that a hundred simulated nodes keep the sparse
+    /// mesh of a large network instead of all connecting to all (at 100 nodes, 32 costs a quarter less CPU
+    /// than 64; BENCHMARKS.md, "Simulator").
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    pub max_peers: usize,
+    /// Seconds each job has to finish.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub job_timeout: f64,
+    /// Folder for the report (summary.json and index.html with plots).
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
+}
