@@ -64,8 +64,8 @@ mod config;
 mod direct;
 mod error;
 mod fetch;
+mod mesh;
 mod nat;
-mod node;
 mod provide;
 mod trace;
 
@@ -76,8 +76,8 @@ pub use config::{
 pub use direct::{InboundRequest, DIRECT_PROTOCOL, MAX_DIRECT_MESSAGE};
 pub use error::Error;
 pub use fetch::{FetchStats, HOLDER_GRACE};
+pub use mesh::{ConnectionInfo, GossipMessage, NetStats, Node, PeerInfo, Validator};
 pub use nat::{is_relayed, NatStatus, Reachability, RELAYED_GRACE};
-pub use node::{ConnectionInfo, GossipMessage, NetStats, Node, PeerInfo, Validator};
 pub use provide::{Provided, PROVIDE_CONCURRENCY};
 pub use trace::{p50_p95_p99, GossipReport, GossipTrace};
 
