@@ -1,4 +1,4 @@
-//! The commands a [`super::Node`] handle sends to the task that drives its swarm.
+//! The commands a [`super::Mesh`] handle sends to the task that drives its swarm.
 
 use jobmesh_store::Cid;
 use libp2p::{Multiaddr, PeerId};

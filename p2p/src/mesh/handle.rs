@@ -1,4 +1,4 @@
-//! [`Node`]: the cheap, cloneable handle through which everything else talks to a running swarm.
+//! [`Mesh`]: the cheap, cloneable handle through which everything else talks to a running swarm.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +13,7 @@ use tracing::info;
 
 use crate::direct::InboundRequest;
 use crate::nat::NatStatus;
-use crate::{blocks::StoreBlockstore, config::Config, Error};
+use crate::{blocks::StoreBlockstore, config::Config, DialFailure, Error};
 
 use super::cmd::{Cmd, Reply};
 use super::driver::Driver;
@@ -23,7 +23,7 @@ use super::types::{GossipMessage, NetStats, PeerInfo, Validator};
 
 /// A handle onto a running node's swarm. Clone it freely.
 #[derive(Clone)]
-pub struct Node {
+pub struct Mesh {
     inner: Arc<Inner>,
 }
 
@@ -37,19 +37,19 @@ struct Inner {
     stats: Arc<NetStats>,
 }
 
-impl std::fmt::Debug for Node {
+impl std::fmt::Debug for Mesh {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node")
+        f.debug_struct("Mesh")
             .field("peer_id", &self.inner.peer_id)
             .finish()
     }
 }
 
-impl Node {
+impl Mesh {
     /// Builds the swarm, starts listening and dialing the bootstrap peers, and spawns the task that
     /// drives it on the current tokio runtime. Listening errors are returned here; unreachable
     /// bootstrap peers are retried in the background.
-    pub async fn start(cfg: Config, store: Store) -> Result<Node, Error> {
+    pub async fn start(cfg: Config, store: Store) -> Result<Mesh, Error> {
         for addr in &cfg.bootstrap {
             crate::check_dialable(addr)?;
         }
@@ -110,7 +110,7 @@ impl Node {
         let stats = Arc::new(NetStats::default());
         let driver = Driver::new(swarm, &cfg, inbound_tx, stats.clone(), public);
         tokio::spawn(driver.run(rx));
-        Ok(Node {
+        Ok(Mesh {
             inner: Arc::new(Inner {
                 peer_id,
                 store,
@@ -204,7 +204,7 @@ impl Node {
             Ok(r) => r?,
             Err(_) => Err(Error::Dial {
                 addr: shown,
-                reason: "timed out".into(),
+                reason: DialFailure::Timeout,
             }),
         }
     }

@@ -1,4 +1,4 @@
-//! [`Node`]: a handle onto a running swarm. The swarm lives in one tokio task that owns it; the handle
+//! [`Mesh`]: a handle onto a running swarm. The swarm lives in one tokio task that owns it; the handle
 //! sends it commands over a channel and awaits the answers, so the handle is cheap to clone and share.
 //!
 //! Split by concern, as rust-libp2p splits gossipsub: `handle` (the handle and starting a swarm), `cmd` (the
@@ -13,5 +13,5 @@ mod listen;
 mod swarm;
 mod types;
 
-pub use handle::Node;
+pub use handle::Mesh;
 pub use types::{ConnectionInfo, GossipMessage, NetStats, PeerInfo, Validator};

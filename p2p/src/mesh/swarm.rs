@@ -15,10 +15,55 @@ use crate::{blocks::StoreBlockstore, config::Config, Error};
 /// The swarm, and on TCP the flag AutoNAT sets once this node is known to be reachable.
 type Built = (Swarm<Behaviour>, Option<Arc<AtomicBool>>);
 
+/// Builds the swarm on the transport `cfg` chooses, both on TCP with noise and yamux:
+/// - [`Transport::Memory`](crate::Transport::Memory): plus libp2p's in-process [`memory_transport`]
+///   (simulations), without NAT traversal;
+/// - [`Transport::Tcp`](crate::Transport::Tcp): plus QUIC, the memory transport, DNS, the relay client
+///   transport and the NAT traversal protocols.
 pub(super) fn build_swarm(cfg: &Config, blocks: StoreBlockstore) -> Result<Built, Error> {
+    let build = |e: &dyn std::fmt::Display| Error::Build(e.to_string());
+    let idle = |c: libp2p::swarm::Config| c.with_idle_connection_timeout(cfg.idle_timeout);
+    let tcp = SwarmBuilder::with_existing_identity(cfg.keypair.clone())
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux_config,
+        )
+        .map_err(|e| build(&e))?;
     match cfg.transport {
-        crate::Transport::Tcp => build_tcp_swarm(cfg, blocks),
-        crate::Transport::Memory => Ok((build_memory_swarm(cfg, blocks)?, None)),
+        crate::Transport::Memory => {
+            let swarm = tcp
+                .with_other_transport(memory_transport)
+                .map_err(|e| build(&e))?
+                .with_behaviour(|key| Behaviour::new(key, cfg, blocks, None).map_err(Box::from))
+                .map_err(|e| build(&e))?
+                .with_swarm_config(idle)
+                .build();
+            Ok((swarm, None))
+        }
+        crate::Transport::Tcp => {
+            let dns_resolver = dns_config();
+            let public = Arc::new(AtomicBool::new(false));
+            let swarm = tcp
+                .with_quic()
+                .with_other_transport(memory_transport)
+                .map_err(|e| build(&e))?
+                .with_dns_config(dns_resolver.0, dns_resolver.1)
+                .with_relay_client(noise::Config::new, yamux_config)
+                .map_err(|e| build(&e))?
+                .with_behaviour(|key, relay_client| {
+                    let nat = NatParts {
+                        relay_client,
+                        public: public.clone(),
+                    };
+                    Behaviour::new(key, cfg, blocks, Some(nat)).map_err(Box::from)
+                })
+                .map_err(|e| build(&e))?
+                .with_swarm_config(idle)
+                .build();
+            Ok((swarm, Some(public)))
+        }
     }
 }
 
@@ -26,26 +71,6 @@ fn yamux_config() -> yamux::Config {
     let mut c = yamux::Config::default();
     c.set_max_num_streams(512);
     c
-}
-
-/// The memory transport (and TCP, as before NAT traversal existed): simulations.
-fn build_memory_swarm(cfg: &Config, blocks: StoreBlockstore) -> Result<Swarm<Behaviour>, Error> {
-    let build = |e: &dyn std::fmt::Display| Error::Build(e.to_string());
-    let swarm = SwarmBuilder::with_existing_identity(cfg.keypair.clone())
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux_config,
-        )
-        .map_err(|e| build(&e))?
-        .with_other_transport(memory_transport)
-        .map_err(|e| build(&e))?
-        .with_behaviour(|key| Behaviour::new(key, cfg, blocks, None).map_err(Box::from))
-        .map_err(|e| build(&e))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(cfg.idle_timeout))
-        .build();
-    Ok(swarm)
 }
 
 /// The system's resolver settings for `/dns4`, `/dns6`, `/dns` and `/dnsaddr` addresses (`/etc/resolv.conf`;
@@ -60,38 +85,6 @@ fn dns_config() -> (libp2p::dns::ResolverConfig, libp2p::dns::ResolverOpts) {
             libp2p::dns::ResolverOpts::default(),
         )
     })
-}
-
-/// TCP and QUIC with the relay client transport, and the NAT traversal protocols.
-fn build_tcp_swarm(cfg: &Config, blocks: StoreBlockstore) -> Result<Built, Error> {
-    let build = |e: &dyn std::fmt::Display| Error::Build(e.to_string());
-    let dns_resolver = dns_config();
-    let public = Arc::new(AtomicBool::new(false));
-    let swarm = SwarmBuilder::with_existing_identity(cfg.keypair.clone())
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux_config,
-        )
-        .map_err(|e| build(&e))?
-        .with_quic()
-        .with_other_transport(memory_transport)
-        .map_err(|e| build(&e))?
-        .with_dns_config(dns_resolver.0, dns_resolver.1)
-        .with_relay_client(noise::Config::new, yamux_config)
-        .map_err(|e| build(&e))?
-        .with_behaviour(|key, relay_client| {
-            let nat = NatParts {
-                relay_client,
-                public: public.clone(),
-            };
-            Behaviour::new(key, cfg, blocks, Some(nat)).map_err(Box::from)
-        })
-        .map_err(|e| build(&e))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(cfg.idle_timeout))
-        .build();
-    Ok((swarm, Some(public)))
 }
 
 type BoxedErr = Box<dyn std::error::Error + Send + Sync>;

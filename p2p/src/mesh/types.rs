@@ -50,7 +50,7 @@ pub struct NetStats {
     pub peers_banned: AtomicU64,
     /// DHT queries this node ran (bootstraps, provider lookups, provider announcements).
     pub dht_queries: AtomicU64,
-    /// Of those, provider lookups ([`Node::find_providers`], also run by fetches that stall).
+    /// Of those, provider lookups ([`Mesh::find_providers`], also run by fetches that stall).
     pub provider_lookups: AtomicU64,
 }
 

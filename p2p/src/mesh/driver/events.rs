@@ -2,12 +2,18 @@
 
 use std::time::Instant;
 
-use libp2p::{autonat, gossipsub, identify, kad, request_response, swarm::SwarmEvent};
+use libp2p::{
+    autonat,
+    core::ConnectedPoint,
+    gossipsub, identify, kad, request_response,
+    swarm::{ConnectionId, DialError, SwarmEvent},
+    PeerId,
+};
 use tracing::{debug, info, warn};
 
 use crate::behaviour::BehaviourEvent;
 use crate::direct::InboundRequest;
-use crate::Error;
+use crate::{DialFailure, Error};
 
 use super::*;
 
@@ -53,7 +59,7 @@ impl Driver {
                 if let Some(r) = self.requests.remove(&request_id) {
                     let _ = r.send(Err(Error::Request {
                         peer: peer.to_string(),
-                        reason: one_line(&error),
+                        reason: error,
                     }));
                 }
             }
@@ -71,53 +77,7 @@ impl Driver {
                 connection_id,
                 endpoint,
                 ..
-            } => {
-                NetStats::add(&self.stats.connections_opened, 1);
-                let addr = endpoint.get_remote_address().clone();
-                debug!(peer = %peer_id, %addr, dialer = endpoint.is_dialer(), "connection established");
-                self.nat
-                    .on_connection(peer_id, connection_id, &addr, endpoint.is_dialer());
-                let now = Instant::now();
-                let peer = self.peers.entry(peer_id).or_insert_with(|| Peer::new(now));
-                peer.conns.insert(connection_id, addr.clone());
-                peer.last_used = now;
-                peer.trimmed = false;
-                if let Some((_, r)) = self.dials.remove(&connection_id) {
-                    let _ = r.send(Ok(peer_id));
-                }
-                for (_, r) in self.peer_dials.remove(&peer_id).unwrap_or_default() {
-                    let _ = r.send(Ok(peer_id));
-                }
-                let mut bootstrapped = false;
-                for b in &mut self.bootstrap {
-                    if b.dialing == Some(connection_id) || b.peer == Some(peer_id) {
-                        if !b.connected {
-                            info!(peer = %peer_id, addr = %b.addr, "connected to bootstrap peer");
-                        }
-                        b.connected = true;
-                        b.ever_connected = true;
-                        b.dialing = None;
-                        b.peer = Some(peer_id);
-                        b.backoff = self.backoff_start;
-                        if endpoint.is_dialer() {
-                            self.swarm
-                                .behaviour_mut()
-                                .kad
-                                .add_address(&peer_id, addr.clone());
-                        }
-                        bootstrapped = true;
-                    }
-                }
-                // Fill the routing table through it, unless the node is already well connected (a bootstrap
-                // peer that trimmed it and was redialed: another walk would only dial everyone again). A lookup
-                // of our own id finds the closest peers and tells them about us; a full bootstrap would also
-                // walk towards a random key in every bucket, dialing most of a small mesh (53 connections per
-                // node among 100 simulated ones, against 34 now). The full walk runs every `DHT_REFRESH`.
-                if bootstrapped && self.live_peers() < self.conn_limits.low.max(2) {
-                    let me = *self.swarm.local_peer_id();
-                    self.swarm.behaviour_mut().kad.get_closest_peers(me);
-                }
-            }
+            } => self.on_connection_established(peer_id, connection_id, &endpoint),
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 connection_id,
@@ -126,65 +86,13 @@ impl Driver {
                 ..
             } => {
                 debug!(peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "connection closed");
-                self.nat
-                    .on_connection_closed(peer_id, connection_id, num_established == 0);
-                if let Some(p) = self.peers.get_mut(&peer_id) {
-                    p.conns.remove(&connection_id);
-                }
-                if num_established == 0 {
-                    self.peers.remove(&peer_id);
-                    let now = Instant::now();
-                    let well_connected = self.live_peers() >= self.conn_limits.low;
-                    for b in &mut self.bootstrap {
-                        if b.peer == Some(peer_id) && b.connected {
-                            // When it is redialed is `on_tick`'s call (later while the node is well
-                            // connected); only how loudly to say so is decided here.
-                            b.connected = false;
-                            b.next_attempt = now + b.backoff;
-                            if well_connected {
-                                // Most likely trimmed by a busy bootstrap peer: nothing is wrong.
-                                debug!(peer = %peer_id, peers = self.peers.len(),
-                                    "bootstrap peer disconnected; the node has other peers");
-                            } else {
-                                warn!(peer = %peer_id, "lost the bootstrap peer; reconnecting");
-                            }
-                        }
-                    }
-                }
+                self.on_connection_closed(peer_id, connection_id, num_established == 0);
             }
             SwarmEvent::OutgoingConnectionError {
                 connection_id,
                 peer_id,
                 error,
-            } => {
-                debug!(peer = ?peer_id, error = %error, "outgoing connection failed");
-                if let Some((addr, r)) = self.dials.remove(&connection_id) {
-                    let _ = r.send(Err(Error::Dial {
-                        addr,
-                        reason: one_line(&error),
-                    }));
-                }
-                if let Some(p) = peer_id {
-                    if !self.swarm.is_connected(&p) {
-                        for (addr, r) in self.peer_dials.remove(&p).unwrap_or_default() {
-                            let _ = r.send(Err(Error::Dial {
-                                addr,
-                                reason: one_line(&error),
-                            }));
-                        }
-                    }
-                }
-                let now = Instant::now();
-                for b in &mut self.bootstrap {
-                    if b.dialing == Some(connection_id) {
-                        warn!(addr = %b.addr, error = %one_line(&error), retry_in = ?b.backoff,
-                            "bootstrap peer unreachable");
-                        b.dialing = None;
-                        b.next_attempt = now + b.backoff;
-                        b.backoff = (b.backoff * 2).min(self.backoff_max);
-                    }
-                }
-            }
+            } => self.on_dial_failed(connection_id, peer_id, error),
             SwarmEvent::IncomingConnectionError {
                 send_back_addr,
                 error,
@@ -215,6 +123,140 @@ impl Driver {
                 debug!(%address, "external address confirmed");
             }
             _ => {}
+        }
+    }
+
+    /// A connection is up: note the peer, answer who waited for it, and mark bootstrap peers connected.
+    fn on_connection_established(
+        &mut self,
+        peer_id: PeerId,
+        connection_id: ConnectionId,
+        endpoint: &ConnectedPoint,
+    ) {
+        NetStats::add(&self.stats.connections_opened, 1);
+        let addr = endpoint.get_remote_address().clone();
+        debug!(peer = %peer_id, %addr, dialer = endpoint.is_dialer(), "connection established");
+        self.nat
+            .on_connection(peer_id, connection_id, &addr, endpoint.is_dialer());
+        let now = Instant::now();
+        let peer = self.peers.entry(peer_id).or_insert_with(|| Peer::new(now));
+        peer.conns.insert(connection_id, addr.clone());
+        peer.last_used = now;
+        peer.trimmed = false;
+        if let Some((_, r)) = self.dials.remove(&connection_id) {
+            let _ = r.send(Ok(peer_id));
+        }
+        for (_, r) in self.peer_dials.remove(&peer_id).unwrap_or_default() {
+            let _ = r.send(Ok(peer_id));
+        }
+        if self.on_bootstrap_connected(peer_id, connection_id, endpoint) {
+            self.fill_routing_table();
+        }
+    }
+
+    /// Marks the bootstrap peers this connection reaches as connected; whether there was one.
+    fn on_bootstrap_connected(
+        &mut self,
+        peer_id: PeerId,
+        connection_id: ConnectionId,
+        endpoint: &ConnectedPoint,
+    ) -> bool {
+        let mut bootstrapped = false;
+        for b in &mut self.bootstrap {
+            if b.dialing == Some(connection_id) || b.peer == Some(peer_id) {
+                if !b.connected {
+                    info!(peer = %peer_id, addr = %b.addr, "connected to bootstrap peer");
+                }
+                b.connected = true;
+                b.ever_connected = true;
+                b.dialing = None;
+                b.peer = Some(peer_id);
+                b.backoff = self.backoff_start;
+                if endpoint.is_dialer() {
+                    let addr = endpoint.get_remote_address().clone();
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
+                bootstrapped = true;
+            }
+        }
+        bootstrapped
+    }
+
+    /// Connected to a bootstrap peer: fill the routing table through it, unless the node is already well
+    /// connected (a bootstrap peer that trimmed it and was redialed: another walk would only dial everyone
+    /// again). A lookup of our own id finds the closest peers and tells them about us; a full bootstrap
+    /// would also walk towards a random key in every bucket, dialing most of a small mesh (53 connections
+    /// per node among 100 simulated ones, against 34 now). The full walk runs every `DHT_REFRESH`.
+    fn fill_routing_table(&mut self) {
+        if self.live_peers() < self.conn_limits.low.max(2) {
+            let me = *self.swarm.local_peer_id();
+            self.swarm.behaviour_mut().kad.get_closest_peers(me);
+        }
+    }
+
+    /// A connection closed: forget it, and if it was the last one to a bootstrap peer, schedule its redial.
+    fn on_connection_closed(&mut self, peer_id: PeerId, connection_id: ConnectionId, last: bool) {
+        self.nat.on_connection_closed(peer_id, connection_id, last);
+        if let Some(p) = self.peers.get_mut(&peer_id) {
+            p.conns.remove(&connection_id);
+        }
+        if !last {
+            return;
+        }
+        self.peers.remove(&peer_id);
+        let now = Instant::now();
+        let well_connected = self.live_peers() >= self.conn_limits.low;
+        for b in &mut self.bootstrap {
+            if b.peer == Some(peer_id) && b.connected {
+                // When it is redialed is `on_tick`'s call (later while the node is well
+                // connected); only how loudly to say so is decided here.
+                b.connected = false;
+                b.next_attempt = now + b.backoff;
+                if well_connected {
+                    // Most likely trimmed by a busy bootstrap peer: nothing is wrong.
+                    debug!(peer = %peer_id, peers = self.peers.len(),
+                        "bootstrap peer disconnected; the node has other peers");
+                } else {
+                    warn!(peer = %peer_id, "lost the bootstrap peer; reconnecting");
+                }
+            }
+        }
+    }
+
+    /// A dial failed: answer who waited for it, and back off a bootstrap peer's redial.
+    fn on_dial_failed(
+        &mut self,
+        connection_id: ConnectionId,
+        peer_id: Option<PeerId>,
+        error: DialError,
+    ) {
+        debug!(peer = ?peer_id, error = %error, "outgoing connection failed");
+        let error = Arc::new(error);
+        if let Some((addr, r)) = self.dials.remove(&connection_id) {
+            let _ = r.send(Err(Error::Dial {
+                addr,
+                reason: DialFailure::Swarm(error.clone()),
+            }));
+        }
+        if let Some(p) = peer_id {
+            if !self.swarm.is_connected(&p) {
+                for (addr, r) in self.peer_dials.remove(&p).unwrap_or_default() {
+                    let _ = r.send(Err(Error::Dial {
+                        addr,
+                        reason: DialFailure::Swarm(error.clone()),
+                    }));
+                }
+            }
+        }
+        let now = Instant::now();
+        for b in &mut self.bootstrap {
+            if b.dialing == Some(connection_id) {
+                warn!(addr = %b.addr, error = %one_line(&error), retry_in = ?b.backoff,
+                    "bootstrap peer unreachable");
+                b.dialing = None;
+                b.next_attempt = now + b.backoff;
+                b.backoff = (b.backoff * 2).min(self.backoff_max);
+            }
         }
     }
 
@@ -264,28 +306,31 @@ impl Driver {
             BehaviourEvent::Kad(_) => {}
             BehaviourEvent::Gossipsub(ev) => self.on_gossip(ev),
             BehaviourEvent::Direct(ev) => self.on_direct(ev),
-            BehaviourEvent::Bitswap(ev) => match ev {
-                beetswap::Event::GetQueryResponse { query_id, data } => {
-                    NetStats::add(&self.stats.bitswap_blocks, 1);
-                    NetStats::add(&self.stats.bitswap_bytes, data.len() as u64);
-                    if let Some((req, cid, started, r)) = self.gets.remove(&query_id) {
-                        self.req_to_query.remove(&req);
-                        debug!(%cid, bytes = data.len(), ms = started.elapsed().as_millis() as u64,
-                            "block received");
-                        let _ = r.send(Ok(data));
-                    }
+            BehaviourEvent::Bitswap(ev) => self.on_bitswap(ev),
+        }
+    }
+
+    /// A block arrived (or failed, or its sender misbehaved): answer who waits for it.
+    fn on_bitswap(&mut self, ev: beetswap::Event) {
+        match ev {
+            beetswap::Event::GetQueryResponse { query_id, data } => {
+                NetStats::add(&self.stats.bitswap_blocks, 1);
+                NetStats::add(&self.stats.bitswap_bytes, data.len() as u64);
+                if let Some((req, cid, started, r)) = self.gets.remove(&query_id) {
+                    self.req_to_query.remove(&req);
+                    debug!(%cid, bytes = data.len(), ms = started.elapsed().as_millis() as u64,
+                        "block received");
+                    let _ = r.send(Ok(data));
                 }
-                beetswap::Event::GetQueryError { query_id, error } => {
-                    if let Some((req, cid, _, r)) = self.gets.remove(&query_id) {
-                        self.req_to_query.remove(&req);
-                        debug!(%cid, %error, "block request failed");
-                        let _ = r.send(Err(Error::Bitswap(error.to_string())));
-                    }
+            }
+            beetswap::Event::GetQueryError { query_id, error } => {
+                if let Some((req, cid, _, r)) = self.gets.remove(&query_id) {
+                    self.req_to_query.remove(&req);
+                    debug!(%cid, %error, "block request failed");
+                    let _ = r.send(Err(Error::Bitswap(error.to_string())));
                 }
-                beetswap::Event::PeerMisbehaved { peer, reason } => {
-                    self.on_misbehaviour(peer, &reason)
-                }
-            },
+            }
+            beetswap::Event::PeerMisbehaved { peer, reason } => self.on_misbehaviour(peer, &reason),
         }
     }
 

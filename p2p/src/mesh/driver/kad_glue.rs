@@ -81,7 +81,7 @@ impl Driver {
                         }
                         Err(e) => {
                             debug!(%cid, error = %e, "providing reached no peer");
-                            let _ = r.send(Err(Error::Dht(e.to_string())));
+                            let _ = r.send(Err(Error::Dht(crate::DhtFailure::Announce(e))));
                         }
                     }
                 }

@@ -26,6 +26,7 @@ use tracing::{debug, info, warn};
 
 use crate::behaviour::Behaviour;
 use crate::direct::InboundRequest;
+use crate::error::one_line;
 use crate::nat::NatState;
 use crate::trace::LiveNode;
 use crate::{config::Config, config::ConnLimits, Error};
@@ -86,7 +87,7 @@ pub(super) struct Driver {
     bans: HashMap<PeerId, Instant>,
     /// How long a ban lasts.
     ban_time: Duration,
-    /// Peers blocked through [`Node::block_peer`] (a ban that ends does not unblock them).
+    /// Peers blocked through [`Mesh::block_peer`] (a ban that ends does not unblock them).
     blocked_by_user: HashSet<PeerId>,
     /// Whether the Kademlia routing table was empty at the last look (when peers come, what this node
     /// provides is announced).
@@ -250,12 +251,4 @@ fn without_peer(a: &Multiaddr, peer: &PeerId) -> Multiaddr {
     a.iter()
         .filter(|p| !matches!(p, Protocol::P2p(id) if id == peer))
         .collect()
-}
-
-/// A dial error in one line (libp2p's errors list every address tried on separate lines).
-fn one_line(e: &dyn std::fmt::Display) -> String {
-    e.to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
 }

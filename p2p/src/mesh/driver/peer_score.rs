@@ -32,7 +32,7 @@ pub(super) const PENALTY_HALF_LIFE: Duration = Duration::from_secs(60);
 
 impl Driver {
     /// Counts a bad bitswap frame against `peer`; at [`BAN_PENALTY`] the peer is disconnected and refused for
-    /// the ban time (through the block list [`Node::block_peer`] uses) and dropped from the routing table.
+    /// the ban time (through the block list [`Mesh::block_peer`] uses) and dropped from the routing table.
     pub(super) fn on_misbehaviour(&mut self, peer: PeerId, reason: &beetswap::Misbehaviour) {
         NetStats::add(&self.stats.bitswap_misbehaved, 1);
         let now = Instant::now();
@@ -56,7 +56,7 @@ impl Driver {
         b.kad.remove_peer(&peer);
     }
 
-    /// Lifts the bans that are over (unless the peer was also blocked through [`Node::block_peer`]) and
+    /// Lifts the bans that are over (unless the peer was also blocked through [`Mesh::block_peer`]) and
     /// forgets penalties that decayed away.
     pub(super) fn expire_bans(&mut self, now: Instant) {
         let over: Vec<PeerId> = self
