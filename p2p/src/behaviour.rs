@@ -31,7 +31,7 @@ pub(crate) const GOSSIP_QUEUE_LEN: usize = 64;
 /// Every protocol a node speaks.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
-    /// Peers this node refuses to be connected to ([`crate::Node::block_peer`]).
+    /// Peers this node refuses to be connected to ([`crate::Mesh::block_peer`]).
     pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
@@ -75,59 +75,9 @@ impl Behaviour {
                 .with_agent_version(AGENT_VERSION.to_string())
                 .with_push_listen_addr_updates(true),
         );
-        let mut kad_cfg = kad::Config::new(KAD_PROTOCOL);
-        kad_cfg
-            .set_query_timeout(Duration::from_secs(30))
-            .set_provider_publication_interval(Some(cfg.reprovide_interval))
-            .set_provider_record_ttl(Some(cfg.reprovide_interval * 2))
-            // We look ourselves up when a bootstrap peer connects and run a full bootstrap every few minutes
-            // (`node.rs`), so a lone node does not warn about having nobody to ask.
-            .set_periodic_bootstrap_interval(None)
-            // Nor after each of the first 20 peers it meets (kad's default, ours through the vendored patch,
-            // p2p/vendor/README.md): together with ours that walked the DHT twice per new node, and each walk
-            // dials most of a small mesh — 100 simulated nodes opened 5,300 connections to start, and every
-            // restart or newcomer another ~50, each a handshake and a set of protocol streams.
-            .set_automatic_bootstrap_throttle(None);
-        let kad_store = kad::store::MemoryStore::with_config(
-            peer_id,
-            kad::store::MemoryStoreConfig {
-                max_provided_keys: cfg.max_provided_keys,
-                ..Default::default()
-            },
-        );
-        let mut kad = kad::Behaviour::with_config(peer_id, kad_store, kad_cfg);
-        // A node answers DHT queries from the start: on a private mesh nobody confirms external
-        // addresses, so the automatic client/server switch would leave every node a client.
-        kad.set_mode(Some(kad::Mode::Server));
+        let kad = kad_behaviour(peer_id, cfg);
 
-        // Gossip is signed when published (kubo and Helia accept only signed messages) but signatures are not
-        // checked here: rust-libp2p's strict mode verified the signature of *every copy* received, before
-        // de-duplicating — a tenth of the CPU of 100 simulated nodes. Payloads that need an author sign
-        // themselves (the market's envelopes do) and the topic's validator checks that once per message.
-        // Messages are identified by a hash of their topic and payload (sender and sequence number are not
-        // checked, so an id built from them could be forged to suppress the real message).
-        let gossip_cfg = gossipsub::ConfigBuilder::default()
-            .heartbeat_interval(cfg.heartbeat)
-            .validation_mode(gossipsub::ValidationMode::None)
-            .message_id_fn(content_message_id)
-            .validate_messages()
-            .max_transmit_size(MAX_GOSSIP_FRAME)
-            // gossipsub allocates each connected peer's outbound queue up front (5,000 slots by default: about
-            // 0.5 MB per peer, re-allocated on every new connection). Job topics carry a few messages a second;
-            // at 100 simulated nodes the default queues alone took gigabytes and their page faults a core; 256
-            // slots still held ≈ 190 MiB there, 64 keep every announcement delivered (ratio 1.00 in a
-            // 100-node, 1,000-job simulation).
-            .connection_handler_queue_len(GOSSIP_QUEUE_LEN)
-            .build()
-            .map_err(|e| Error::Build(format!("gossipsub config: {e}")))?;
-        let mut gossipsub = gossipsub::Behaviour::new(
-            gossipsub::MessageAuthenticity::Signed(key.clone()),
-            gossip_cfg,
-        )
-        .map_err(|e| Error::Build(format!("gossipsub: {e}")))?;
-        gossipsub
-            .with_peer_score(peer_score_params(), peer_score_thresholds())
-            .map_err(|e| Error::Build(format!("gossipsub peer scoring: {e}")))?;
+        let gossipsub = gossipsub_behaviour(key, cfg)?;
 
         let bitswap = beetswap::Behaviour::new(Arc::new(blocks));
         let direct = request_response::Behaviour::with_codec(
@@ -167,6 +117,68 @@ impl Behaviour {
             direct,
         })
     }
+}
+
+/// Kademlia on our own protocol id, in server mode from the start, with our own bootstrap schedule.
+fn kad_behaviour(peer_id: libp2p::PeerId, cfg: &Config) -> kad::Behaviour<kad::store::MemoryStore> {
+    let mut kad_cfg = kad::Config::new(KAD_PROTOCOL);
+    kad_cfg
+        .set_query_timeout(Duration::from_secs(30))
+        .set_provider_publication_interval(Some(cfg.reprovide_interval))
+        .set_provider_record_ttl(Some(cfg.reprovide_interval * 2))
+        // We look ourselves up when a bootstrap peer connects and run a full bootstrap every few minutes
+        // (`mesh/driver`), so a lone node does not warn about having nobody to ask.
+        .set_periodic_bootstrap_interval(None)
+        // Nor after each of the first 20 peers it meets (kad's default, ours through the vendored patch,
+        // p2p/vendor/README.md): together with ours that walked the DHT twice per new node, and each walk
+        // dials most of a small mesh — 100 simulated nodes opened 5,300 connections to start, and every
+        // restart or newcomer another ~50, each a handshake and a set of protocol streams.
+        .set_automatic_bootstrap_throttle(None);
+    let kad_store = kad::store::MemoryStore::with_config(
+        peer_id,
+        kad::store::MemoryStoreConfig {
+            max_provided_keys: cfg.max_provided_keys,
+            ..Default::default()
+        },
+    );
+    let mut kad = kad::Behaviour::with_config(peer_id, kad_store, kad_cfg);
+    // A node answers DHT queries from the start: on a private mesh nobody confirms external
+    // addresses, so the automatic client/server switch would leave every node a client.
+    kad.set_mode(Some(kad::Mode::Server));
+    kad
+}
+
+/// Gossipsub with content-addressed message ids, validation before forwarding and peer scoring.
+fn gossipsub_behaviour(key: &Keypair, cfg: &Config) -> Result<gossipsub::Behaviour, Error> {
+    // Gossip is signed when published (kubo and Helia accept only signed messages) but signatures are not
+    // checked here: rust-libp2p's strict mode verified the signature of *every copy* received, before
+    // de-duplicating — a tenth of the CPU of 100 simulated nodes. Payloads that need an author sign
+    // themselves (the market's envelopes do) and the topic's validator checks that once per message.
+    // Messages are identified by a hash of their topic and payload (sender and sequence number are not
+    // checked, so an id built from them could be forged to suppress the real message).
+    let gossip_cfg = gossipsub::ConfigBuilder::default()
+        .heartbeat_interval(cfg.heartbeat)
+        .validation_mode(gossipsub::ValidationMode::None)
+        .message_id_fn(content_message_id)
+        .validate_messages()
+        .max_transmit_size(MAX_GOSSIP_FRAME)
+        // gossipsub allocates each connected peer's outbound queue up front (5,000 slots by default: about
+        // 0.5 MB per peer, re-allocated on every new connection). Job topics carry a few messages a second;
+        // at 100 simulated nodes the default queues alone took gigabytes and their page faults a core; 256
+        // slots still held ≈ 190 MiB there, 64 keep every announcement delivered (ratio 1.00 in a
+        // 100-node, 1,000-job simulation).
+        .connection_handler_queue_len(GOSSIP_QUEUE_LEN)
+        .build()
+        .map_err(|e| Error::Build(format!("gossipsub config: {e}")))?;
+    let mut gossipsub = gossipsub::Behaviour::new(
+        gossipsub::MessageAuthenticity::Signed(key.clone()),
+        gossip_cfg,
+    )
+    .map_err(|e| Error::Build(format!("gossipsub: {e}")))?;
+    gossipsub
+        .with_peer_score(peer_score_params(), peer_score_thresholds())
+        .map_err(|e| Error::Build(format!("gossipsub peer scoring: {e}")))?;
+    Ok(gossipsub)
 }
 
 /// AutoNAT v1 probing at the pace of v2, dialing back any IP (a private mesh, loopback tests); a server

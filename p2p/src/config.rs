@@ -34,7 +34,7 @@ pub struct Config {
     pub bootstrap_backoff_max: Duration,
     /// How often provider records are re-published on the DHT.
     pub reprovide_interval: Duration,
-    /// What [`crate::Node::provide_dag`] announces of the content this node adds or pins: every block
+    /// What [`crate::Mesh::provide_dag`] announces of the content this node adds or pins: every block
     /// ([`ProvideStrategy::All`], the default) or the root only.
     pub provide_strategy: ProvideStrategy,
     /// How many keys the Kademlia record store holds provider records for: the CIDs this node provides and

@@ -1,6 +1,12 @@
 //! Errors of the peer mesh.
 
-/// Everything that can go wrong in the peer mesh, as one-line messages.
+use std::sync::Arc;
+
+use libp2p::{gossipsub, kad, request_response, swarm::DialError};
+
+/// Everything that can go wrong in the peer mesh, as one-line messages. Where libp2p said why, its error is
+/// kept, typed, in the variant (as rust-libp2p's `OutboundFailure` keeps its `io::Error`), so callers can
+/// match on it instead of parsing text.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An address or setting this node cannot use.
@@ -20,7 +26,7 @@ pub enum Error {
         /// The address or peer.
         addr: String,
         /// Why.
-        reason: String,
+        reason: DialFailure,
     },
     /// A block or DAG could not be found in time.
     #[error("timed out after {secs:.1}s fetching {what}")]
@@ -35,10 +41,10 @@ pub enum Error {
     Bitswap(String),
     /// Gossipsub refused an operation.
     #[error("gossipsub: {0}")]
-    Gossip(String),
+    Gossip(GossipFailure),
     /// Kademlia refused an operation.
     #[error("dht: {0}")]
-    Dht(String),
+    Dht(DhtFailure),
     /// The content store failed.
     #[error("store: {0}")]
     Store(Box<jobmesh_store::StoreError>),
@@ -51,12 +57,12 @@ pub enum Error {
         reason: String,
     },
     /// A direct request failed (unreachable peer, timeout, protocol not supported).
-    #[error("request to {peer}: {reason}")]
+    #[error("request to {peer}: {}", one_line(.reason))]
     Request {
         /// The peer asked.
         peer: String,
-        /// Why.
-        reason: String,
+        /// Why, as libp2p's request-response behaviour reported it.
+        reason: request_response::OutboundFailure,
     },
     /// Building the swarm failed (transport, key type).
     #[error("cannot build the swarm: {0}")]
@@ -70,4 +76,75 @@ impl From<jobmesh_store::StoreError> for Error {
     fn from(e: jobmesh_store::StoreError) -> Self {
         Error::Store(Box::new(e))
     }
+}
+
+/// Why a connection attempt failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DialFailure {
+    /// No connection within the caller's time limit.
+    #[error("timed out")]
+    Timeout,
+    /// The swarm refused the dial or every address failed (shared: one failed dial answers every caller
+    /// that waited for it).
+    #[error("{}", one_line(.0))]
+    Swarm(Arc<DialError>),
+}
+
+/// Why gossipsub refused to subscribe or publish.
+#[derive(Debug, thiserror::Error)]
+pub enum GossipFailure {
+    /// Publishing found no connected peer subscribed to the topic.
+    #[error("no connected peer is subscribed to this topic")]
+    NoPeers,
+    /// The same payload was published moments ago (messages are identified by their content).
+    #[error(
+        "the same message was published moments ago (gossip messages are identified by their content)"
+    )]
+    Duplicate,
+    /// Any other publishing failure.
+    #[error("{0}")]
+    Publish(gossipsub::PublishError),
+    /// Subscribing failed.
+    #[error("{0}")]
+    Subscribe(gossipsub::SubscriptionError),
+}
+
+impl From<gossipsub::PublishError> for GossipFailure {
+    fn from(e: gossipsub::PublishError) -> Self {
+        match e {
+            gossipsub::PublishError::NoPeersSubscribedToTopic => GossipFailure::NoPeers,
+            gossipsub::PublishError::Duplicate => GossipFailure::Duplicate,
+            e => GossipFailure::Publish(e),
+        }
+    }
+}
+
+/// Why a DHT operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DhtFailure {
+    /// Providing while the routing table is empty: the record is kept and announced once peers come.
+    #[error("no DHT peer known yet to announce to (will re-announce)")]
+    NoPeers,
+    /// The local record store refused the provider record.
+    #[error("{0}")]
+    Store(kad::store::Error),
+    /// The announcement reached no peer.
+    #[error("{0}")]
+    Announce(kad::AddProviderError),
+    /// The walk of the DAG to provide stopped (its task panicked or was cancelled).
+    #[error("the DAG walk of {root} failed: {reason}")]
+    Walk {
+        /// The DAG's root.
+        root: String,
+        /// The walking task's failure.
+        reason: tokio::task::JoinError,
+    },
+}
+
+/// An error in one line (libp2p's dial errors list every address tried on separate lines).
+pub(crate) fn one_line(e: &dyn std::fmt::Display) -> String {
+    e.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }

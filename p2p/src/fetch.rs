@@ -10,7 +10,7 @@ use jobmesh_store::Cid;
 use tokio::sync::Notify;
 use tracing::debug;
 
-use crate::{Error, Node, PeerId};
+use crate::{Error, Mesh, PeerId};
 
 /// How long a fetch from known holders waits for them before also asking the DHT for providers.
 pub const HOLDER_GRACE: Duration = Duration::from_secs(3);
@@ -28,7 +28,7 @@ pub struct FetchStats {
     pub elapsed: Duration,
 }
 
-impl Node {
+impl Mesh {
     /// Makes sure every block of the DAG under `root` is in the store: blocks already present are
     /// read locally, missing ones are requested by bitswap from connected peers, up to
     /// [`crate::Config::fetch_window`] at once. If that does not complete the DAG quickly, providers of
@@ -38,7 +38,7 @@ impl Node {
         self.fetch_dag_from(root, &[], timeout).await
     }
 
-    /// Like [`Node::fetch_dag`], from peers known to hold the DAG (a job's requester, the workers that
+    /// Like [`Mesh::fetch_dag`], from peers known to hold the DAG (a job's requester, the workers that
     /// revealed an output, a lottery's payer): they are dialed if not connected (and kept by the connection
     /// manager while the fetch runs) and asked for the blocks directly (bitswap want-block, no other peer
     /// asked: a broadcast want costs every connected peer a stream, an answer and a cancel). If they have not

@@ -1,10 +1,13 @@
 //! The peer mesh of a jobmesh node: one libp2p swarm per node that moves blocks and messages.
+//! [`Mesh`] is the handle onto it (a swarm per node, so not called a node: the `jobmesh-node` crate and
+//! the `jobmesh node` command are the whole node); `mesh/` holds the handle, the task that drives the swarm
+//! (connection manager, peer scoring, Kademlia glue) and the swarm builder.
 //!
 //! Owns: the libp2p swarm (TCP and QUIC with NAT traversal — AutoNAT v2, circuit relay v2, DCUtR hole punching,
 //! see `nat.rs` — or the in-memory transport for simulations, without; noise and yamux;
 //! identify, ping, Kademlia, gossipsub v1.1 with signing, validation before forwarding and peer scoring,
-//! bitswap 1.2, and direct request-response messages between two peers ([`Node::request`])), content routing (provide, re-provide, find providers) and fetching whole DAGs block by
-//! block with many blocks in flight ([`Node::fetch_dag`]).
+//! bitswap 1.2, and direct request-response messages between two peers ([`Mesh::request`])), content routing (provide, re-provide, find providers) and fetching whole DAGs block by
+//! block with many blocks in flight ([`Mesh::fetch_dag`]).
 //!
 //! Must not touch: job logic or payments. It moves bytes and messages and reads/writes blocks only through
 //! [`StoreBlockstore`], a thin adapter onto `jobmesh_store::Store`.
@@ -20,8 +23,8 @@
 //! pubsub messages with a jobmesh node they are connected to.
 //!
 //! # Content routing
-//! [`Node::provide`] announces a CID on the DHT; Kademlia keeps the record and re-announces it every
-//! [`Config::reprovide_interval`]. [`Node::provide_dag`] announces the content a node adds or pins, following
+//! [`Mesh::provide`] announces a CID on the DHT; Kademlia keeps the record and re-announces it every
+//! [`Config::reprovide_interval`]. [`Mesh::provide_dag`] announces the content a node adds or pins, following
 //! [`Config::provide_strategy`] (kubo's `Reprovider.Strategy`): [`ProvideStrategy::All`] (the default) announces
 //! the root, then every other block of the DAG, [`PROVIDE_CONCURRENCY`] at a time, so a peer looking for any
 //! block (a file inside a directory, one chunk) finds this node; [`ProvideStrategy::Roots`] announces the root
@@ -29,7 +32,7 @@
 //! [`Config::max_provided_keys`] keys. What was provided while the routing table was empty (content added by a
 //! node alone, pins announced at start before the bootstrap peer answered) is announced again, a few keys at a
 //! time, as soon as the table gets its first peer, not hours later. A fetch asks connected peers by bitswap
-//! first and the DHT's providers next ([`Node::fetch_dag`]).
+//! first and the DHT's providers next ([`Mesh::fetch_dag`]).
 //!
 //! # How many peers
 //! bitswap and gossipsub keep a stream open on every connection, so libp2p never closes one as idle: without
@@ -38,7 +41,7 @@
 //! (kubo's `ConnMgr`, [`ConnLimits`]) disconnects the least recently used peers above a high watermark, down
 //! to a low one, sparing new and recently used peers (direct requests, dials for content), gossipsub mesh
 //! peers and bootstrap peers. Fetches for a market job go to the peers known to hold the blocks
-//! ([`Node::fetch_dag_from`]) before the DHT is asked.
+//! ([`Mesh::fetch_dag_from`]) before the DHT is asked.
 //!
 //! # Hostile peers
 //! Gossip: messages are signed when published (kubo and Helia require it) but no signature is checked here
@@ -50,7 +53,7 @@
 //! at once, a peer's wantlist is capped at 1,024 entries, and blocks nobody asked for are ignored (not held
 //! against their sender: duplicates are normal). Each bad frame costs its sender a penalty of 10 that halves
 //! every minute; at 45 (five bad frames within seconds) the peer is banned: disconnected, dropped from the
-//! routing table and refused through the same block list as [`Node::block_peer`] for
+//! routing table and refused through the same block list as [`Mesh::block_peer`] for
 //! [`Config::misbehaviour_ban`] (10 minutes by default), counted in [`NetStats`].
 //!
 //! beetswap 0.5.0 reported no misbehaviour and buffered a frame of any announced size until it was complete,
@@ -64,8 +67,8 @@ mod config;
 mod direct;
 mod error;
 mod fetch;
+mod mesh;
 mod nat;
-mod node;
 mod provide;
 mod trace;
 
@@ -74,14 +77,19 @@ pub use config::{
     Config, ConnLimits, NatConfig, ProvideStrategy, RelayLimits, RelayServer, Transport,
 };
 pub use direct::{InboundRequest, DIRECT_PROTOCOL, MAX_DIRECT_MESSAGE};
-pub use error::Error;
+pub use error::{DhtFailure, DialFailure, Error, GossipFailure};
 pub use fetch::{FetchStats, HOLDER_GRACE};
+pub use mesh::{ConnectionInfo, GossipMessage, Mesh, NetStats, PeerInfo, Validator};
+
+#[doc(hidden)]
+pub type Node = Mesh; // transitional: removed by the lead at merge
 pub use nat::{is_relayed, NatStatus, Reachability, RELAYED_GRACE};
-pub use node::{ConnectionInfo, GossipMessage, NetStats, Node, PeerInfo, Validator};
 pub use provide::{Provided, PROVIDE_CONCURRENCY};
 pub use trace::{p50_p95_p99, GossipReport, GossipTrace};
 
 pub use libp2p::{identity, multiaddr, Multiaddr, PeerId};
+/// Why libp2p failed a dial or a direct request, as kept in [`DialFailure::Swarm`] and [`Error::Request`].
+pub use libp2p::{request_response::OutboundFailure, swarm::DialError};
 
 /// The agent version this node announces through identify.
 pub const AGENT_VERSION: &str = concat!("jobmesh/", env!("CARGO_PKG_VERSION"));

@@ -51,7 +51,7 @@ impl std::fmt::Display for Reachability {
     }
 }
 
-/// What a node knows of its own reachability and relays ([`crate::Node::nat_status`]).
+/// What a node knows of its own reachability and relays ([`crate::Mesh::nat_status`]).
 #[derive(Debug, Clone, Default)]
 pub struct NatStatus {
     /// Reachable or not.

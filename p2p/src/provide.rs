@@ -1,4 +1,4 @@
-//! Providing a whole DAG on the DHT ([`Node::provide_dag`]): the root first, then (with
+//! Providing a whole DAG on the DHT ([`Mesh::provide_dag`]): the root first, then (with
 //! [`ProvideStrategy::All`]) every other block, a few announcements at a time.
 #![allow(clippy::result_large_err)] // `dag::walk`'s visitor returns `StoreError`, which carries a CID inline.
 
@@ -7,9 +7,9 @@ use jobmesh_store::{dag, Cid, StoreError};
 use tokio::sync::mpsc;
 use tracing::{debug, info};
 
-use crate::{Error, Node, ProvideStrategy};
+use crate::{Error, Mesh, ProvideStrategy};
 
-/// Blocks announced at once by [`Node::provide_dag`] (each announcement is a DHT query to the closest peers).
+/// Blocks announced at once by [`Mesh::provide_dag`] (each announcement is a DHT query to the closest peers).
 pub const PROVIDE_CONCURRENCY: usize = 8;
 
 /// Blocks walked ahead of the announcements (the walk waits when this many are queued).
@@ -18,7 +18,7 @@ const WALK_AHEAD: usize = 256;
 /// A progress line (debug) every this many blocks.
 const PROGRESS_EVERY: usize = 256;
 
-/// What [`Node::provide_dag`] announced.
+/// What [`Mesh::provide_dag`] announced.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Provided {
     /// Blocks handed to the DHT (the root, and with [`ProvideStrategy::All`] the rest of the DAG). Each is kept
@@ -43,11 +43,11 @@ impl Provided {
     }
 }
 
-impl Node {
+impl Mesh {
     /// Announces on the DHT that this node provides the content under `root`, following
     /// [`crate::Config::provide_strategy`]: the root first, then with [`ProvideStrategy::All`] every other
     /// block of the DAG (walked from the store), [`PROVIDE_CONCURRENCY`] at a time. Every provided CID is
-    /// kept and re-announced like [`Node::provide`]'s. Fails only if the DAG cannot be walked (a block
+    /// kept and re-announced like [`Mesh::provide`]'s. Fails only if the DAG cannot be walked (a block
     /// missing or undecodable); announcements that reach nobody are counted in [`Provided`], not errors.
     pub async fn provide_dag(&self, root: Cid) -> Result<Provided, Error> {
         let strategy = self.config().provide_strategy;
@@ -85,8 +85,12 @@ impl Node {
                 debug!(%root, blocks = out.blocks, announced = out.announced, "providing a DAG");
             }
         }
-        walk.await
-            .map_err(|e| Error::Dht(format!("the DAG walk of {root} failed: {e}")))??;
+        walk.await.map_err(|reason| {
+            Error::Dht(crate::DhtFailure::Walk {
+                root: root.to_string(),
+                reason,
+            })
+        })??;
         info!(
             %root,
             blocks = out.blocks,

@@ -8,14 +8,14 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use jobmesh_p2p::{multiaddr::Protocol, Multiaddr, Node, Reachability, RelayServer};
+use jobmesh_p2p::{multiaddr::Protocol, Mesh, Multiaddr, Reachability, RelayServer};
 
 fn quic_of(tcp: &Multiaddr) -> bool {
     tcp.iter().any(|p| matches!(p, Protocol::QuicV1))
 }
 
 /// Whether `node` has a connection to `peer`, and of which kinds (direct, relayed).
-async fn kinds(node: &Node, peer: jobmesh_p2p::PeerId) -> (bool, bool) {
+async fn kinds(node: &Mesh, peer: jobmesh_p2p::PeerId) -> (bool, bool) {
     let peers = node.peers().await.unwrap();
     let Some(p) = peers.iter().find(|p| p.peer_id == peer) else {
         return (false, false);

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use jobmesh_p2p::{GossipMessage, GossipTrace, Node, PeerId};
+use jobmesh_p2p::{GossipMessage, GossipTrace, Mesh, PeerId};
 use tokio::sync::broadcast;
 
 const TOPIC: &str = "jobmesh/test/partition/1";
 
-async fn connected(node: &Node, other: PeerId) -> bool {
+async fn connected(node: &Mesh, other: PeerId) -> bool {
     node.peers()
         .await
         .map(|ps| ps.iter().any(|p| p.peer_id == other))
@@ -22,7 +22,7 @@ async fn connected(node: &Node, other: PeerId) -> bool {
 /// Publishes `data` from `from` (again every 500 ms, as a new message, while it cannot be sent) until `rx`
 /// has it, for at most `secs`.
 async fn reaches(
-    from: &Node,
+    from: &Mesh,
     rx: &mut broadcast::Receiver<GossipMessage>,
     data: &[u8],
     secs: u64,

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use jobmesh_p2p::{identity::Keypair, Config, Multiaddr, Node};
+use jobmesh_p2p::{identity::Keypair, Config, Mesh, Multiaddr};
 use jobmesh_store::{unixfs::Profile, Cid, Store};
 
 /// A node with its store in a temp dir (kept alive as long as the value).
 pub struct TestNode {
-    pub node: Node,
+    pub node: Mesh,
     pub addr: Multiaddr,
     pub _dir: tempfile::TempDir,
 }
@@ -36,7 +36,7 @@ pub async fn start_with(bootstrap: &[Multiaddr], tweak: impl FnOnce(&mut Config)
     cfg.bootstrap = bootstrap.to_vec();
     cfg.heartbeat = Duration::from_millis(200);
     tweak(&mut cfg);
-    let node = Node::start(cfg, store).await.unwrap();
+    let node = Mesh::start(cfg, store).await.unwrap();
     let addr = node.listen_addrs().await.unwrap().remove(0);
     TestNode {
         node,
