@@ -6,6 +6,7 @@
 //! them. `service` (the requester's actor and the inbound dispatcher) and `worker` are the glue: they use the
 //! node's swarm through `jobmesh_p2p::Node`'s public API and run jobs through `jobmesh_exec`.
 
+pub mod credibility;
 pub mod db;
 pub mod messages;
 pub mod requester;
