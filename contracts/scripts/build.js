@@ -10,10 +10,23 @@ const PINNED = '0.8.30+commit.73712a01';
 const ROOT = path.resolve(__dirname, '..');
 // Source unit names are paths relative to contracts/, so the metadata (and bytecode) never depends on the
 // checkout location.
-const SOURCES = ['sol/Settlement.sol', 'test-sol/ReentrantAttacker.sol'];
-const CONTRACTS = [
-  ['sol/Settlement.sol', 'Settlement'],
-  ['test-sol/ReentrantAttacker.sol', 'ReentrantAttacker'],
+// Each unit is compiled on its own (AST ids, hence artifacts, of one unit never depend on another's sources):
+// [sources, [source, contract] pairs].
+const UNITS = [
+  [
+    ['sol/Settlement.sol', 'test-sol/ReentrantAttacker.sol'],
+    [
+      ['sol/Settlement.sol', 'Settlement'],
+      ['test-sol/ReentrantAttacker.sol', 'ReentrantAttacker'],
+    ],
+  ],
+  [
+    ['sol/Stake.sol', 'test-sol/StakeAttacker.sol'],
+    [
+      ['sol/Stake.sol', 'Stake'],
+      ['test-sol/StakeAttacker.sol', 'StakeAttacker'],
+    ],
+  ],
 ];
 
 function main() {
@@ -31,10 +44,17 @@ function main() {
   }
   if (!solc.version().startsWith(PINNED)) fail(`solc ${solc.version()} found, ${PINNED} pinned`);
 
+  fs.mkdirSync(out, { recursive: true });
+  let count = 0;
+  for (const [sources, contracts] of UNITS) count += compileUnit(solc, sources, contracts, out);
+  process.stdout.write(`compiled ${count} contracts with solc ${PINNED} into ${out}\n`);
+}
+
+function compileUnit(solc, sources, contracts, out) {
   const input = {
     language: 'Solidity',
     sources: Object.fromEntries(
-      SOURCES.map((s) => [s, { content: fs.readFileSync(path.join(ROOT, s), 'utf8') }]),
+      sources.map((s) => [s, { content: fs.readFileSync(path.join(ROOT, s), 'utf8') }]),
     ),
     settings: {
       evmVersion: 'prague',
@@ -49,8 +69,7 @@ function main() {
   for (const e of output.errors || []) process.stderr.write(e.formattedMessage + '\n');
   if (errors.length > 0) fail(`${errors.length} compilation error(s)`);
 
-  fs.mkdirSync(out, { recursive: true });
-  for (const [source, name] of CONTRACTS) {
+  for (const [source, name] of contracts) {
     const c = output.contracts[source][name];
     const artifact = {
       contractName: name,
@@ -67,7 +86,7 @@ function main() {
     };
     fs.writeFileSync(path.join(out, `${name}.json`), JSON.stringify(artifact, null, 2) + '\n');
   }
-  process.stdout.write(`compiled ${CONTRACTS.length} contracts with solc ${PINNED} into ${out}\n`);
+  return contracts.length;
 }
 
 function findImport(p) {

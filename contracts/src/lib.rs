@@ -3,7 +3,8 @@
 //! `solc`), alloy bindings generated from those artifacts, and the [`Settlement`] interface with two backends:
 //! [`rpc::RpcSettlement`] (any JSON-RPC endpoint: anvil, a public testnet) and, with the `embedded` feature,
 //! [`embedded::EmbeddedSettlement`] (an in-process revm executing the same bytecode), and [`Chain`], either of
-//! the two behind one type.
+//! the two behind one type. The worker-stake contract (`contracts/sol/Stake.sol`) has its bindings and client,
+//! over the same backends, in [`stake`].
 //!
 //! Owns: contract code, deployment, transactions and views against the contract, runtime-code verification.
 //! Must not touch: job logic, the owed ledger or networking between nodes. Lottery maths (ids, Merkle proofs,
@@ -24,6 +25,7 @@ pub mod chain;
 pub mod embedded;
 pub mod keys;
 pub mod rpc;
+pub mod stake;
 
 pub use alloy;
 #[cfg(feature = "embedded")]
@@ -224,7 +226,11 @@ impl DeployParams {
 /// Whether `code` (from `eth_getCode`) is our artifact's runtime code: byte for byte, but for the immutables
 /// (the deployment parameters) written into it at deployment.
 pub fn runtime_code_matches(code: &[u8]) -> bool {
-    let a = settlement_artifact();
+    code_matches(settlement_artifact(), code)
+}
+
+/// Whether `code` is `a`'s runtime code, but for the bytes deployment writes its immutables into.
+fn code_matches(a: &Artifact, code: &[u8]) -> bool {
     let expected = a.deployed_bytecode.as_ref();
     let immutable = |i: usize| {
         a.immutable_ranges
@@ -308,14 +314,20 @@ impl SettlementError {
     }
 }
 
-/// The name of the custom error whose selector starts `data`, looked up in the settlement (and attacker) ABI.
+/// The name of the custom error whose selector starts `data`, looked up in the settlement and stake (and
+/// attacker) ABIs.
 pub fn error_name(data: &[u8]) -> Option<String> {
     let selector: [u8; 4] = data.get(..4)?.try_into().ok()?;
-    [settlement_artifact(), attacker_artifact()]
-        .iter()
-        .flat_map(|a| a.abi.errors())
-        .find(|e| e.selector().0 == selector)
-        .map(|e| e.name.clone())
+    [
+        settlement_artifact(),
+        attacker_artifact(),
+        stake::stake_artifact(),
+        stake::stake_attacker_artifact(),
+    ]
+    .iter()
+    .flat_map(|a| a.abi.errors())
+    .find(|e| e.selector().0 == selector)
+    .map(|e| e.name.clone())
 }
 
 /// What a mined transaction left behind.

@@ -143,6 +143,12 @@ impl RpcSettlement {
         self.provider.get_code_at(address).await.map_err(transport)
     }
 
+    /// Deploys `code` (creation code with its constructor arguments) from the sender.
+    pub(crate) async fn deploy_code(&self, code: Bytes) -> Result<TxReceipt, SettlementError> {
+        self.send(TransactionRequest::default().with_deploy_code(code))
+            .await
+    }
+
     async fn send(&self, tx: TransactionRequest) -> Result<TxReceipt, SettlementError> {
         if self.sender == Address::ZERO {
             return Err(SettlementError::Invalid(

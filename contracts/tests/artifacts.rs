@@ -20,7 +20,12 @@ fn artifacts_match_a_fresh_compilation() {
         status.success(),
         "contracts/scripts/build.js failed: is npm solc installed? run scripts/setup.d/30-chain.sh"
     );
-    for name in ["Settlement.json", "ReentrantAttacker.json"] {
+    for name in [
+        "Settlement.json",
+        "ReentrantAttacker.json",
+        "Stake.json",
+        "StakeAttacker.json",
+    ] {
         let fresh = std::fs::read(out.path().join(name)).unwrap();
         let checked_in = std::fs::read(root.join("artifacts").join(name)).unwrap();
         assert!(

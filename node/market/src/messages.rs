@@ -307,6 +307,11 @@ pub struct Offer {
     pub eth_address: Option<[u8; 20]>,
     /// The worker's price; at most the announced one.
     pub price_wei_per_mfuel: u64,
+    /// The active stake, in wei, the worker claims to hold for this PeerId at `eth_address` in the stake
+    /// contract (docs/settlement.md, "Worker stake"); a requester checks it on chain before crediting it. Absent
+    /// (and then not encoded: an unstaked offer's bytes are unchanged) when the worker has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stake_wei: Option<u128>,
 }
 
 /// The requester's choice of a worker for one replica.
@@ -659,12 +664,54 @@ mod tests {
     }
 
     #[test]
+    fn offers_carry_an_optional_bounded_stake_and_unstaked_offers_are_unchanged() {
+        /// An offer as encoded before the stake field existed.
+        #[derive(Serialize, Deserialize)]
+        struct OfferV0 {
+            job_id: JobId,
+            eth_address: Option<[u8; 20]>,
+            price_wei_per_mfuel: u64,
+        }
+        let v0 = OfferV0 {
+            job_id: spec().id(),
+            eth_address: Some([7; 20]),
+            price_wei_per_mfuel: 9,
+        };
+        let unstaked = Offer {
+            job_id: v0.job_id,
+            eth_address: v0.eth_address,
+            price_wei_per_mfuel: 9,
+            stake_wei: None,
+        };
+        // Unstaked: the very bytes of before (signatures and older peers unaffected); old bytes decode to None.
+        assert_eq!(to_cbor(&unstaked), to_cbor(&v0));
+        assert_eq!(from_cbor::<Offer>(&to_cbor(&v0)).unwrap(), unstaked);
+        // Staked, up to u128::MAX wei: round-trips, at most 18 bytes more than unstaked (key + bignum).
+        for stake in [1u128, 10u128.pow(16), u128::MAX] {
+            let staked = Offer {
+                stake_wei: Some(stake),
+                ..unstaked.clone()
+            };
+            let bytes = to_cbor(&staked);
+            assert!(
+                bytes.len() <= to_cbor(&unstaked).len() + 10 + 18,
+                "{}",
+                bytes.len()
+            );
+            assert_eq!(from_cbor::<Offer>(&bytes).unwrap(), staked);
+            // Older peers decode it too, ignoring the stake.
+            assert_eq!(from_cbor::<OfferV0>(&bytes).unwrap().price_wei_per_mfuel, 9);
+        }
+    }
+
+    #[test]
     fn sealed_messages_open_to_the_same_value_and_signer() {
         let key = Keypair::generate_ed25519();
         let msg = Request::Offer(Offer {
             job_id: spec().id(),
             eth_address: Some([7; 20]),
             price_wei_per_mfuel: 9,
+            stake_wei: None,
         });
         let bytes = seal(&key, &msg);
         let (signer, back): (PeerId, Request) = open(&bytes, MAX_DIRECT_BYTES).unwrap();

@@ -571,6 +571,7 @@ async fn inbound_loop(
                 job_id,
                 price_wei_per_mfuel,
                 eth_address,
+                ..
             }) => {
                 if let Some(address) = eth_address {
                     if let Err(e) = shared.db.set_address(&peer, address) {

@@ -260,6 +260,7 @@ impl Worker {
                 .spec
                 .price_wei_per_mfuel
                 .max(self.policy.min_price_wei_per_mfuel),
+            stake_wei: None,
         });
         let shared = self.shared.clone();
         tokio::spawn(async move {
