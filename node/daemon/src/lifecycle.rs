@@ -153,7 +153,7 @@ pub struct RunningApi {
 }
 
 impl RunningApi {
-    /// Stops the server gracefully (open streams get [`STOP_GRACE`] once the swarm has stopped).
+    /// Stops the server gracefully (open streams get 5 s once the swarm has stopped).
     pub async fn stop(self) -> Result<(), DaemonError> {
         let _ = self.stop.send(());
         match tokio::time::timeout(STOP_GRACE, self.server).await {
