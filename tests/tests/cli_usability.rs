@@ -14,7 +14,7 @@ use jobmesh_node::market::db::MarketDb;
 use jobmesh_node::market::messages::{CodeKind, JobLimits, JobSpec};
 use jobmesh_node::market::requester::{Phase, RequesterJob};
 use jobmesh_tests::{jobmesh_bin, run};
-use mesh_util::{eventually, example, http, NodeProc};
+use mesh_util::{eventually, example, http, post, NodeProc};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -284,6 +284,25 @@ fn cat_and_the_gateway_give_up_on_missing_content_within_their_own_timeouts() {
         "{:?}",
         started.elapsed()
     );
+
+    // The API says what happened: a gateway timeout (504) with one line, not an internal error (500) — for
+    // `cat`, `block/get`, `dag/export` and `pin/add` alike.
+    for route in ["cat", "block/get", "dag/export", "pin/add"] {
+        let (status, body) = post(
+            &node.api,
+            &format!("{route}?arg={missing}&timeout=1"),
+            b"",
+            Duration::from_secs(30),
+        );
+        let v: serde_json::Value = serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("{route}: {e}: {}", String::from_utf8_lossy(&body)));
+        let message = v["Message"].as_str().unwrap_or_default();
+        assert_eq!(status, 504, "{route}: {message}");
+        assert!(
+            message.contains("timed out") && !message.contains('\n'),
+            "{route}: {message:?}"
+        );
+    }
 
     let started = Instant::now();
     let (status, _, _) = http(

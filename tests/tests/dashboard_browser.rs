@@ -1,6 +1,7 @@
 //! The node's web dashboard (`/`): a job posted through the page in headless Chromium (Debian's `chromium`,
 //! driven by `tests/interop/browser/dashboard.mjs` with playwright-core) on a 3-node loopback mesh reaches
-//! "verified" and shows the right output; and the dashboard's own routes answer bad input with 4xx JSON.
+//! "verified" and shows the right output, and one that throws shows why it failed (message, stack, stderr); and
+//! the dashboard's own routes answer bad input with 4xx JSON.
 //!
 //! Needs `scripts/setup.d/50-browser.sh` (chromium + `npm ci`); a missing install fails the test.
 
@@ -155,6 +156,20 @@ fn dashboard_posts_a_job_in_headless_chromium() {
         serde_json::json!([]),
         "script errors in the page"
     );
+
+    // A job that throws: verified as a failure, and the job view says why, with the stack and its stderr.
+    let failed = &v["failed"];
+    assert_eq!(failed["phase"], "verified", "{v}");
+    assert_eq!(failed["status"], "js_exception", "{v}");
+    assert_eq!(
+        failed["error"], "uncaught JavaScript exception: Error: bad input: 42",
+        "{v}"
+    );
+    assert!(
+        failed["message"].as_str().unwrap().contains("at inner"),
+        "{v}"
+    );
+    assert_eq!(failed["stderr"], "checking input\n", "{v}");
 
     // The page's output CID is the job's, and its bytes are what the page showed.
     let id = v["jobId"].as_str().unwrap();

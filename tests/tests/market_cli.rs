@@ -253,3 +253,252 @@ fn requester_and_workers_killed_mid_job_resume_after_restart() {
     assert_eq!(status["agreeing"].as_array().unwrap().len(), 3, "{status}");
     drop(workers);
 }
+
+/// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat` (in clock ticks of 10 ms).
+fn process_cpu(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let ticks: u64 = rest
+        .split(' ')
+        .skip(11)
+        .take(2)
+        .map(|f| f.parse::<u64>().unwrap())
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
+/// CPU time the process uses over the next `window`.
+fn cpu_over(pid: u32, window: Duration) -> Duration {
+    let before = process_cpu(pid);
+    std::thread::sleep(window);
+    process_cpu(pid) - before
+}
+
+/// Waits (up to 90 s) until the process uses at most 50 ms of CPU per second (a fresh node compiles the Javy
+/// plugin first); the CPU it then uses per second.
+fn settled_cpu(pid: u32) -> Duration {
+    let started = Instant::now();
+    loop {
+        let cpu = cpu_over(pid, Duration::from_secs(1));
+        if cpu <= Duration::from_millis(50) {
+            return cpu;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the process never settles: {cpu:?} of CPU per s"
+        );
+    }
+}
+
+/// `jobmesh job submit` of `file` on `node` with `args`, its output captured (bounded to a minute).
+fn submit(node: &NodeProc, json: bool, file: &str, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(jobmesh_tests::jobmesh_bin());
+    cmd.arg("--data-dir").arg(node.home());
+    if json {
+        cmd.arg("--json");
+    }
+    cmd.args(["job", "submit", file])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    jobmesh_tests::run(&mut cmd, Duration::from_secs(60)).unwrap()
+}
+
+#[test]
+fn a_verified_failure_exits_non_zero_with_its_reason_stderr_and_stack() {
+    let requester = NodeProc::start(&[]);
+    let _worker = NodeProc::start_with(&[&requester.addr], &["--worker"]);
+    wait_peers(&requester, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let throws = dir.path().join("throws.js");
+    std::fs::write(
+        &throws,
+        "Javy.IO.writeSync(2, new TextEncoder().encode('checking input\\n'));\n\
+         function inner() { throw new Error('bad input: 42'); }\n\
+         function outer() { inner(); }\n\
+         Javy.IO.writeSync(1, new TextEncoder().encode('partial'));\n\
+         outer();\n",
+    )
+    .unwrap();
+    let endless = dir.path().join("endless.json");
+    std::fs::write(&endless, r#"{"rounds": 100000000}"#).unwrap();
+
+    // A verified exception: exit 1, the output written so far, the job's stderr, its stack, and a last line
+    // that says why.
+    let out = submit(
+        &requester,
+        false,
+        &throws.display().to_string(),
+        &["--replicas", "1"],
+    );
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stdout, "partial");
+    assert!(stderr.contains("checking input\n"), "{stderr}");
+    assert!(
+        stderr.contains("at inner") && stderr.contains("at outer"),
+        "{stderr}"
+    );
+    let last = stderr.trim_end().lines().last().unwrap();
+    assert!(
+        last.contains("failed (js_exception")
+            && last.contains("uncaught JavaScript exception: Error: bad input: 42"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // `job status --json` and `job result` carry the same.
+    let listed = requester.cli_json(&["job", "list"]);
+    let id = listed["jobs"][0]["id"].as_str().unwrap().to_string();
+    let s = requester.cli_json(&["job", "status", &id]);
+    assert_eq!(
+        (s["phase"].as_str(), s["status"].as_str()),
+        (Some("verified"), Some("js_exception"))
+    );
+    assert_eq!(s["stderr"], "checking input\n");
+    assert!(s["message"].as_str().unwrap().contains("at inner"), "{s}");
+    assert_eq!(
+        s["error"],
+        "uncaught JavaScript exception: Error: bad input: 42"
+    );
+    let err = requester.cli_fail(&["job", "result", &id]);
+    assert!(err.contains("bad input: 42"), "{err}");
+
+    // Out of fuel: exit 1 with the limit in the reason, in --json mode too (the JSON is still printed).
+    let out = submit(
+        &requester,
+        true,
+        &example("cpu-heavy.js"),
+        &[
+            "--input",
+            &endless.display().to_string(),
+            "--replicas",
+            "1",
+            "--max-fuel",
+            "50000000",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("out of fuel (limit 50000000)"), "{stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], "out_of_fuel");
+    assert_eq!(v["error"], "out of fuel (limit 50000000)");
+}
+
+/// Waits (up to 30 s) until `node` lists a job in phase `committing` with one worker assigned; its id.
+fn running_job(node: &NodeProc) -> String {
+    let started = Instant::now();
+    loop {
+        let listed = node.cli_json(&["job", "list"]);
+        let running = listed["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["phase"] == "committing" && j["assigned"] == 1);
+        if let Some(job) = running {
+            return job["id"].as_str().unwrap().to_string();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never assigned"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_cancelled_job_stops_the_worker_process_cpu_within_a_second() {
+    let requester = NodeProc::start(&[]);
+    let worker = NodeProc::start_with(
+        &[&requester.addr],
+        &[
+            "--worker",
+            "--max-jobs",
+            "1",
+            "--max-fuel",
+            "1000000000000000",
+        ],
+    );
+    wait_peers(&requester, 1);
+    let pid = worker.child.id();
+    let dir = tempfile::tempdir().unwrap();
+    let endless = dir.path().join("endless.json");
+    std::fs::write(&endless, r#"{"rounds": 100000000}"#).unwrap();
+    // The worker's own CPU when it has nothing to run (connected, gossiping, its start-up compilation of the
+    // plugin done): the level it must fall back to.
+    let idle = settled_cpu(pid);
+
+    // A job of hours, followed by `job submit`.
+    let mut follow = Command::new(jobmesh_tests::jobmesh_bin())
+        .arg("--data-dir")
+        .arg(requester.home())
+        .args(["job", "submit", &example("cpu-heavy.js"), "--input"])
+        .arg(&endless)
+        .args(["--replicas", "1"])
+        .args(["--max-fuel", "1000000000000000", "--timeout", "10m"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = running_job(&requester);
+    // The worker runs it: its CPU rises well above its idle level (once the code is fetched and compiled). A
+    // spinning thread gets its share of a core even on this loaded machine (2 cores, 10–15 runnable).
+    let started = Instant::now();
+    let busy = loop {
+        let busy = cpu_over(pid, Duration::from_secs(1));
+        if busy >= idle + Duration::from_millis(100) {
+            break busy;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the worker never ran the job: {busy:?} of CPU per s, {idle:?} per s idle"
+        );
+    };
+
+    let cancelled = requester.cli_json(&["job", "cancel", &id]);
+    assert_eq!(cancelled["phase"], "cancelled");
+    std::thread::sleep(Duration::from_secs(1));
+    // From a second after the cancel, the worker is back to its idle level.
+    let after = cpu_over(pid, Duration::from_secs(2));
+    eprintln!("worker CPU: {idle:?} per s idle, {busy:?} per s running, {after:?} per 2 s from 1 s after the cancel");
+    assert!(
+        after <= idle * 2 + Duration::from_millis(60),
+        "the worker still burns {after:?} per 2 s after the cancel ({idle:?} per s idle, {busy:?} running)"
+    );
+    // It takes work again (it runs one job at a time): its running count dropped once the run had stopped.
+    let out = submit(
+        &requester,
+        false,
+        &example("cpu-heavy.js"),
+        &[
+            "--input",
+            &example("cpu-heavy.input.json"),
+            "--replicas",
+            "1",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The follower ends too, non-zero, saying so.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = follow.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job submit still follows a cancelled job"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut follow.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success() && err.contains("cancelled"), "{err}");
+}

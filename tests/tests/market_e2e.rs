@@ -1,6 +1,7 @@
 //! The market end to end on a 5-node loopback mesh (1 requester, 4 workers, one of them byzantine): 20 jobs
-//! of different kinds all complete with the output and fuel a local run gives, the byzantine worker is never
-//! in an accepted majority, and the requester's ledger holds exactly what the honest workers earned.
+//! of different kinds all complete with the output, fuel and failure detail a local run gives, the byzantine
+//! worker is outvoted (it is one of only three workers for the first jobs) and never in an accepted majority,
+//! and the requester's ledger holds exactly what the honest workers earned.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -49,7 +50,10 @@ fn jobs() -> Vec<(String, Vec<u8>)> {
         "const x = JSON.parse('{\"a\": [1, 2, 3]}'); Javy.IO.writeSync(1, new TextEncoder().encode(String(x.a.reduce((s, v) => s + v, 0))));".into(),
         Vec::new(),
     ));
-    jobs.push(("throw new Error('deliberate failure');".into(), Vec::new()));
+    jobs.push((
+        "Javy.IO.writeSync(2, new TextEncoder().encode('about to fail\\n')); throw new Error('deliberate failure');".into(),
+        Vec::new(),
+    ));
     jobs.push(("let i = 0; for (;;) { i++; }".into(), Vec::new()));
     assert_eq!(jobs.len(), 20);
     jobs
@@ -65,27 +69,35 @@ async fn twenty_jobs_on_five_nodes_with_a_byzantine_worker() {
         conduct: Conduct::WrongOutput,
         ..honest.clone()
     };
-    let cluster = Cluster::start(
+    // Three workers for the first batch, so the byzantine one is assigned to every job of it; the fourth joins
+    // after that.
+    let mut cluster = Cluster::start(
         &[
             None,
             Some(honest.clone()),
             Some(honest.clone()),
             Some(byzantine),
-            Some(honest),
         ],
         Transport::Tcp,
     )
     .await
     .expect("cluster");
     let liar = cluster.members[3].node.peer_id();
-    let requester = &cluster.members[0].market;
+    let requester = cluster.members[0].market.clone();
     let exec = cluster.executor().clone();
     let plugin = Plugin::bundled().cid();
 
     let mut expected_owed: HashMap<String, u128> = HashMap::new();
     let mut liar_assigned = 0;
+    let mut failures_explained = 0;
     // Five jobs in flight at a time.
-    for batch in jobs().chunks(5) {
+    for (i, batch) in jobs().chunks(5).enumerate() {
+        if i == 1 {
+            cluster
+                .join(Some(honest.clone()))
+                .await
+                .expect("a fourth worker");
+        }
         let mut pending = Vec::new();
         for (source, input) in batch {
             let mut req = cluster.js_job(0, source, input, 3).unwrap();
@@ -100,10 +112,12 @@ async fn twenty_jobs_on_five_nodes_with_a_byzantine_worker() {
             };
             let outcome = tokio::task::block_in_place(|| exec.run(&code, input, &limits)).unwrap();
             let cid = file_cid(&outcome.output, &Profile::KUBO).unwrap();
+            let message = outcome.status.describe(&limits);
             let id = requester.submit(req).await.expect("submit");
-            pending.push((id, cid, outcome.fuel_used, outcome.status.name()));
+            pending.push((id, cid, outcome, message));
         }
-        for (id, cid, fuel, status) in pending {
+        for (id, cid, outcome, message) in pending {
+            let (fuel, status) = (outcome.fuel_used, outcome.status.name());
             let s = requester.wait(&id, Duration::from_secs(90)).await.unwrap();
             assert_eq!(s.phase, "verified", "job {}: {}", s.id, s.reason);
             assert_eq!(
@@ -114,6 +128,19 @@ async fn twenty_jobs_on_five_nodes_with_a_byzantine_worker() {
             );
             assert_eq!(s.fuel_used, Some(fuel), "fuel of {}", s.id);
             assert_eq!(s.status.as_deref(), Some(status));
+            // A failure says why, as the local run does (message with its stack, and stderr).
+            let failed = outcome.status != jobmesh_exec::Status::Ok;
+            assert_eq!(
+                s.message,
+                failed.then(|| message.clone()),
+                "message of {}",
+                s.id
+            );
+            let first_line = message.lines().next().unwrap().to_string();
+            assert_eq!(s.error, failed.then_some(first_line), "error of {}", s.id);
+            let stderr = String::from_utf8_lossy(&outcome.stderr).into_owned();
+            assert_eq!(s.stderr, (!stderr.is_empty()).then_some(stderr));
+            failures_explained += usize::from(failed && s.stderr.is_some());
             assert!(
                 !s.agreeing.contains(&liar.to_string()),
                 "the byzantine worker is in the accepted majority of {}",
@@ -146,12 +173,15 @@ async fn twenty_jobs_on_five_nodes_with_a_byzantine_worker() {
         .into_iter()
         .map(|(p, r)| (p.to_string(), r))
         .collect();
-    if liar_assigned > 0 {
-        assert!(
-            reputation[&liar.to_string()] < 0,
-            "the liar lost reputation"
-        );
-    }
+    assert!(
+        liar_assigned >= 1,
+        "the byzantine worker was never assigned"
+    );
+    assert_eq!(failures_explained, 1, "the throwing job's stderr came back");
+    assert!(
+        reputation[&liar.to_string()] < 0,
+        "the liar lost reputation"
+    );
     eprintln!("the byzantine worker was outvoted in {liar_assigned} of 20 jobs");
     cluster.shutdown().await;
 }

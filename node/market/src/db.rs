@@ -76,6 +76,9 @@ pub struct WorkerJob {
     /// The settlement address the requester announced with the job (the payer of its lotteries), if any.
     #[serde(default)]
     pub requester_eth: Option<[u8; 20]>,
+    /// The run's detail (failure message, stderr) once run: committed to and revealed with the result.
+    #[serde(default)]
+    pub detail: crate::messages::RunDetail,
 }
 
 /// A worker's account of one payer (a requester it ran jobs for): what the payer's receipts say it owes, and
@@ -621,6 +624,7 @@ mod tests {
             commit_by_ms: 50,
             receipt_ms: 0,
             requester_eth: Some([9; 20]),
+            detail: crate::messages::RunDetail::new("wasm trap: unreachable", b"err\n", 9),
         };
         db.save_worker_job(&id, &job).unwrap();
         drop(db);
@@ -652,6 +656,7 @@ mod tests {
             commit_by_ms: 50,
             receipt_ms,
             requester_eth: None,
+            detail: Default::default(),
         };
         {
             let db = MarketDb::open(dir.path()).unwrap();

@@ -337,6 +337,63 @@ pub struct Commitment {
     pub commitment: [u8; 32],
 }
 
+/// Most bytes of a run's stderr that travel in a [`Reveal`] (less if the spec's `stderr_bytes` is lower):
+/// with [`MAX_DETAIL_MESSAGE`] it keeps a reveal well inside [`MAX_DIRECT_BYTES`].
+pub const MAX_REVEALED_STDERR: usize = 16 * 1024;
+/// Most bytes of a failed run's message (exception message and stack, trap, …) in a [`Reveal`].
+pub const MAX_DETAIL_MESSAGE: usize = 4 * 1024;
+
+/// Why a run failed, in its own words: part of what a worker reveals, and bound by its commitment.
+///
+/// Both fields are deterministic (the same job prints the same stderr and fails the same way on every honest
+/// worker), so replicas must agree on them as on the output: the detail a requester shows is the one the
+/// majority revealed, not one worker's say. Both are cut at fixed bounds, which keeps that agreement.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunDetail {
+    /// The failure in words (`uncaught JavaScript exception: Error: … at …`), empty for a run that ended ok.
+    /// At most [`MAX_DETAIL_MESSAGE`] bytes.
+    pub message: String,
+    /// The job's stderr, at most the spec's `stderr_bytes` and [`MAX_REVEALED_STDERR`].
+    #[serde(with = "serde_bytes")]
+    pub stderr: Vec<u8>,
+}
+
+impl RunDetail {
+    /// The detail of a run, cut to its bounds (`stderr_limit` is the spec's `stderr_bytes`).
+    pub fn new(message: &str, stderr: &[u8], stderr_limit: u64) -> RunDetail {
+        let mut cut = MAX_DETAIL_MESSAGE.min(message.len());
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let keep = usize::try_from(stderr_limit)
+            .unwrap_or(usize::MAX)
+            .min(MAX_REVEALED_STDERR)
+            .min(stderr.len());
+        RunDetail {
+            message: message[..cut].to_string(),
+            stderr: stderr[..keep].to_vec(),
+        }
+    }
+
+    /// Whether it is within the bounds a reveal of `spec` may carry.
+    pub fn fits(&self, spec: &JobSpec) -> bool {
+        self.message.len() <= MAX_DETAIL_MESSAGE
+            && self.stderr.len() <= MAX_REVEALED_STDERR
+            && self.stderr.len() as u64 <= spec.limits.stderr_bytes
+    }
+
+    /// The hash committed to and tallied: blake3 over both fields, each length-prefixed.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(b"jobmesh/1 run detail ");
+        for part in [self.message.as_bytes(), &self.stderr] {
+            hasher.update(&(part.len() as u64).to_be_bytes());
+            hasher.update(part);
+        }
+        *hasher.finalize().as_bytes()
+    }
+}
+
 /// A worker's opened result.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reveal {
@@ -352,6 +409,10 @@ pub struct Reveal {
     /// The salt of the commitment.
     #[serde(with = "serde_bytes")]
     pub salt: [u8; 32],
+    /// Why the run failed (its message and stderr), covered by the commitment. (Boxed: it is the bulk of a
+    /// reveal, which travels inside larger enums.)
+    #[serde(default)]
+    pub detail: Box<RunDetail>,
 }
 
 /// The requester's verdict on a worker's replica.
@@ -418,11 +479,14 @@ pub enum Response {
     Reveal(Reveal),
 }
 
-/// The commitment a worker sends before anyone reveals: binds output, fuel, a secret salt and the worker.
+/// The commitment a worker sends before anyone reveals: binds output, fuel, status, the run's detail (its
+/// digest), a secret salt and the worker. Binding the detail keeps a worker from changing its failure
+/// message or stderr after it has seen the others' reveals.
 pub fn commitment_hash(
     output: &Cid,
     fuel_used: u64,
     status: &str,
+    detail: &RunDetail,
     salt: &[u8; 32],
     worker: &PeerId,
 ) -> [u8; 32] {
@@ -434,6 +498,7 @@ pub fn commitment_hash(
     hasher.update(&fuel_used.to_be_bytes());
     hasher.update(&(status.len() as u32).to_be_bytes());
     hasher.update(status.as_bytes());
+    hasher.update(&detail.digest());
     hasher.update(salt);
     hasher.update(&worker.to_bytes());
     *hasher.finalize().as_bytes()
@@ -445,6 +510,7 @@ pub fn reveal_matches(reveal: &Reveal, commitment: &[u8; 32], worker: &PeerId) -
         &reveal.output,
         reveal.fuel_used,
         &reveal.status,
+        &reveal.detail,
         &reveal.salt,
         worker,
     ) == *commitment
@@ -829,10 +895,22 @@ mod tests {
             job_id: spec().id(),
             output: spec().code,
             fuel_used: 42,
-            status: "ok".into(),
+            status: "js_exception".into(),
             salt: [3; 32],
+            detail: Box::new(RunDetail::new(
+                "uncaught JavaScript exception: Error: no",
+                b"oops\n",
+                64,
+            )),
         };
-        let c = commitment_hash(&reveal.output, 42, "ok", &[3; 32], &worker);
+        let c = commitment_hash(
+            &reveal.output,
+            42,
+            "js_exception",
+            &reveal.detail,
+            &[3; 32],
+            &worker,
+        );
         assert!(reveal_matches(&reveal, &c, &worker));
         assert!(!reveal_matches(&reveal, &c, &other));
         let mut r = reveal.clone();
@@ -841,8 +919,38 @@ mod tests {
         let mut r = reveal.clone();
         r.salt = [4; 32];
         assert!(!reveal_matches(&r, &c, &worker));
-        let mut r = reveal;
+        let mut r = reveal.clone();
         r.status = "out-of-fuel".into();
         assert!(!reveal_matches(&r, &c, &worker));
+        let mut r = reveal.clone();
+        r.detail.stderr = b"oops!\n".to_vec();
+        assert!(!reveal_matches(&r, &c, &worker));
+        let mut r = reveal;
+        r.detail.message = "uncaught JavaScript exception: Error: yes".into();
+        assert!(!reveal_matches(&r, &c, &worker));
+    }
+
+    #[test]
+    fn a_run_detail_is_cut_to_its_bounds_and_a_full_reveal_fits_a_direct_message() {
+        let long = "é".repeat(MAX_DETAIL_MESSAGE);
+        let d = RunDetail::new(&long, &[b'x'; 100_000], 1 << 20);
+        assert!(d.message.len() <= MAX_DETAIL_MESSAGE && long.starts_with(&d.message));
+        assert_eq!(d.stderr.len(), MAX_REVEALED_STDERR);
+        assert_eq!(RunDetail::new("", &[b'x'; 100], 10).stderr.len(), 10);
+        let mut s = spec();
+        s.limits.stderr_bytes = 1 << 20;
+        assert!(d.fits(&s));
+        s.limits.stderr_bytes = 10;
+        assert!(!d.fits(&s));
+        let key = Keypair::generate_ed25519();
+        let reveal = Response::Reveal(Reveal {
+            job_id: s.id(),
+            output: s.code,
+            fuel_used: u64::MAX,
+            status: "js_exception".into(),
+            salt: [0xff; 32],
+            detail: Box::new(d),
+        });
+        assert!(seal(&key, &reveal).len() < MAX_DIRECT_BYTES / 2);
     }
 }

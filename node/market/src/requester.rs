@@ -479,17 +479,22 @@ impl RequesterJob {
         if self.phase != Phase::Revealing || reveal.job_id != self.id {
             return Vec::new();
         }
+        let fits = reveal.detail.fits(&self.spec);
         let Some(slot) = self.slot_of(worker) else {
             return Vec::new();
         };
         let SlotState::Committed { commitment } = slot.state else {
             return Vec::new();
         };
-        if reveal_matches(&reveal, &commitment, &worker) {
+        if fits && reveal_matches(&reveal, &commitment, &worker) {
             slot.state = SlotState::Revealed(reveal);
         } else {
-            let mut actions =
-                vec![slot.drop_out("reveal does not open its commitment", RepChange::Disagreed)];
+            let why = if fits {
+                "reveal does not open its commitment"
+            } else {
+                "reveal carries a detail over its bounds"
+            };
+            let mut actions = vec![slot.drop_out(why, RepChange::Disagreed)];
             actions.extend(self.maybe_tally(now_ms));
             return actions;
         }
@@ -924,7 +929,8 @@ mod tests {
     ) -> ([u8; 32], Reveal) {
         let salt = *blake3::hash(&worker.to_bytes()).as_bytes();
         let out = cid(output);
-        let c = commitment_hash(&out, fuel, "ok", &salt, &worker);
+        let detail = Box::default();
+        let c = commitment_hash(&out, fuel, "ok", &detail, &salt, &worker);
         (
             c,
             Reveal {
@@ -933,6 +939,7 @@ mod tests {
                 fuel_used: fuel,
                 status: "ok".into(),
                 salt,
+                detail,
             },
         )
     }

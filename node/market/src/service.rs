@@ -126,6 +126,17 @@ pub struct JobStatus {
     pub fuel_used: Option<u64>,
     /// Status of the accepted result (`ok`, `out_of_fuel`, …).
     pub status: Option<String>,
+    /// For a verified result that is a failure (status not `ok`): why, in one line
+    /// (`uncaught JavaScript exception: Error: bad input`).
+    #[serde(default)]
+    pub error: Option<String>,
+    /// For a verified failure: the whole message the majority revealed (an exception's message and stack).
+    #[serde(default)]
+    pub message: Option<String>,
+    /// The job's stderr as the majority revealed it (lossy UTF-8, at most the job's `stderr_bytes` and
+    /// 16 KiB), if it wrote any.
+    #[serde(default)]
+    pub stderr: Option<String>,
     /// Workers in the accepted majority.
     pub agreeing: Vec<String>,
     /// Workers that revealed something else.
@@ -159,6 +170,13 @@ impl JobStatus {
             output: verdict.map(|v| v.output.to_string()),
             fuel_used: verdict.map(|v| v.fuel_used),
             status: verdict.map(|v| v.status.clone()),
+            error: verdict.and_then(failure_line),
+            message: verdict
+                .map(|v| v.detail.message.clone())
+                .filter(|m| !m.is_empty()),
+            stderr: verdict
+                .filter(|v| !v.detail.stderr.is_empty())
+                .map(|v| String::from_utf8_lossy(&v.detail.stderr).into_owned()),
             agreeing: verdict
                 .map(|v| v.agreeing.iter().map(ToString::to_string).collect())
                 .unwrap_or_default(),
@@ -171,6 +189,20 @@ impl JobStatus {
             code: job.spec.code.to_string(),
         }
     }
+}
+
+/// The one-line reason of a verdict that is a failure (`None` for `ok`): the first line of its message, or
+/// its status name if it revealed none.
+fn failure_line(verdict: &crate::tally::Verdict) -> Option<String> {
+    if verdict.status == jobmesh_exec::Status::Ok.name() {
+        return None;
+    }
+    let first = verdict.detail.message.lines().next().unwrap_or("").trim();
+    Some(if first.is_empty() {
+        format!("the job failed: {}", verdict.status)
+    } else {
+        first.to_string()
+    })
 }
 
 /// Something that happened to a requester job.
@@ -503,6 +535,12 @@ impl Market {
                 Ok(Err(broadcast::error::RecvError::Closed)) => return Err(MarketError::Stopped),
             }
         }
+    }
+
+    /// Jobs this node is fetching or running as a worker right now (0 without a worker policy). A cancelled
+    /// job counts until its wasm run has really stopped.
+    pub fn running_jobs(&self) -> usize {
+        self.worker.as_ref().map_or(0, Worker::running_count)
     }
 
     /// The job runs this node did as a worker.

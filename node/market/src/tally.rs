@@ -6,7 +6,7 @@ use cid::Cid;
 use libp2p_identity::PeerId;
 use serde::{Deserialize, Serialize};
 
-use crate::messages::Reveal;
+use crate::messages::{Reveal, RunDetail};
 
 /// Offers from peers whose reputation is below this are ignored.
 pub const MIN_REPUTATION: i64 = -20;
@@ -86,12 +86,16 @@ pub struct Verdict {
     /// Workers that revealed something else.
     #[serde(with = "crate::wire_ids::peers")]
     pub disagreeing: Vec<PeerId>,
+    /// Why the run failed, as every agreeing replica revealed it (empty for a run that ended ok).
+    #[serde(default)]
+    pub detail: RunDetail,
 }
 
-/// A strict majority of the `assigned` replicas agreeing on (output, fuel, status), if there is one.
+/// A strict majority of the `assigned` replicas agreeing on (output, fuel, status, detail), if there is one.
 /// Reveals must already be checked against their commitments; a worker counts once.
 pub fn tally(assigned: usize, reveals: &[(PeerId, Reveal)]) -> Option<Verdict> {
-    let mut groups: BTreeMap<(Vec<u8>, u64, &str), Vec<PeerId>> = BTreeMap::new();
+    type Key<'a> = (Vec<u8>, u64, &'a str, [u8; 32]);
+    let mut groups: BTreeMap<Key, (&RunDetail, Vec<PeerId>)> = BTreeMap::new();
     let mut counted = HashSet::new();
     for (peer, reveal) in reveals {
         if counted.insert(*peer) {
@@ -100,13 +104,15 @@ pub fn tally(assigned: usize, reveals: &[(PeerId, Reveal)]) -> Option<Verdict> {
                     reveal.output.to_bytes(),
                     reveal.fuel_used,
                     reveal.status.as_str(),
+                    reveal.detail.digest(),
                 ))
-                .or_default()
+                .or_insert_with(|| (&*reveal.detail, Vec::new()))
+                .1
                 .push(*peer);
         }
     }
-    let ((output, fuel_used, status), agreeing) =
-        groups.iter().max_by_key(|(_, peers)| peers.len())?;
+    let ((output, fuel_used, status, _), (detail, agreeing)) =
+        groups.iter().max_by_key(|(_, (_, peers))| peers.len())?;
     if agreeing.len() * 2 <= assigned {
         return None;
     }
@@ -121,6 +127,7 @@ pub fn tally(assigned: usize, reveals: &[(PeerId, Reveal)]) -> Option<Verdict> {
         status: status.to_string(),
         agreeing: agreeing.clone(),
         disagreeing,
+        detail: (*detail).clone(),
     })
 }
 
@@ -141,7 +148,44 @@ mod tests {
             fuel_used: fuel,
             status: "ok".into(),
             salt: [0; 32],
+            detail: Box::default(),
         }
+    }
+
+    #[test]
+    fn the_verdict_carries_the_detail_the_majority_revealed_and_a_different_detail_disagrees() {
+        let p = peers(3);
+        let failed = |stderr: &[u8]| Reveal {
+            status: "js_exception".into(),
+            detail: Box::new(RunDetail::new(
+                "uncaught JavaScript exception: Error: no",
+                stderr,
+                1024,
+            )),
+            ..reveal(b"", 10)
+        };
+        let v = tally(
+            3,
+            &[
+                (p[0], failed(b"log\n")),
+                (p[1], failed(b"forged\n")),
+                (p[2], failed(b"log\n")),
+            ],
+        )
+        .unwrap();
+        assert_eq!(v.detail.stderr, b"log\n");
+        assert_eq!(v.disagreeing, vec![p[1]]);
+        assert!(v.detail.message.contains("Error: no"));
+        // Same output, fuel and status, three different stderrs: no majority.
+        assert!(tally(
+            3,
+            &[
+                (p[0], failed(b"a")),
+                (p[1], failed(b"b")),
+                (p[2], failed(b"c")),
+            ],
+        )
+        .is_none());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use jobmesh_exec::{Limits, Plugin};
+use jobmesh_exec::{CancelToken, Limits, Plugin};
 use jobmesh_p2p::{GossipMessage, Multiaddr, PeerId};
 use jobmesh_store::unixfs::Profile;
 use jobmesh_store::Cid;
@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 use crate::db::{DbError, WorkerJob, WorkerPhase};
 use crate::messages::{
     commitment_hash, open_validated, Assignment, Commitment, Gossip, JobAnnouncement, JobId,
-    JobSpec, Offer, Receipt, Request, Response, Reveal, MAX_GOSSIP_BYTES,
+    JobSpec, Offer, Receipt, Request, Response, Reveal, RunDetail, MAX_GOSSIP_BYTES,
 };
 use crate::runner::{limits_of, load_code, read_file, RunError};
 use crate::shared::{now_ms, Core};
@@ -58,6 +58,9 @@ pub enum JobRunError {
     /// The result could not be recorded.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// The job was cancelled while its wasm ran; the run stopped.
+    #[error("cancelled while running")]
+    Cancelled,
 }
 
 impl From<RunError> for JobRunError {
@@ -121,6 +124,37 @@ pub enum Conduct {
     },
 }
 
+/// A job in a worker's running table.
+#[derive(Clone)]
+struct Running {
+    task: tokio::task::AbortHandle,
+    cancel: CancelToken,
+}
+
+impl Running {
+    /// Stops the job: the task at once, its wasm run (if it started) at its next loop iteration.
+    fn stop(&self) {
+        self.cancel.cancel();
+        self.task.abort();
+    }
+}
+
+/// Holds a job's place in the running table. The task and its blocking wasm run each keep a clone; the place
+/// is freed when the last one drops, so an aborted task does not free it while its run still burns the CPU.
+struct RunSlot {
+    id: JobId,
+    running: Arc<Mutex<HashMap<JobId, Running>>>,
+}
+
+impl Drop for RunSlot {
+    fn drop(&mut self) {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
+}
+
 /// What a worker remembers of an announcement: the requester, its addresses, the deadline, its settlement address.
 type Seen = (PeerId, Vec<String>, u64, Option<[u8; 20]>);
 
@@ -129,8 +163,9 @@ type Seen = (PeerId, Vec<String>, u64, Option<[u8; 20]>);
 pub(crate) struct Worker {
     shared: Arc<Core>,
     policy: WorkerPolicy,
-    /// Jobs being fetched or run, with the task doing it.
-    running: Arc<Mutex<HashMap<JobId, tokio::task::AbortHandle>>>,
+    /// Jobs being fetched or run: the task doing it and the token that stops its wasm run. A job leaves this
+    /// table only once its run has really stopped (see [`RunSlot`]).
+    running: Arc<Mutex<HashMap<JobId, Running>>>,
     /// Announcements seen, by job.
     seen: Arc<Mutex<HashMap<JobId, Seen>>>,
     /// Held while a direct request is answered: they are answered one at a time, as they arrive (a repeated
@@ -149,8 +184,17 @@ impl Worker {
         }
     }
 
-    fn running_count(&self) -> usize {
+    /// Jobs being fetched or run right now.
+    pub(crate) fn running_count(&self) -> usize {
         self.running.lock().map(|r| r.len()).unwrap_or(usize::MAX)
+    }
+
+    /// Stops a running job (it stays counted until its run has stopped).
+    fn stop_running(&self, id: &JobId) {
+        let job = self.running.lock().ok().and_then(|r| r.get(id).cloned());
+        if let Some(job) = job {
+            job.stop();
+        }
     }
 
     /// Why this worker would not take a job from `requester`, if it would not.
@@ -199,11 +243,12 @@ impl Worker {
 
     /// Aborts every running job (the market is stopping).
     pub(crate) fn abort_all(&self) {
-        if let Ok(mut running) = self.running.lock() {
-            for (_, task) in running.drain() {
-                task.abort();
-            }
-        }
+        let jobs: Vec<Running> = self
+            .running
+            .lock()
+            .map(|r| r.values().cloned().collect())
+            .unwrap_or_default();
+        jobs.iter().for_each(Running::stop);
     }
 
     /// Listens to the jobs topic: offers on announcements, drops cancelled jobs.
@@ -281,9 +326,7 @@ impl Worker {
         if job.requester != signer || job.phase == WorkerPhase::Done {
             return;
         }
-        if let Some(task) = self.running.lock().ok().and_then(|mut r| r.remove(&id)) {
-            task.abort();
-        }
+        self.stop_running(&id);
         job.phase = WorkerPhase::Done;
         let _ = self.shared.db.save_worker_job(&id, &job);
         info!(job = %id, "job cancelled by its requester");
@@ -348,6 +391,7 @@ impl Worker {
             commit_by_ms: a.commit_by_ms,
             receipt_ms: 0,
             requester_eth,
+            detail: RunDetail::default(),
         };
         if let Err(e) = self.shared.db.save_worker_job(&id, &job) {
             return Response::Reject {
@@ -365,21 +409,36 @@ impl Worker {
             return;
         }
         let me = self.clone();
+        let cancel = self.shared.exec.cancel_token();
+        let slot = Arc::new(RunSlot {
+            id,
+            running: self.running.clone(),
+        });
+        // Held until the task is in the table, so that the task cannot free its place before it is taken.
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let token = cancel.clone();
         let task = tokio::spawn(async move {
-            let result = me.run_job(id, &job).await;
-            if let Ok(mut r) = me.running.lock() {
-                r.remove(&id);
-            }
-            match result {
+            match me.run_job(id, &job, &token, slot).await {
                 Ok(job) => me.send_commitment(id, job).await,
                 Err(e) => warn!(job = %id, error = %e, "job not run"),
             }
         });
-        running.insert(id, task.abort_handle());
+        running.insert(
+            id,
+            Running {
+                task: task.abort_handle(),
+                cancel,
+            },
+        );
     }
 
-    async fn run_job(&self, id: JobId, job: &WorkerJob) -> Result<WorkerJob, JobRunError> {
+    async fn run_job(
+        &self,
+        id: JobId,
+        job: &WorkerJob,
+        cancel: &CancelToken,
+        slot: Arc<RunSlot>,
+    ) -> Result<WorkerJob, JobRunError> {
         let node = &self.shared.node;
         let left = Duration::from_millis(job.commit_by_ms.saturating_sub(now_ms()).max(500));
         debug!(job = %id, "fetching code and input");
@@ -414,11 +473,19 @@ impl Worker {
         debug!(job = %id, "running");
         let me = node.peer_id();
         let started = std::time::Instant::now();
-        let (output, fuel_used, status) = tokio::task::spawn_blocking(move || {
+        let cancel = cancel.clone();
+        let (output, fuel_used, status, detail) = tokio::task::spawn_blocking(move || {
+            // This run keeps the job's place in the running table until it has stopped.
+            let _slot = slot;
             let code = read_file(&store, &spec.code)?;
             let input = read_file(&store, &spec.input)?;
             let code = load_code(spec.kind, &code)?;
-            let outcome = exec.run(&code, &input, &limits_of(&spec))?;
+            let limits = limits_of(&spec);
+            let outcome = exec.run_cancellable(&code, &input, &limits, &cancel)?;
+            if outcome.status == jobmesh_exec::Status::Cancelled {
+                return Err(JobRunError::Cancelled);
+            }
+            let detail = run_detail(&outcome, &limits);
             let mut output = outcome.output;
             match conduct {
                 Conduct::WrongOutput => output.extend_from_slice(b" (forged)"),
@@ -431,7 +498,8 @@ impl Worker {
                 .add_file(&output[..], &Profile::KUBO)
                 .map_err(|e| JobRunError::StoreOutput(Box::new(e)))?
                 .root;
-            Ok::<_, JobRunError>((root, outcome.fuel_used, outcome.status.name().to_string()))
+            let status = outcome.status.name().to_string();
+            Ok::<_, JobRunError>((root, outcome.fuel_used, status, detail))
         })
         .await??;
         self.shared
@@ -442,6 +510,7 @@ impl Worker {
         let mut job = job.clone();
         job.phase = WorkerPhase::Committed;
         job.result = Some((output.to_bytes(), fuel_used, status, salt));
+        job.detail = detail;
         // Written before the commitment leaves this node, so a restart can still reveal.
         self.shared.db.save_worker_job(&id, &job)?;
         Ok(job)
@@ -456,7 +525,7 @@ impl Worker {
             return;
         };
         let me = self.shared.node.peer_id();
-        let commitment = commitment_hash(&output, *fuel_used, status, salt, &me);
+        let commitment = commitment_hash(&output, *fuel_used, status, &job.detail, salt, &me);
         let request = Request::Commitment(Commitment {
             job_id: id,
             commitment,
@@ -502,6 +571,7 @@ impl Worker {
                 reason: "corrupt result record".into(),
             };
         };
+        let detail = Box::new(job.detail.clone());
         if job.phase == WorkerPhase::Committed {
             let mut job = job;
             job.phase = WorkerPhase::Revealed;
@@ -513,6 +583,7 @@ impl Worker {
             fuel_used,
             status,
             salt,
+            detail,
         })
     }
 
@@ -529,9 +600,7 @@ impl Worker {
                 reason: "not this job's requester".into(),
             };
         }
-        if let Some(task) = self.running.lock().ok().and_then(|mut r| r.remove(&id)) {
-            task.abort();
-        }
+        self.stop_running(&id);
         info!(job = %id, accepted = receipt.accepted, owed_wei = receipt.owed_wei, reason = %receipt.reason, "receipt");
         // A repeated receipt changes nothing: the requester owes each job once.
         if job.receipt.is_some() {
@@ -582,4 +651,13 @@ impl Worker {
 
 fn parse_addrs(list: &[String]) -> Vec<Multiaddr> {
     list.iter().filter_map(|a| a.parse().ok()).collect()
+}
+
+/// What a run says about how it ended: the failure in words (empty when it ended ok) and its stderr.
+fn run_detail(outcome: &jobmesh_exec::Outcome, limits: &Limits) -> RunDetail {
+    let message = match outcome.status {
+        jobmesh_exec::Status::Ok => String::new(),
+        ref failed => failed.describe(limits),
+    };
+    RunDetail::new(&message, &outcome.stderr, limits.stderr_bytes)
 }

@@ -1,6 +1,6 @@
 // Drives a jobmesh node's web dashboard in headless Chromium (Debian's /usr/bin/chromium, through
 // playwright-core): a syntax error is reported by the form, then a job posted through the page reaches
-// "verified" and shows its output. Prints one JSON line with what the page showed; saves a screenshot.
+// "verified" and shows its output, then a job that throws shows why it failed (message, stack, stderr). Prints one JSON line with what the page showed; saves a screenshot.
 //
 // Usage: node dashboard.mjs <dashboard url> <screenshot.png> [replicas]
 // Loopback only: every request the page makes outside the node's own origin fails the run.
@@ -97,6 +97,24 @@ try {
   };
   await page.screenshot({ path: shot, fullPage: true });
   step("screenshot saved");
+
+  // A job that fails (an uncaught exception after a line on stderr): verified as a failure, and the job view
+  // says why, with the stack and the job's stderr.
+  await page.fill("#source", "Javy.IO.writeSync(2, new TextEncoder().encode('checking input\\n'));\n" +
+    "function inner() { throw new Error('bad input: 42'); }\ninner();\n");
+  await page.click("#submit");
+  await page.waitForFunction((before) => document.getElementById("job-id").textContent !== before, jobId,
+    { timeout: 15_000 });
+  await page.waitForSelector("#failure:not([hidden])", { timeout: 90_000 });
+  result.failed = {
+    phase: await page.textContent("#job-phase"),
+    status: await page.textContent("#out-status"),
+    error: await page.textContent("#out-error"),
+    message: await page.textContent("#out-message"),
+    stderr: await page.textContent("#out-stderr"),
+  };
+  await page.screenshot({ path: shot.replace(/\.png$/, "-failed.png"), fullPage: true });
+  step("failed job shown");
   console.log(JSON.stringify(result));
 } finally {
   await browser.close();

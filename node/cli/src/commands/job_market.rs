@@ -271,6 +271,9 @@ fn finish(
             "disagreeing": s.disagreeing,
             "replicas": s.replicas,
             "reason": s.reason,
+            "error": s.error,
+            "message": s.message,
+            "stderr": s.stderr,
             "time_ms": ms,
         });
         match out {
@@ -284,7 +287,7 @@ fn finish(
             },
         }
         ctx.print_json(&obj)?;
-        return Ok(());
+        return verified_failure(s);
     }
     match out {
         Some(path) => write_file(path, &bytes)?,
@@ -295,6 +298,10 @@ fn finish(
                 .context("cannot write the output")?;
             stdout.flush().ok();
         }
+    }
+    if s.error.is_some() {
+        print_job_stderr(s);
+        return verified_failure(s);
     }
     eprintln!(
         "job {} verified ({}) · status: {} · fuel used: {} · output: {} bytes, {cid} · {:.0} ms",
@@ -324,6 +331,36 @@ fn agreement(s: &JobStatus) -> String {
         ));
     }
     text
+}
+
+/// `Err` with the one-line reason of a job whose verified result is a failure (`out_of_fuel`,
+/// `js_exception`, …), so the command exits non-zero; `Ok` for a verified success.
+fn verified_failure(s: &JobStatus) -> Result<()> {
+    match &s.error {
+        None => Ok(()),
+        Some(error) => bail!(
+            "job {} failed ({}, verified by {} of {} replicas): {error}",
+            s.id,
+            s.status.as_deref().unwrap_or("?"),
+            s.agreeing.len(),
+            s.agreeing.len() + s.disagreeing.len()
+        ),
+    }
+}
+
+/// Passes on what a failed job wrote to its stderr and its full failure message (stack included), as a
+/// program run locally would show them.
+fn print_job_stderr(s: &JobStatus) {
+    let mut err = std::io::stderr().lock();
+    if let Some(text) = &s.stderr {
+        let _ = err.write_all(text.as_bytes());
+        if !text.ends_with('\n') {
+            let _ = writeln!(err);
+        }
+    }
+    if let Some(message) = &s.message {
+        let _ = writeln!(err, "{}", message.trim_end());
+    }
 }
 
 fn bytes_len(out: Option<&Path>, bytes: &[u8]) -> u64 {
@@ -427,6 +464,17 @@ pub fn status(ctx: &Context, args: &JobIdArg) -> Result<()> {
             crate::outln!("outvoted {}", s.disagreeing.join(", "))?;
         }
     }
+    if let Some(error) = &s.error {
+        crate::outln!("error    {error}")?;
+    }
+    for (name, text) in [("message", &s.message), ("stderr", &s.stderr)] {
+        if let Some(text) = text {
+            crate::outln!("{name}:")?;
+            for line in text.lines() {
+                crate::outln!("  {line}")?;
+            }
+        }
+    }
     Ok(())
 }
 
@@ -500,7 +548,10 @@ pub fn result(ctx: &Context, args: &ResultArgs) -> Result<()> {
             .write_all(&bytes)
             .context("cannot write the output")?,
     }
-    Ok(())
+    if s.error.is_some() {
+        print_job_stderr(&s);
+    }
+    verified_failure(&s)
 }
 
 /// `jobmesh job cancel`.

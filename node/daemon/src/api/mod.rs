@@ -81,6 +81,16 @@ impl ApiError {
     fn internal(msg: impl std::fmt::Display) -> Self {
         ApiError(StatusCode::INTERNAL_SERVER_ERROR, msg.to_string())
     }
+    /// A failed fetch from the mesh: 504 when nobody delivered in time (the content may not exist anywhere),
+    /// 500 for anything else.
+    fn fetch(e: jobmesh_p2p::Error) -> Self {
+        match e {
+            jobmesh_p2p::Error::Timeout { .. } => {
+                ApiError(StatusCode::GATEWAY_TIMEOUT, e.to_string())
+            }
+            e => ApiError::internal(e),
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -422,10 +432,7 @@ async fn add(State(st): State<ApiState>, q: Q, body: Body) -> ApiResult<Json<Val
 async fn ensure_local(st: &ApiState, q: &Q) -> ApiResult<jobmesh_store::Cid> {
     let cid = cid_arg(q)?;
     let t = timeout_arg(st, q)?;
-    st.node
-        .fetch_dag(cid, t)
-        .await
-        .map_err(ApiError::internal)?;
+    st.node.fetch_dag(cid, t).await.map_err(ApiError::fetch)?;
     Ok(cid)
 }
 
@@ -537,7 +544,7 @@ async fn export_car(State(st): State<ApiState>, q: Q) -> ApiResult<Response> {
 async fn block_get(State(st): State<ApiState>, q: Q) -> ApiResult<Vec<u8>> {
     let cid = cid_arg(&q)?;
     let t = timeout_arg(&st, &q)?;
-    st.node.get_block(cid, t).await.map_err(ApiError::internal)
+    st.node.get_block(cid, t).await.map_err(ApiError::fetch)
 }
 
 async fn pin_add(State(st): State<ApiState>, q: Q) -> ApiResult<Json<Value>> {

@@ -161,6 +161,11 @@ async function showResult(s) {
   $("out-status").textContent = s.status || "";
   $("out-fuel").textContent = s.fuel_used == null ? "" : s.fuel_used.toLocaleString("en");
   $("out-agreeing").textContent = (s.agreeing || []).map((p) => short(p, 16)).join(", ");
+  // A verified failure (out of fuel, exception, …): why, the whole message and the job's stderr.
+  $("failure").hidden = !s.error;
+  $("out-error").textContent = s.error || "";
+  $("out-message").textContent = s.message || "";
+  $("out-stderr").textContent = s.stderr || "(none)";
   try {
     const res = await api("cat?arg=" + encodeURIComponent(s.output) + "&timeout=30");
     $("output").textContent = await res.text();
