@@ -80,6 +80,12 @@ pub enum Error {
     Shutdown,
 }
 
+// Errors cross tasks and are boxed as `dyn Error + Send + Sync` by callers: keep them so (checked at compile time).
+const _: fn() = || {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<Error>();
+};
+
 impl From<jobmesh_store::StoreError> for Error {
     fn from(e: jobmesh_store::StoreError) -> Self {
         Error::Store(Box::new(e))
