@@ -15,6 +15,7 @@ use libp2p::{
 
 use crate::config::{Config, RelayServer};
 use crate::direct::{FrameCodec, DIRECT_PROTOCOL};
+use crate::error::build_error;
 use crate::nat::PublicOnly;
 use crate::{blocks::StoreBlockstore, Error, AGENT_VERSION};
 
@@ -169,15 +170,15 @@ fn gossipsub_behaviour(key: &Keypair, cfg: &Config) -> Result<gossipsub::Behavio
         // 100-node, 1,000-job simulation).
         .connection_handler_queue_len(GOSSIP_QUEUE_LEN)
         .build()
-        .map_err(|e| Error::Build(format!("gossipsub config: {e}")))?;
+        .map_err(build_error("gossipsub config"))?;
     let mut gossipsub = gossipsub::Behaviour::new(
         gossipsub::MessageAuthenticity::Signed(key.clone()),
         gossip_cfg,
     )
-    .map_err(|e| Error::Build(format!("gossipsub: {e}")))?;
+    .map_err(build_error("gossipsub"))?;
     gossipsub
         .with_peer_score(peer_score_params(), peer_score_thresholds())
-        .map_err(|e| Error::Build(format!("gossipsub peer scoring: {e}")))?;
+        .map_err(build_error("gossipsub peer scoring"))?;
     Ok(gossipsub)
 }
 

@@ -18,7 +18,7 @@ pub enum Error {
         /// The address.
         addr: String,
         /// Why.
-        reason: String,
+        reason: ListenFailure,
     },
     /// Dialing a peer failed.
     #[error("cannot connect to {addr}: {reason}")]
@@ -38,7 +38,10 @@ pub enum Error {
     },
     /// Bitswap reported an error for a block.
     #[error("bitswap: {0}")]
-    Bitswap(String),
+    Bitswap(beetswap::Error),
+    /// Storing a received block did not finish (its task panicked or was cancelled).
+    #[error("storing a received block failed: {0}")]
+    StoreTask(tokio::task::JoinError),
     /// Gossipsub refused an operation.
     #[error("gossipsub: {0}")]
     Gossip(GossipFailure),
@@ -53,8 +56,8 @@ pub enum Error {
     Links {
         /// The block.
         cid: String,
-        /// Why.
-        reason: String,
+        /// Why, as the store's decoder said.
+        reason: Box<jobmesh_store::StoreError>,
     },
     /// A direct request failed (unreachable peer, timeout, protocol not supported).
     #[error("request to {peer}: {}", one_line(.reason))]
@@ -64,18 +67,49 @@ pub enum Error {
         /// Why, as libp2p's request-response behaviour reported it.
         reason: request_response::OutboundFailure,
     },
-    /// Building the swarm failed (transport, key type).
-    #[error("cannot build the swarm: {0}")]
-    Build(String),
+    /// Building the swarm failed (transport, key type, gossipsub settings).
+    #[error("cannot build the swarm: {what}: {reason}")]
+    Build {
+        /// The part that failed.
+        what: &'static str,
+        /// Why, as libp2p said.
+        reason: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The node has shut down.
     #[error("the node has shut down")]
     Shutdown,
 }
 
+// Errors cross tasks and are boxed as `dyn Error + Send + Sync` by callers: keep them so (checked at compile time).
+const _: fn() = || {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<Error>();
+};
+
 impl From<jobmesh_store::StoreError> for Error {
     fn from(e: jobmesh_store::StoreError) -> Self {
         Error::Store(Box::new(e))
     }
+}
+
+/// Why listening on an address failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenFailure {
+    /// Another process (another node?) listens on the port already.
+    #[error("port {0} is already in use (is another node running on it?)")]
+    PortInUse(u16),
+    /// The listener was not bound within the start-up time limit.
+    #[error("timed out")]
+    Timeout,
+    /// The listener closed before it was bound.
+    #[error("closed")]
+    Closed,
+    /// The operating system refused.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The transport refused the address.
+    #[error("{0}")]
+    Transport(libp2p::TransportError<std::io::Error>),
 }
 
 /// Why a connection attempt failed.
@@ -139,6 +173,17 @@ pub enum DhtFailure {
         /// The walking task's failure.
         reason: tokio::task::JoinError,
     },
+}
+
+/// Maps a failure while building the swarm to [`Error::Build`], naming the part that failed.
+pub(crate) fn build_error<E>(what: &'static str) -> impl FnOnce(E) -> Error
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    move |e| Error::Build {
+        what,
+        reason: e.into(),
+    }
 }
 
 /// An error in one line (libp2p's dial errors list every address tried on separate lines).

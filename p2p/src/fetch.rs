@@ -63,36 +63,19 @@ impl Mesh {
         };
         let deadline = tokio::time::Instant::now() + timeout;
         let window = self.config().fetch_window.max(1);
-        let mut stats = FetchStats::default();
-        let mut queue = VecDeque::from([root]);
-        let mut seen = HashSet::from([root]);
+        let mut walk = Walk::new(root, holders);
         let mut in_flight = FuturesUnordered::new();
-        let mut reqs: HashMap<u64, Cid> = HashMap::new();
         let mut lookup: Option<AbortOnDrop> = None;
-        // Blocks are asked of the holders alone until they have had `lookup_delay` to deliver (see
-        // `spawn_provider_lookup`); from then on, of every connected peer, as plain bitswap does.
-        let mut ask: Vec<PeerId> = holders.to_vec();
         let widen = Arc::new(Notify::new());
 
         let result = loop {
             // Fill the window; local blocks are walked at once.
-            while in_flight.len() < window {
-                let Some(cid) = queue.pop_front() else { break };
-                match self.store().get(&cid)? {
-                    Some(data) => {
-                        self.walk(&cid, &data, &mut stats, &mut seen, &mut queue)?;
-                    }
-                    None => {
-                        let req = self.next_req();
-                        reqs.insert(req, cid);
-                        let (node, from) = (self.clone(), ask.clone());
-                        in_flight.push(async move {
-                            (req, cid, node.get_block_req(req, cid, from).await)
-                        });
-                    }
-                }
+            let room = window.saturating_sub(in_flight.len());
+            for (req, cid) in self.next_requests(&mut walk, room)? {
+                let (node, from) = (self.clone(), walk.ask.clone());
+                in_flight.push(async move { (req, cid, node.get_block_req(req, cid, from).await) });
             }
-            if in_flight.is_empty() && queue.is_empty() {
+            if in_flight.is_empty() && walk.queue.is_empty() {
                 break Ok(());
             }
             if lookup.is_none() && !in_flight.is_empty() {
@@ -109,51 +92,86 @@ impl Mesh {
             }
             let next = tokio::select! {
                 next = tokio::time::timeout_at(deadline, in_flight.next()) => next,
-                () = widen.notified(), if !ask.is_empty() => {
-                    debug!(%root, "holders did not deliver: asking every connected peer");
-                    ask.clear();
-                    for req in reqs.keys() {
-                        self.widen_get(*req);
-                    }
+                () = widen.notified(), if !walk.ask.is_empty() => {
+                    self.widen(&mut walk);
                     continue;
                 }
             };
             match next {
                 Ok(Some((req, cid, res))) => {
-                    reqs.remove(&req);
-                    match res {
-                        Ok(data) => {
-                            stats.fetched += 1;
-                            if let Err(e) =
-                                self.walk(&cid, &data, &mut stats, &mut seen, &mut queue)
-                            {
-                                break Err(e);
-                            }
-                        }
-                        Err(e) => break Err(e),
+                    if let Err(e) = self.on_block(&mut walk, req, cid, res) {
+                        break Err(e);
                     }
                 }
                 Ok(None) => {}
-                Err(_) => {
-                    break Err(Error::Timeout {
-                        what: format!(
-                            "{root} ({} of {} known blocks present)",
-                            stats.blocks,
-                            seen.len()
-                        ),
-                        secs: started.elapsed().as_secs_f64(),
-                    })
-                }
+                Err(_) => break Err(walk.timeout(started)),
             }
         };
         drop(lookup);
-        for req in reqs.keys() {
+        for req in walk.reqs.keys() {
             self.cancel_get(*req);
         }
+        let mut stats = walk.stats;
         stats.elapsed = started.elapsed();
         debug!(%root, blocks = stats.blocks, fetched = stats.fetched, bytes = stats.bytes,
             ms = stats.elapsed.as_millis() as u64, ok = result.is_ok(), "DAG fetch finished");
         result.map(|()| stats)
+    }
+
+    /// Takes up to `room` blocks to request from the queue, walking the ones already stored on the way.
+    fn next_requests(&self, walk: &mut Walk, room: usize) -> Result<Vec<(u64, Cid)>, Error> {
+        let mut out = Vec::new();
+        while out.len() < room {
+            let Some(cid) = walk.queue.pop_front() else {
+                break;
+            };
+            match self.store().get(&cid)? {
+                Some(data) => {
+                    self.walk(
+                        &cid,
+                        &data,
+                        &mut walk.stats,
+                        &mut walk.seen,
+                        &mut walk.queue,
+                    )?;
+                }
+                None => {
+                    let req = self.next_req();
+                    walk.reqs.insert(req, cid);
+                    out.push((req, cid));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The holders did not deliver in time: every pending block is asked of every connected peer.
+    fn widen(&self, walk: &mut Walk) {
+        debug!(root = %walk.root, "holders did not deliver: asking every connected peer");
+        walk.ask.clear();
+        for req in walk.reqs.keys() {
+            self.widen_get(*req);
+        }
+    }
+
+    /// A requested block arrived (its links join the queue) or failed.
+    fn on_block(
+        &self,
+        walk: &mut Walk,
+        req: u64,
+        cid: Cid,
+        res: Result<Vec<u8>, Error>,
+    ) -> Result<(), Error> {
+        walk.reqs.remove(&req);
+        let data = res?;
+        walk.stats.fetched += 1;
+        self.walk(
+            &cid,
+            &data,
+            &mut walk.stats,
+            &mut walk.seen,
+            &mut walk.queue,
+        )
     }
 
     fn walk(
@@ -168,7 +186,7 @@ impl Mesh {
         stats.bytes += data.len() as u64;
         let links = jobmesh_store::dag::links(cid, data).map_err(|e| Error::Links {
             cid: cid.to_string(),
-            reason: e.to_string(),
+            reason: Box::new(e),
         })?;
         for l in links {
             if seen.insert(l) {
@@ -206,6 +224,47 @@ impl Mesh {
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
         })
+    }
+}
+
+/// The state of one DAG fetch.
+struct Walk {
+    root: Cid,
+    stats: FetchStats,
+    /// Blocks to get, in order.
+    queue: VecDeque<Cid>,
+    /// Blocks queued or walked already.
+    seen: HashSet<Cid>,
+    /// Blocks requested and not yet received, by request id.
+    reqs: HashMap<u64, Cid>,
+    /// Blocks are asked of the holders alone until they have had the lookup delay to deliver (see
+    /// `spawn_provider_lookup`); from then on (empty) of every connected peer, as plain bitswap does.
+    ask: Vec<PeerId>,
+}
+
+impl Walk {
+    fn new(root: Cid, holders: &[PeerId]) -> Self {
+        Walk {
+            root,
+            stats: FetchStats::default(),
+            queue: VecDeque::from([root]),
+            seen: HashSet::from([root]),
+            reqs: HashMap::new(),
+            ask: holders.to_vec(),
+        }
+    }
+
+    /// The fetch ran out of time: how far it got.
+    fn timeout(&self, started: Instant) -> Error {
+        Error::Timeout {
+            what: format!(
+                "{} ({} of {} known blocks present)",
+                self.root,
+                self.stats.blocks,
+                self.seen.len()
+            ),
+            secs: started.elapsed().as_secs_f64(),
+        }
     }
 }
 

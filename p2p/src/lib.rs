@@ -77,7 +77,7 @@ pub use config::{
     Config, ConnLimits, NatConfig, ProvideStrategy, RelayLimits, RelayServer, Transport,
 };
 pub use direct::{InboundRequest, DIRECT_PROTOCOL, MAX_DIRECT_MESSAGE};
-pub use error::{DhtFailure, DialFailure, Error, GossipFailure};
+pub use error::{DhtFailure, DialFailure, Error, GossipFailure, ListenFailure};
 pub use fetch::{FetchStats, HOLDER_GRACE};
 pub use mesh::{ConnectionInfo, GossipMessage, Mesh, NetStats, PeerInfo, Validator};
 

@@ -1,12 +1,13 @@
-//! Failures keep libp2p's own error, typed (as rust-libp2p's `OutboundFailure` does), on real nodes
-//! (127.0.0.1): a caller matches on why a dial or a request failed instead of parsing a message.
+//! Failures keep their cause typed (as rust-libp2p's `OutboundFailure` does), on real nodes (127.0.0.1):
+//! a caller matches on why a dial, a request, a publication or listening failed instead of parsing text.
 
 mod common;
 
 use std::time::Duration;
 
 use common::{init_tracing, start};
-use jobmesh_p2p::{identity::Keypair, DialError, DialFailure, Error, GossipFailure, Multiaddr};
+use jobmesh_p2p::Multiaddr;
+use jobmesh_p2p::{identity::Keypair, DialError, DialFailure, Error, GossipFailure, ListenFailure};
 use jobmesh_p2p::{OutboundFailure, PeerId};
 
 /// An address on 127.0.0.1 nobody listens on (a port bound, then let go).
@@ -93,4 +94,29 @@ async fn publishing_to_nobody_is_a_typed_gossip_failure() {
         err.to_string(),
         "gossipsub: no connected peer is subscribed to this topic"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_in_use_is_a_typed_listen_failure() {
+    init_tracing();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let store = jobmesh_store::Store::open(dir.path()).unwrap();
+    let mut cfg = jobmesh_p2p::Config::new(Keypair::generate_ed25519());
+    cfg.listen = vec![format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap()];
+    let err = jobmesh_p2p::Mesh::start(cfg, store)
+        .await
+        .expect_err("the port is taken");
+    assert!(
+        matches!(
+            err,
+            Error::Listen {
+                reason: ListenFailure::PortInUse(p),
+                ..
+            } if p == port
+        ),
+        "expected the port in use, got {err:?}"
+    );
+    drop(listener);
 }

@@ -6,7 +6,7 @@
 
 #![allow(clippy::result_large_err)] // StoreError carries a CID inline; fine on cold paths.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_main, BenchmarkId, Criterion, Throughput};
 use jobmesh_store::unixfs::{self, Profile};
 use jobmesh_store::{HashAlg, Store};
 
@@ -59,5 +59,11 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// Every benchmark of this file, with criterion's command-line settings (what `criterion_group!` generates,
+/// written out so that it has documentation).
+pub fn benches() {
+    let mut criterion = Criterion::default().configure_from_args();
+    bench(&mut criterion);
+}
+
 criterion_main!(benches);

@@ -13,7 +13,7 @@ use tracing::info;
 
 use crate::direct::InboundRequest;
 use crate::nat::NatStatus;
-use crate::{blocks::StoreBlockstore, config::Config, DialFailure, Error};
+use crate::{blocks::StoreBlockstore, config::Config, DialFailure, Error, ListenFailure};
 
 use super::cmd::{Cmd, Reply};
 use super::driver::Driver;
@@ -66,7 +66,7 @@ impl Mesh {
         for addr in &cfg.listen {
             let id = swarm.listen_on(addr.clone()).map_err(|e| Error::Listen {
                 addr: addr.to_string(),
-                reason: e.to_string(),
+                reason: ListenFailure::Transport(e),
             })?;
             listeners.push((id, addr.clone()));
         }
@@ -78,7 +78,7 @@ impl Mesh {
                 .await
                 .map_err(|_| Error::Listen {
                     addr: "all".into(),
-                    reason: "timed out".into(),
+                    reason: ListenFailure::Timeout,
                 })?;
             match ev {
                 SwarmEvent::NewListenAddr {
@@ -94,13 +94,13 @@ impl Mesh {
                     ..
                 } => {
                     let reason = match reason {
-                        Ok(()) => "closed".into(),
-                        Err(e) => e.to_string(),
+                        Ok(()) => ListenFailure::Closed,
+                        Err(e) => ListenFailure::Io(e),
                     };
                     return Err(listen_error(&listeners, listener_id, reason));
                 }
                 SwarmEvent::ListenerError { listener_id, error } => {
-                    return Err(listen_error(&listeners, listener_id, error.to_string()));
+                    return Err(listen_error(&listeners, listener_id, error.into()));
                 }
                 _ => {}
             }
@@ -286,7 +286,7 @@ impl Mesh {
         let copy = data.clone();
         tokio::task::spawn_blocking(move || store.put(&cid, &copy).map_err(Error::from))
             .await
-            .map_err(|e| Error::Bitswap(e.to_string()))??;
+            .map_err(Error::StoreTask)??;
         Ok(data)
     }
 

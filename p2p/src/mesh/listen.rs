@@ -2,7 +2,7 @@
 
 use libp2p::{multiaddr::Protocol, Multiaddr};
 
-use crate::Error;
+use crate::{Error, ListenFailure};
 
 /// libp2p's TCP transport binds its listeners with `SO_REUSEPORT`, so a second node on a port that another
 /// node already listens on would bind without a word and share its connections. The same bind without
@@ -21,9 +21,9 @@ pub(super) fn ensure_port_free(addr: &Multiaddr) -> Result<(), Error> {
     probe_bind(std::net::SocketAddr::new(ip, port)).map_err(|e| Error::Listen {
         addr: addr.to_string(),
         reason: if e.kind() == std::io::ErrorKind::AddrInUse {
-            format!("port {port} is already in use (is another node running on it?)")
+            ListenFailure::PortInUse(port)
         } else {
-            e.to_string()
+            ListenFailure::Io(e)
         },
     })
 }
@@ -45,7 +45,7 @@ fn probe_bind(addr: std::net::SocketAddr) -> std::io::Result<()> {
 pub(super) fn listen_error(
     listeners: &[(libp2p::core::transport::ListenerId, Multiaddr)],
     id: libp2p::core::transport::ListenerId,
-    reason: String,
+    reason: ListenFailure,
 ) -> Error {
     let addr = listeners
         .iter()

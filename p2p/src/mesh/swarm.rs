@@ -10,6 +10,7 @@ use libp2p::{
 use tracing::warn;
 
 use crate::behaviour::{Behaviour, NatParts};
+use crate::error::build_error;
 use crate::{blocks::StoreBlockstore, config::Config, Error};
 
 /// The swarm, and on TCP the flag AutoNAT sets once this node is known to be reachable.
@@ -21,7 +22,6 @@ type Built = (Swarm<Behaviour>, Option<Arc<AtomicBool>>);
 /// - [`Transport::Tcp`](crate::Transport::Tcp): plus QUIC, the memory transport, DNS, the relay client
 ///   transport and the NAT traversal protocols.
 pub(super) fn build_swarm(cfg: &Config, blocks: StoreBlockstore) -> Result<Built, Error> {
-    let build = |e: &dyn std::fmt::Display| Error::Build(e.to_string());
     let idle = |c: libp2p::swarm::Config| c.with_idle_connection_timeout(cfg.idle_timeout);
     let tcp = SwarmBuilder::with_existing_identity(cfg.keypair.clone())
         .with_tokio()
@@ -30,14 +30,14 @@ pub(super) fn build_swarm(cfg: &Config, blocks: StoreBlockstore) -> Result<Built
             noise::Config::new,
             yamux_config,
         )
-        .map_err(|e| build(&e))?;
+        .map_err(build_error("tcp"))?;
     match cfg.transport {
         crate::Transport::Memory => {
             let swarm = tcp
                 .with_other_transport(memory_transport)
-                .map_err(|e| build(&e))?
+                .map_err(build_error("memory transport"))?
                 .with_behaviour(|key| Behaviour::new(key, cfg, blocks, None).map_err(Box::from))
-                .map_err(|e| build(&e))?
+                .map_err(build_error("behaviour"))?
                 .with_swarm_config(idle)
                 .build();
             Ok((swarm, None))
@@ -48,10 +48,10 @@ pub(super) fn build_swarm(cfg: &Config, blocks: StoreBlockstore) -> Result<Built
             let swarm = tcp
                 .with_quic()
                 .with_other_transport(memory_transport)
-                .map_err(|e| build(&e))?
+                .map_err(build_error("memory transport"))?
                 .with_dns_config(dns_resolver.0, dns_resolver.1)
                 .with_relay_client(noise::Config::new, yamux_config)
-                .map_err(|e| build(&e))?
+                .map_err(build_error("relay client"))?
                 .with_behaviour(|key, relay_client| {
                     let nat = NatParts {
                         relay_client,
@@ -59,7 +59,7 @@ pub(super) fn build_swarm(cfg: &Config, blocks: StoreBlockstore) -> Result<Built
                     };
                     Behaviour::new(key, cfg, blocks, Some(nat)).map_err(Box::from)
                 })
-                .map_err(|e| build(&e))?
+                .map_err(build_error("behaviour"))?
                 .with_swarm_config(idle)
                 .build();
             Ok((swarm, Some(public)))

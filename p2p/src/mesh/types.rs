@@ -46,11 +46,11 @@ pub struct NetStats {
     pub peers_trimmed: AtomicU64,
     /// Malformed or oversized bitswap frames received (each one counts against its sender).
     pub bitswap_misbehaved: AtomicU64,
-    /// Peers banned for misbehaving (disconnected and refused for [`Config::misbehaviour_ban`]).
+    /// Peers banned for misbehaving (disconnected and refused for [`Config::misbehaviour_ban`](crate::Config::misbehaviour_ban)).
     pub peers_banned: AtomicU64,
     /// DHT queries this node ran (bootstraps, provider lookups, provider announcements).
     pub dht_queries: AtomicU64,
-    /// Of those, provider lookups ([`Mesh::find_providers`], also run by fetches that stall).
+    /// Of those, provider lookups ([`Mesh::find_providers`](crate::Mesh::find_providers), also run by fetches that stall).
     pub provider_lookups: AtomicU64,
 }
 

@@ -327,7 +327,7 @@ impl Driver {
                 if let Some((req, cid, _, r)) = self.gets.remove(&query_id) {
                     self.req_to_query.remove(&req);
                     debug!(%cid, %error, "block request failed");
-                    let _ = r.send(Err(Error::Bitswap(error.to_string())));
+                    let _ = r.send(Err(Error::Bitswap(error)));
                 }
             }
             beetswap::Event::PeerMisbehaved { peer, reason } => self.on_misbehaviour(peer, &reason),
