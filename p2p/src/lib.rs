@@ -64,6 +64,7 @@ mod config;
 mod direct;
 mod error;
 mod fetch;
+pub mod link;
 mod nat;
 mod node;
 mod provide;

@@ -532,7 +532,7 @@ fn build_memory_swarm(cfg: &Config, blocks: StoreBlockstore) -> Result<Swarm<Beh
             yamux_config,
         )
         .map_err(|e| build(&e))?
-        .with_other_transport(memory_transport)
+        .with_other_transport(|key| memory_transport(key, cfg.links.clone()))
         .map_err(|e| build(&e))?
         .with_behaviour(|key| Behaviour::new(key, cfg, blocks, None).map_err(Box::from))
         .map_err(|e| build(&e))?
@@ -606,7 +606,7 @@ fn build_tcp_swarm(cfg: &Config, blocks: StoreBlockstore) -> Result<Built, Error
         )
         .map_err(|e| build(&e))?
         .with_quic()
-        .with_other_transport(memory_transport)
+        .with_other_transport(|key| memory_transport(key, cfg.links.clone()))
         .map_err(|e| build(&e))?
         .with_dns_config(dns_resolver.0, dns_resolver.1)
         .with_relay_client(noise::Config::new, yamux_config)
@@ -629,8 +629,10 @@ type BoxedErr = Box<dyn std::error::Error + Send + Sync>;
 /// libp2p's in-process transport with noise and yamux.
 fn memory_transport(
     key: &libp2p::identity::Keypair,
+    links: Option<Arc<dyn crate::link::Links>>,
 ) -> Result<libp2p::core::transport::Boxed<(PeerId, StreamMuxerBox)>, BoxedErr> {
     Ok(MemoryTransport::default()
+        .map(move |io, point| crate::link::shape(io, &point, links.as_deref()))
         .upgrade(Version::V1)
         .authenticate(noise::Config::new(key)?)
         .multiplex(yamux_config())

@@ -20,6 +20,8 @@ use jobmesh_store::unixfs::Profile;
 use jobmesh_store::{Cid, Store};
 use tracing::debug;
 
+use crate::links::LinkModel;
+
 /// Why a cluster could not be built or used.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -149,6 +151,8 @@ pub struct ClusterSetup {
     pub chain: Option<SimChain>,
     /// Each member's connection manager watermarks.
     pub connections: ConnLimits,
+    /// Round-trip times, loss and bandwidth between members (memory transport only; `None`: no delay).
+    pub links: Option<Arc<LinkModel>>,
 }
 
 /// Nodes in one process: member 0 first, every other member bootstrapped to it.
@@ -173,6 +177,8 @@ struct MemberEnv {
     chain: Option<SimChain>,
     /// Gossip publications and deliveries of every member.
     trace: Arc<GossipTrace>,
+    /// The link model, if any.
+    links: Option<Arc<LinkModel>>,
 }
 
 impl Cluster {
@@ -196,6 +202,7 @@ impl Cluster {
             transport,
             chain,
             connections: ConnLimits::default(),
+            links: None,
         };
         Self::start_setup(roles, setup).await
     }
@@ -209,6 +216,7 @@ impl Cluster {
             transport,
             chain,
             connections,
+            links,
         } = setup;
         let exec = Arc::new(Executor::new(None).map_err(|e| ClusterError::Start {
             index: 0,
@@ -226,6 +234,7 @@ impl Cluster {
             exec,
             chain,
             trace: Arc::new(GossipTrace::new()),
+            links,
         };
         let started = tokio::time::Instant::now();
         // Member 0 first: the others bootstrap to it. Then the others a batch at a time (opening stores and
@@ -236,7 +245,7 @@ impl Cluster {
                 what: "a cluster needs at least one member".into(),
             });
         };
-        let first = new_member(first_role.clone(), &[], &env)
+        let first = new_member(0, first_role.clone(), &[], &env)
             .await
             .map_err(|what| ClusterError::Start { index: 0, what })?;
         let bootstrap = first
@@ -254,7 +263,7 @@ impl Cluster {
                 let index = members.len() + offset;
                 let (role, bootstrap, env) = (role.clone(), bootstrap.clone(), env.clone());
                 starting.spawn(async move {
-                    let member = new_member(role, &bootstrap, &env).await;
+                    let member = new_member(index, role, &bootstrap, &env).await;
                     (
                         index,
                         member.map_err(|what| ClusterError::Start { index, what }),
@@ -292,7 +301,7 @@ impl Cluster {
             .listen_addrs()
             .await
             .map_err(|e| fail(e.to_string()))?;
-        let member = new_member(role, &bootstrap, &self.env)
+        let member = new_member(index, role, &bootstrap, &self.env)
             .await
             .map_err(fail)?;
         let peer = member.node.peer_id();
@@ -349,6 +358,7 @@ impl Cluster {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         let member = loop {
             match start_member_in(
+                index,
                 &dir,
                 Some(key.clone()),
                 worker.clone(),
@@ -500,18 +510,20 @@ impl Cluster {
 
 /// A new member (fresh identity, fresh data dir).
 async fn new_member(
+    index: usize,
     worker: Option<WorkerPolicy>,
     bootstrap: &[jobmesh_p2p::Multiaddr],
     env: &MemberEnv,
 ) -> Result<Member, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let parts = start_member_in(&dir, None, worker.clone(), bootstrap, env).await?;
+    let parts = start_member_in(index, &dir, None, worker.clone(), bootstrap, env).await?;
     Ok(Member::of(parts, worker, dir))
 }
 
-/// Starts a member's parts on `dir`; `key: None` makes a new member (new identity; funded and with its start
-/// deposit on the chain), `Some` restarts one.
+/// Starts member `index`'s parts on `dir`; `key: None` makes a new member (new identity; funded and with its
+/// start deposit on the chain), `Some` restarts one.
 async fn start_member_in(
+    index: usize,
     dir: &tempfile::TempDir,
     key: Option<Keypair>,
     worker: Option<WorkerPolicy>,
@@ -528,9 +540,11 @@ async fn start_member_in(
     cfg.transport = transport;
     cfg.listen = vec![match transport {
         Transport::Tcp => "/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr"),
-        Transport::Memory => format!("/memory/{}", rand_port())
-            .parse()
-            .expect("multiaddr"),
+        Transport::Memory => {
+            let port = rand_port();
+            cfg.links = env.links.as_ref().map(|l| l.attach(index, port));
+            format!("/memory/{port}").parse().expect("multiaddr")
+        }
     }];
     cfg.bootstrap = bootstrap.to_vec();
     // A member cut off from its bootstrap peer (a partition, a crash of member 0) retries at most every 4 s
