@@ -189,16 +189,17 @@ async fn pipe(
     path: Path,
 ) {
     let (read, write) = io.split();
-    let from_net = futures::stream::unfold(read, |mut read| async move {
-        let mut buf = vec![0u8; 64 << 10];
-        match read.read(&mut buf).await {
-            Ok(0) | Err(_) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((buf, read))
+    // One read buffer per connection; each chunk is copied out at its size (a queue of small messages must not
+    // hold a whole buffer each).
+    let from_net = futures::stream::unfold(
+        (read, vec![0u8; 64 << 10]),
+        |(mut read, mut buf)| async move {
+            match read.read(&mut buf).await {
+                Ok(0) | Err(_) => None,
+                Ok(n) => Some((buf[..n].to_vec(), (read, buf))),
             }
-        }
-    });
+        },
+    );
     let out = carry(from_app, write.into_sink(), Schedule::new(&path, true));
     let back = carry(Box::pin(from_net), to_app, Schedule::new(&path, false));
     futures::future::join(out, back).await;

@@ -111,8 +111,8 @@ fn links_text(t: &mut String, s: &Summary) {
         let _ = writeln!(
             t,
             "round trips: submit→verified p50 {:.0} ms over a median requester–worker RTT of {:.0} ms = {:.1} RTTs \
-             (per-job ratio p50 {:.1}; {} verified jobs)",
-            rt.latency_p50_ms, rt.rtt_p50_ms, rt.ratio, rt.per_job_ratio_p50, rt.jobs
+             (per-job ratio p50 {:.1}; farthest agreeing worker's RTT p50 {:.0} ms; {} verified jobs)",
+            rt.latency_p50_ms, rt.rtt_p50_ms, rt.ratio, rt.per_job_ratio_p50, rt.rtt_max_p50_ms, rt.jobs
         );
     }
 }

@@ -111,6 +111,8 @@ pub struct JobRecord {
     pub requester: usize,
     /// With a link model: the median round-trip time between the requester and its agreeing workers, in ms.
     pub rtt_ms: Option<f64>,
+    /// With a link model: the longest of those round-trip times (the farthest agreeing worker), in ms.
+    pub rtt_max_ms: Option<f64>,
     /// The workers of the accepted majority (PeerIds).
     #[serde(skip)]
     pub agreeing: Vec<String>,
@@ -254,6 +256,9 @@ pub struct RoundTrips {
     pub rtt_p50_ms: f64,
     /// `latency_p50_ms / rtt_p50_ms`: the goal is at most 6.
     pub ratio: f64,
+    /// The median over jobs of the farthest agreeing worker's round-trip time (a job waits for all its
+    /// replicas' commitments before the reveals).
+    pub rtt_max_p50_ms: f64,
     /// The median over jobs of each job's latency over its own requester–worker RTT.
     pub per_job_ratio_p50: f64,
 }
@@ -887,6 +892,7 @@ fn note_round_trips(records: &mut [JobRecord], cluster: &Cluster, model: &LinkMo
             .collect();
         rtts.sort_by(f64::total_cmp);
         r.rtt_ms = (!rtts.is_empty()).then(|| rtts[rtts.len() / 2]);
+        r.rtt_max_ms = rtts.last().copied();
     }
 }
 
@@ -906,6 +912,7 @@ fn round_trips_of(records: &[JobRecord]) -> RoundTrips {
     };
     let latency_p50_ms = median(verified.iter().map(|r| r.latency_ms).collect());
     let rtt_p50_ms = median(verified.iter().filter_map(|r| r.rtt_ms).collect());
+    let rtt_max_p50_ms = median(verified.iter().filter_map(|r| r.rtt_max_ms).collect());
     RoundTrips {
         jobs: verified.len(),
         latency_p50_ms,
@@ -915,6 +922,7 @@ fn round_trips_of(records: &[JobRecord]) -> RoundTrips {
         } else {
             0.0
         },
+        rtt_max_p50_ms,
         per_job_ratio_p50: median(
             verified
                 .iter()
@@ -993,6 +1001,7 @@ async fn drive(
                         fuel_used: st.fuel_used.unwrap_or(0),
                         requester,
                         rtt_ms: None,
+                        rtt_max_ms: None,
                         agreeing: st.agreeing,
                     },
                     Err(e) => failed(kind, requester, submitted, sent, format!("lost track: {e}")),
@@ -1078,6 +1087,7 @@ fn failed(
         wrong: false,
         requester,
         rtt_ms: None,
+        rtt_max_ms: None,
         agreeing: Vec::new(),
     }
 }
