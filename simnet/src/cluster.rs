@@ -164,6 +164,14 @@ pub struct Cluster {
     cut: Option<HashSet<PeerId>>,
 }
 
+/// How long the members have to form one connected graph: 20 s without delays, plus 150 of the longest round
+/// trips with a link model (every member bootstraps through member 0, whose connection manager trims the crowd,
+/// and the trimmed find each other through Kademlia walks of sequential round trips: at 100 nodes with 330 ms
+/// paths a fixed 20 s was not enough).
+pub(crate) fn mesh_limit(links: Option<&LinkModel>) -> Duration {
+    Duration::from_secs(20) + links.map_or(Duration::ZERO, |l| l.max_rtt() * 150)
+}
+
 /// How many members start at once.
 const START_BATCH: usize = 10;
 
@@ -287,7 +295,9 @@ impl Cluster {
             env,
             cut: None,
         };
-        cluster.wait_connected(Duration::from_secs(20)).await?;
+        cluster
+            .wait_connected(mesh_limit(cluster.env.links.as_deref()))
+            .await?;
         debug!(elapsed = ?started.elapsed(), "cluster connected");
         Ok(cluster)
     }

@@ -137,6 +137,15 @@ impl LinkModel {
         pair_rtt(self.seed, a, b)
     }
 
+    /// The longest round-trip time any pair can have.
+    pub fn max_rtt(&self) -> Duration {
+        if self.config.kind == LinkKind::None {
+            return Duration::ZERO;
+        }
+        let widest = BACKBONE_MS.iter().flatten().max().copied().unwrap_or(0);
+        Duration::from_secs_f64(f64::from(widest + ACCESS_MS) * 1.1 / 1e3)
+    }
+
     /// Notes that `member` listens on memory port `port`, and returns its view of the links.
     pub fn attach(self: &Arc<Self>, member: usize, port: u64) -> Arc<dyn Links> {
         self.ports
@@ -344,6 +353,22 @@ mod tests {
             "{s:?}"
         );
         assert!(s.pair_rtt_ms[0] > 60.0 && s.pair_rtt_ms[0] < 200.0, "{s:?}");
+    }
+
+    #[test]
+    fn the_mesh_gets_longer_to_form_over_long_round_trips() {
+        let regions = LinkModel::new(
+            LinkConfig {
+                kind: LinkKind::Regions,
+                ..LinkConfig::default()
+            },
+            1,
+        )
+        .expect("shaped");
+        assert!(regions.max_rtt() >= Duration::from_millis(360));
+        let none = crate::cluster::mesh_limit(None);
+        assert_eq!(none, Duration::from_secs(20));
+        assert!(crate::cluster::mesh_limit(Some(&regions)) >= none + Duration::from_secs(50));
     }
 
     #[test]
