@@ -317,7 +317,8 @@ impl Cluster {
         let peer = member.node.peer_id();
         self.members.push(member);
         self.keep_cut(index, true).await;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let limit = mesh_limit(self.env.links.as_deref());
+        let deadline = tokio::time::Instant::now() + limit;
         while !self.members[0]
             .node
             .peers()
@@ -325,7 +326,7 @@ impl Cluster {
             .is_ok_and(|p| p.iter().any(|p| p.peer_id == peer))
         {
             if tokio::time::Instant::now() > deadline {
-                return Err(ClusterError::NoMesh(Duration::from_secs(20)));
+                return Err(ClusterError::NoMesh(limit));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
