@@ -66,6 +66,9 @@ pub struct Config {
     pub nat: NatConfig,
     /// Relays to reserve a slot on whatever this node's reachability (`/…/p2p/<relay id>`; TCP only).
     pub relays: Vec<Multiaddr>,
+    /// Round-trip time, loss and bandwidth of the connections this node dials over the memory transport
+    /// (simulations; see [`crate::link`]). `None`: bytes arrive the instant they are written.
+    pub links: Option<Arc<dyn crate::link::Links>>,
 }
 
 /// Whether a node relays connections for peers behind NATs (circuit relay v2, `node start --relay-server`).
@@ -214,6 +217,7 @@ impl Config {
             misbehaviour_ban: Duration::from_secs(600),
             nat: NatConfig::default(),
             relays: Vec::new(),
+            links: None,
         }
     }
 }

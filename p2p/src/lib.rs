@@ -67,6 +67,7 @@ mod config;
 mod direct;
 mod error;
 mod fetch;
+pub mod link;
 mod mesh;
 mod nat;
 mod provide;
@@ -81,8 +82,6 @@ pub use error::{DhtFailure, DialFailure, Error, GossipFailure, ListenFailure};
 pub use fetch::{FetchStats, HOLDER_GRACE};
 pub use mesh::{ConnectionInfo, GossipMessage, Mesh, NetStats, PeerInfo, Validator};
 
-#[doc(hidden)]
-pub type Node = Mesh; // transitional: removed by the lead at merge
 pub use nat::{is_relayed, NatStatus, Reachability, RELAYED_GRACE};
 pub use provide::{Provided, PROVIDE_CONCURRENCY};
 pub use trace::{p50_p95_p99, GossipReport, GossipTrace};

@@ -95,6 +95,19 @@ impl GossipTrace {
         }
     }
 
+    /// Share of the expected deliveries (each publication to every other node live then) that arrived within
+    /// `limit` of their publication: what Ethereum's "98 % of blocks within 4 s" measures. 0 when none expected.
+    pub fn share_within(&self, limit: std::time::Duration) -> f64 {
+        let st = self.state.lock().expect("trace lock");
+        let limit_us = limit.as_micros() as u64;
+        let within = st.latencies_us.iter().filter(|&&us| us <= limit_us).count();
+        if st.expected == 0 {
+            0.0
+        } else {
+            within as f64 / st.expected as f64
+        }
+    }
+
     /// What was seen so far.
     pub fn report(&self) -> GossipReport {
         let st = self.state.lock().expect("trace lock");

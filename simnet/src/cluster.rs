@@ -15,10 +15,12 @@ use jobmesh_node::market::db::MarketDb;
 use jobmesh_node::market::messages::{CodeKind, JobLimits, JOBS_TOPIC};
 use jobmesh_node::market::{JobRequest, Market, MarketConfig, WorkerPolicy};
 use jobmesh_node::settlement::{Chain, Settler, SettlerConfig};
-use jobmesh_p2p::{identity::Keypair, Config, ConnLimits, GossipTrace, Node, PeerId, Transport};
+use jobmesh_p2p::{identity::Keypair, Config, ConnLimits, GossipTrace, Mesh, PeerId, Transport};
 use jobmesh_store::unixfs::Profile;
 use jobmesh_store::{Cid, Store};
 use tracing::debug;
+
+use crate::links::LinkModel;
 
 /// Why a cluster could not be built or used.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +44,7 @@ pub enum ClusterError {
 /// One node of the cluster.
 pub struct Member {
     /// Its swarm.
-    pub node: Node,
+    pub node: Mesh,
     /// Its market.
     pub market: Market,
     /// Its worker policy, if it runs jobs.
@@ -149,6 +151,8 @@ pub struct ClusterSetup {
     pub chain: Option<SimChain>,
     /// Each member's connection manager watermarks.
     pub connections: ConnLimits,
+    /// Round-trip times, loss and bandwidth between members (memory transport only; `None`: no delay).
+    pub links: Option<Arc<LinkModel>>,
 }
 
 /// Nodes in one process: member 0 first, every other member bootstrapped to it.
@@ -158,6 +162,14 @@ pub struct Cluster {
     env: MemberEnv,
     /// While the mesh is partitioned: the members of one side (by PeerId); the rest is the other side.
     cut: Option<HashSet<PeerId>>,
+}
+
+/// How long the members have to form one connected graph: 20 s without delays, plus 150 of the longest round
+/// trips with a link model (every member bootstraps through member 0, whose connection manager trims the crowd,
+/// and the trimmed find each other through Kademlia walks of sequential round trips: at 100 nodes with 330 ms
+/// paths a fixed 20 s was not enough).
+pub(crate) fn mesh_limit(links: Option<&LinkModel>) -> Duration {
+    Duration::from_secs(20) + links.map_or(Duration::ZERO, |l| l.max_rtt() * 150)
 }
 
 /// How many members start at once.
@@ -173,6 +185,8 @@ struct MemberEnv {
     chain: Option<SimChain>,
     /// Gossip publications and deliveries of every member.
     trace: Arc<GossipTrace>,
+    /// The link model, if any.
+    links: Option<Arc<LinkModel>>,
 }
 
 impl Cluster {
@@ -196,6 +210,7 @@ impl Cluster {
             transport,
             chain,
             connections: ConnLimits::default(),
+            links: None,
         };
         Self::start_setup(roles, setup).await
     }
@@ -209,6 +224,7 @@ impl Cluster {
             transport,
             chain,
             connections,
+            links,
         } = setup;
         let exec = Arc::new(Executor::new(None).map_err(|e| ClusterError::Start {
             index: 0,
@@ -226,6 +242,7 @@ impl Cluster {
             exec,
             chain,
             trace: Arc::new(GossipTrace::new()),
+            links,
         };
         let started = tokio::time::Instant::now();
         // Member 0 first: the others bootstrap to it. Then the others a batch at a time (opening stores and
@@ -236,7 +253,7 @@ impl Cluster {
                 what: "a cluster needs at least one member".into(),
             });
         };
-        let first = new_member(first_role.clone(), &[], &env)
+        let first = new_member(0, first_role.clone(), &[], &env)
             .await
             .map_err(|what| ClusterError::Start { index: 0, what })?;
         let bootstrap = first
@@ -254,7 +271,7 @@ impl Cluster {
                 let index = members.len() + offset;
                 let (role, bootstrap, env) = (role.clone(), bootstrap.clone(), env.clone());
                 starting.spawn(async move {
-                    let member = new_member(role, &bootstrap, &env).await;
+                    let member = new_member(index, role, &bootstrap, &env).await;
                     (
                         index,
                         member.map_err(|what| ClusterError::Start { index, what }),
@@ -278,7 +295,9 @@ impl Cluster {
             env,
             cut: None,
         };
-        cluster.wait_connected(Duration::from_secs(20)).await?;
+        cluster
+            .wait_connected(mesh_limit(cluster.env.links.as_deref()))
+            .await?;
         debug!(elapsed = ?started.elapsed(), "cluster connected");
         Ok(cluster)
     }
@@ -292,13 +311,14 @@ impl Cluster {
             .listen_addrs()
             .await
             .map_err(|e| fail(e.to_string()))?;
-        let member = new_member(role, &bootstrap, &self.env)
+        let member = new_member(index, role, &bootstrap, &self.env)
             .await
             .map_err(fail)?;
         let peer = member.node.peer_id();
         self.members.push(member);
         self.keep_cut(index, true).await;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let limit = mesh_limit(self.env.links.as_deref());
+        let deadline = tokio::time::Instant::now() + limit;
         while !self.members[0]
             .node
             .peers()
@@ -306,7 +326,7 @@ impl Cluster {
             .is_ok_and(|p| p.iter().any(|p| p.peer_id == peer))
         {
             if tokio::time::Instant::now() > deadline {
-                return Err(ClusterError::NoMesh(Duration::from_secs(20)));
+                return Err(ClusterError::NoMesh(limit));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -349,6 +369,7 @@ impl Cluster {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         let member = loop {
             match start_member_in(
+                index,
                 &dir,
                 Some(key.clone()),
                 worker.clone(),
@@ -434,7 +455,7 @@ impl Cluster {
     /// Waits until the members' connections form one connected graph (see [`one_component`]).
     async fn wait_connected(&self, limit: Duration) -> Result<(), ClusterError> {
         let deadline = tokio::time::Instant::now() + limit;
-        let nodes: Vec<Node> = self.members.iter().map(|m| m.node.clone()).collect();
+        let nodes: Vec<Mesh> = self.members.iter().map(|m| m.node.clone()).collect();
         loop {
             if one_component(&nodes).await {
                 meshes_grafted(&nodes, Duration::from_millis(1500)).await;
@@ -500,18 +521,20 @@ impl Cluster {
 
 /// A new member (fresh identity, fresh data dir).
 async fn new_member(
+    index: usize,
     worker: Option<WorkerPolicy>,
     bootstrap: &[jobmesh_p2p::Multiaddr],
     env: &MemberEnv,
 ) -> Result<Member, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let parts = start_member_in(&dir, None, worker.clone(), bootstrap, env).await?;
+    let parts = start_member_in(index, &dir, None, worker.clone(), bootstrap, env).await?;
     Ok(Member::of(parts, worker, dir))
 }
 
-/// Starts a member's parts on `dir`; `key: None` makes a new member (new identity; funded and with its start
-/// deposit on the chain), `Some` restarts one.
+/// Starts member `index`'s parts on `dir`; `key: None` makes a new member (new identity; funded and with its
+/// start deposit on the chain), `Some` restarts one.
 async fn start_member_in(
+    index: usize,
     dir: &tempfile::TempDir,
     key: Option<Keypair>,
     worker: Option<WorkerPolicy>,
@@ -528,9 +551,11 @@ async fn start_member_in(
     cfg.transport = transport;
     cfg.listen = vec![match transport {
         Transport::Tcp => "/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr"),
-        Transport::Memory => format!("/memory/{}", rand_port())
-            .parse()
-            .expect("multiaddr"),
+        Transport::Memory => {
+            let port = rand_port();
+            cfg.links = env.links.as_ref().map(|l| l.attach(index, port));
+            format!("/memory/{port}").parse().expect("multiaddr")
+        }
     }];
     cfg.bootstrap = bootstrap.to_vec();
     // A member cut off from its bootstrap peer (a partition, a crash of member 0) retries at most every 4 s
@@ -569,9 +594,9 @@ const GRAFTED: usize = 4;
 /// Waits (at most `limit`) until every node's gossipsub mesh of the jobs topic holds [`GRAFTED`] peers (or all
 /// the subscribed peers it knows): subscriptions were exchanged and a heartbeat grafted, so the first
 /// announcements travel the mesh rather than wait for gossip at later heartbeats.
-async fn meshes_grafted(nodes: &[Node], limit: Duration) {
+async fn meshes_grafted(nodes: &[Mesh], limit: Duration) {
     let deadline = tokio::time::Instant::now() + limit;
-    let mut waiting: Vec<&Node> = nodes.iter().collect();
+    let mut waiting: Vec<&Mesh> = nodes.iter().collect();
     while !waiting.is_empty() && tokio::time::Instant::now() < deadline {
         let mut still = Vec::new();
         for n in waiting {
@@ -590,7 +615,7 @@ async fn meshes_grafted(nodes: &[Node], limit: Duration) {
 }
 
 /// Whether the running nodes among `nodes` are one connected component of the connection graph.
-pub(crate) async fn one_component(nodes: &[Node]) -> bool {
+pub(crate) async fn one_component(nodes: &[Mesh]) -> bool {
     let mut links: HashMap<PeerId, Vec<PeerId>> = HashMap::new();
     for n in nodes {
         // A member that is down (crashed, restarting) is not part of the graph.

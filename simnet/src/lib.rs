@@ -6,7 +6,9 @@
 //!
 //! Must not touch: node internals beyond their public API; it never copies node code.
 
+pub mod checks;
 mod cluster;
+pub mod links;
 pub mod report;
 pub mod scenario;
 

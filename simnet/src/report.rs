@@ -29,13 +29,15 @@ pub fn text(s: &Summary) -> String {
     let _ = writeln!(t, "wrong results accepted: {}", o.wrong_results_accepted);
     let _ = writeln!(
         t,
-        "latency submit→end: p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms",
-        s.latency_ms[0], s.latency_ms[1], s.latency_ms[2]
+        "latency submit→end: p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms; submit→verified p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms",
+        s.latency_ms[0], s.latency_ms[1], s.latency_ms[2],
+        s.verified_latency_ms[0], s.verified_latency_ms[1], s.verified_latency_ms[2]
     );
+    links_text(&mut t, s);
     let _ = writeln!(
         t,
         "network: gossip {} published, delivery ratio {:.2} ({} redelivered late, {} to nodes started since), latency p50 {:.1} ms p95 {:.1} ms \
-         p99 {:.1} ms; bitswap {} blocks / {:.1} MiB; {} direct requests; {} DHT queries; {} connection ends opened, \
+         p99 {:.1} ms, {:.1} % within 4 s (Ethereum: 98 % of blocks); bitswap {} blocks / {:.1} MiB; {} direct requests; {} DHT queries; {} connection ends opened, \
          {} peers trimmed",
         s.network.gossip.published,
         s.network.gossip.delivery_ratio,
@@ -44,6 +46,7 @@ pub fn text(s: &Summary) -> String {
         s.network.gossip.latency_ms[0],
         s.network.gossip.latency_ms[1],
         s.network.gossip.latency_ms[2],
+        s.network.gossip_within_4s * 100.0,
         s.network.bitswap_blocks,
         s.network.bitswap_bytes as f64 / (1 << 20) as f64,
         s.network.direct_requests,
@@ -68,7 +71,50 @@ pub fn text(s: &Summary) -> String {
     for f in &s.faults {
         let _ = writeln!(t, "fault {f}");
     }
+    for c in &s.checks {
+        let _ = writeln!(
+            t,
+            "check {:?} {}: {} (expects {})",
+            c.verdict, c.name, c.measured, c.expects
+        );
+    }
     t
+}
+
+/// The link model and the round trips, when the run had one.
+fn links_text(t: &mut String, s: &Summary) {
+    let Some(l) = &s.links else {
+        let _ = writeln!(t, "links: none (memory transport, no delay)");
+        return;
+    };
+    let regions: Vec<String> = l
+        .regions
+        .iter()
+        .map(|r| format!("{} {}", r.name, r.members))
+        .collect();
+    let _ = writeln!(
+        t,
+        "links: {:?}, loss {}, uplink {}; regions: {}; pair RTT p50 {:.0} ms, p95 {:.0} ms (min {:.0}, max {:.0}){}",
+        l.config.kind,
+        l.config.loss,
+        l.config
+            .bandwidth_bps
+            .map_or("unlimited".to_string(), |b| format!("{:.1} Mbit/s", b as f64 / 1e6)),
+        regions.join(", "),
+        l.pair_rtt_ms[0],
+        l.pair_rtt_ms[1],
+        l.pair_rtt_min_max_ms[0],
+        l.pair_rtt_min_max_ms[1],
+        l.source.map_or(String::new(), |s| format!(" — {s}"))
+    );
+    if let Some(rt) = &s.round_trips {
+        let _ = writeln!(
+            t,
+            "round trips: submit→verified p50 {:.0} ms over a median requester–worker RTT of {:.0} ms = {:.1} RTTs \
+             (per-job ratio p50 {:.1}; farthest agreeing worker's RTT p50 {:.0} ms; {} verified jobs)",
+            rt.latency_p50_ms, rt.rtt_p50_ms, rt.ratio, rt.per_job_ratio_p50, rt.rtt_max_p50_ms, rt.jobs
+        );
+    }
 }
 
 /// Writes `summary.json` and `index.html` into `dir` (created if needed).
@@ -229,12 +275,26 @@ fn html(s: &Summary) -> String {
         .iter()
         .map(|f| format!("<li>{}</li>", esc(f)))
         .collect();
+    let checks: String = s
+        .checks
+        .iter()
+        .map(|c| {
+            format!(
+                "<tr><td>{:?}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                c.verdict,
+                c.name,
+                esc(c.expects),
+                esc(&c.measured)
+            )
+        })
+        .collect();
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>jobmesh simnet report</title>\
 <style>body{{font:14px system-ui,sans-serif;max-width:900px;margin:2em auto;color:#222}}\
 figure{{margin:1.5em 0}}figcaption{{font-weight:600;margin-bottom:.3em}}td,th{{padding:2px 10px;text-align:left}}\
 pre{{background:#f4f4f4;padding:1em;white-space:pre-wrap}}</style></head><body>\
 <h1>jobmesh simnet</h1><pre>{text}</pre>\
+<h2>Checks</h2><table><tr><th>verdict</th><th>check</th><th>expects</th><th>measured</th></tr>{checks}</table>\
 <h2>Jobs</h2>{outcome}<table><tr><th>failed</th><th>reason</th></tr>{failures}</table>\
 {latency}<p>Blue: verified; red: failed/expired. Wrong results accepted: <b>{wrong}</b>.</p>\
 <h2>Settlement</h2>{fairness}<p>Each point is a worker: what requesters owed it (x) against what it received \

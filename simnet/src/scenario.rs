@@ -13,7 +13,7 @@ use jobmesh_node::market::messages::{CodeKind, JobLimits};
 use jobmesh_node::market::tally::owed_wei;
 use jobmesh_node::market::{Conduct, JobRequest, Market, WorkerPolicy};
 use jobmesh_node::settlement::{LotteryStatus, SettlerConfig, Side};
-use jobmesh_p2p::{p50_p95_p99, ConnLimits, GossipReport, Node, Transport};
+use jobmesh_p2p::{p50_p95_p99, ConnLimits, GossipReport, Mesh, Transport};
 use jobmesh_store::unixfs::{file_cid, Profile};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -21,6 +21,8 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use tracing::debug;
 
+use crate::checks::Check;
+use crate::links::{LinkConfig, LinkModel, LinkSummary};
 use crate::{Cluster, ClusterError, ClusterSetup, SimChain};
 
 /// What to simulate.
@@ -52,6 +54,8 @@ pub struct Scenario {
     pub job_timeout: Duration,
     /// Peers each node stays connected to at most (its connection manager trims to half of it).
     pub max_peers: usize,
+    /// Round-trip times, loss and bandwidth between members ([`crate::links`]).
+    pub links: LinkConfig,
 }
 
 /// Why a simulation could not run.
@@ -103,6 +107,15 @@ pub struct JobRecord {
     pub fuel_used: u64,
     /// Whether it was verified with an output other than the reference run's.
     pub wrong: bool,
+    /// The requester that submitted it (member index).
+    pub requester: usize,
+    /// With a link model: the median round-trip time between the requester and its agreeing workers, in ms.
+    pub rtt_ms: Option<f64>,
+    /// With a link model: the longest of those round-trip times (the farthest agreeing worker), in ms.
+    pub rtt_max_ms: Option<f64>,
+    /// The workers of the accepted majority (PeerIds).
+    #[serde(skip)]
+    pub agreeing: Vec<String>,
 }
 
 /// The deterministic part of a run: the same seed gives the same outcome.
@@ -193,6 +206,9 @@ pub struct NetworkSummary {
     pub connections_opened: u64,
     /// Peers disconnected by the members' connection managers.
     pub peers_trimmed: u64,
+    /// Share of the expected gossip deliveries that arrived within 4 s of publication (Ethereum's anchor: 98 %
+    /// of blocks reach the nodes within 4 s).
+    pub gossip_within_4s: f64,
 }
 
 /// Everything a run measured.
@@ -208,6 +224,12 @@ pub struct Summary {
     pub phases: PhaseTimes,
     /// Submit → terminal latency percentiles (p50, p95, p99), in milliseconds.
     pub latency_ms: [f64; 3],
+    /// Submit → verified latency percentiles (p50, p95, p99) of the verified jobs, in milliseconds.
+    pub verified_latency_ms: [f64; 3],
+    /// With a link model: submit → verified against the requester–worker round-trip times.
+    pub round_trips: Option<RoundTrips>,
+    /// The link model, if any.
+    pub links: Option<LinkSummary>,
     /// Peak resident memory of the process, in MiB (Linux; 0 elsewhere).
     pub peak_rss_mib: f64,
     /// Faults injected, in words, with their time.
@@ -216,8 +238,29 @@ pub struct Summary {
     pub network: NetworkSummary,
     /// Settlement.
     pub settlement: SettlementSummary,
+    /// The run's expectations, each with its verdict ([`crate::checks`]).
+    pub checks: Vec<Check>,
     /// Every job.
     pub jobs: Vec<JobRecord>,
+}
+
+/// Submit → verified latency in round trips between each job's requester and its workers (the protocol's
+/// announce, offer, assign, fetch, commit and reveal are about six).
+#[derive(Debug, Clone, Serialize)]
+pub struct RoundTrips {
+    /// Verified jobs counted.
+    pub jobs: usize,
+    /// Their submit → verified p50, in milliseconds.
+    pub latency_p50_ms: f64,
+    /// The median of their requester–worker round-trip times (each job's median over its agreeing workers).
+    pub rtt_p50_ms: f64,
+    /// `latency_p50_ms / rtt_p50_ms`: the goal is at most 6.
+    pub ratio: f64,
+    /// The median over jobs of the farthest agreeing worker's round-trip time (a job waits for all its
+    /// replicas' commitments before the reveals).
+    pub rtt_max_p50_ms: f64,
+    /// The median over jobs of each job's latency over its own requester–worker RTT.
+    pub per_job_ratio_p50: f64,
 }
 
 /// Seconds spent in each phase of a run (they add up to about [`Summary::wall_s`]).
@@ -346,55 +389,142 @@ impl Scenario {
         if self.partition.is_some_and(|p| p > MAX_FAULT_OR_TIMEOUT) {
             return bad("--partition must be at most 1 h".into());
         }
+        if !(0.0..0.5).contains(&self.links.loss) {
+            return bad("--loss must be a share between 0 and 0.5".into());
+        }
         Ok(())
     }
 }
 
-/// Runs the scenario; `progress` hears what happens as it happens.
+/// Runs the scenario; `progress` hears what happens as it happens. The phases, in order: draw the cast (who is
+/// faulty, crashing, slow), start the cluster and the chain, plan the jobs, run them while injecting the faults,
+/// let settlement finish, then summarize and run the [`crate::checks`].
 pub async fn run(
     s: &Scenario,
     progress: impl Fn(Progress) + Send + Sync + 'static,
 ) -> Result<Summary, SimError> {
     s.check()?;
-    let progress = Arc::new(progress);
+    let progress: Arc<dyn Fn(Progress) + Send + Sync> = Arc::new(progress);
     let started = Instant::now();
     let mut rng = StdRng::seed_from_u64(s.seed);
-    let workers: Vec<usize> = (s.requesters..s.nodes).collect();
-    let mut shuffled = workers.clone();
-    shuffled.shuffle(&mut rng);
-    let n_byz = (s.byzantine * workers.len() as f64).round() as usize;
-    let n_crash = ((s.crash * workers.len() as f64).round() as usize).min(workers.len() - n_byz);
-    let n_slow =
-        ((s.slow * workers.len() as f64).round() as usize).min(workers.len() - n_byz - n_crash);
-    let mut byzantine: Vec<usize> = shuffled[..n_byz].to_vec();
-    let mut crashing: Vec<usize> = shuffled[n_byz..n_byz + n_crash].to_vec();
-    let mut slow: Vec<usize> = shuffled[n_byz + n_crash..n_byz + n_crash + n_slow].to_vec();
-    byzantine.sort_unstable();
-    crashing.sort_unstable();
-    slow.sort_unstable();
-    let delays: HashMap<usize, u64> = slow
-        .iter()
-        .map(|&i| (i, rng.gen_range(1_000..3_000)))
-        .collect();
-    let roles: Vec<Option<WorkerPolicy>> = (0..s.nodes)
-        .map(|i| {
-            (i >= s.requesters).then(|| WorkerPolicy {
-                conduct: if byzantine.contains(&i) {
-                    Conduct::Faulty
-                } else if let Some(&delay_ms) = delays.get(&i) {
-                    Conduct::Slow { delay_ms }
-                } else {
-                    Conduct::Honest
-                },
-                // Queue runs rather than refuse work: the simulated machines share this one's cores anyway.
-                max_concurrent: 8,
-                ..WorkerPolicy::default()
-            })
-        })
-        .collect();
+    let cast = Cast::draw(s, &mut rng);
+    let links = LinkModel::new(s.links, s.seed);
+    progress(Progress::Starting { nodes: s.nodes });
+    let (mut cluster, net) = start(s, &cast, links.clone()).await?;
+    let mut phases = PhaseTimes {
+        start_s: started.elapsed().as_secs_f64(),
+        ..PhaseTimes::default()
+    };
+    let planned = plan(s, &cluster, &mut rng)?;
+    let faults = FaultPlan::draw(s, &cast, &mut rng);
+    phases.plan_s = started.elapsed().as_secs_f64() - phases.start_s;
+    let jobs_started = Instant::now();
+    let (mut records, faults, partition_healed_s) =
+        run_jobs(s, &mut cluster, planned, faults, progress.clone()).await?;
+    phases.jobs_s = jobs_started.elapsed().as_secs_f64();
+    let settle_started = Instant::now();
+    progress(Progress::Settling);
+    settle(&cluster).await;
+    phases.settle_s = settle_started.elapsed().as_secs_f64();
+    if let Some(model) = &links {
+        note_round_trips(&mut records, &cluster, model);
+    }
+    let mut summary = Summary {
+        scenario: s.clone(),
+        outcome: outcome_of(&records, cast.byzantine, cast.crashing, cast.slow),
+        wall_s: started.elapsed().as_secs_f64(),
+        phases,
+        latency_ms: percentiles(records.iter().map(|r| r.latency_ms)),
+        verified_latency_ms: percentiles(
+            records
+                .iter()
+                .filter(|r| r.phase == "verified")
+                .map(|r| r.latency_ms),
+        ),
+        round_trips: links.as_ref().map(|_| round_trips_of(&records)),
+        links: links.as_ref().map(|m| m.summary(s.nodes)),
+        peak_rss_mib: peak_rss_mib(),
+        faults,
+        network: network_of(&cluster, partition_healed_s),
+        settlement: settlement_of(&cluster, &net.chain, net.deposits, s.requesters),
+        checks: Vec::new(),
+        jobs: records,
+    };
+    summary.checks = crate::checks::all(&summary);
+    net.miner.abort();
+    cluster.shutdown().await;
+    Ok(summary)
+}
 
-    // Settlement on one embedded chain, a block per 200 ms: each requester pays what it owes in one lottery
-    // every 3 s.
+/// Who does what: the roles of the members, drawn from the seed.
+struct Cast {
+    roles: Vec<Option<WorkerPolicy>>,
+    byzantine: Vec<usize>,
+    crashing: Vec<usize>,
+    slow: Vec<usize>,
+}
+
+impl Cast {
+    /// Draws the faulty, crashing and slow workers (and the slow ones' delays).
+    fn draw(s: &Scenario, rng: &mut StdRng) -> Cast {
+        let workers: Vec<usize> = (s.requesters..s.nodes).collect();
+        let mut shuffled = workers.clone();
+        shuffled.shuffle(rng);
+        let n_byz = (s.byzantine * workers.len() as f64).round() as usize;
+        let n_crash =
+            ((s.crash * workers.len() as f64).round() as usize).min(workers.len() - n_byz);
+        let n_slow =
+            ((s.slow * workers.len() as f64).round() as usize).min(workers.len() - n_byz - n_crash);
+        let sorted = |mut v: Vec<usize>| {
+            v.sort_unstable();
+            v
+        };
+        let byzantine = sorted(shuffled[..n_byz].to_vec());
+        let crashing = sorted(shuffled[n_byz..n_byz + n_crash].to_vec());
+        let slow = sorted(shuffled[n_byz + n_crash..n_byz + n_crash + n_slow].to_vec());
+        let delays: HashMap<usize, u64> = slow
+            .iter()
+            .map(|&i| (i, rng.gen_range(1_000..3_000)))
+            .collect();
+        let roles = (0..s.nodes)
+            .map(|i| {
+                (i >= s.requesters).then(|| WorkerPolicy {
+                    conduct: if byzantine.contains(&i) {
+                        Conduct::Faulty
+                    } else if let Some(&delay_ms) = delays.get(&i) {
+                        Conduct::Slow { delay_ms }
+                    } else {
+                        Conduct::Honest
+                    },
+                    // Queue runs rather than refuse work: the simulated machines share this one's cores anyway.
+                    max_concurrent: 8,
+                    ..WorkerPolicy::default()
+                })
+            })
+            .collect();
+        Cast {
+            roles,
+            byzantine,
+            crashing,
+            slow,
+        }
+    }
+}
+
+/// The chain side of a running simulation.
+struct Net {
+    chain: SimChain,
+    miner: tokio::task::JoinHandle<()>,
+    deposits: U256,
+}
+
+/// Starts the chain (a block per 200 ms; each requester pays what it owes in one lottery every 3 s), the
+/// members, and the requesters' deposits (all in the same blocks).
+async fn start(
+    s: &Scenario,
+    cast: &Cast,
+    links: Option<Arc<LinkModel>>,
+) -> Result<(Cluster, Net), SimError> {
     let policy = SettlerConfig {
         threshold_wei: u128::MAX,
         period: Duration::from_secs(3),
@@ -408,14 +538,13 @@ pub async fn run(
     };
     let chain = SimChain::new(s.seed, params, policy)?;
     let miner = chain.spawn_miner(Duration::from_millis(200));
-    progress(Progress::Starting { nodes: s.nodes });
     let setup = ClusterSetup {
         transport: Transport::Memory,
         chain: Some(chain.clone()),
         connections: ConnLimits::with_high(s.max_peers),
+        links,
     };
-    let mut cluster = Cluster::start_setup(&roles, setup).await?;
-    // The requesters' deposits, all in the same blocks.
+    let cluster = Cluster::start_setup(&cast.roles, setup).await?;
     let mut depositing = tokio::task::JoinSet::new();
     for m in &cluster.members[..s.requesters] {
         let settler = m.settler.clone().expect("every member settles");
@@ -427,12 +556,17 @@ pub async fn run(
             .map_err(|e| ClusterError::Job(format!("deposit: {e}")))?;
         deposits += U256::from(DEPOSIT_WEI);
     }
-
-    let mut phases = PhaseTimes {
-        start_s: started.elapsed().as_secs_f64(),
-        ..PhaseTimes::default()
+    let net = Net {
+        chain,
+        miner,
+        deposits,
     };
-    // The job mix and each job's reference result (computed here once per distinct input).
+    Ok((cluster, net))
+}
+
+/// The job mix drawn from the seed, each job's code and input stored at its requester, and each distinct
+/// input's reference result (computed here once). One list per requester.
+fn plan(s: &Scenario, cluster: &Cluster, rng: &mut StdRng) -> Result<Vec<Vec<Planned>>, SimError> {
     let mix = kinds();
     let weights: u32 = mix.iter().map(|(_, w)| w).sum();
     let plugin = Plugin::bundled().cid();
@@ -450,7 +584,7 @@ pub async fn run(
                 hit
             })
             .expect("weights cover the range");
-        let input = (kind.input)(&mut rng, j);
+        let input = (kind.input)(rng, j);
         let requester = j % s.requesters;
         if !compiled.contains_key(kind.name) {
             let code =
@@ -465,15 +599,9 @@ pub async fn run(
         }
         let key = (kind.name, input.clone());
         if !reference.contains_key(&key) {
-            let code =
-                JobCode::from_bytes(code_bytes).map_err(|e| ClusterError::Job(e.to_string()))?;
-            let out = tokio::task::block_in_place(|| exec.run(&code, &input, &limits))
-                .map_err(|e| ClusterError::Job(e.to_string()))?;
-            let cid = file_cid(&out.output, &Profile::KUBO)
-                .map_err(|e| ClusterError::Job(e.to_string()))?;
             reference.insert(
                 key.clone(),
-                (cid.to_string(), out.status.name().to_string()),
+                reference_run(&exec, code_bytes, &input, &limits)?,
             );
         }
         let m = &cluster.members[requester];
@@ -496,47 +624,87 @@ pub async fn run(
         let (want_cid, want_status) = reference[&key].clone();
         planned[requester].push(Planned {
             index: j,
+            requester,
             kind: kind.name,
             request: req,
             want_cid,
             want_status,
         });
     }
+    Ok(planned)
+}
 
-    // Faults: crash times and downtimes, and the moment the silent crowd arrives, all from the seed.
-    let mut events: Vec<(Duration, Fault)> = crashing
-        .iter()
-        .map(|&i| {
-            (
-                Duration::from_millis(rng.gen_range(1_000..8_000)),
-                Fault::Crash {
-                    member: i,
-                    down: Duration::from_millis(rng.gen_range(500..3_000)),
-                },
-            )
-        })
-        .collect();
-    if s.sybils > 0 {
-        events.push((
-            Duration::from_millis(rng.gen_range(500..4_000)),
-            Fault::Sybils(s.sybils),
-        ));
+/// The output CID and status of one run of `code` on `input` here.
+fn reference_run(
+    exec: &jobmesh_exec::Executor,
+    code_bytes: &[u8],
+    input: &[u8],
+    limits: &Limits,
+) -> Result<(String, String), SimError> {
+    let code = JobCode::from_bytes(code_bytes).map_err(|e| ClusterError::Job(e.to_string()))?;
+    let out = tokio::task::block_in_place(|| exec.run(&code, input, limits))
+        .map_err(|e| ClusterError::Job(e.to_string()))?;
+    let cid =
+        file_cid(&out.output, &Profile::KUBO).map_err(|e| ClusterError::Job(e.to_string()))?;
+    Ok((cid.to_string(), out.status.name().to_string()))
+}
+
+/// The faults of a run, drawn from the seed: crash times and downtimes, the moment the silent crowd arrives,
+/// and the partition (after how many jobs, which side, how long).
+struct FaultPlan {
+    timed: Vec<(Duration, Fault)>,
+    cut: Option<(usize, Vec<usize>, Duration)>,
+}
+
+impl FaultPlan {
+    fn draw(s: &Scenario, cast: &Cast, rng: &mut StdRng) -> FaultPlan {
+        let mut timed: Vec<(Duration, Fault)> = cast
+            .crashing
+            .iter()
+            .map(|&i| {
+                (
+                    Duration::from_millis(rng.gen_range(1_000..8_000)),
+                    Fault::Crash {
+                        member: i,
+                        down: Duration::from_millis(rng.gen_range(500..3_000)),
+                    },
+                )
+            })
+            .collect();
+        if s.sybils > 0 {
+            timed.push((
+                Duration::from_millis(rng.gen_range(500..4_000)),
+                Fault::Sybils(s.sybils),
+            ));
+        }
+        timed.sort_by_key(|(t, _)| *t);
+        // The cut starts once a seeded share (20–40 %) of the jobs is over, so it always falls among
+        // submissions however fast the machine is; it heals `length` later.
+        let cut = s.partition.map(|length| {
+            let after = s.jobs * rng.gen_range(20..40) / 100;
+            let mut everyone: Vec<usize> = (0..s.nodes).collect();
+            everyone.shuffle(rng);
+            let mut side = everyone[..s.nodes / 2].to_vec();
+            side.sort_unstable();
+            (after, side, length)
+        });
+        FaultPlan { timed, cut }
     }
-    events.sort_by_key(|(t, _)| *t);
-    // The cut starts once a seeded share (20–40 %) of the jobs is over, so it always falls among submissions
-    // however fast the machine is; it heals `length` later.
-    let mut cut = s.partition.map(|length| {
-        let after = s.jobs * rng.gen_range(20..40) / 100;
-        let mut everyone: Vec<usize> = (0..s.nodes).collect();
-        everyone.shuffle(&mut rng);
-        let mut side = everyone[..s.nodes / 2].to_vec();
-        side.sort_unstable();
-        (after, side, length)
-    });
+}
 
-    // Requesters submit in parallel (their markets are cheap clones); faults are applied meanwhile.
+/// What [`run_jobs`] gives back: every job's record, the faults in words, and how long the healed partition
+/// took to reconnect.
+type Ran = (Vec<JobRecord>, Vec<String>, Option<f64>);
+
+/// Requesters submit in parallel (their markets are cheap clones) while the faults are applied.
+async fn run_jobs(
+    s: &Scenario,
+    cluster: &mut Cluster,
+    planned: Vec<Vec<Planned>>,
+    faults: FaultPlan,
+    progress: Arc<dyn Fn(Progress) + Send + Sync>,
+) -> Result<Ran, SimError> {
     let jobs_started = Instant::now();
-    phases.plan_s = started.elapsed().as_secs_f64() - phases.start_s;
     let total = s.jobs;
     let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut drivers = tokio::task::JoinSet::new();
@@ -548,9 +716,33 @@ pub async fn run(
             progress(Progress::JobDone { done: n, total });
         }));
     }
+    let (faults, partition_healed_s) =
+        inject_faults(cluster, faults, &done, jobs_started, &*progress).await?;
+    let mut records = Vec::new();
+    while let Some(r) = drivers.join_next().await {
+        records.extend(r.map_err(|e| ClusterError::Job(e.to_string()))?);
+    }
+    records.sort_by_key(|(j, _)| *j);
+    Ok((
+        records.into_iter().map(|(_, r)| r).collect(),
+        faults,
+        partition_healed_s,
+    ))
+}
+
+/// Applies the planned faults as their time (or, for the cut, their share of jobs over) comes; returns them in
+/// words, and how long the healed partition took to reconnect.
+async fn inject_faults(
+    cluster: &mut Cluster,
+    plan: FaultPlan,
+    done: &std::sync::atomic::AtomicUsize,
+    jobs_started: Instant,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+) -> Result<(Vec<String>, Option<f64>), SimError> {
+    let FaultPlan { timed, mut cut } = plan;
     let mut faults = Vec::new();
     let mut healing = None;
-    let mut timed = events.into_iter().peekable();
+    let mut timed = timed.into_iter().peekable();
     let mut heal_at: Option<Instant> = None;
     loop {
         // The next fault: a timed one, the heal, or (polled) the cut once enough jobs are over.
@@ -576,49 +768,9 @@ pub async fn run(
         } else {
             continue;
         };
-        let at = now.duration_since(jobs_started);
-        let line = match fault {
-            Fault::Crash { member, down } => {
-                cluster.restart(member, down).await?;
-                format!(
-                    "{:.1}s: worker {member} crashed, restarted after {:.1}s",
-                    at.as_secs_f64(),
-                    down.as_secs_f64()
-                )
-            }
-            Fault::Sybils(n) => {
-                let silent = WorkerPolicy {
-                    conduct: Conduct::SilentAfterAccept,
-                    ..WorkerPolicy::default()
-                };
-                for _ in 0..n {
-                    cluster.join(Some(silent.clone())).await?;
-                }
-                format!(
-                    "{:.1}s: {n} fresh identities joined, accepting work and never answering",
-                    at.as_secs_f64()
-                )
-            }
-            Fault::Partition { side, length } => {
-                cluster.partition(&side).await;
-                format!(
-                    "{:.1}s: the mesh was cut in two ({} | {} nodes) for {:.1}s, {jobs_over} jobs in",
-                    at.as_secs_f64(),
-                    side.len(),
-                    cluster.members.len() - side.len(),
-                    length.as_secs_f64()
-                )
-            }
-            Fault::Heal => {
-                cluster.heal().await;
-                let nodes = cluster.members.iter().map(|m| m.node.clone()).collect();
-                healing = Some(tokio::spawn(reconnected(nodes)));
-                format!(
-                    "{:.1}s: the partition healed (nobody dialed by hand: bootstrap retries reconnect the sides)",
-                    at.as_secs_f64()
-                )
-            }
-        };
+        let at = now.duration_since(jobs_started).as_secs_f64();
+        let line = apply_fault(cluster, fault, jobs_over, &mut healing).await?;
+        let line = format!("{at:.1}s: {line}");
         progress(Progress::Fault(line.clone()));
         faults.push(line);
     }
@@ -630,18 +782,56 @@ pub async fn run(
             None => format!("the two sides were not reconnected {HEAL_WATCH:?} after the heal"),
         });
     }
-    let mut records = Vec::new();
-    while let Some(r) = drivers.join_next().await {
-        records.extend(r.map_err(|e| ClusterError::Job(e.to_string()))?);
-    }
-    records.sort_by_key(|(j, _)| *j);
-    let records: Vec<JobRecord> = records.into_iter().map(|(_, r)| r).collect();
+    Ok((faults, partition_healed_s))
+}
 
-    // Let settlement finish: every requester's ledger moved into lotteries, every lottery drawn and settled.
-    phases.jobs_s = jobs_started.elapsed().as_secs_f64();
-    let settle_started = Instant::now();
-    progress(Progress::Settling);
-    // What is still owed goes into lotteries at once rather than at each requester's next period.
+/// Applies one fault; returns it in words. A heal starts watching for the sides to reconnect (`healing`).
+async fn apply_fault(
+    cluster: &mut Cluster,
+    fault: Fault,
+    jobs_over: usize,
+    healing: &mut Option<tokio::task::JoinHandle<Option<Duration>>>,
+) -> Result<String, SimError> {
+    Ok(match fault {
+        Fault::Crash { member, down } => {
+            cluster.restart(member, down).await?;
+            format!(
+                "worker {member} crashed, restarted after {:.1}s",
+                down.as_secs_f64()
+            )
+        }
+        Fault::Sybils(n) => {
+            let silent = WorkerPolicy {
+                conduct: Conduct::SilentAfterAccept,
+                ..WorkerPolicy::default()
+            };
+            for _ in 0..n {
+                cluster.join(Some(silent.clone())).await?;
+            }
+            format!("{n} fresh identities joined, accepting work and never answering")
+        }
+        Fault::Partition { side, length } => {
+            cluster.partition(&side).await;
+            format!(
+                "the mesh was cut in two ({} | {} nodes) for {:.1}s, {jobs_over} jobs in",
+                side.len(),
+                cluster.members.len() - side.len(),
+                length.as_secs_f64()
+            )
+        }
+        Fault::Heal => {
+            cluster.heal().await;
+            let nodes = cluster.members.iter().map(|m| m.node.clone()).collect();
+            *healing = Some(tokio::spawn(reconnected(nodes)));
+            "the partition healed (nobody dialed by hand: bootstrap retries reconnect the sides)"
+                .into()
+        }
+    })
+}
+
+/// Lets settlement finish: what every requester still owes goes into lotteries at once (rather than at its next
+/// period), then waits (at most a minute) until every lottery is drawn and settled and every ledger is empty.
+async fn settle(cluster: &Cluster) {
     let mut flushing = tokio::task::JoinSet::new();
     for m in cluster.members.iter().filter(|m| m.worker.is_none()) {
         if let Some(settler) = m.settler.clone() {
@@ -654,54 +844,98 @@ pub async fn run(
         }
     }
     let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let mut busy = false;
-        for m in &cluster.members {
-            if let Some(st) = &m.settler {
-                let records = st.records().unwrap_or_default();
-                busy |= records.iter().any(|r| !r.status.is_final());
-                if m.worker.is_none() {
-                    busy |= m
-                        .market
-                        .db()
-                        .ledger()
-                        .map(|l| !l.is_empty())
-                        .unwrap_or(false);
-                }
-            }
-        }
-        if !busy || Instant::now() > deadline {
-            break;
-        }
+    while settling(cluster) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
 
-    phases.settle_s = settle_started.elapsed().as_secs_f64();
-    let outcome = outcome_of(&records, byzantine, crashing, slow);
-    let network = network_of(&cluster, partition_healed_s);
-    let settlement = settlement_of(&cluster, &chain, deposits, s.requesters);
-    let mut latencies: Vec<f64> = records.iter().map(|r| r.latency_ms).collect();
-    latencies.sort_by(f64::total_cmp);
-    miner.abort();
-    let summary = Summary {
-        scenario: s.clone(),
-        outcome,
-        wall_s: started.elapsed().as_secs_f64(),
-        phases,
-        latency_ms: p50_p95_p99(&latencies),
-        peak_rss_mib: peak_rss_mib(),
-        faults,
-        network,
-        settlement,
-        jobs: records,
+/// Whether a lottery is still open or a requester's ledger still holds what it owes.
+fn settling(cluster: &Cluster) -> bool {
+    cluster.members.iter().any(|m| {
+        let Some(st) = &m.settler else { return false };
+        let open = st
+            .records()
+            .unwrap_or_default()
+            .iter()
+            .any(|r| !r.status.is_final());
+        let owing = m.worker.is_none()
+            && m.market
+                .db()
+                .ledger()
+                .map(|l| !l.is_empty())
+                .unwrap_or(false);
+        open || owing
+    })
+}
+
+/// p50, p95 and p99 of some latencies.
+fn percentiles(values: impl Iterator<Item = f64>) -> [f64; 3] {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    p50_p95_p99(&v)
+}
+
+/// Notes in each job's record the median round-trip time between its requester and its agreeing workers.
+fn note_round_trips(records: &mut [JobRecord], cluster: &Cluster, model: &LinkModel) {
+    let index: HashMap<String, usize> = cluster
+        .members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.node.peer_id().to_string(), i))
+        .collect();
+    for r in records {
+        let mut rtts: Vec<f64> = r
+            .agreeing
+            .iter()
+            .filter_map(|w| index.get(w))
+            .map(|&w| model.rtt(r.requester, w).as_secs_f64() * 1e3)
+            .collect();
+        rtts.sort_by(f64::total_cmp);
+        r.rtt_ms = (!rtts.is_empty()).then(|| rtts[rtts.len() / 2]);
+        r.rtt_max_ms = rtts.last().copied();
+    }
+}
+
+/// Submit → verified against the requester–worker round-trip times of the verified jobs.
+fn round_trips_of(records: &[JobRecord]) -> RoundTrips {
+    let verified: Vec<&JobRecord> = records
+        .iter()
+        .filter(|r| r.phase == "verified" && r.rtt_ms.is_some())
+        .collect();
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        if v.is_empty() {
+            0.0
+        } else {
+            v[v.len() / 2]
+        }
     };
-    cluster.shutdown().await;
-    Ok(summary)
+    let latency_p50_ms = median(verified.iter().map(|r| r.latency_ms).collect());
+    let rtt_p50_ms = median(verified.iter().filter_map(|r| r.rtt_ms).collect());
+    let rtt_max_p50_ms = median(verified.iter().filter_map(|r| r.rtt_max_ms).collect());
+    RoundTrips {
+        jobs: verified.len(),
+        latency_p50_ms,
+        rtt_p50_ms,
+        ratio: if rtt_p50_ms > 0.0 {
+            latency_p50_ms / rtt_p50_ms
+        } else {
+            0.0
+        },
+        rtt_max_p50_ms,
+        per_job_ratio_p50: median(
+            verified
+                .iter()
+                .filter_map(|r| r.rtt_ms.filter(|t| *t > 0.0).map(|t| r.latency_ms / t))
+                .collect(),
+        ),
+    }
 }
 
 /// A job ready to submit, with the reference run's output CID and status.
 struct Planned {
     index: usize,
+    requester: usize,
     kind: &'static str,
     request: JobRequest,
     want_cid: String,
@@ -735,6 +969,7 @@ async fn drive(
     let mut tasks = tokio::task::JoinSet::new();
     for Planned {
         index: j,
+        requester,
         kind,
         request: req,
         want_cid,
@@ -764,10 +999,20 @@ async fn drive(
                         submitted_s: submitted,
                         latency_ms: sent.elapsed().as_secs_f64() * 1e3,
                         fuel_used: st.fuel_used.unwrap_or(0),
+                        requester,
+                        rtt_ms: None,
+                        rtt_max_ms: None,
+                        agreeing: st.agreeing,
                     },
-                    Err(e) => failed(kind, submitted, sent, format!("lost track: {e}")),
+                    Err(e) => failed(kind, requester, submitted, sent, format!("lost track: {e}")),
                 },
-                Err(e) => failed(kind, submitted, sent, format!("not submitted: {e}")),
+                Err(e) => failed(
+                    kind,
+                    requester,
+                    submitted,
+                    sent,
+                    format!("not submitted: {e}"),
+                ),
             };
             window.job_over(permit, &record.phase);
             on_done();
@@ -825,7 +1070,13 @@ impl Window {
     }
 }
 
-fn failed(kind: &'static str, submitted_s: f64, sent: Instant, reason: String) -> JobRecord {
+fn failed(
+    kind: &'static str,
+    requester: usize,
+    submitted_s: f64,
+    sent: Instant,
+    reason: String,
+) -> JobRecord {
     JobRecord {
         kind,
         phase: "failed".into(),
@@ -834,6 +1085,10 @@ fn failed(kind: &'static str, submitted_s: f64, sent: Instant, reason: String) -
         latency_ms: sent.elapsed().as_secs_f64() * 1e3,
         fuel_used: 0,
         wrong: false,
+        requester,
+        rtt_ms: None,
+        rtt_max_ms: None,
+        agreeing: Vec::new(),
     }
 }
 
@@ -876,7 +1131,7 @@ const HEAL_WATCH: Duration = Duration::from_secs(60);
 /// Waits until the running members form one connected graph again (every one reachable from every other
 /// through connections: gossip can cross); returns how long that took (`None`: not within [`HEAL_WATCH`]).
 /// Not "everyone connected to everyone": nodes keep only a few dozen peers each (the connection manager).
-async fn reconnected(nodes: Vec<Node>) -> Option<Duration> {
+async fn reconnected(nodes: Vec<Mesh>) -> Option<Duration> {
     let started = Instant::now();
     while started.elapsed() < HEAL_WATCH {
         if crate::cluster::one_component(&nodes).await {
@@ -909,6 +1164,7 @@ fn network_of(cluster: &Cluster, partition_healed_s: Option<f64>) -> NetworkSumm
         dht_queries: dht,
         connections_opened: opened,
         peers_trimmed: trimmed,
+        gossip_within_4s: cluster.gossip_trace().share_within(Duration::from_secs(4)),
     }
 }
 

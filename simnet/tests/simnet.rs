@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use jobmesh_simnet::links::LinkConfig;
 use jobmesh_simnet::scenario::{run, Scenario, Summary};
 
 fn scenario(seed: u64, nodes: usize, jobs: usize) -> Scenario {
@@ -23,6 +24,7 @@ fn scenario(seed: u64, nodes: usize, jobs: usize) -> Scenario {
         in_flight: 5,
         max_peers: 64,
         job_timeout: Duration::from_secs(60),
+        links: LinkConfig::default(),
     }
 }
 

@@ -81,7 +81,8 @@ pub enum Command {
     /// Simulate a whole mesh in this process: nodes, jobs, faults and settlement, then a report.
     #[command(
         after_help = "Examples:\n  jobmesh simnet --nodes 20 --requesters 2 --jobs 100 --report out/\n  \
-        jobmesh simnet --nodes 100 --requesters 10 --jobs 1000 --replicas 3 --byzantine 0.1 --crash 0.1 --seed 42"
+        jobmesh simnet --nodes 100 --requesters 10 --jobs 1000 --replicas 3 --byzantine 0.1 --crash 0.1 --seed 42\n  \
+        jobmesh simnet --nodes 100 --jobs 1000 --links regions --loss 0.01 --bandwidth 50Mbit --report out/"
     )]
     Simnet(commands::simnet::SimnetArgs),
 }

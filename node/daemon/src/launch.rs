@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use jobmesh_exec::{Executor, Plugin};
-use jobmesh_p2p::{Config, Node};
+use jobmesh_p2p::{Config, Mesh};
 use jobmesh_store::Store;
 
 use crate::market::db::MarketDb;
@@ -32,7 +32,7 @@ pub enum LaunchError {
 /// A started node's running parts.
 pub struct Launched {
     /// The swarm.
-    pub node: Node,
+    pub node: Mesh,
     /// The market.
     pub market: Market,
     /// Settlement, if the node settles on a chain.
@@ -55,7 +55,7 @@ pub async fn launch(
     if let Some((chain, _)) = &settlement {
         market.eth_address = Some(chain.sender().into_array());
     }
-    let node = Node::start(p2p, store).await?;
+    let node = Mesh::start(p2p, store).await?;
     let market = Market::start(node.clone(), db, exec, market).await?;
     let settler = match settlement {
         Some((chain, cfg)) => Some(Settler::start(market.clone(), chain, cfg).await?),

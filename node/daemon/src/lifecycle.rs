@@ -16,7 +16,7 @@ use std::time::Duration;
 use jobmesh_contracts::alloy::primitives::Address;
 use jobmesh_contracts::SettlementError;
 use jobmesh_exec::Executor;
-use jobmesh_p2p::{Multiaddr, Node};
+use jobmesh_p2p::{Mesh, Multiaddr};
 use jobmesh_store::{Store, StoreError};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -71,7 +71,7 @@ pub struct NodeConfig {
 /// What a started node shows its caller (to print a banner).
 pub struct Started<'a> {
     /// The swarm.
-    pub node: &'a Node,
+    pub node: &'a Mesh,
     /// Its listen addresses.
     pub addrs: &'a [Multiaddr],
     /// The API's real address.
@@ -269,7 +269,7 @@ impl RunFiles {
 
 /// Phase 4: re-announces what this node keeps (pins) now that the records of a previous run are gone: one
 /// pin after the other, each by the provide strategy (every block, or the root).
-fn reannounce_pins(node: &Node, store: &Store) {
+fn reannounce_pins(node: &Mesh, store: &Store) {
     let node = node.clone();
     let pins = store.pins().unwrap_or_default();
     tokio::spawn(async move {

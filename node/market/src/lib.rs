@@ -4,7 +4,7 @@
 //!
 //! `messages`, `requester`, `tally` and `db` are pure logic and persistence: no clock, socket or job run in
 //! them. `service` (the requester's actor and the inbound dispatcher) and `worker` are the glue: they use the
-//! node's swarm through `jobmesh_p2p::Node`'s public API and run jobs through `jobmesh_exec`; [`exec_metrics`]
+//! node's swarm through `jobmesh_p2p::Mesh`'s public API and run jobs through `jobmesh_exec`; [`exec_metrics`]
 //! records the worker's runs.
 //!
 //! Owns: the market protocol, its state machines and its sled database (jobs, reputation, the owed ledger).

@@ -4,7 +4,7 @@
 //! timer ticks into each [`RequesterJob`], writes the record and the actions' reputation and ledger changes to
 //! [`MarketDb`] in one transaction, and only then sends the messages — and the inbound side of the direct
 //! protocol, which it dispatches to the requester actor or to the [`worker`](crate::worker).
-//! Must not touch: the swarm's internals (it uses [`Node`]'s public API only) or the chain: the ledger it fills
+//! Must not touch: the swarm's internals (it uses [`Mesh`]'s public API only) or the chain: the ledger it fills
 //! is settled by the settlement crate (`jobmesh-settlement`), which also receives the lottery notices routed here.
 
 use std::collections::HashMap;
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jobmesh_exec::Executor;
-use jobmesh_p2p::{identity::Keypair, InboundRequest, Multiaddr, Node, PeerId};
+use jobmesh_p2p::{identity::Keypair, InboundRequest, Mesh, Multiaddr, PeerId};
 use jobmesh_store::Cid;
 use jobmesh_store::StoreError;
 use serde::{Deserialize, Serialize};
@@ -339,7 +339,7 @@ impl Market {
     /// Starts the market on a running node: joins the jobs topic, takes the node's direct requests, resumes
     /// the jobs recorded in `db` (requester and worker side), and spawns the tasks that drive them.
     pub async fn start(
-        node: Node,
+        node: Mesh,
         db: MarketDb,
         exec: Arc<Executor>,
         cfg: MarketConfig,
@@ -431,7 +431,7 @@ impl Market {
     }
 
     /// The node this market runs on.
-    pub fn node(&self) -> &Node {
+    pub fn node(&self) -> &Mesh {
         &self.inner.node
     }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use jobmesh_exec::Executor;
-use jobmesh_p2p::{identity::Keypair, Multiaddr, Node, PeerId};
+use jobmesh_p2p::{identity::Keypair, Mesh, Multiaddr, PeerId};
 
 use crate::db::MarketDb;
 use crate::exec_metrics::ExecMetrics;
@@ -39,7 +39,7 @@ pub fn now_ms() -> u64 {
 
 /// What every task of the market (requester and worker) shares.
 pub(crate) struct Core {
-    pub(crate) node: Node,
+    pub(crate) node: Mesh,
     pub(crate) key: Keypair,
     pub(crate) db: MarketDb,
     pub(crate) exec: Arc<Executor>,

@@ -34,7 +34,7 @@ pub(super) fn build_swarm(cfg: &Config, blocks: StoreBlockstore) -> Result<Built
     match cfg.transport {
         crate::Transport::Memory => {
             let swarm = tcp
-                .with_other_transport(memory_transport)
+                .with_other_transport(|key| memory_transport(key, cfg.links.clone()))
                 .map_err(build_error("memory transport"))?
                 .with_behaviour(|key| Behaviour::new(key, cfg, blocks, None).map_err(Box::from))
                 .map_err(build_error("behaviour"))?
@@ -47,7 +47,7 @@ pub(super) fn build_swarm(cfg: &Config, blocks: StoreBlockstore) -> Result<Built
             let public = Arc::new(AtomicBool::new(false));
             let swarm = tcp
                 .with_quic()
-                .with_other_transport(memory_transport)
+                .with_other_transport(|key| memory_transport(key, cfg.links.clone()))
                 .map_err(build_error("memory transport"))?
                 .with_dns_config(dns_resolver.0, dns_resolver.1)
                 .with_relay_client(noise::Config::new, yamux_config)
@@ -92,8 +92,10 @@ type BoxedErr = Box<dyn std::error::Error + Send + Sync>;
 /// libp2p's in-process transport with noise and yamux.
 fn memory_transport(
     key: &libp2p::identity::Keypair,
+    links: Option<Arc<dyn crate::link::Links>>,
 ) -> Result<libp2p::core::transport::Boxed<(PeerId, StreamMuxerBox)>, BoxedErr> {
     Ok(MemoryTransport::default()
+        .map(move |io, point| crate::link::shape(io, &point, links.as_deref()))
         .upgrade(Version::V1)
         .authenticate(noise::Config::new(key)?)
         .multiplex(yamux_config())

@@ -57,4 +57,15 @@ pub struct SimnetArgs {
     /// Folder for the report (summary.json and index.html with plots).
     #[arg(long, value_name = "DIR")]
     pub report: Option<PathBuf>,
+    /// Link model between nodes: `none` (bytes arrive at once) or `regions` (nodes placed in seven world
+    /// regions, each pair's round-trip time from published inter-region RTTs + access lines: 20–330 ms).
+    /// Example: `jobmesh simnet --nodes 100 --jobs 1000 --links regions --loss 0.01 --bandwidth 50Mbit`.
+    #[arg(long, value_name = "MODEL", default_value = "none", value_parser = ["none", "regions"])]
+    pub links: String,
+    /// Share of TCP segments lost (0–0.5): each comes late by a retransmission (one RTT, or RTT + 200 ms).
+    #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
+    pub loss: f64,
+    /// Each node's uplink, shared by its connections (e.g. 50Mbit, 1Gbit); unlimited by default.
+    #[arg(long, value_name = "RATE")]
+    pub bandwidth: Option<String>,
 }

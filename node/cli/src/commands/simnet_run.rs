@@ -30,6 +30,11 @@ pub fn run(ctx: &Context, a: &SimnetArgs) -> Result<()> {
         max_peers: a.max_peers,
         job_timeout: std::time::Duration::try_from_secs_f64(a.job_timeout)
             .map_err(|_| anyhow::anyhow!("--job-timeout is too long"))?,
+        links: jobmesh_simnet::links::LinkConfig::from_flags(
+            &a.links,
+            a.loss,
+            a.bandwidth.as_deref(),
+        )?,
     };
     s.check()?;
     let bar = ProgressBar::new(a.jobs as u64);

@@ -29,7 +29,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::StreamExt;
-use jobmesh_p2p::{Multiaddr, Node};
+use jobmesh_p2p::{Mesh, Multiaddr};
 use jobmesh_store::unixfs::{self, Profile};
 use jobmesh_store::{parse_cid, HashAlg};
 use serde_json::{json, Value};
@@ -48,7 +48,7 @@ pub const TOKEN_FILE: &str = "api.token";
 #[derive(Clone)]
 pub struct ApiState {
     /// The node's swarm.
-    pub node: Node,
+    pub node: Mesh,
     /// Default timeout of fetches from the mesh (`?timeout=<secs>` overrides it).
     pub fetch_timeout: Duration,
     /// How long a gateway request waits for content from the mesh before answering 504.
@@ -320,14 +320,14 @@ async fn provide(State(st): State<ApiState>, q: Q) -> ApiResult<Json<Value>> {
 /// Announces content the node added or pinned on the DHT in the background, by the node's provide strategy
 /// (every block of the DAG, or its root). A lone node has nobody to tell; its records are announced when peers
 /// come.
-fn provide_later(node: &Node, cid: jobmesh_store::Cid) {
+fn provide_later(node: &Mesh, cid: jobmesh_store::Cid) {
     let node = node.clone();
     tokio::spawn(async move { provide_dag_logged(&node, cid).await });
 }
 
-/// Announces the DAG under `root` on the DHT by the node's provide strategy ([`Node::provide_dag`]); a DAG
+/// Announces the DAG under `root` on the DHT by the node's provide strategy ([`Mesh::provide_dag`]); a DAG
 /// that cannot be walked is logged, not returned (this runs in the background).
-pub async fn provide_dag_logged(node: &Node, root: jobmesh_store::Cid) {
+pub async fn provide_dag_logged(node: &Mesh, root: jobmesh_store::Cid) {
     if let Err(e) = node.provide_dag(root).await {
         tracing::warn!(%root, error = %e, "cannot provide the DAG on the DHT");
     }
