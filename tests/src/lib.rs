@@ -244,6 +244,26 @@ pub fn write_seeded_file(path: &Path, len: u64, seed: u64) -> std::io::Result<()
     out.flush()
 }
 
+/// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat` (`None`: this process), in
+/// clock ticks of 10 ms. Tests that check work stopped measure it over a window rather than trusting a log line.
+pub fn process_cpu(pid: Option<u32>) -> Duration {
+    let path = pid.map_or_else(
+        || "/proc/self/stat".to_string(),
+        |p| format!("/proc/{p}/stat"),
+    );
+    let stat = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
+    // Fields after the command name (which may hold spaces, so it is skipped up to its closing parenthesis):
+    // utime and stime are the 12th and 13th.
+    let rest = &stat[stat.rfind(')').expect("a stat line names its command") + 2..];
+    let ticks: u64 = rest
+        .split(' ')
+        .skip(11)
+        .take(2)
+        .map(|f| f.parse::<u64>().expect("utime and stime are numbers"))
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -254,24 +254,11 @@ fn requester_and_workers_killed_mid_job_resume_after_restart() {
     drop(workers);
 }
 
-/// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat` (in clock ticks of 10 ms).
-fn process_cpu(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let ticks: u64 = rest
-        .split(' ')
-        .skip(11)
-        .take(2)
-        .map(|f| f.parse::<u64>().unwrap())
-        .sum();
-    Duration::from_millis(ticks * 10)
-}
-
 /// CPU time the process uses over the next `window`.
 fn cpu_over(pid: u32, window: Duration) -> Duration {
-    let before = process_cpu(pid);
+    let before = jobmesh_tests::process_cpu(Some(pid));
     std::thread::sleep(window);
-    process_cpu(pid) - before
+    jobmesh_tests::process_cpu(Some(pid)) - before
 }
 
 /// Waits (up to 90 s) until the process uses at most 50 ms of CPU per second (a fresh node compiles the Javy

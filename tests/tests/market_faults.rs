@@ -246,24 +246,11 @@ async fn a_brand_new_requester_facing_a_crowd_of_fresh_identities_is_captured() 
     cluster.shutdown().await;
 }
 
-/// CPU time this process has used (user + system), from `/proc/self/stat`: every in-process worker's runs.
-fn process_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let ticks: u64 = rest
-        .split(' ')
-        .skip(11)
-        .take(2)
-        .map(|f| f.parse::<u64>().unwrap())
-        .sum();
-    Duration::from_millis(ticks * 10)
-}
-
 /// CPU time this process uses over the next `window`.
 async fn cpu_over(window: Duration) -> Duration {
-    let before = process_cpu();
+    let before = jobmesh_tests::process_cpu(None);
     tokio::time::sleep(window).await;
-    process_cpu() - before
+    jobmesh_tests::process_cpu(None) - before
 }
 
 /// Waits (up to 60 s) until this process uses at most 100 ms of CPU per second; the CPU it then uses per second.

@@ -19,9 +19,11 @@
 //!
 //! Owns: the settlement loop and its lottery records (kept in the market database, next to the ledger).
 //! Must not touch: the contract's code or lottery maths (`jobmesh-contracts`, `jobmesh-lottery`) or the market's
-//! job logic (it only reads the ledger and worker addresses the market records).
+//! job logic: it sees the market's database only through the narrow [`ledger::Ledger`] trait (the owed ledger,
+//! payer accounts, receipts, worker addresses and its own lottery records).
 
 mod amount;
+pub mod ledger;
 mod payee;
 mod service;
 

@@ -7,7 +7,9 @@ use jobmesh_contracts::alloy::primitives::{Address, U256};
 use jobmesh_contracts::lottery::{Lottery, LotteryError, PayeeTerms};
 use libp2p_identity::PeerId;
 
-use jobmesh_market::db::{DbError, MarketDb, PayerCredit};
+use jobmesh_market::db::{DbError, PayerCredit};
+
+use crate::ledger::Ledger;
 
 /// The rounding a payer may take off each receipt a lottery covers, in wei: a payer that rounds each job's
 /// amount (fuel × price / 10⁶) down instead of up is short by less than 1 wei per job.
@@ -40,7 +42,7 @@ impl CoveredDebt {
 
     /// What `payer` owes this worker for receipts that arrived more than `grace` before `now_ms`.
     pub fn load(
-        db: &MarketDb,
+        db: &dyn Ledger,
         payer: &PeerId,
         now_ms: u64,
         grace: Duration,

@@ -16,12 +16,13 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 use tracing::{debug, info, warn};
 
+use super::ledger::Ledger;
 use super::payee::{self, CoveredDebt, Verdict};
 use super::{
     Chain, ClaimTo, LotteryRecord, LotteryStatus, Payee, PayerConduct, SettlerConfig, Side,
     MIN_DRAW_IN,
 };
-use jobmesh_market::db::{DbError, MarketDb};
+use jobmesh_market::db::DbError;
 use jobmesh_market::messages::{LotteryNotice, Request, Response};
 use jobmesh_market::service::{now_ms, IncomingLottery};
 use jobmesh_market::{AskError, Market};
@@ -94,6 +95,8 @@ pub struct Settler {
 
 struct Inner {
     market: Market,
+    /// The market's ledger, the only part of the market's database settlement reads or writes.
+    ledger: Arc<dyn Ledger>,
     chain: Chain,
     cfg: SettlerConfig,
     /// Blocks after a draw reserved for the winner (the contract's `claimWindow`).
@@ -209,9 +212,9 @@ impl Settler {
         cfg: SettlerConfig,
     ) -> Result<Settler, SettlerError> {
         let params = chain.params().await?;
-        let last_built = market
-            .db()
-            .lotteries::<LotteryRecord>()?
+        let ledger: Arc<dyn Ledger> = Arc::new(market.db().clone());
+        let last_built = ledger
+            .lotteries()?
             .iter()
             .filter(|r| matches!(r.side, Side::Payer { .. }))
             .map(|r| r.created_ms)
@@ -220,6 +223,7 @@ impl Settler {
         let settler = Settler {
             inner: Arc::new(Inner {
                 market: market.clone(),
+                ledger,
                 chain,
                 cfg,
                 claim_window: params.claim_window,
@@ -279,7 +283,7 @@ impl Settler {
 
     /// Every lottery record, newest first.
     pub fn records(&self) -> Result<Vec<LotteryRecord>, SettlerError> {
-        let mut records: Vec<LotteryRecord> = self.inner.market.db().lotteries()?;
+        let mut records: Vec<LotteryRecord> = self.inner.ledger.lotteries()?;
         records.sort_by_key(|r| std::cmp::Reverse((r.created_ms, r.lottery.description.nonce)));
         Ok(records)
     }
@@ -314,9 +318,8 @@ impl Settler {
         let wallet = chain.eth_balance(me).await?;
         let owed: u128 = self
             .inner
-            .market
-            .db()
-            .ledger()?
+            .ledger
+            .owed()?
             .iter()
             .map(|(_, w)| *w)
             .fold(0u128, u128::saturating_add);
@@ -399,7 +402,7 @@ impl Settler {
 
     /// Every requester's account with this worker.
     fn standings(&self) -> Result<Vec<PayerStanding>, SettlerError> {
-        let credits = self.inner.market.db().payer_credits()?;
+        let credits = self.inner.ledger.payer_credits()?;
         Ok(credits
             .into_iter()
             .map(|(peer, c)| PayerStanding {
@@ -446,11 +449,11 @@ impl Settler {
 
     /// Writes a record, keeping a payer's secret a notice stored since the record was read.
     fn save(&self, record: &LotteryRecord) -> Result<(), SettlerError> {
-        let db = self.inner.market.db();
+        let db = self.inner.ledger.as_ref();
         let _guard = self.inner.records.lock().unwrap_or_else(|e| e.into_inner());
         let id = record.id().0;
         if record.secret.is_none() {
-            if let Some(stored) = db.lottery::<LotteryRecord>(&id)?.and_then(|r| r.secret) {
+            if let Some(stored) = db.lottery(&id)?.and_then(|r| r.secret) {
                 let mut merged = record.clone();
                 merged.secret = Some(stored);
                 db.put_lottery(&id, &merged, &[], None)?;
@@ -621,8 +624,7 @@ impl Settler {
         record.status = LotteryStatus::Abandoned;
         record.note = why.to_string();
         self.inner
-            .market
-            .db()
+            .ledger
             .put_lottery(&record.id().0, &record, &credits, None)?;
         let _ = self.inner.market.node().store().unpin(&record.file);
         Ok(())
@@ -635,10 +637,10 @@ impl Settler {
     /// Builds, records and commits a lottery over what is owed to payable workers, if it is due.
     async fn maybe_build(&self, busy: &HashSet<u16>) -> Result<(), SettlerError> {
         let inner = &self.inner;
-        let db = inner.market.db();
+        let db = inner.ledger.as_ref();
         let addresses: HashMap<PeerId, [u8; 20]> = db.addresses()?.into_iter().collect();
         let mut owed: Vec<(PeerId, Address, u128)> = db
-            .ledger()?
+            .owed()?
             .into_iter()
             .filter(|(_, wei)| *wei > 0)
             .filter_map(|(peer, wei)| addresses.get(&peer).map(|a| (peer, Address::from(*a), wei)))
@@ -877,10 +879,10 @@ impl Settler {
         let Some(secret) = notice.secret.map(B256::from) else {
             return Ok(());
         };
-        let db = self.inner.market.db();
+        let db = self.inner.ledger.as_ref();
         let _guard = self.inner.records.lock().unwrap_or_else(|e| e.into_inner());
         let mut record = db
-            .lottery::<LotteryRecord>(&notice.lottery_id)
+            .lottery(&notice.lottery_id)
             .map_err(|e| e.to_string())?
             .ok_or("unknown lottery")?;
         if record.secret == Some(secret) {
@@ -917,7 +919,7 @@ impl Settler {
     /// its draw is not too far ahead, and it is pending on chain. A lottery that pays too little or draws too
     /// late is kept as refused, and what the payer owes stays owed.
     async fn accept(&self, payer: &PeerId, notice: &LotteryNotice) -> Result<(), String> {
-        let db = self.inner.market.db();
+        let db = self.inner.ledger.as_ref();
         if Self::answered(db, notice)? {
             return Ok(());
         }
@@ -1003,8 +1005,8 @@ impl Settler {
 
     /// Whether this notice was judged before: `Ok(true)` if its lottery was accepted, its refusal again if it
     /// was refused, `Ok(false)` if it is new.
-    fn answered(db: &MarketDb, notice: &LotteryNotice) -> Result<bool, String> {
-        match db.lottery::<LotteryRecord>(&notice.lottery_id) {
+    fn answered(db: &dyn Ledger, notice: &LotteryNotice) -> Result<bool, String> {
+        match db.lottery(&notice.lottery_id) {
             Ok(Some(r)) if r.status == LotteryStatus::Refused => Err(r.note),
             Ok(Some(_)) => Ok(true),
             Ok(None) => Ok(false),
