@@ -440,6 +440,18 @@ async fn echo_job(cluster: &Cluster, m: usize, input: &[u8], timeout: Duration) 
     cluster.members[m].market.submit(req).await.expect("submit")
 }
 
+/// Submits an echo job on member `m` (see [`echo_job`]) and waits until it is verified.
+async fn verified_echo(cluster: &Cluster, m: usize, input: &[u8]) -> JobId {
+    let id = echo_job(cluster, m, input, Duration::from_secs(60)).await;
+    let st = cluster.members[m]
+        .market
+        .wait(&id, Duration::from_secs(60))
+        .await
+        .expect("wait");
+    assert_eq!(st.phase, "verified", "{}", st.reason);
+    id
+}
+
 /// The payer's only lottery once every payee answered its notice.
 async fn answered_lottery(payer: &Settler) -> LotteryRecord {
     wait_for(
@@ -503,13 +515,7 @@ async fn a_worker_refuses_a_one_wei_leaf_keeps_the_debt_and_stops_working_for_th
         .set_conduct(PayerConduct::OneWeiLeaves);
 
     // The cheat's job runs; its lottery gives the worker 1 wei for ≈ 60,000 owed: refused.
-    let id = echo_job(&cluster, 1, b"cheat 1", Duration::from_secs(60)).await;
-    let st = cheat
-        .market
-        .wait(&id, Duration::from_secs(60))
-        .await
-        .expect("wait");
-    assert_eq!(st.phase, "verified", "{}", st.reason);
+    verified_echo(&cluster, 1, b"cheat 1").await;
     let bad = answered_lottery(cheat.settler.as_ref().expect("settles")).await;
     let Side::Payer { payees } = &bad.side else {
         panic!("payer side")
@@ -536,13 +542,7 @@ async fn a_worker_refuses_a_one_wei_leaf_keeps_the_debt_and_stops_working_for_th
     );
 
     // The honest payer's lottery pays the full debt: accepted, nothing owed unpaid.
-    let id = echo_job(&cluster, 0, b"honest 1", Duration::from_secs(60)).await;
-    let st = honest
-        .market
-        .wait(&id, Duration::from_secs(60))
-        .await
-        .expect("wait");
-    assert_eq!(st.phase, "verified", "{}", st.reason);
+    verified_echo(&cluster, 0, b"honest 1").await;
     let good = answered_lottery(honest.settler.as_ref().expect("settles")).await;
     let Side::Payer { payees } = &good.side else {
         panic!("payer side")
@@ -568,13 +568,7 @@ async fn a_worker_refuses_a_one_wei_leaf_keeps_the_debt_and_stops_working_for_th
         worker_db.worker_job(&id).expect("db").is_none(),
         "never assigned"
     );
-    let id = echo_job(&cluster, 0, b"honest 2", Duration::from_secs(60)).await;
-    let st = honest
-        .market
-        .wait(&id, Duration::from_secs(60))
-        .await
-        .expect("wait");
-    assert_eq!(st.phase, "verified", "{}", st.reason);
+    let id = verified_echo(&cluster, 0, b"honest 2").await;
     assert!(worker_db.worker_job(&id).expect("db").is_some());
     miner.abort();
     cluster.shutdown().await;
