@@ -25,6 +25,7 @@
 mod amount;
 pub mod ledger;
 mod payee;
+pub mod refusal;
 mod service;
 
 use std::time::Duration;

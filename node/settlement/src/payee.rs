@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use jobmesh_contracts::alloy::primitives::{Address, U256};
 use jobmesh_contracts::lottery::{Lottery, LotteryError, PayeeTerms};
+
+use crate::refusal::NoticeRefusal;
 use libp2p_identity::PeerId;
 
 use jobmesh_market::db::{DbError, PayerCredit};
@@ -74,15 +76,16 @@ pub(super) fn foreign(
     sender: &PeerId,
     ran_jobs: bool,
     known: &[[u8; 20]],
-) -> Option<String> {
+) -> Option<NoticeRefusal> {
     let payer = lottery.description.payer;
     if !ran_jobs {
-        return Some(format!(
-            "{sender} owes this node nothing: it ran no job for it"
-        ));
+        return Some(NoticeRefusal::NothingOwed { sender: *sender });
     }
     let theirs = known.is_empty() || known.contains(&payer.into_array());
-    (!theirs).then(|| format!("the lottery's payer {payer} is not the address {sender} announced"))
+    (!theirs).then_some(NoticeRefusal::ForeignPayer {
+        payer,
+        sender: *sender,
+    })
 }
 
 /// The payee's verdict on a well-formed lottery that names it.
@@ -97,16 +100,19 @@ pub(super) enum Verdict {
 /// Checks `lottery` as payment of `terms` to `me`. A lottery that is malformed or has no leaf for `me` is an
 /// error (it is not recorded); one whose draw block has passed is judged by its amount alone (a notice can
 /// arrive late: the payer re-sends it until it is answered).
-pub(super) fn judge(lottery: &Lottery, me: Address, terms: &PayeeTerms) -> Result<Verdict, String> {
+pub(super) fn judge(
+    lottery: &Lottery,
+    me: Address,
+    terms: &PayeeTerms,
+) -> Result<Verdict, NoticeRefusal> {
+    let leaf = || lottery.leaf_index(me).ok_or(NoticeRefusal::NoLeaf);
     match lottery.check_payee(me, terms) {
         Ok(leaf) => Ok(Verdict::Accept(leaf)),
-        Err(LotteryError::DrawBlockPassed { .. }) => {
-            Ok(Verdict::Accept(lottery.leaf_index(me).ok_or("no leaf")?))
-        }
+        Err(LotteryError::DrawBlockPassed { .. }) => Ok(Verdict::Accept(leaf()?)),
         Err(e @ (LotteryError::Underpaid { .. } | LotteryError::DrawTooFar { .. })) => {
-            Ok(Verdict::Refuse(lottery.leaf_index(me).ok_or("no leaf")?, e))
+            Ok(Verdict::Refuse(leaf()?, e))
         }
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -156,16 +162,23 @@ mod tests {
         )
         .unwrap();
         let sender = PeerId::random();
-        assert_eq!(foreign(&l, &sender, true, &[mine.into_array()]), None);
-        assert_eq!(
-            foreign(&l, &sender, true, &[theirs.into_array(), mine.into_array()]),
-            None
+        assert!(foreign(&l, &sender, true, &[mine.into_array()]).is_none());
+        assert!(foreign(&l, &sender, true, &[theirs.into_array(), mine.into_array()]).is_none());
+        assert!(
+            foreign(&l, &sender, true, &[]).is_none(),
+            "no address recorded"
         );
-        assert_eq!(foreign(&l, &sender, true, &[]), None, "no address recorded");
         let passed_off = foreign(&l, &sender, true, &[theirs.into_array()]).unwrap();
-        assert!(passed_off.contains("is not the address"), "{passed_off}");
+        assert!(
+            matches!(passed_off, NoticeRefusal::ForeignPayer { payer, .. } if payer == mine),
+            "{passed_off}"
+        );
+        assert!(passed_off.to_string().contains("is not the address"));
         let stranger = foreign(&l, &sender, false, &[]).unwrap();
-        assert!(stranger.contains("ran no job"), "{stranger}");
+        assert!(
+            matches!(stranger, NoticeRefusal::NothingOwed { sender: s } if s == sender),
+            "{stranger}"
+        );
     }
 
     #[test]
@@ -187,8 +200,14 @@ mod tests {
             }
             .terms(head, 5)
         };
-        assert_eq!(judge(&l, me, &terms(50, 16)), Ok(Verdict::Accept(0)));
-        assert_eq!(judge(&l, me, &terms(50, 30)), Ok(Verdict::Accept(0)));
+        assert!(matches!(
+            judge(&l, me, &terms(50, 16)),
+            Ok(Verdict::Accept(0))
+        ));
+        assert!(matches!(
+            judge(&l, me, &terms(50, 30)),
+            Ok(Verdict::Accept(0))
+        ));
         assert!(matches!(
             judge(&l, me, &terms(51, 30)),
             Ok(Verdict::Refuse(0, LotteryError::Underpaid { .. }))
@@ -197,6 +216,9 @@ mod tests {
             judge(&l, me, &terms(50, 14)),
             Ok(Verdict::Refuse(0, LotteryError::DrawTooFar { .. }))
         ));
-        assert!(judge(&l, Address::repeat_byte(3), &terms(1, 16)).is_err());
+        assert!(matches!(
+            judge(&l, Address::repeat_byte(3), &terms(1, 16)),
+            Err(NoticeRefusal::Lottery(_) | NoticeRefusal::NoLeaf)
+        ));
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jobmesh_contracts::alloy::primitives::{Address, B256, U256};
-use jobmesh_contracts::lottery::{self, Lottery, MAX_TOTAL};
+use jobmesh_contracts::lottery::{self, Lottery, LotteryError, MAX_TOTAL};
 use jobmesh_contracts::{AccountState, LotteryState, Settlement, SettlementError};
 use jobmesh_store::unixfs::Profile;
 use jobmesh_store::Cid;
@@ -18,6 +18,7 @@ use tracing::{debug, info, warn};
 
 use super::ledger::Ledger;
 use super::payee::{self, CoveredDebt, Verdict};
+use super::refusal::NoticeRefusal;
 use super::{
     Chain, ClaimTo, LotteryRecord, LotteryStatus, Payee, PayerConduct, SettlerConfig, Side,
     MIN_DRAW_IN,
@@ -448,7 +449,7 @@ impl Settler {
     }
 
     /// Writes a record, keeping a payer's secret a notice stored since the record was read.
-    fn save(&self, record: &LotteryRecord) -> Result<(), SettlerError> {
+    fn save(&self, record: &LotteryRecord) -> Result<(), DbError> {
         let db = self.inner.ledger.as_ref();
         let _guard = self.inner.records.lock().unwrap_or_else(|e| e.into_inner());
         let id = record.id().0;
@@ -601,7 +602,7 @@ impl Settler {
                 record.spent(&r);
                 record.note = format!("committed in block {}", r.block_number);
                 info!(lottery = %record.id(), total = %d.total, payees = record.lottery.leaves.len(), gas = r.gas_used, "lottery committed");
-                self.save(&record)
+                Ok(self.save(&record)?)
             }
             Err(e @ SettlementError::Reverted { .. }) => {
                 self.abandon(record, &format!("the contract refused the commit: {e}"))
@@ -609,7 +610,7 @@ impl Settler {
             Err(e) => {
                 record.note =
                     format!("commit outcome unknown ({e}); checking the chain next round");
-                self.save(&record)
+                Ok(self.save(&record)?)
             }
         }
     }
@@ -786,7 +787,7 @@ impl Settler {
         if chain.lottery_state(&d).await? != LotteryState::Pending {
             record.status = LotteryStatus::Lost;
             record.note = "settled without this node".into();
-            return self.save(&record);
+            return Ok(self.save(&record)?);
         }
         if head > d.draw_block + self.inner.claim_window {
             return self.take_share(record, leaf).await;
@@ -845,7 +846,7 @@ impl Settler {
             d.total, r.block_number
         );
         info!(lottery = %record.id(), amount = %d.total, gas = r.gas_used, %to, "won a lottery and claimed it");
-        self.save(&record)
+        Ok(self.save(&record)?)
     }
 
     /// After the claim window of a lottery nobody won: this node's share, credited to its deposit account.
@@ -871,30 +872,25 @@ impl Settler {
             mine.length
         );
         info!(lottery = %record.id(), share = %mine.length, "took a lottery share");
-        self.save(&record)
+        Ok(self.save(&record)?)
     }
 
     /// Keeps the payer's secret carried by a notice, once it checks against the lottery's secret hash.
-    fn take_secret(&self, notice: &LotteryNotice) -> Result<(), String> {
+    fn take_secret(&self, notice: &LotteryNotice) -> Result<(), NoticeRefusal> {
         let Some(secret) = notice.secret.map(B256::from) else {
             return Ok(());
         };
         let db = self.inner.ledger.as_ref();
         let _guard = self.inner.records.lock().unwrap_or_else(|e| e.into_inner());
         let mut record = db
-            .lottery(&notice.lottery_id)
-            .map_err(|e| e.to_string())?
-            .ok_or("unknown lottery")?;
+            .lottery(&notice.lottery_id)?
+            .ok_or(NoticeRefusal::UnknownLottery)?;
         if record.secret == Some(secret) {
             return Ok(());
         }
-        record
-            .lottery
-            .check_secret(secret)
-            .map_err(|e| e.to_string())?;
+        record.lottery.check_secret(secret)?;
         record.secret = Some(secret);
-        db.put_lottery(&notice.lottery_id, &record, &[], None)
-            .map_err(|e| e.to_string())?;
+        db.put_lottery(&notice.lottery_id, &record, &[], None)?;
         debug!(lottery = %record.id(), "the payer's secret checks out");
         Ok(())
     }
@@ -906,7 +902,8 @@ impl Settler {
         };
         let response = match accepted {
             Ok(()) => Response::Ack,
-            Err(reason) => {
+            Err(refusal) => {
+                let reason = refusal.to_string();
                 debug!(payer = %incoming.payer, %reason, "refused a lottery notice");
                 Response::Reject { reason }
             }
@@ -918,7 +915,7 @@ impl Settler {
     /// `[0, total)` exactly, this node's address has a leaf at least what the payer owes it (rounding aside),
     /// its draw is not too far ahead, and it is pending on chain. A lottery that pays too little or draws too
     /// late is kept as refused, and what the payer owes stays owed.
-    async fn accept(&self, payer: &PeerId, notice: &LotteryNotice) -> Result<(), String> {
+    async fn accept(&self, payer: &PeerId, notice: &LotteryNotice) -> Result<(), NoticeRefusal> {
         let db = self.inner.ledger.as_ref();
         if Self::answered(db, notice)? {
             return Ok(());
@@ -927,20 +924,20 @@ impl Settler {
         // The payer holds the file: fetch it from the payer (the DHT only if the payer is gone).
         node.fetch_dag_from(notice.file, &[*payer], FETCH_TIMEOUT)
             .await
-            .map_err(|e| format!("cannot fetch the lottery file {}: {e}", notice.file))?;
+            .map_err(|source| NoticeRefusal::Fetch {
+                file: notice.file,
+                source: Box::new(source),
+            })?;
         let store = node.store().clone();
         let cid = notice.file;
         let bytes =
             tokio::task::spawn_blocking(move || jobmesh_market::runner::read_file(&store, &cid))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
-        let lottery: Lottery =
-            serde_json::from_slice(&bytes).map_err(|e| format!("not a lottery file: {e}"))?;
+                .await??;
+        let lottery: Lottery = serde_json::from_slice(&bytes)?;
         if lottery.id().0 != notice.lottery_id {
-            return Err("the file is not the lottery the notice names".into());
+            return Err(NoticeRefusal::WrongFile);
         }
-        let (ran_jobs, known) = db.requester_addresses(payer).map_err(|e| e.to_string())?;
+        let (ran_jobs, known) = db.requester_addresses(payer)?;
         if let Some(why) = payee::foreign(&lottery, payer, ran_jobs, &known) {
             return Err(why);
         }
@@ -949,10 +946,8 @@ impl Settler {
             return Ok(());
         }
         let me = self.inner.chain.sender();
-        let head = (self.inner.chain.block_number().await)
-            .map_err(|e| format!("cannot read the chain's head: {e}"))?;
-        let debt = CoveredDebt::load(db, payer, now_ms(), self.inner.cfg.receipt_grace)
-            .map_err(|e| e.to_string())?;
+        let head = self.inner.chain.block_number().await?;
+        let debt = CoveredDebt::load(db, payer, now_ms(), self.inner.cfg.receipt_grace)?;
         let verdict = payee::judge(
             &lottery,
             me,
@@ -965,13 +960,13 @@ impl Settler {
                 (LotteryStatus::Committed, "accepted; waiting for the draw")
             }
             Ok(LotteryState::Settled) => (LotteryStatus::Lost, "settled before its notice arrived"),
-            Ok(LotteryState::Unknown) => return Err("the lottery is not committed on chain".into()),
-            Err(e) => return Err(format!("cannot check the lottery on chain: {e}")),
+            Ok(LotteryState::Unknown) => return Err(NoticeRefusal::NotOnChain),
+            Err(e) => return Err(e.into()),
         };
         let leaf = match verdict {
             Verdict::Accept(leaf) => leaf,
             Verdict::Refuse(leaf, why) => {
-                return self.refuse(payer, lottery, cid, leaf, &debt, &why.to_string())
+                return self.refuse(payer, lottery, cid, leaf, &debt, why)
             }
         };
         let _ = node.store().pin(&cid);
@@ -997,20 +992,20 @@ impl Settler {
             payer,
             share.saturating_to::<u128>(),
             debt.receipts_before,
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         info!(lottery = %record.id(), %payer, %share, owed = debt.wei, "accepted a lottery");
         Ok(())
     }
 
     /// Whether this notice was judged before: `Ok(true)` if its lottery was accepted, its refusal again if it
     /// was refused, `Ok(false)` if it is new.
-    fn answered(db: &dyn Ledger, notice: &LotteryNotice) -> Result<bool, String> {
-        match db.lottery(&notice.lottery_id) {
-            Ok(Some(r)) if r.status == LotteryStatus::Refused => Err(r.note),
-            Ok(Some(_)) => Ok(true),
-            Ok(None) => Ok(false),
-            Err(e) => Err(e.to_string()),
+    fn answered(db: &dyn Ledger, notice: &LotteryNotice) -> Result<bool, NoticeRefusal> {
+        match db.lottery(&notice.lottery_id)? {
+            Some(r) if r.status == LotteryStatus::Refused => {
+                Err(NoticeRefusal::RefusedBefore(r.note))
+            }
+            Some(_) => Ok(true),
+            None => Ok(false),
         }
     }
 
@@ -1023,12 +1018,13 @@ impl Settler {
         file: Cid,
         leaf: usize,
         debt: &CoveredDebt,
-        why: &str,
-    ) -> Result<(), String> {
+        why: LotteryError,
+    ) -> Result<(), NoticeRefusal> {
         let offered = lottery.leaves[leaf].length;
-        let reason = format!("refused as payment: {why}");
         warn!(%payer, lottery = %lottery.id(), owed = debt.wei, %offered,
             draw_block = lottery.description.draw_block, %why, "refused a lottery; the debt stays open");
+        let refusal = NoticeRefusal::NotPayment(Box::new(why));
+        let reason = refusal.to_string();
         let record = LotteryRecord {
             lottery,
             file,
@@ -1041,11 +1037,11 @@ impl Settler {
             gas_used: 0,
             fees_wei: 0,
             claimed_to: None,
-            note: reason.clone(),
+            note: reason,
             secret: None,
         };
-        self.save(&record).map_err(|e| e.to_string())?;
-        Err(reason)
+        self.save(&record)?;
+        Err(refusal)
     }
 }
 

@@ -2,6 +2,7 @@
 //! phase, grouped by what it touches (queries, connections, the DHT, bitswap, gossip, direct requests).
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Instant;
 
 use jobmesh_store::Cid;
@@ -12,7 +13,9 @@ use tracing::debug;
 use crate::behaviour::topic_score_params;
 use crate::{DhtFailure, DialFailure, Error, GossipFailure};
 
-use super::*;
+use super::{without_peer, Driver, Topic};
+use crate::mesh::cmd::{Cmd, Reply};
+use crate::mesh::types::{ConnectionInfo, GossipMessage, NetStats, PeerInfo, Validator};
 
 /// The answer channel of a gossip subscription.
 type SubscribeReply = Reply<Result<broadcast::Receiver<GossipMessage>, Error>>;

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use libp2p::{swarm::ConnectionId, Multiaddr, PeerId};
 use tracing::debug;
 
-use super::*;
+use super::Driver;
+use crate::mesh::types::NetStats;
 
 pub(super) struct Bootstrap {
     pub(super) addr: Multiaddr,

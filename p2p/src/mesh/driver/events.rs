@@ -1,5 +1,6 @@
 //! The driver's reactions to swarm and behaviour events: connections, gossip, direct messages, bitswap.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use libp2p::{
@@ -15,7 +16,10 @@ use crate::behaviour::BehaviourEvent;
 use crate::direct::InboundRequest;
 use crate::{DialFailure, Error};
 
-use super::*;
+use super::conn_manager::Peer;
+use super::Driver;
+use crate::error::one_line;
+use crate::mesh::types::{GossipMessage, NetStats};
 
 impl Driver {
     pub(super) fn on_direct(&mut self, ev: request_response::Event<Vec<u8>, Vec<u8>>) {

@@ -8,7 +8,7 @@ use tracing::{debug, info};
 
 use crate::Error;
 
-use super::*;
+use super::Driver;
 
 /// How often the routing table is refreshed (a Kademlia bootstrap) while the node has peers.
 pub(super) const DHT_REFRESH: Duration = Duration::from_secs(300);

@@ -26,13 +26,12 @@ use tracing::{debug, info, warn};
 
 use crate::behaviour::Behaviour;
 use crate::direct::InboundRequest;
-use crate::error::one_line;
 use crate::nat::NatState;
 use crate::trace::LiveNode;
 use crate::{config::Config, config::ConnLimits, Error};
 
 use super::cmd::{Cmd, PendingDial, Reply};
-use super::types::{ConnectionInfo, GossipMessage, NetStats, PeerInfo, Validator};
+use super::types::{GossipMessage, NetStats, Validator};
 use conn_manager::{Bootstrap, Peer, BOOTSTRAP_RECHECK, TRIM_EVERY};
 use kad_glue::DHT_REFRESH;
 use peer_score::Penalty;

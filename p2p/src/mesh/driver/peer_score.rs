@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 use libp2p::PeerId;
 use tracing::{debug, info, warn};
 
-use super::*;
+use super::Driver;
+use crate::mesh::types::NetStats;
 
 /// A peer's misbehaviour penalty: [`OFFENCE_PENALTY`] per offence, halving every [`PENALTY_HALF_LIFE`].
 #[derive(Debug, Clone, Copy)]
