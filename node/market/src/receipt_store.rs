@@ -26,7 +26,13 @@ pub enum ReceiptStoreError {
     Sled(#[from] sled::Error),
     /// The block store refused the receipt.
     #[error("cannot store the receipt: {0}")]
-    Store(#[from] jobmesh_store::StoreError),
+    Store(#[source] Box<jobmesh_store::StoreError>),
+}
+
+impl From<jobmesh_store::StoreError> for ReceiptStoreError {
+    fn from(e: jobmesh_store::StoreError) -> Self {
+        ReceiptStoreError::Store(Box::new(e))
+    }
 }
 
 const EVIDENCE_TREE: &str = "receipt_evidence";
