@@ -58,6 +58,15 @@ pub enum JobSubcommand {
     /// Cancel a job that is not over yet.
     #[command(after_help = "Example:\n  jobmesh job cancel 3f2a…")]
     Cancel(super::job_market::JobIdArg),
+    /// Print a finished job's receipt CID (`--json`: the decoded receipt).
+    #[command(
+        after_help = "Example:\n  jobmesh job receipt 3f2a…\n  jobmesh job receipt 3f2a… --json"
+    )]
+    Receipt(super::job_receipt::ReceiptArgs),
+    /// Check a receipt on this node: fetch it, its code and input, check every signature, re-run the job and
+    /// compare output, status and fuel. Exits 0 if it matches, 1 if not, 2 if it cannot be checked.
+    #[command(after_help = "Example:\n  jobmesh job verify bafyrei…")]
+    Verify(super::job_receipt::VerifyArgs),
 }
 
 /// Arguments of `jobmesh job build`.
@@ -110,6 +119,8 @@ pub fn run(ctx: &Context, cmd: &JobCommand) -> Result<()> {
         JobSubcommand::Result(args) => super::job_market::result(ctx, args),
         JobSubcommand::List => super::job_market::list(ctx),
         JobSubcommand::Cancel(args) => super::job_market::cancel(ctx, args),
+        JobSubcommand::Receipt(args) => super::job_receipt::receipt(ctx, args),
+        JobSubcommand::Verify(args) => super::job_receipt::verify(ctx, args),
     }
 }
 

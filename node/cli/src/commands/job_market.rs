@@ -275,6 +275,7 @@ fn finish(
             "message": s.message,
             "stderr": s.stderr,
             "time_ms": ms,
+            "receipt": s.receipt,
         });
         match out {
             Some(path) => {
@@ -411,7 +412,7 @@ fn match_prefix(ids: &[String], prefix: &str) -> Result<String> {
 
 /// A job's status: from the running node, else from the market database on disk. `id` is a job id or a
 /// unique prefix of one.
-fn load_status(ctx: &Context, id: &str) -> Result<JobStatus> {
+pub(super) fn load_status(ctx: &Context, id: &str) -> Result<JobStatus> {
     let id = resolve_id(ctx, id)?;
     let job_id = JobId::from_hex(&id).map_err(|e| anyhow::anyhow!("bad job id {id:?}: {e}"))?;
     if let Some(api) = client::running(&ctx.home) {
@@ -460,6 +461,9 @@ pub fn status(ctx: &Context, args: &JobIdArg) -> Result<()> {
             s.fuel_used.unwrap_or(0)
         )?;
         crate::outln!("agreeing {}", s.agreeing.join(", "))?;
+        if let Some(receipt) = &s.receipt {
+            crate::outln!("receipt  {receipt}")?;
+        }
         if !s.disagreeing.is_empty() {
             crate::outln!("outvoted {}", s.disagreeing.join(", "))?;
         }
