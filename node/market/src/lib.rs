@@ -15,10 +15,12 @@ pub mod credibility;
 pub mod db;
 pub mod exec_metrics;
 pub mod messages;
+pub mod replay;
 pub mod requester;
 pub mod runner;
 pub mod service;
 mod shared;
+pub mod stderr_log;
 pub mod tally;
 #[cfg(test)]
 mod testkit;

@@ -4,6 +4,7 @@
 pub mod init;
 pub mod job;
 pub mod job_market;
+pub mod job_replay;
 pub mod net;
 pub mod node;
 pub mod settle;

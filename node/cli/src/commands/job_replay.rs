@@ -1,0 +1,163 @@
+//! `jobmesh job replay <id>`: re-run a submitted job on this machine with everything a developer needs — its
+//! log lines with the fuel used at each, its stderr, the JS exception with its stack, the limit it hit — and
+//! say whether the replay agrees with the accepted result.
+//!
+//! The job's spec comes from the node's status (or its market database when no node runs); code and input from
+//! the node's store. The run happens in this process, never in the node.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+use clap::Args;
+use jobmesh_exec::{Executor, ReplayReport};
+use jobmesh_node::api::client;
+use jobmesh_node::market::messages::MAX_STORED_STDERR;
+use jobmesh_node::market::replay::{replay as run_replay, Replayed};
+use jobmesh_node::market::runner::MAX_JOB_FILE;
+use jobmesh_node::market::JobStatus;
+use jobmesh_store::unixfs::Profile;
+use serde_json::json;
+
+use crate::context::{parse_duration, Context};
+
+/// Arguments of `jobmesh job replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The job id, or a unique prefix of it (at least 4 characters).
+    pub id: String,
+    /// Stop the replay after this long (it is then reported as hitting the time limit).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+/// `jobmesh job replay`. Exits non-zero when the job cannot be replayed, or when the replay disagrees with the
+/// accepted result; a job that fails the same way again is a successful replay.
+pub fn replay(ctx: &Context, args: &ReplayArgs) -> Result<()> {
+    let status = super::job_market::load_status(ctx, &args.id)?;
+    let spec = status.replay.clone().with_context(|| {
+        format!(
+            "job {} was recorded without its limits: it cannot be replayed",
+            status.id
+        )
+    })?;
+    let limit = MAX_JOB_FILE as u64;
+    let code = read_file(ctx, &status.code, limit).context("cannot read the job's code")?;
+    let input = read_file(ctx, &status.input, limit).context("cannot read the job's input")?;
+    let exec = Executor::traced(Some(ctx.home.module_cache_dir()))?;
+    let replayed = run_replay(&exec, &spec, &code, &input, args.timeout)?;
+    let output_cid = jobmesh_store::unixfs::file_cid(&replayed.output, &Profile::KUBO)?;
+    let agrees = agreement(&status, &replayed, &output_cid.to_string());
+    if ctx.json {
+        print_json(ctx, &replayed, &output_cid.to_string(), agrees)?;
+    } else {
+        print_text(&replayed.report, &status, agrees)?;
+        eprintln!(
+            "replayed in {:.2} ms · output {} bytes, {output_cid}",
+            replayed.elapsed.as_secs_f64() * 1e3,
+            replayed.output.len()
+        );
+    }
+    if agrees == Some(false) {
+        bail!(
+            "the replay of job {} disagrees with its accepted result ({} fuel {:?}, replay {} fuel {})",
+            status.id,
+            status.status.as_deref().unwrap_or("?"),
+            status.fuel_used.unwrap_or(0),
+            replayed.report.status,
+            replayed.report.fuel_used
+        );
+    }
+    Ok(())
+}
+
+/// For a failed job whose workers stored their whole stderr (`stderr_cid`): that stderr in place of the part
+/// the reveal carried inline. Left as it is when the file cannot be read (the inline part is still right).
+pub(crate) fn with_full_stderr(ctx: &Context, s: &mut JobStatus) {
+    let (Some(cid), Some(_)) = (&s.stderr_cid, &s.error) else {
+        return;
+    };
+    match read_file(ctx, cid, MAX_STORED_STDERR as u64) {
+        Ok(bytes) => s.stderr = Some(String::from_utf8_lossy(&bytes).into_owned()),
+        Err(e) => tracing::warn!(%cid, "cannot read the job's stored stderr: {e:#}"),
+    }
+}
+
+/// Whether output CID, status and fuel match the accepted result (`None`: no accepted result).
+fn agreement(s: &JobStatus, r: &Replayed, output_cid: &str) -> Option<bool> {
+    let accepted = s.output.as_deref()?;
+    Some(
+        accepted == output_cid
+            && s.fuel_used == Some(r.report.fuel_used)
+            && s.status.as_deref() == Some(r.report.status.as_str()),
+    )
+}
+
+/// A file of the job (its first `limit` bytes): through the running node, else from the store on disk.
+fn read_file(ctx: &Context, cid: &str, limit: u64) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    match client::running(&ctx.home) {
+        Some(api) => {
+            api.call_stream("cat", &[("arg", cid)])?
+                .take(limit)
+                .read_to_end(&mut bytes)
+                .context("cannot read from the node")?;
+        }
+        None => {
+            let store = jobmesh_store::Store::open(&ctx.home.blocks_dir())?;
+            jobmesh_store::unixfs::cat(&store, &jobmesh_store::parse_cid(cid)?, &mut bytes)?;
+            bytes.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        }
+    }
+    Ok(bytes)
+}
+
+fn print_json(ctx: &Context, r: &Replayed, output_cid: &str, agrees: Option<bool>) -> Result<()> {
+    let mut obj = serde_json::to_value(&r.report)?;
+    obj["output_cid"] = json!(output_cid);
+    obj["agrees_with_accepted"] = json!(agrees);
+    obj["time_ms"] = json!(r.elapsed.as_secs_f64() * 1e3);
+    Ok(ctx.print_json(&obj)?)
+}
+
+/// The lines with their fuel, then stderr, the exception and the limit.
+fn print_text(r: &ReplayReport, s: &JobStatus, agrees: Option<bool>) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "job {} · replay", r.job_id)?;
+    for line in &r.lines {
+        writeln!(
+            out,
+            "  fuel {:>14}  {}  {}",
+            line.fuel_used, line.stream, line.text
+        )?;
+    }
+    if r.lines_dropped > 0 {
+        writeln!(out, "  … {} more writes not traced", r.lines_dropped)?;
+    }
+    if !r.stderr.is_empty() {
+        writeln!(out, "stderr:\n{}", r.stderr.trim_end())?;
+    }
+    if let Some(exception) = &r.exception {
+        writeln!(out, "exception:\n{}", exception.trim_end())?;
+    }
+    if let Some(hit) = &r.limit {
+        let after = hit
+            .after_line
+            .as_deref()
+            .map(|l| format!(", after the line {l:?}"))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "limit hit: {} ({}) at fuel {}{after}",
+            hit.limit, hit.message, hit.at_fuel
+        )?;
+    }
+    writeln!(out, "status: {} · fuel used: {}", r.status, r.fuel_used)?;
+    let verdict = match agrees {
+        Some(true) => "agrees with the accepted result (output, status and fuel)".to_string(),
+        Some(false) => "DISAGREES with the accepted result".to_string(),
+        None => format!("no accepted result to compare with (job {})", s.phase),
+    };
+    writeln!(out, "{verdict}")?;
+    Ok(())
+}
