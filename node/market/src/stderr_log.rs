@@ -8,15 +8,14 @@ use std::time::Duration;
 
 use jobmesh_exec::Limits;
 use jobmesh_store::unixfs::Profile;
-use jobmesh_store::{Cid, Store};
+use jobmesh_store::{Cid, Store, StoreError};
 
 use crate::messages::MAX_STORED_STDERR;
 use crate::tally::Verdict;
-use crate::worker::JobRunError;
 
 /// Stores `stderr` (cut at the job's `stderr_bytes` and [`MAX_STORED_STDERR`]) as a UnixFS file; its CID, or
 /// `None` for an empty stderr. Deterministic: honest workers of one job store the same bytes, so the same CID.
-pub fn keep(store: &Store, stderr: &[u8], limits: &Limits) -> Result<Option<Cid>, JobRunError> {
+pub fn keep(store: &Store, stderr: &[u8], limits: &Limits) -> Result<Option<Cid>, Box<StoreError>> {
     let keep = usize::try_from(limits.stderr_bytes)
         .unwrap_or(usize::MAX)
         .min(MAX_STORED_STDERR)
@@ -26,7 +25,7 @@ pub fn keep(store: &Store, stderr: &[u8], limits: &Limits) -> Result<Option<Cid>
     }
     let added = store
         .add_file(&stderr[..keep], &Profile::KUBO)
-        .map_err(|e| JobRunError::StoreOutput(Box::new(e)))?;
+        .map_err(Box::new)?;
     Ok(Some(added.root))
 }
 

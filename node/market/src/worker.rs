@@ -486,7 +486,8 @@ impl Worker {
                 return Err(JobRunError::Cancelled);
             }
             let mut detail = run_detail(&outcome, &limits);
-            detail.stderr_cid = crate::stderr_log::keep(&store, &outcome.stderr, &limits)?;
+            detail.stderr_cid = crate::stderr_log::keep(&store, &outcome.stderr, &limits)
+                .map_err(JobRunError::StoreOutput)?;
             let mut output = outcome.output;
             match conduct {
                 Conduct::WrongOutput => output.extend_from_slice(b" (forged)"),

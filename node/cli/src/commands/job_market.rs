@@ -255,7 +255,7 @@ fn finish(
         bail!("job {} {}: {}", s.id, s.phase, s.reason);
     }
     let mut full = s.clone();
-    super::job_replay::with_full_stderr(ctx, &mut full);
+    super::job_files::with_full_stderr(ctx, &mut full);
     let s = &full;
     let cid = s.output.clone().context("a verified job without output")?;
     let mut bytes = Vec::new();
@@ -427,7 +427,7 @@ pub(crate) fn load_status(ctx: &Context, id: &str) -> Result<JobStatus> {
             JobStatus::of(&job)
         }
     };
-    super::job_replay::with_full_stderr(ctx, &mut status);
+    super::job_files::with_full_stderr(ctx, &mut status);
     Ok(status)
 }
 

@@ -5,20 +5,19 @@
 //! The job's spec comes from the node's status (or its market database when no node runs); code and input from
 //! the node's store. The run happens in this process, never in the node.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use jobmesh_exec::{Executor, ReplayReport};
-use jobmesh_node::api::client;
-use jobmesh_node::market::messages::MAX_STORED_STDERR;
 use jobmesh_node::market::replay::{replay as run_replay, Replayed};
 use jobmesh_node::market::runner::MAX_JOB_FILE;
 use jobmesh_node::market::JobStatus;
 use jobmesh_store::unixfs::Profile;
 use serde_json::json;
 
+use super::job_files::read_file;
 use crate::context::{parse_duration, Context};
 
 /// Arguments of `jobmesh job replay`.
@@ -71,18 +70,6 @@ pub fn replay(ctx: &Context, args: &ReplayArgs) -> Result<()> {
     Ok(())
 }
 
-/// For a failed job whose workers stored their whole stderr (`stderr_cid`): that stderr in place of the part
-/// the reveal carried inline. Left as it is when the file cannot be read (the inline part is still right).
-pub(crate) fn with_full_stderr(ctx: &Context, s: &mut JobStatus) {
-    let (Some(cid), Some(_)) = (&s.stderr_cid, &s.error) else {
-        return;
-    };
-    match read_file(ctx, cid, MAX_STORED_STDERR as u64) {
-        Ok(bytes) => s.stderr = Some(String::from_utf8_lossy(&bytes).into_owned()),
-        Err(e) => tracing::warn!(%cid, "cannot read the job's stored stderr: {e:#}"),
-    }
-}
-
 /// Whether output CID, status and fuel match the accepted result (`None`: no accepted result).
 fn agreement(s: &JobStatus, r: &Replayed, output_cid: &str) -> Option<bool> {
     let accepted = s.output.as_deref()?;
@@ -91,25 +78,6 @@ fn agreement(s: &JobStatus, r: &Replayed, output_cid: &str) -> Option<bool> {
             && s.fuel_used == Some(r.report.fuel_used)
             && s.status.as_deref() == Some(r.report.status.as_str()),
     )
-}
-
-/// A file of the job (its first `limit` bytes): through the running node, else from the store on disk.
-fn read_file(ctx: &Context, cid: &str, limit: u64) -> Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    match client::running(&ctx.home) {
-        Some(api) => {
-            api.call_stream("cat", &[("arg", cid)])?
-                .take(limit)
-                .read_to_end(&mut bytes)
-                .context("cannot read from the node")?;
-        }
-        None => {
-            let store = jobmesh_store::Store::open(&ctx.home.blocks_dir())?;
-            jobmesh_store::unixfs::cat(&store, &jobmesh_store::parse_cid(cid)?, &mut bytes)?;
-            bytes.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        }
-    }
-    Ok(bytes)
 }
 
 fn print_json(ctx: &Context, r: &Replayed, output_cid: &str, agrees: Option<bool>) -> Result<()> {

@@ -3,6 +3,7 @@
 
 pub mod init;
 pub mod job;
+pub mod job_files;
 pub mod job_market;
 pub mod job_replay;
 pub mod net;
