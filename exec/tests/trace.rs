@@ -149,3 +149,45 @@ fn a_report_names_the_exception_and_the_limit_and_where() {
     assert_eq!(looping.lines.len(), 1);
     assert!(looping.lines[0].fuel_used < limits.fuel / 2);
 }
+
+#[test]
+fn a_report_names_the_memory_and_output_limits() {
+    let t = traced();
+    let replay = |source: &str, limits: &Limits| {
+        let (outcome, trace) = t
+            .run_traced(&js(source), b"", limits, &t.cancel_token())
+            .expect("runs");
+        ReplayReport::new(&outcome, &trace, limits, false)
+    };
+    let memory = replay(
+        &format!(
+            "console.log('allocating');\n{}",
+            read("exec/tests/jobs/alloc_bomb.js")
+        ),
+        &Limits {
+            memory_bytes: 8 << 20,
+            ..limits()
+        },
+    );
+    let hit = memory.limit.expect("a limit");
+    assert_eq!(
+        (hit.limit.as_str(), memory.status.as_str()),
+        ("memory", "memory_limit")
+    );
+    assert_eq!(hit.after_line.as_deref(), Some("allocating"));
+    assert!(hit.at_fuel > memory.lines[0].fuel_used);
+
+    let output = replay(
+        &read("exec/tests/jobs/big_output.js"),
+        &Limits {
+            output_bytes: 100_000,
+            ..limits()
+        },
+    );
+    let hit = output.limit.expect("a limit");
+    assert_eq!(
+        (hit.limit.as_str(), output.status.as_str()),
+        ("output", "output_too_large")
+    );
+    assert!(hit.message.contains("100000"), "{}", hit.message);
+}

@@ -100,3 +100,34 @@ pub fn replay(
         elapsed,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jobmesh_exec::Plugin;
+
+    #[test]
+    fn a_replay_that_runs_too_long_is_stopped_and_names_the_time_limit() {
+        let exec = Executor::traced(None).unwrap();
+        let source = "console.log('looping'); for (;;) {}";
+        let code = exec
+            .compile_js(&Plugin::bundled().cid(), "loop.js", source)
+            .unwrap()
+            .to_bytes();
+        let spec = ReplaySpec::of(&crate::testkit::spec(1, false));
+        let spec = ReplaySpec {
+            limits: JobLimits {
+                max_fuel: u64::MAX / 2,
+                ..spec.limits
+            },
+            ..spec
+        };
+        let started = Instant::now();
+        let replayed = replay(&exec, &spec, &code, b"", Duration::from_millis(300)).unwrap();
+        assert!(started.elapsed() < Duration::from_secs(20));
+        let hit = replayed.report.limit.expect("a limit");
+        assert_eq!(hit.limit, "time");
+        assert_eq!(hit.after_line.as_deref(), Some("looping"));
+        assert_eq!(replayed.report.status, "cancelled");
+    }
+}
