@@ -5,12 +5,13 @@ use std::collections::HashSet;
 use cid::Cid;
 
 use crate::hash::is_v0;
-use crate::{pb, Store, StoreError, DAG_PB, RAW};
+use crate::{pb, Store, StoreError, DAG_CBOR, DAG_PB, RAW};
 
-/// The children of a block, in link order. Raw blocks have none; dag-pb blocks are decoded.
+/// The children of a block, in link order. Raw blocks have none; dag-pb blocks are decoded. DAG-CBOR blocks
+/// (jobmesh's receipts) are leaves here: their CID links are not followed.
 pub fn links(cid: &Cid, data: &[u8]) -> Result<Vec<Cid>, StoreError> {
     match codec_of(cid) {
-        RAW => Ok(Vec::new()),
+        RAW | DAG_CBOR => Ok(Vec::new()),
         DAG_PB => {
             let node = pb::decode_node(data).map_err(|reason| malformed(cid, "dag-pb", reason))?;
             node.links

@@ -10,6 +10,8 @@ use crate::StoreError;
 pub const RAW: u64 = 0x55;
 /// Multicodec of dag-pb, the protobuf DAG format UnixFS nodes use.
 pub const DAG_PB: u64 = 0x70;
+/// Multicodec of DAG-CBOR (`bafyrei…` CIDs with sha2-256): jobmesh's job receipts.
+pub const DAG_CBOR: u64 = 0x71;
 
 const SHA2_256: u64 = 0x12;
 const BLAKE3: u64 = 0x1e;

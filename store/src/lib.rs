@@ -23,5 +23,5 @@ pub mod unixfs;
 
 pub use cid::Cid;
 pub use error::StoreError;
-pub use hash::{cid_of, cid_of_raw, parse_cid, verify_block, HashAlg, DAG_PB, RAW};
+pub use hash::{cid_of, cid_of_raw, parse_cid, verify_block, HashAlg, DAG_CBOR, DAG_PB, RAW};
 pub use store::{open_sled, GcStats, Store, VerifyReport};

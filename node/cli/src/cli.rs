@@ -113,7 +113,12 @@ pub fn run() -> ExitCode {
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             report_error(&ctx, &err);
-            ExitCode::FAILURE
+            // A receipt that cannot be checked is bad input (2), unlike one that does not match (1).
+            if err.is::<commands::job_receipt::BadInput>() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -206,6 +206,12 @@ impl MarketDb {
         self.finish(result, durable)
     }
 
+    /// Opens (or creates) a tree of the database, for a module that keeps records of its own
+    /// (`crate::receipt_store`).
+    pub(crate) fn open_tree(&self, name: &str) -> Result<sled::Tree, DbError> {
+        Ok(self.db.open_tree(name)?)
+    }
+
     /// A requester job by id.
     pub fn requester_job(&self, id: &JobId) -> Result<Option<RequesterJob>, DbError> {
         self.requester_jobs

@@ -280,6 +280,9 @@ pub struct RequesterJob {
     /// Workers with a record invited by name to offer ([`JobAnnouncement::invited`](crate::messages::JobAnnouncement::invited)).
     #[serde(default, with = "crate::wire_ids::peers")]
     pub invited: Vec<PeerId>,
+    /// The job's receipt block, once it is finished (`crate::receipt`).
+    #[serde(default, with = "crate::wire_ids::opt_cid")]
+    pub receipt: Option<cid::Cid>,
 }
 
 impl RequesterJob {
@@ -301,6 +304,7 @@ impl RequesterJob {
             reannounced: 0,
             last_announced_ms: announced_ms,
             invited: Vec::new(),
+            receipt: None,
         }
     }
 

@@ -156,6 +156,9 @@ pub struct JobStatus {
     /// What the code is, its plugin and limits: what `job replay` needs to run it again.
     #[serde(default)]
     pub replay: Option<crate::replay::ReplaySpec>,
+    /// The job's receipt block (once finished): `jobmesh job verify` checks it anywhere.
+    #[serde(default)]
+    pub receipt: Option<String>,
 }
 
 impl JobStatus {
@@ -196,6 +199,7 @@ impl JobStatus {
             input: job.spec.input.to_string(),
             code: job.spec.code.to_string(),
             replay: Some(crate::replay::ReplaySpec::of(&job.spec)),
+            receipt: job.receipt.map(|c| c.to_string()),
         }
     }
 }
@@ -439,6 +443,11 @@ impl Market {
         self.inner.stopped().await
     }
 
+    /// What the market's tasks share (`crate::receipt_verify` runs on it).
+    pub(crate) fn core(&self) -> &Core {
+        &self.inner
+    }
+
     /// The node this market runs on.
     pub fn node(&self) -> &Mesh {
         &self.inner.node
@@ -635,6 +644,7 @@ async fn inbound_loop(
                 Response::Ack
             }
             Request::Commitment(Commitment { job_id, commitment }) => {
+                crate::receipt_store::record_commitment(&shared.db, &job_id, &peer, &req.data);
                 // Acknowledged once recorded: a worker stops re-sending its commitment at the Ack.
                 let (recorded, on_disk) = oneshot::channel();
                 let _ = shared.actor.send(ActorMsg::Commitment {
@@ -898,6 +908,11 @@ impl Actor {
         };
         let before = JobStatus::of(job);
         let actions = f(job);
+        if job.phase.is_terminal() && job.receipt.is_none() {
+            job.receipt = crate::receipt_store::issue(&self.shared, job)
+                .map_err(|e| warn!(job = %id, error = %e, "cannot issue the job's receipt"))
+                .ok();
+        }
         let after = JobStatus::of(job);
         if actions.is_empty() && after == before {
             return true;
@@ -980,10 +995,13 @@ impl Actor {
                 tokio::spawn(async move {
                     loop {
                         match shared
-                            .ask(worker, Vec::new(), &Request::RevealRequest { job_id: id })
+                            .ask_sealed(worker, Vec::new(), &Request::RevealRequest { job_id: id })
                             .await
                         {
-                            Ok(Response::Reveal(reveal)) => {
+                            Ok((Response::Reveal(reveal), sealed)) => {
+                                crate::receipt_store::record_reveal(
+                                    &shared.db, &id, &worker, &sealed,
+                                );
                                 let _ = shared
                                     .actor
                                     .send(event(id, JobEvent::Reveal { worker, reveal }));

@@ -69,10 +69,21 @@ impl Core {
         addrs: Vec<Multiaddr>,
         request: &Request,
     ) -> Result<Response, AskError> {
+        Ok(self.ask_sealed(peer, addrs, request).await?.0)
+    }
+
+    /// Like [`Core::ask`], and also returns the response as `peer` sealed it (a receipt's evidence).
+    pub(crate) async fn ask_sealed(
+        &self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        request: &Request,
+    ) -> Result<(Response, Vec<u8>), AskError> {
         let bytes = self
             .node
             .request(peer, addrs, seal(&self.key, request))
             .await?;
-        Ok(open_from::<Response>(&bytes, MAX_DIRECT_BYTES, &peer)?)
+        let response = open_from::<Response>(&bytes, MAX_DIRECT_BYTES, &peer)?;
+        Ok((response, bytes))
     }
 }

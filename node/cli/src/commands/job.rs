@@ -63,6 +63,15 @@ pub enum JobSubcommand {
         after_help = "Examples:\n  jobmesh job replay 3f2a…\n  jobmesh job replay 3f2a… --json --timeout 30s"
     )]
     Replay(super::job_replay::ReplayArgs),
+    /// Print a finished job's receipt CID (`--json`: the decoded receipt).
+    #[command(
+        after_help = "Example:\n  jobmesh job receipt 3f2a…\n  jobmesh job receipt 3f2a… --json"
+    )]
+    Receipt(super::job_receipt::ReceiptArgs),
+    /// Check a receipt on this node: fetch it, its code and input, check every signature, re-run the job and
+    /// compare output, status and fuel. Exits 0 if it matches, 1 if not, 2 if it cannot be checked.
+    #[command(after_help = "Example:\n  jobmesh job verify bafyrei…")]
+    Verify(super::job_receipt::VerifyArgs),
 }
 
 /// Arguments of `jobmesh job build`.
@@ -116,6 +125,8 @@ pub fn run(ctx: &Context, cmd: &JobCommand) -> Result<()> {
         JobSubcommand::List => super::job_market::list(ctx),
         JobSubcommand::Cancel(args) => super::job_market::cancel(ctx, args),
         JobSubcommand::Replay(args) => super::job_replay::replay(ctx, args),
+        JobSubcommand::Receipt(args) => super::job_receipt::receipt(ctx, args),
+        JobSubcommand::Verify(args) => super::job_receipt::verify(ctx, args),
     }
 }
 

@@ -278,6 +278,7 @@ fn finish(
             "message": s.message,
             "stderr": s.stderr,
             "time_ms": ms,
+            "receipt": s.receipt,
         });
         match out {
             Some(path) => {
@@ -467,6 +468,9 @@ pub fn status(ctx: &Context, args: &JobIdArg) -> Result<()> {
             s.fuel_used.unwrap_or(0)
         )?;
         crate::outln!("agreeing {}", s.agreeing.join(", "))?;
+        if let Some(receipt) = &s.receipt {
+            crate::outln!("receipt  {receipt}")?;
+        }
         if !s.disagreeing.is_empty() {
             crate::outln!("outvoted {}", s.disagreeing.join(", "))?;
         }

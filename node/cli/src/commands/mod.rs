@@ -5,6 +5,7 @@ pub mod init;
 pub mod job;
 pub mod job_files;
 pub mod job_market;
+pub mod job_receipt;
 pub mod job_replay;
 pub mod net;
 pub mod node;

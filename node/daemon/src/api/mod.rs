@@ -13,6 +13,7 @@ mod dashboard;
 mod gateway;
 pub mod guard;
 mod jobs;
+mod receipts;
 mod repo;
 mod settlement;
 
@@ -164,6 +165,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v0/job/status", post(jobs::status))
         .route("/api/v0/job/list", post(jobs::list))
         .route("/api/v0/job/cancel", post(jobs::cancel))
+        .route("/api/v0/job/receipt", post(receipts::receipt))
+        .route("/api/v0/job/verify", post(receipts::verify))
         .route("/api/v0/market/ledger", post(jobs::ledger))
         .route("/api/v0/settlement/status", post(settlement::status))
         .route("/api/v0/settlement/lotteries", post(settlement::lotteries))

@@ -161,6 +161,8 @@ async function showResult(s) {
   $("out-status").textContent = s.status || "";
   $("out-fuel").textContent = s.fuel_used == null ? "" : s.fuel_used.toLocaleString("en");
   $("out-agreeing").textContent = (s.agreeing || []).map((p) => short(p, 16)).join(", ");
+  $("out-receipt").textContent = s.receipt || "";
+  if (s.receipt) $("receipt-cid").value = s.receipt;
   // A verified failure (out of fuel, exception, …): why, the whole message and the job's stderr.
   $("failure").hidden = !s.error;
   $("out-error").textContent = s.error || "";
@@ -171,6 +173,25 @@ async function showResult(s) {
     $("output").textContent = await res.text();
   } catch (e) {
     $("output").textContent = "cannot fetch the output: " + e.message;
+  }
+}
+
+// ---- receipts: re-run a job here and compare with what its workers signed ---------------------------------
+
+async function verifyReceipt(ev) {
+  ev.preventDefault();
+  const cid = $("receipt-cid").value.trim();
+  if (!cid) return;
+  $("verify-result").textContent = "fetching and re-running…";
+  try {
+    const r = await apiJson("job/verify?arg=" + encodeURIComponent(cid));
+    $("verify-result").textContent = [
+      (r.matches ? "MATCHES" : "MISMATCH") + " · job " + short(r.job, 16) + " · signed by " + r.signers.join(", "),
+      ...r.mismatches,
+      `checked in ${r.total_ms.toFixed(1)} ms (re-run ${r.run_ms.toFixed(1)} ms), receipt ${r.receipt_bytes} bytes`,
+    ].join("\n");
+  } catch (e) {
+    $("verify-result").textContent = "cannot verify: " + e.message;
   }
 }
 
@@ -245,6 +266,7 @@ async function refreshStore() {
 
 async function start() {
   loadExample();
+  $("verify-form").addEventListener("submit", verifyReceipt);
   try {
     const id = await apiJson("id");
     $("node-id").textContent = "node " + id.ID + (id.Reachability ? " · reachability: " + id.Reachability +
