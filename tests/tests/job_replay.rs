@@ -73,6 +73,28 @@ fn replay_shows_lines_with_fuel_the_exception_and_the_limit_hit() {
     assert!(text.contains("at outer"), "{text}");
     assert!(text.contains("agrees with the accepted result"), "{text}");
 
+    // With the job's receipt, any node replays it: a bystander fetches receipt, code and input from the mesh.
+    let receipt = requester.cli_json(&["job", "status", &id])["receipt"]
+        .as_str()
+        .expect("a receipt")
+        .to_string();
+    let bystander = NodeProc::start(&[&requester.addr]);
+    wait_peers(&bystander, 1);
+    let b = bystander.cli_json(&["job", "replay", &receipt]);
+    assert_eq!(b["agrees_with_accepted"], true, "{b}");
+    assert_eq!(
+        (&b["lines"], &b["fuel_used"]),
+        (&r["lines"], &r["fuel_used"])
+    );
+    // Something that is not a receipt: one line, non-zero.
+    let code = requester.cli_json(&["job", "status", &id])["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let err = bystander.cli_fail(&["job", "replay", &code]);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("not a receipt"), "{err}");
+
     // Out of fuel: the limit, where it was hit, and the last line before it.
     let input = dir.path().join("endless.json");
     std::fs::write(&input, r#"{"rounds": 100000000}"#).unwrap();

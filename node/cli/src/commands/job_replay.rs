@@ -5,13 +5,15 @@
 //! The job's spec comes from the node's status (or its market database when no node runs); code and input from
 //! the node's store. The run happens in this process, never in the node.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use jobmesh_exec::{Executor, ReplayReport};
-use jobmesh_node::market::replay::{replay as run_replay, Replayed};
+use jobmesh_node::api::client;
+use jobmesh_node::market::receipt::{JobReceipt, MAX_RECEIPT_BYTES};
+use jobmesh_node::market::replay::{replay as run_replay, ReplaySpec, Replayed};
 use jobmesh_node::market::runner::MAX_JOB_FILE;
 use jobmesh_node::market::JobStatus;
 use jobmesh_store::unixfs::Profile;
@@ -23,46 +25,61 @@ use crate::context::{parse_duration, Context};
 /// Arguments of `jobmesh job replay`.
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// The job id, or a unique prefix of it (at least 4 characters).
+    /// The job id, or a unique prefix of it (at least 4 characters), on the requester's node; or a receipt CID
+    /// (`job receipt <id>`), on any node.
     pub id: String,
     /// Stop the replay after this long (it is then reported as hitting the time limit).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub timeout: Duration,
 }
 
+/// What a replay runs and compares with: from the job's status on its requester, or from a receipt anywhere.
+struct Target {
+    id: String,
+    code: String,
+    input: String,
+    spec: ReplaySpec,
+    phase: String,
+    /// The accepted (output CID, status, fuel), if any.
+    accepted: Option<(String, String, u64)>,
+}
+
 /// `jobmesh job replay`. Exits non-zero when the job cannot be replayed, or when the replay disagrees with the
 /// accepted result; a job that fails the same way again is a successful replay.
 pub fn replay(ctx: &Context, args: &ReplayArgs) -> Result<()> {
-    let status = super::job_market::load_status(ctx, &args.id)?;
-    let spec = status.replay.clone().with_context(|| {
-        format!(
-            "job {} was recorded without its limits: it cannot be replayed",
-            status.id
-        )
-    })?;
+    let target = if args.id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        of_status(super::job_market::load_status(ctx, &args.id)?)?
+    } else {
+        of_receipt(ctx, &args.id)?
+    };
     let limit = MAX_JOB_FILE as u64;
-    let code = read_file(ctx, &status.code, limit).context("cannot read the job's code")?;
-    let input = read_file(ctx, &status.input, limit).context("cannot read the job's input")?;
+    let code = read_file(ctx, &target.code, limit).context("cannot read the job's code")?;
+    let input = read_file(ctx, &target.input, limit).context("cannot read the job's input")?;
     let exec = Executor::traced(Some(ctx.home.module_cache_dir()))?;
-    let replayed = run_replay(&exec, &spec, &code, &input, args.timeout)?;
+    let replayed = run_replay(&exec, &target.spec, &code, &input, args.timeout)?;
     let output_cid = jobmesh_store::unixfs::file_cid(&replayed.output, &Profile::KUBO)?;
-    let agrees = agreement(&status, &replayed, &output_cid.to_string());
+    let agrees = target.accepted.as_ref().map(|(output, status, fuel)| {
+        (output.as_str(), status.as_str(), *fuel)
+            == (
+                output_cid.to_string().as_str(),
+                replayed.report.status.as_str(),
+                replayed.report.fuel_used,
+            )
+    });
     if ctx.json {
         print_json(ctx, &replayed, &output_cid.to_string(), agrees)?;
     } else {
-        print_text(&replayed.report, &status, agrees)?;
+        print_text(&replayed.report, &target.phase, agrees)?;
         eprintln!(
             "replayed in {:.2} ms · output {} bytes, {output_cid}",
             replayed.elapsed.as_secs_f64() * 1e3,
             replayed.output.len()
         );
     }
-    if agrees == Some(false) {
+    if let (Some(false), Some((_, status, fuel))) = (agrees, &target.accepted) {
         bail!(
-            "the replay of job {} disagrees with its accepted result ({} fuel {:?}, replay {} fuel {})",
-            status.id,
-            status.status.as_deref().unwrap_or("?"),
-            status.fuel_used.unwrap_or(0),
+            "the replay of job {} disagrees with its accepted result ({status} fuel {fuel}, replay {} fuel {})",
+            target.id,
             replayed.report.status,
             replayed.report.fuel_used
         );
@@ -70,14 +87,52 @@ pub fn replay(ctx: &Context, args: &ReplayArgs) -> Result<()> {
     Ok(())
 }
 
-/// Whether output CID, status and fuel match the accepted result (`None`: no accepted result).
-fn agreement(s: &JobStatus, r: &Replayed, output_cid: &str) -> Option<bool> {
-    let accepted = s.output.as_deref()?;
-    Some(
-        accepted == output_cid
-            && s.fuel_used == Some(r.report.fuel_used)
-            && s.status.as_deref() == Some(r.report.status.as_str()),
-    )
+fn of_status(s: JobStatus) -> Result<Target> {
+    let spec = s.replay.clone().with_context(|| {
+        format!(
+            "job {} was recorded without its limits: it cannot be replayed",
+            s.id
+        )
+    })?;
+    let accepted = match (&s.output, &s.status, s.fuel_used) {
+        (Some(output), Some(status), Some(fuel)) => Some((output.clone(), status.clone(), fuel)),
+        _ => None,
+    };
+    Ok(Target {
+        id: s.id,
+        code: s.code,
+        input: s.input,
+        spec,
+        phase: s.phase,
+        accepted,
+    })
+}
+
+/// The target a receipt names, fetched through the running node (from the mesh if needed); its signatures
+/// are checked first.
+fn of_receipt(ctx: &Context, cid: &str) -> Result<Target> {
+    let api = client::require(&ctx.home)?;
+    let mut bytes = Vec::new();
+    api.call_stream("block/get", &[("arg", cid)])
+        .with_context(|| format!("cannot fetch receipt {cid}"))?
+        .take(MAX_RECEIPT_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .context("cannot read the receipt from the node")?;
+    let receipt = JobReceipt::decode(&bytes).with_context(|| format!("{cid} is not a receipt"))?;
+    receipt
+        .check()
+        .with_context(|| format!("receipt {cid} does not check out"))?;
+    let body = receipt.body;
+    Ok(Target {
+        id: body.job.to_hex(),
+        code: body.spec.code.to_string(),
+        input: body.spec.input.to_string(),
+        spec: ReplaySpec::of(&body.spec),
+        phase: body.phase,
+        accepted: body
+            .result
+            .map(|r| (r.output.to_string(), r.status, r.fuel_used)),
+    })
 }
 
 fn print_json(ctx: &Context, r: &Replayed, output_cid: &str, agrees: Option<bool>) -> Result<()> {
@@ -89,7 +144,7 @@ fn print_json(ctx: &Context, r: &Replayed, output_cid: &str, agrees: Option<bool
 }
 
 /// The lines with their fuel, then stderr, the exception and the limit.
-fn print_text(r: &ReplayReport, s: &JobStatus, agrees: Option<bool>) -> Result<()> {
+fn print_text(r: &ReplayReport, phase: &str, agrees: Option<bool>) -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "job {} · replay", r.job_id)?;
     for line in &r.lines {
@@ -124,7 +179,7 @@ fn print_text(r: &ReplayReport, s: &JobStatus, agrees: Option<bool>) -> Result<(
     let verdict = match agrees {
         Some(true) => "agrees with the accepted result (output, status and fuel)".to_string(),
         Some(false) => "DISAGREES with the accepted result".to_string(),
-        None => format!("no accepted result to compare with (job {})", s.phase),
+        None => format!("no accepted result to compare with (job {phase})"),
     };
     writeln!(out, "{verdict}")?;
     Ok(())
