@@ -12,8 +12,9 @@ use wasmtime::{
     Config, Engine, InstancePre, Linker, Module, OptLevel, Store, Trap, UpdateDeadline,
 };
 
+use crate::trace::TraceState;
 use crate::wasi::{add_scheduling, job_wasi, CappedPipe, JobState, MemoryLimiter};
-use crate::{Cid, ExecError, JobCode, JobId, JsBytecode, Limits, Outcome, Plugin, Status};
+use crate::{Cid, ExecError, JobCode, JobId, JsBytecode, Limits, Outcome, Plugin, Status, Trace};
 
 /// The exact wasmtime version (pinned in Cargo.toml). Fuel counts depend on it.
 pub const WASMTIME_VERSION: &str = "48.0.8";
@@ -89,6 +90,8 @@ pub struct Executor {
     metered: bool,
     /// Whether runs can be cancelled (epoch interruption); off only in [`Executor::new_uninterruptible`].
     interruptible: bool,
+    /// Whether runs record a [`Trace`] (only executors made by [`Executor::traced`]).
+    traced: bool,
     linker: Linker<JobState>,
     cache_dir: Option<PathBuf>,
     modules: Mutex<HashMap<[u8; 32], Arc<ModuleSlot>>>,
@@ -162,6 +165,16 @@ impl Executor {
         Executor::with_options(cache_dir, true, true, Backend::Native)
     }
 
+    /// An executor for replays: as [`Executor::new`], and [`Executor::run_traced`] also returns every write to
+    /// stdout/stderr with the fuel used at it. Output, status and fuel are those of an untraced run.
+    pub fn traced(cache_dir: Option<PathBuf>) -> Result<Executor, ExecError> {
+        let mut exec = Executor::with_options(cache_dir, true, true, Backend::Native)?;
+        crate::trace::add_trace_hook(&mut exec.linker)
+            .map_err(|e| ExecError::Engine(format!("{e:#}")))?;
+        exec.traced = true;
+        Ok(exec)
+    }
+
     /// An executor on the given [`Backend`] (otherwise as [`Executor::new`]). Back ends can share a cache dir:
     /// the cache key covers the compilation target through wasmtime's compatibility hash.
     pub fn with_backend(
@@ -199,6 +212,7 @@ impl Executor {
             engine,
             metered,
             interruptible,
+            traced: false,
             linker,
             cache_dir,
             modules: Mutex::default(),
@@ -310,6 +324,28 @@ impl Executor {
         limits: &Limits,
         cancel: &CancelToken,
     ) -> Result<Outcome, ExecError> {
+        self.run_inner(code, input, limits, cancel).map(|(o, _)| o)
+    }
+
+    /// [`Executor::run_cancellable`] that also returns the run's [`Trace`] (empty unless this executor was
+    /// made by [`Executor::traced`]).
+    pub fn run_traced(
+        &self,
+        code: &JobCode,
+        input: &[u8],
+        limits: &Limits,
+        cancel: &CancelToken,
+    ) -> Result<(Outcome, Trace), ExecError> {
+        self.run_inner(code, input, limits, cancel)
+    }
+
+    fn run_inner(
+        &self,
+        code: &JobCode,
+        input: &[u8],
+        limits: &Limits,
+        cancel: &CancelToken,
+    ) -> Result<(Outcome, Trace), ExecError> {
         let job_id = JobId::new(code, input, limits);
         let (mut store, stdout, stderr) = self.store(&job_id, input, limits, cancel);
         let finish = |status: Status, store: &Store<JobState>| Outcome {
@@ -348,7 +384,14 @@ impl Executor {
             Ok(Err(err)) => classify(&err, &store, &stdout),
         };
         tracing::debug!(job = %job_id, status = status.name(), "job finished");
-        Ok(finish(status, &store))
+        let outcome = finish(status, &store);
+        let trace = store
+            .data_mut()
+            .trace
+            .take()
+            .map(|t| t.trace)
+            .unwrap_or_default();
+        Ok((outcome, trace))
     }
 
     /// A fresh store for one run: WASI, memory limiter, fuel, and the epoch callback that ends it once
@@ -367,12 +410,21 @@ impl Executor {
             clamp(limits.output_bytes),
             clamp(limits.stderr_bytes),
         );
+        let trace = self.traced.then(|| {
+            Box::new(TraceState {
+                fuel_limit: limits.fuel,
+                stdout: stdout.clone(),
+                stderr: stderr.clone(),
+                trace: Trace::default(),
+            })
+        });
         let state = JobState {
             wasi,
             limiter: MemoryLimiter {
                 max_bytes: clamp(limits.memory_bytes),
                 hit: false,
             },
+            trace,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);

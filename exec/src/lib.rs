@@ -26,6 +26,8 @@ mod error;
 mod job;
 mod module;
 mod plugin;
+mod replay;
+mod trace;
 mod wasi;
 
 pub use cid::Cid;
@@ -35,3 +37,5 @@ pub use error::ExecError;
 pub use job::{JobId, Limits, Outcome, Status};
 pub use module::{from_module, to_module, PLUGIN_SECTION};
 pub use plugin::{cid_of_raw, Plugin};
+pub use replay::{LimitHit, LogLine, ReplayReport};
+pub use trace::{Trace, TraceEvent, MAX_TRACE_EVENTS, MAX_TRACE_TEXT};

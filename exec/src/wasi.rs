@@ -23,6 +23,8 @@ use crate::JobId;
 pub(crate) struct JobState {
     pub wasi: WasiP1Ctx,
     pub limiter: MemoryLimiter,
+    /// Only in a traced executor's stores (replays): the writes seen so far.
+    pub trace: Option<Box<crate::trace::TraceState>>,
 }
 
 /// Caps each linear memory at the job's limit; going past it traps and is remembered, so the outcome is
@@ -92,12 +94,24 @@ impl CappedPipe {
         std::mem::take(&mut *self.buf.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// Bytes held so far.
+    pub fn written(&self) -> usize {
+        self.buf.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// A copy of at most `max` bytes from offset `from`.
+    pub fn bytes_from(&self, from: usize, max: usize) -> Vec<u8> {
+        let buf = self.buf.lock().unwrap_or_else(|e| e.into_inner());
+        let from = from.min(buf.len());
+        buf[from..buf.len().min(from.saturating_add(max))].to_vec()
+    }
+
     pub fn overflowed(&self) -> bool {
         self.overflowed.load(Ordering::Relaxed)
     }
 
     /// Appends what fits; `Err` when it did not all fit and this pipe traps on overflow.
-    fn append(&self, bytes: &[u8]) -> Result<(), String> {
+    pub(crate) fn append(&self, bytes: &[u8]) -> Result<(), String> {
         let mut buf = self.buf.lock().unwrap_or_else(|e| e.into_inner());
         let room = self.limit - buf.len();
         if bytes.len() <= room {

@@ -63,7 +63,7 @@ pub enum Command {
     /// DAGs as CARv1 archives: export, import.
     #[command(subcommand)]
     Dag(commands::store::DagCommand),
-    /// Jobs: build, run-local; on the mesh: submit, status, result, list, cancel.
+    /// Jobs: build, run-local; on the mesh: submit, status, result, list, cancel, replay.
     Job(commands::job::JobCommand),
     /// Run a node on the peer mesh (Kademlia, gossipsub, bitswap) with its local control API.
     #[command(subcommand)]

@@ -11,6 +11,7 @@
 //! Must not touch: the chain (`jobmesh-settlement` settles the ledger), the control API, the command line or
 //! the daemon's lifecycle (`jobmesh-node`, `jobmesh`): nothing here prints or reads arguments.
 
+pub mod challenge;
 pub mod credibility;
 pub mod db;
 pub mod exec_metrics;
@@ -18,10 +19,12 @@ pub mod messages;
 pub mod receipt;
 pub mod receipt_store;
 pub mod receipt_verify;
+pub mod replay;
 pub mod requester;
 pub mod runner;
 pub mod service;
 mod shared;
+pub mod stderr_log;
 pub mod tally;
 #[cfg(test)]
 mod testkit;

@@ -342,6 +342,9 @@ pub struct Commitment {
 pub const MAX_REVEALED_STDERR: usize = 16 * 1024;
 /// Most bytes of a failed run's message (exception message and stack, trap, …) in a [`Reveal`].
 pub const MAX_DETAIL_MESSAGE: usize = 4 * 1024;
+/// Most bytes of a run's stderr a worker keeps as a file in its store (less if the spec's `stderr_bytes` is
+/// lower); its CID travels in the reveal ([`RunDetail::stderr_cid`]) and the requester fetches it for a failed job.
+pub const MAX_STORED_STDERR: usize = 1 << 20;
 
 /// Why a run failed, in its own words: part of what a worker reveals, and bound by its commitment.
 ///
@@ -356,6 +359,14 @@ pub struct RunDetail {
     /// The job's stderr, at most the spec's `stderr_bytes` and [`MAX_REVEALED_STDERR`].
     #[serde(with = "serde_bytes")]
     pub stderr: Vec<u8>,
+    /// The whole stderr (at most the spec's `stderr_bytes` and [`MAX_STORED_STDERR`]) as a UnixFS file in the
+    /// worker's store; `None` when the run wrote nothing to stderr. Covered by [`RunDetail::digest`].
+    #[serde(
+        default,
+        with = "crate::wire_ids::opt_cid",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub stderr_cid: Option<Cid>,
 }
 
 impl RunDetail {
@@ -372,6 +383,7 @@ impl RunDetail {
         RunDetail {
             message: message[..cut].to_string(),
             stderr: stderr[..keep].to_vec(),
+            stderr_cid: None,
         }
     }
 
@@ -389,6 +401,12 @@ impl RunDetail {
         for part in [self.message.as_bytes(), &self.stderr] {
             hasher.update(&(part.len() as u64).to_be_bytes());
             hasher.update(part);
+        }
+        if let Some(cid) = &self.stderr_cid {
+            let cid = cid.to_bytes();
+            hasher.update(b"stderr-cid");
+            hasher.update(&(cid.len() as u64).to_be_bytes());
+            hasher.update(&cid);
         }
         *hasher.finalize().as_bytes()
     }

@@ -137,6 +137,10 @@ pub struct JobStatus {
     /// 16 KiB), if it wrote any.
     #[serde(default)]
     pub stderr: Option<String>,
+    /// The CID of the job's whole stderr (up to its `stderr_bytes` and 1 MiB) as the majority revealed it; for a
+    /// failed job the requester fetched and pinned it, so `cat` shows it.
+    #[serde(default)]
+    pub stderr_cid: Option<String>,
     /// Workers in the accepted majority.
     pub agreeing: Vec<String>,
     /// Workers that revealed something else.
@@ -149,6 +153,9 @@ pub struct JobStatus {
     pub input: String,
     /// The code CID.
     pub code: String,
+    /// What the code is, its plugin and limits: what `job replay` needs to run it again.
+    #[serde(default)]
+    pub replay: Option<crate::replay::ReplaySpec>,
     /// The job's receipt block (once finished): `jobmesh job verify` checks it anywhere.
     #[serde(default)]
     pub receipt: Option<String>,
@@ -180,6 +187,7 @@ impl JobStatus {
             stderr: verdict
                 .filter(|v| !v.detail.stderr.is_empty())
                 .map(|v| String::from_utf8_lossy(&v.detail.stderr).into_owned()),
+            stderr_cid: verdict.and_then(|v| v.detail.stderr_cid.map(|c| c.to_string())),
             agreeing: verdict
                 .map(|v| v.agreeing.iter().map(ToString::to_string).collect())
                 .unwrap_or_default(),
@@ -190,6 +198,7 @@ impl JobStatus {
             deadline_ms: job.deadline_ms,
             input: job.spec.input.to_string(),
             code: job.spec.code.to_string(),
+            replay: Some(crate::replay::ReplaySpec::of(&job.spec)),
             receipt: job.receipt.map(|c| c.to_string()),
         }
     }
@@ -1143,6 +1152,7 @@ async fn check_result(shared: &Shared, job: &RequesterJob) -> Result<(), CheckEr
         store.pin(&output).map_err(|e| CheckError::Pin(Box::new(e)))
     })
     .await??;
+    crate::stderr_log::fetch_for_failure(&shared.node, verdict, Duration::from_millis(left)).await;
     let Some(verifier) = job.spec.verifier else {
         return Ok(());
     };

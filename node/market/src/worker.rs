@@ -485,7 +485,9 @@ impl Worker {
             if outcome.status == jobmesh_exec::Status::Cancelled {
                 return Err(JobRunError::Cancelled);
             }
-            let detail = run_detail(&outcome, &limits);
+            let mut detail = run_detail(&outcome, &limits);
+            detail.stderr_cid = crate::stderr_log::keep(&store, &outcome.stderr, &limits)
+                .map_err(JobRunError::StoreOutput)?;
             let mut output = outcome.output;
             match conduct {
                 Conduct::WrongOutput => output.extend_from_slice(b" (forged)"),

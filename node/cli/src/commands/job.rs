@@ -58,6 +58,11 @@ pub enum JobSubcommand {
     /// Cancel a job that is not over yet.
     #[command(after_help = "Example:\n  jobmesh job cancel 3f2a…")]
     Cancel(super::job_market::JobIdArg),
+    /// Re-run a submitted job here with its log lines (fuel at each), stderr, exception and the limit it hit.
+    #[command(
+        after_help = "Examples:\n  jobmesh job replay 3f2a…\n  jobmesh job replay 3f2a… --json --timeout 30s"
+    )]
+    Replay(super::job_replay::ReplayArgs),
     /// Print a finished job's receipt CID (`--json`: the decoded receipt).
     #[command(
         after_help = "Example:\n  jobmesh job receipt 3f2a…\n  jobmesh job receipt 3f2a… --json"
@@ -119,6 +124,7 @@ pub fn run(ctx: &Context, cmd: &JobCommand) -> Result<()> {
         JobSubcommand::Result(args) => super::job_market::result(ctx, args),
         JobSubcommand::List => super::job_market::list(ctx),
         JobSubcommand::Cancel(args) => super::job_market::cancel(ctx, args),
+        JobSubcommand::Replay(args) => super::job_replay::replay(ctx, args),
         JobSubcommand::Receipt(args) => super::job_receipt::receipt(ctx, args),
         JobSubcommand::Verify(args) => super::job_receipt::verify(ctx, args),
     }

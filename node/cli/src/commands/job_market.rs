@@ -254,6 +254,9 @@ fn finish(
     if s.phase != "verified" {
         bail!("job {} {}: {}", s.id, s.phase, s.reason);
     }
+    let mut full = s.clone();
+    super::job_files::with_full_stderr(ctx, &mut full);
+    let s = &full;
     let cid = s.output.clone().context("a verified job without output")?;
     let mut bytes = Vec::new();
     api.call_stream("cat", &[("arg", &cid)])?
@@ -412,17 +415,21 @@ fn match_prefix(ids: &[String], prefix: &str) -> Result<String> {
 
 /// A job's status: from the running node, else from the market database on disk. `id` is a job id or a
 /// unique prefix of one.
-pub(super) fn load_status(ctx: &Context, id: &str) -> Result<JobStatus> {
+pub(crate) fn load_status(ctx: &Context, id: &str) -> Result<JobStatus> {
     let id = resolve_id(ctx, id)?;
     let job_id = JobId::from_hex(&id).map_err(|e| anyhow::anyhow!("bad job id {id:?}: {e}"))?;
-    if let Some(api) = client::running(&ctx.home) {
-        return status_from_json(api.call("job/status", &[("arg", &id)])?);
-    }
-    let db = open_db(ctx)?;
-    let job = db
-        .requester_job(&job_id)?
-        .with_context(|| format!("no job {id} in {}", ctx.home.root().display()))?;
-    Ok(JobStatus::of(&job))
+    let mut status = match client::running(&ctx.home) {
+        Some(api) => status_from_json(api.call("job/status", &[("arg", &id)])?)?,
+        None => {
+            let db = open_db(ctx)?;
+            let job = db
+                .requester_job(&job_id)?
+                .with_context(|| format!("no job {id} in {}", ctx.home.root().display()))?;
+            JobStatus::of(&job)
+        }
+    };
+    super::job_files::with_full_stderr(ctx, &mut status);
+    Ok(status)
 }
 
 fn open_db(ctx: &Context) -> Result<MarketDb> {

@@ -3,8 +3,10 @@
 
 pub mod init;
 pub mod job;
+pub mod job_files;
 pub mod job_market;
 pub mod job_receipt;
+pub mod job_replay;
 pub mod net;
 pub mod node;
 pub mod settle;
