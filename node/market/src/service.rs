@@ -967,6 +967,10 @@ impl Actor {
             return false;
         }
         let job = job.clone();
+        if job.phase.is_terminal() {
+            // Counted before anyone watching the status learns that the job is over.
+            self.shared.counters.job_finished(&job);
+        }
         self.shared.publish_status(after, id);
         let assigned: Vec<PeerId> = actions
             .iter()
@@ -980,7 +984,6 @@ impl Actor {
         }
         self.spot_check(&job, &assigned);
         if job.phase.is_terminal() {
-            self.shared.counters.job_finished(&job);
             self.learn(&job);
             info!(job = %id, phase = job.phase.name(), reason = %job.reason, "job finished");
             self.jobs.remove(&id);

@@ -943,17 +943,19 @@ mod tests {
             j.on_tick(deadline);
             assert_eq!(j.phase, Phase::Expired, "{}", j.reason);
             assert!(j.verdict.is_none());
-            // With a fourth credible worker (assigned third, before the stranger) siding with "right": {c, c}
-            // against {c} is 0.99728, still short; the stranger's agreement lifts it to 0.9997: accepted.
+            // With a fourth credible worker (k = 14: 0.99708, so assigned third, after the two at k = 15 and
+            // before the stranger) siding with "right": {c, c14} against {c} is 0.99708, still short; the
+            // stranger's agreement lifts it to 0.99967: accepted after four executions.
             let ps4 = [ps[0], ps[1], ps[2], PeerId::random()];
             let mut outputs4 = outputs.clone();
             outputs4.insert(ps4[3], b"right");
-            let workers4 = [(ps4[0], c), (ps4[1], c), (ps4[2], 0.9), (ps4[3], c)];
+            let c14 = spot_check_credibility(0.1, 14, true);
+            let workers4 = [(ps4[0], c), (ps4[1], c), (ps4[2], 0.9), (ps4[3], c14)];
             let mut j = job(credibility_rule());
             let assigned = run(&mut j, &workers4, &outputs4);
             assert_eq!(j.phase, Phase::Verified, "{}", j.reason);
             assert_eq!(assigned.len(), 4, "{assigned:?}");
-            assert_eq!(assigned[3], ps[2]);
+            assert_eq!((assigned[2], assigned[3]), (ps4[3], ps[2]));
             let v = j.verdict.unwrap();
             assert_eq!(v.output, cid(b"right"));
             assert_eq!(v.disagreeing, vec![ps[1]]);
