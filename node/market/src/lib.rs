@@ -14,6 +14,7 @@
 pub mod challenge;
 pub mod credibility;
 pub mod db;
+pub mod evidence;
 pub mod exec_metrics;
 pub mod messages;
 pub mod receipt;
@@ -25,9 +26,11 @@ pub mod runner;
 pub mod service;
 mod shared;
 pub mod stderr_log;
+pub mod stake;
 pub mod tally;
 #[cfg(test)]
 mod testkit;
+pub mod verification;
 pub mod wire_ids;
 pub mod worker;
 

@@ -13,3 +13,4 @@ pub mod settle;
 pub mod simnet;
 pub mod simnet_run;
 pub mod store;
+pub mod verify_args;
