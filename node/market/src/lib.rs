@@ -11,6 +11,7 @@
 //! Must not touch: the chain (`jobmesh-settlement` settles the ledger), the control API, the command line or
 //! the daemon's lifecycle (`jobmesh-node`, `jobmesh`): nothing here prints or reads arguments.
 
+pub mod commit_path;
 pub mod credibility;
 pub mod db;
 pub mod exec_metrics;
