@@ -60,6 +60,14 @@ async fn region_links_delay_every_job_by_its_round_trips_and_every_job_still_end
             j.latency_ms
         );
     }
+    // The commit path is measured: every verified job's replicas were answered, fetched, ran and committed.
+    let path = &s.commit_path;
+    let verified = s.outcome.by_phase.get("verified").copied().unwrap_or(0);
+    assert!(
+        path.answer.count >= verified * 2 && path.deliver.count >= verified * 2,
+        "{path:?}"
+    );
+    assert!(path.fetch.count >= path.run.count && path.run.count >= path.deliver.count);
     let check = s
         .checks
         .iter()
