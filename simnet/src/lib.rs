@@ -8,6 +8,7 @@
 
 pub mod checks;
 mod cluster;
+pub mod commit_path;
 pub mod links;
 pub mod report;
 pub mod scenario;

@@ -34,6 +34,7 @@ pub fn text(s: &Summary) -> String {
         s.verified_latency_ms[0], s.verified_latency_ms[1], s.verified_latency_ms[2]
     );
     links_text(&mut t, s);
+    commit_path_text(&mut t, s);
     let _ = writeln!(
         t,
         "network: gossip {} published, delivery ratio {:.2} ({} redelivered late, {} to nodes started since), latency p50 {:.1} ms p95 {:.1} ms \
@@ -308,4 +309,25 @@ around the line, over few they sit on an axis (won everything or nothing). Red: 
         fairness = scatter("Owed vs received per worker (wei)", "owed (wei)", "received (wei)", &fairness, true),
         gas = bars("Gas spent on settlement vs plain transfers", &gas_rows),
     )
+}
+
+/// One line on where the commit step spent its time (p50 / p95 / max per step, and the steps that failed).
+fn commit_path_text(t: &mut String, s: &Summary) {
+    let c = &s.commit_path;
+    let step = |name: &str, st: &crate::commit_path::StepTimes| {
+        format!("{name} {:.0}/{:.0}/{:.0} ms", st.ms[0], st.ms[1], st.max_ms)
+    };
+    let _ = writeln!(
+        t,
+        "commit path (p50/p95/max): {}, {}, {}, {}, {}; {} unanswered, {} fetches failed, {} runs failed, {} commitments undelivered",
+        step("answer", &c.answer),
+        step("fetch", &c.fetch),
+        step("queue", &c.queue),
+        step("run", &c.run),
+        step("deliver", &c.deliver),
+        c.unanswered,
+        c.fetch_failed,
+        c.run_failed,
+        c.undelivered
+    );
 }

@@ -236,6 +236,8 @@ pub struct Summary {
     pub faults: Vec<String>,
     /// Network counters.
     pub network: NetworkSummary,
+    /// Where the commit step spent its time ([`crate::commit_path`]).
+    pub commit_path: crate::commit_path::CommitPathReport,
     /// Settlement.
     pub settlement: SettlementSummary,
     /// The run's expectations, each with its verdict ([`crate::checks`]).
@@ -446,6 +448,7 @@ pub async fn run(
         peak_rss_mib: peak_rss_mib(),
         faults,
         network: network_of(&cluster, partition_healed_s),
+        commit_path: crate::commit_path::report(&cluster),
         settlement: settlement_of(&cluster, &net.chain, net.deposits, s.requesters),
         checks: Vec::new(),
         jobs: records,

@@ -12,6 +12,8 @@
 //! the daemon's lifecycle (`jobmesh-node`, `jobmesh`): nothing here prints or reads arguments.
 
 pub mod challenge;
+pub mod commit_path;
+pub mod commit_path;
 pub mod credibility;
 pub mod db;
 pub mod evidence;

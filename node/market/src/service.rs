@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
+use crate::commit_path::{Miss, Step};
 use crate::db::{DbError, MarketDb};
 use crate::messages::{
     offer_share_ppm, open, open_from, seal, Assignment, Cancellation, CodeKind, Commitment, Gossip,
@@ -394,6 +395,7 @@ impl Market {
             exec,
             eth_address: cfg.eth_address,
             exec_metrics: Default::default(),
+            commit_path: Default::default(),
             stop: tokio::sync::watch::channel(false).0,
         });
         let shared = Arc::new(Shared {
@@ -604,6 +606,11 @@ impl Market {
     /// Executions and spot-checks of the jobs this node requested, for reports.
     pub fn verification_counters(&self) -> crate::verification::CounterSnapshot {
         self.inner.counters.snapshot()
+    }
+
+    /// Where the commit step of jobs spent its time on this node (as requester and as worker).
+    pub fn commit_path(&self) -> crate::commit_path::CommitPathSamples {
+        self.inner.commit_path.snapshot()
     }
 
     /// The market database (reputation and ledger).
@@ -1091,6 +1098,10 @@ impl Actor {
                     };
                     debug!(job = %id, %worker, ?answer, ms = asked.elapsed().as_millis() as u64,
                         "assignment answered");
+                    shared.commit_path.record(Step::Answer, asked.elapsed());
+                    if matches!(answer, Answer::Unreachable(_)) {
+                        shared.commit_path.missed(Miss::Unanswered);
+                    }
                     let _ = shared
                         .actor
                         .send(event(id, JobEvent::Answer { worker, answer }));

@@ -11,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use jobmesh_exec::Executor;
 use jobmesh_p2p::{identity::Keypair, Mesh, Multiaddr, PeerId};
 
+use crate::commit_path::CommitPath;
 use crate::db::MarketDb;
 use crate::exec_metrics::ExecMetrics;
 use crate::messages::{open_from, seal, MessageError, Request, Response, MAX_DIRECT_BYTES};
@@ -46,6 +47,8 @@ pub(crate) struct Core {
     /// The settlement address announced in jobs and offers.
     pub(crate) eth_address: Option<[u8; 20]>,
     pub(crate) exec_metrics: ExecMetrics,
+    /// Where the commit step spends its time on this node.
+    pub(crate) commit_path: CommitPath,
     /// Set once by `Market::stop`; every loop of the market ends when it is.
     pub(crate) stop: tokio::sync::watch::Sender<bool>,
 }

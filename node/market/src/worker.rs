@@ -16,6 +16,7 @@ use jobmesh_store::Cid;
 use tokio::sync::broadcast;
 use tracing::{debug, info, warn};
 
+use crate::commit_path::{Miss, Step};
 use crate::db::{DbError, WorkerJob, WorkerPhase};
 use crate::messages::{
     commitment_hash, open_validated, Assignment, Commitment, Gossip, JobAnnouncement, JobId,
@@ -420,7 +421,15 @@ impl Worker {
         let task = tokio::spawn(async move {
             match me.run_job(id, &job, &token, slot).await {
                 Ok(job) => me.send_commitment(id, job).await,
-                Err(e) => warn!(job = %id, error = %e, "job not run"),
+                Err(e) => {
+                    me.shared.commit_path.missed(match e {
+                        JobRunError::Fetch { .. } | JobRunError::FetchPlugin { .. } => {
+                            Miss::FetchFailed
+                        }
+                        _ => Miss::RunFailed,
+                    });
+                    warn!(job = %id, error = %e, "job not run")
+                }
             }
         });
         running.insert(
@@ -441,6 +450,7 @@ impl Worker {
     ) -> Result<WorkerJob, JobRunError> {
         let node = &self.shared.node;
         let left = Duration::from_millis(job.commit_by_ms.saturating_sub(now_ms()).max(500));
+        let fetching = std::time::Instant::now();
         debug!(job = %id, "fetching code and input");
         for cid in [job.spec.code, job.spec.input] {
             node.fetch_dag_from(cid, &[job.requester], left)
@@ -471,12 +481,17 @@ impl Worker {
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
         }
         debug!(job = %id, "running");
+        let path = &self.shared.commit_path;
+        path.record(Step::Fetch, fetching.elapsed());
         let me = node.peer_id();
         let started = std::time::Instant::now();
         let cancel = cancel.clone();
+        let shared = self.shared.clone();
         let (output, fuel_used, status, detail) = tokio::task::spawn_blocking(move || {
             // This run keeps the job's place in the running table until it has stopped.
             let _slot = slot;
+            shared.commit_path.record(Step::Queue, started.elapsed());
+            let running = std::time::Instant::now();
             let code = read_file(&store, &spec.code)?;
             let input = read_file(&store, &spec.input)?;
             let code = load_code(spec.kind, &code)?;
@@ -501,6 +516,7 @@ impl Worker {
                 .map_err(|e| JobRunError::StoreOutput(Box::new(e)))?
                 .root;
             let status = outcome.status.name().to_string();
+            shared.commit_path.record(Step::Run, running.elapsed());
             Ok::<_, JobRunError>((root, outcome.fuel_used, status, detail))
         })
         .await??;
@@ -533,16 +549,23 @@ impl Worker {
             commitment,
         });
         let addrs = parse_addrs(&job.requester_addrs);
+        let sending = std::time::Instant::now();
         loop {
             match self
                 .shared
                 .ask(job.requester, addrs.clone(), &request)
                 .await
             {
-                Ok(Response::Ack) => return,
+                Ok(Response::Ack) => {
+                    self.shared
+                        .commit_path
+                        .record(Step::Deliver, sending.elapsed());
+                    return;
+                }
                 other => debug!(job = %id, ?other, "commitment not taken; retrying"),
             }
             if now_ms() + 500 >= job.commit_by_ms {
+                self.shared.commit_path.missed(Miss::Undelivered);
                 warn!(job = %id, "commitment not delivered by its deadline");
                 return;
             }

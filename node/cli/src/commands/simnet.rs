@@ -58,7 +58,7 @@ pub struct SimnetArgs {
     #[arg(long, value_name = "DIR")]
     pub report: Option<PathBuf>,
     /// Link model between nodes: `none` (bytes arrive at once) or `regions` (nodes placed in seven world
-    /// regions, each pair's round-trip time from published inter-region RTTs + access lines: 20–330 ms).
+    /// regions, each pair's round-trip time from published inter-region RTTs + access lines: 20–385 ms).
     /// Example: `jobmesh simnet --nodes 100 --jobs 1000 --links regions --loss 0.01 --bandwidth 50Mbit`.
     #[arg(long, value_name = "MODEL", default_value = "none", value_parser = ["none", "regions"])]
     pub links: String,
