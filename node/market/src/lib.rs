@@ -13,7 +13,6 @@
 
 pub mod challenge;
 pub mod commit_path;
-pub mod commit_path;
 pub mod credibility;
 pub mod db;
 pub mod evidence;
