@@ -11,5 +11,6 @@ mod cluster;
 pub mod links;
 pub mod report;
 pub mod scenario;
+pub mod trust;
 
 pub use cluster::{Cluster, ClusterError, ClusterSetup, Member, SimChain};
