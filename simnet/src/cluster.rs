@@ -502,6 +502,7 @@ impl Cluster {
             price_wei_per_mfuel: 1_000,
             verifier: None,
             timeout: Duration::from_secs(60),
+            error_rate: None,
         })
     }
 
@@ -566,6 +567,7 @@ async fn start_member_in(
     let market_cfg = MarketConfig {
         worker: worker.clone(),
         eth_address: None,
+        ..MarketConfig::default()
     };
     let settlement = match &env.chain {
         Some(c) => Some((

@@ -667,6 +667,7 @@ fn plan(s: &Scenario, cluster: &Cluster, rng: &mut StdRng) -> Result<Vec<Vec<Pla
             price_wei_per_mfuel: PRICE,
             verifier: None,
             timeout: s.job_timeout,
+            error_rate: None,
         };
         let (want_cid, want_status) = reference[&key].clone();
         planned[requester].push(Planned {

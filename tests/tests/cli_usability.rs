@@ -64,6 +64,7 @@ fn spec(nonce: u64) -> JobSpec {
         price_wei_per_mfuel: 0,
         verifier: None,
         nonce,
+        error_rate_ppb: None,
     }
 }
 

@@ -23,6 +23,7 @@ mod shared;
 pub mod tally;
 #[cfg(test)]
 mod testkit;
+pub mod verification;
 pub mod wire_ids;
 pub mod worker;
 

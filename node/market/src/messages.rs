@@ -152,6 +152,12 @@ pub struct JobSpec {
     pub verifier: Option<Cid>,
     /// Requester's counter, so equal specs get distinct ids.
     pub nonce: u64,
+    /// The target error rate ε of the result, in parts per billion, for a requester verifying by credibility
+    /// (docs/protocol.md, "Credibility"); absent (and then not encoded: older specs keep their ids) = the
+    /// requester's default. Bounded by [`crate::verification::MIN_ERROR_RATE`] and
+    /// [`crate::verification::MAX_ERROR_RATE`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_rate_ppb: Option<u32>,
 }
 
 impl JobSpec {
@@ -182,6 +188,12 @@ impl JobSpec {
         }
         if self.engine.is_empty() || self.engine.len() > 256 {
             return invalid("engine", "must be 1..=256 bytes");
+        }
+        if let Some(ppb) = self.error_rate_ppb {
+            let epsilon = crate::verification::error_rate_from_ppb(ppb);
+            if crate::verification::check_error_rate(epsilon).is_err() {
+                return invalid("error_rate", "must be between 1e-9 and 0.5");
+            }
         }
         Ok(())
     }

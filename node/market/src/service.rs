@@ -56,6 +56,11 @@ pub struct MarketConfig {
     pub worker: Option<WorkerPolicy>,
     /// The settlement address announced in jobs and offers.
     pub eth_address: Option<[u8; 20]>,
+    /// How this node's requester verifies results (default: today's majority of 3).
+    pub verification: crate::verification::VerificationPolicy,
+    /// The stake contract whose active stakes this node's requester credits to offers (`node start
+    /// --stake-contract`; the simulator deploys one on its embedded chain). `None`: claimed stakes are ignored.
+    pub stake_contract: Option<[u8; 20]>,
 }
 
 /// What a requester asks for.
@@ -79,6 +84,8 @@ pub struct JobRequest {
     pub verifier: Option<Cid>,
     /// Time until the job must be over.
     pub timeout: Duration,
+    /// The target error rate ε of the result under credibility-based verification (`None`: the node's default).
+    pub error_rate: Option<f64>,
 }
 
 impl JobRequest {
@@ -449,6 +456,11 @@ impl Market {
             price_wei_per_mfuel: req.price_wei_per_mfuel,
             verifier: req.verifier,
             nonce: rand::random(),
+            error_rate_ppb: req
+                .error_rate
+                .map(crate::verification::error_rate_to_ppb)
+                .transpose()
+                .map_err(|e| MarketError::Invalid(e.to_string()))?,
         };
         spec.validate()
             .map_err(|e| MarketError::Invalid(e.to_string()))?;

@@ -32,6 +32,7 @@ pub fn spec(replicas: u8, verifier: bool) -> JobSpec {
         price_wei_per_mfuel: 1_000,
         verifier: verifier.then(|| cid(b"verifier")),
         nonce: 1,
+        error_rate_ppb: None,
     }
 }
 

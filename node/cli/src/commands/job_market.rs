@@ -53,6 +53,10 @@ pub struct SubmitArgs {
     /// Write the verified output to this file instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// The target error rate of the result when the node verifies by credibility (`node start --verification
+    /// credibility`), e.g. 1e-3. Default: the node's.
+    #[arg(long, value_name = "EPSILON")]
+    pub error_rate: Option<f64>,
 }
 
 /// Arguments of `jobmesh job status`, `cancel`.
@@ -140,6 +144,10 @@ pub fn submit(ctx: &Context, args: &SubmitArgs) -> Result<()> {
     if args.timeout < Duration::from_secs(1) || args.timeout > Duration::from_secs(7 * 86_400) {
         bail!("--timeout must be between 1s and 7 days");
     }
+    if let Some(e) = args.error_rate {
+        jobmesh_node::market::verification::check_error_rate(e)
+            .map_err(|e| anyhow::anyhow!("--error-rate: {e}"))?;
+    }
     let (code, kind) = job_code(ctx, &args.code)?;
     let input = read_input(args.input.as_deref())?;
     let verifier = match &args.verifier {
@@ -179,6 +187,10 @@ pub fn submit(ctx: &Context, args: &SubmitArgs) -> Result<()> {
     }
     if let Some(v) = &verifier_cid {
         query.push(("verifier", v.as_str()));
+    }
+    let error_rate = args.error_rate.map(|e| e.to_string());
+    if let Some(e) = &error_rate {
+        query.push(("error_rate", e.as_str()));
     }
     let stream = api.call_stream("job/submit", &query)?;
     let status = follow(ctx, stream)?;

@@ -10,3 +10,4 @@ pub mod settle;
 pub mod simnet;
 pub mod simnet_run;
 pub mod store;
+pub mod verify_args;

@@ -133,6 +133,9 @@ pub struct StartArgs {
     /// before its notice (they may have been on their way while the requester built it; they stay owed).
     #[arg(long, value_name = "SECS", default_value_t = 60.0)]
     pub receipt_grace: f64,
+    /// Verification: majority, M-first or credibility, with its rates and the stake contract.
+    #[command(flatten)]
+    pub verify: crate::commands::verify_args::VerifyArgs,
 }
 
 /// What a node announces on the DHT (`node start --provide`).
@@ -299,6 +302,8 @@ fn start(ctx: &Context, args: &StartArgs) -> Result<()> {
             ..WorkerPolicy::default()
         }),
         eth_address: None,
+        verification: args.verify.policy()?,
+        stake_contract: args.verify.stake_contract(),
     };
     let mut cfg = Config::new(keypair);
     cfg.listen = listen;

@@ -159,6 +159,7 @@ async fn submit_js(
             price_wei_per_mfuel: req.price,
             verifier: None,
             timeout,
+            error_rate: None,
         })
         .await
         .map_err(market_err)?;

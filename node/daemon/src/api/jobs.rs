@@ -78,6 +78,13 @@ fn job_request(q: &Q) -> ApiResult<JobRequest> {
         price_wei_per_mfuel: num(q, "price", 0)?,
         verifier: cid("verifier")?,
         timeout: Duration::from_millis(num(q, "timeout_ms", 60_000)?),
+        error_rate: q
+            .get("error_rate")
+            .map(|v| {
+                v.parse::<f64>()
+                    .map_err(|_| ApiError::bad(format!("bad error_rate {v:?}: a number expected")))
+            })
+            .transpose()?,
     })
 }
 
