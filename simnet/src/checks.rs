@@ -5,7 +5,6 @@
 use serde::Serialize;
 
 use crate::scenario::{NetworkSummary, Outcome, RoundTrips, SettlementSummary, Summary};
-use crate::trust::Verification;
 
 /// Phases a job ends in.
 pub const TERMINAL: [&str; 4] = ["verified", "failed", "expired", "cancelled"];
@@ -73,7 +72,7 @@ pub const CREDIBILITY_EXECUTIONS_GOAL: f64 = 2.4;
 /// With credibility: the share of wrong results accepted is within the target error rate ε.
 pub fn error_within_target(s: &Summary) -> Check {
     const EXPECTS: &str = "wrong results accepted / accepted ≤ ε";
-    let Verification::Credibility { error_rate, .. } = s.scenario.verification else {
+    let Some(error_rate) = s.scenario.verification.credibility().map(|p| p.error_rate) else {
         return skipped("error_within_target", EXPECTS, "no target error rate");
     };
     let c = &s.cost;
@@ -92,7 +91,7 @@ pub fn error_within_target(s: &Summary) -> Check {
 /// [`CREDIBILITY_EXECUTIONS_GOAL`].
 pub fn executions_within_goal(s: &Summary) -> Check {
     const EXPECTS: &str = "executions per accepted job (spot-checks included) ≤ 2.4";
-    if !matches!(s.scenario.verification, Verification::Credibility { .. }) {
+    if s.scenario.verification.credibility().is_none() {
         return skipped("executions_within_goal", EXPECTS, "not credibility");
     }
     let c = &s.cost;

@@ -23,8 +23,9 @@ use tracing::debug;
 
 use crate::checks::Check;
 use crate::links::{LinkConfig, LinkModel, LinkSummary};
-use crate::trust::{Adversaries, Verification, VerificationCost};
+use crate::trust::{Adversaries, VerificationCost};
 use crate::{Cluster, ClusterError, ClusterSetup, SimChain};
+use jobmesh_node::market::verification::VerificationPolicy;
 
 /// What to simulate.
 #[derive(Debug, Clone, Serialize)]
@@ -60,7 +61,7 @@ pub struct Scenario {
     /// Saboteurs, the cold-start Sybil crowd and worker stake ([`crate::trust`]).
     pub adversaries: Adversaries,
     /// How requesters verify results.
-    pub verification: Verification,
+    pub verification: VerificationPolicy,
 }
 
 /// Why a simulation could not run.
@@ -587,6 +588,8 @@ async fn start(
         chain: Some(chain.clone()),
         connections: ConnLimits::with_high(s.max_peers),
         links,
+        verification: s.verification,
+        stake_contract: stake.as_ref().map(|c| c.contract().into_array()),
     };
     let cluster = Cluster::start_setup(&cast.roles, setup).await?;
     if let Some(stake) = &stake {

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use jobmesh_node::market::verification::{VerificationError, VerificationPolicy};
 use jobmesh_node::market::{Conduct, Saboteur};
 use serde::Serialize;
 
@@ -124,55 +125,38 @@ pub async fn lock_stakes(
     Ok(locked)
 }
 
-/// How the requesters of a run verify results (`--verification`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "kind")]
-pub enum Verification {
-    /// Today's default: a majority of the scenario's `replicas`.
-    Majority,
-    /// M-first voting: accept the first output `m` replicas agree on.
-    MFirst {
-        /// Agreeing votes needed.
-        m: u8,
-    },
-    /// Sarmenta's credibility with spot-checks (docs/protocol.md, "Credibility").
-    Credibility {
-        /// Target error rate ε of every job.
-        error_rate: f64,
-        /// Assumed upper bound f on the share of saboteurs.
-        assumed_fault_rate: f64,
-    },
+/// Why a `--verification` value was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BadVerification {
+    /// Not one of the policy names.
+    #[error("--verification must be majority, m-first, m-first:M or credibility, not {0:?}")]
+    Name(String),
+    /// A parameter out of range.
+    #[error(transparent)]
+    Range(#[from] VerificationError),
 }
 
-/// Why a `--verification` value was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("--verification must be majority, m-first:M (M from 1 to 16) or credibility, not {0:?}")]
-pub struct BadVerification(pub String);
-
-impl Verification {
-    /// Parses `majority`, `m-first:M` or `credibility` (the latter with the given ε and f).
-    pub fn parse(
-        s: &str,
-        error_rate: f64,
-        assumed_fault_rate: f64,
-    ) -> Result<Self, BadVerification> {
-        let bad = || BadVerification(s.to_string());
-        match s {
-            "majority" => Ok(Verification::Majority),
-            "credibility" => Ok(Verification::Credibility {
-                error_rate,
-                assumed_fault_rate,
-            }),
-            _ => {
-                let m: u8 = s
-                    .strip_prefix("m-first:")
-                    .and_then(|m| m.parse().ok())
-                    .filter(|m| (1..=16).contains(m))
-                    .ok_or_else(bad)?;
-                Ok(Verification::MFirst { m })
-            }
-        }
-    }
+/// The requesters' policy named on the command line: `majority` (of `replicas`), `m-first` (M from `f` and
+/// `epsilon`, plain M-first's), `m-first:M`, or `credibility` (to `epsilon` under `f`, spot-checking at `q`).
+pub fn parse_verification(
+    name: &str,
+    replicas: u8,
+    epsilon: f64,
+    f: f64,
+    q: f64,
+) -> Result<VerificationPolicy, BadVerification> {
+    let policy = match name {
+        "majority" => VerificationPolicy::Majority { replicas },
+        "m-first" | "credibility" => VerificationPolicy::from_name(name, f, q, epsilon)?,
+        _ => VerificationPolicy::MFirst {
+            m: name
+                .strip_prefix("m-first:")
+                .and_then(|m| m.parse().ok())
+                .ok_or_else(|| BadVerification::Name(name.to_string()))?,
+        },
+    };
+    policy.validate()?;
+    Ok(policy)
 }
 
 /// What verification cost, from the workers' own records of what they ran.
@@ -409,23 +393,21 @@ mod tests {
 
     #[test]
     fn verification_flags_parse_and_nonsense_is_refused() {
+        let parse = |name| parse_verification(name, 3, 1e-3, 0.1, 0.1);
         assert_eq!(
-            Verification::parse("majority", 1e-3, 0.1),
-            Ok(Verification::Majority)
+            parse("majority"),
+            Ok(VerificationPolicy::Majority { replicas: 3 })
         );
+        assert_eq!(parse("m-first:4"), Ok(VerificationPolicy::MFirst { m: 4 }));
+        assert_eq!(parse("m-first"), Ok(VerificationPolicy::MFirst { m: 5 }));
+        let c = parse_verification("credibility", 3, 1e-4, 0.2, 0.1).unwrap();
         assert_eq!(
-            Verification::parse("m-first:4", 1e-3, 0.1),
-            Ok(Verification::MFirst { m: 4 })
-        );
-        assert_eq!(
-            Verification::parse("credibility", 1e-4, 0.2),
-            Ok(Verification::Credibility {
-                error_rate: 1e-4,
-                assumed_fault_rate: 0.2
-            })
+            c.credibility()
+                .map(|p| (p.error_rate, p.assumed_fault_rate)),
+            Some((1e-4, 0.2))
         );
         for bad in ["m-first:0", "m-first:x", "vote", "m-first:99"] {
-            assert!(Verification::parse(bad, 1e-3, 0.1).is_err(), "{bad}");
+            assert!(parse(bad).is_err(), "{bad}");
         }
     }
 

@@ -5,9 +5,10 @@
 
 use std::time::Duration;
 
+use jobmesh_node::market::verification::VerificationPolicy;
 use jobmesh_simnet::links::LinkConfig;
 use jobmesh_simnet::scenario::{run, Scenario, Summary};
-use jobmesh_simnet::trust::{Adversaries, Verification};
+use jobmesh_simnet::trust::Adversaries;
 
 fn scenario(seed: u64, nodes: usize, jobs: usize) -> Scenario {
     Scenario {
@@ -27,7 +28,7 @@ fn scenario(seed: u64, nodes: usize, jobs: usize) -> Scenario {
         job_timeout: Duration::from_secs(60),
         links: LinkConfig::default(),
         adversaries: Adversaries::default(),
-        verification: Verification::Majority,
+        verification: VerificationPolicy::Majority { replicas: 3 },
     }
 }
 

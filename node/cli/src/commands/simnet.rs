@@ -91,14 +91,17 @@ pub struct SimnetArgs {
     #[arg(long)]
     pub stake: bool,
     /// How requesters verify results: `majority` (of --replicas, today's default), `m-first:M` (the first
-    /// output M replicas agree on) or `credibility` (Sarmenta's credibility with spot-checks, to
+    /// output M replicas agree on; plain `m-first` takes M from --error-rate and --assumed-fault-rate) or `credibility` (Sarmenta's credibility with spot-checks, to
     /// --error-rate under --assumed-fault-rate; docs/protocol.md, "Credibility").
     #[arg(long, value_name = "POLICY", default_value = "majority")]
     pub verification: String,
     /// Target error rate ε of every job, with `--verification credibility`.
     #[arg(long, value_name = "E", default_value_t = 1e-3)]
     pub error_rate: f64,
-    /// Assumed upper bound f on the share of saboteurs, with `--verification credibility`.
+    /// Assumed upper bound f on the share of saboteurs, with `--verification credibility` or `m-first`.
     #[arg(long, value_name = "F", default_value_t = 0.1)]
     pub assumed_fault_rate: f64,
+    /// Probability that an assignment is a spot-check, with `--verification credibility`.
+    #[arg(long, value_name = "Q", default_value_t = 0.1)]
+    pub spot_check_rate: f64,
 }

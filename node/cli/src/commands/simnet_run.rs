@@ -5,7 +5,7 @@ use anyhow::{Context as _, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use jobmesh_simnet::report;
 use jobmesh_simnet::scenario::{self, Progress, Scenario};
-use jobmesh_simnet::trust::{Adversaries, Verification};
+use jobmesh_simnet::trust::{parse_verification, Adversaries};
 
 use crate::commands::simnet::SimnetArgs;
 use crate::context::Context;
@@ -44,7 +44,13 @@ pub fn run(ctx: &Context, a: &SimnetArgs) -> Result<()> {
             sybil_forgers: a.sybil_forgers,
             stake: a.stake,
         },
-        verification: Verification::parse(&a.verification, a.error_rate, a.assumed_fault_rate)?,
+        verification: parse_verification(
+            &a.verification,
+            a.replicas,
+            a.error_rate,
+            a.assumed_fault_rate,
+            a.spot_check_rate,
+        )?,
     };
     s.check()?;
     let bar = ProgressBar::new(a.jobs as u64);
