@@ -54,6 +54,9 @@ pub async fn launch(
     store.put(&plugin.cid(), plugin.bytes())?;
     if let Some((chain, _)) = &settlement {
         market.eth_address = Some(chain.sender().into_array());
+        if let Some(contract) = market.stake_contract {
+            market.stake_oracle = Some(crate::stake::oracle(chain, contract));
+        }
     }
     let node = Mesh::start(p2p, store).await?;
     let market = Market::start(node.clone(), db, exec, market).await?;

@@ -15,6 +15,7 @@ pub mod home;
 pub mod launch;
 pub mod lifecycle;
 pub mod metrics;
+pub mod stake;
 
 pub use jobmesh_market as market;
 pub use jobmesh_settlement as settlement;

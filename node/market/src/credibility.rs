@@ -71,6 +71,20 @@ pub struct Evidence {
 }
 
 impl Evidence {
+    /// Whether the worker is blacklisted by this requester: it failed a spot-check (for good).
+    pub fn is_blacklisted(&self) -> bool {
+        self.spot_checks_failed > 0
+    }
+
+    /// Applies one change.
+    pub fn apply(&mut self, change: EvidenceChange) {
+        match change {
+            EvidenceChange::Vote { agreed } => self.record_vote(agreed),
+            EvidenceChange::SpotCheck { passed } => self.record_spot_check(passed),
+            EvidenceChange::Stake { wei } => self.stake_wei = wei,
+        }
+    }
+
     /// Records a spot-check's outcome.
     pub fn record_spot_check(&mut self, passed: bool) {
         let n = if passed {
@@ -92,6 +106,26 @@ impl Evidence {
         };
         *n = n.saturating_add(1);
     }
+}
+
+/// One new piece of evidence about a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum EvidenceChange {
+    /// Its result agreed (or not) with the one accepted for its job.
+    Vote {
+        /// Whether it agreed.
+        agreed: bool,
+    },
+    /// It passed (or failed) a spot-check.
+    SpotCheck {
+        /// Whether it passed.
+        passed: bool,
+    },
+    /// Its active stake as just read from the stake contract.
+    Stake {
+        /// The stake in wei (0: none, or the claim did not hold).
+        wei: u128,
+    },
 }
 
 /// The requester's assumptions.

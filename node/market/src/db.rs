@@ -138,6 +138,7 @@ pub struct MarketDb {
     lotteries: sled::Tree,
     settlement_meta: sled::Tree,
     payer_credit: sled::Tree,
+    evidence: crate::evidence::EvidenceTable,
 }
 
 /// Key of the next lottery nonce in the settlement metadata tree.
@@ -165,6 +166,7 @@ impl MarketDb {
             lotteries: db.open_tree("lotteries")?,
             settlement_meta: db.open_tree("settlement_meta")?,
             payer_credit: db.open_tree("payer_credit")?,
+            evidence: crate::evidence::EvidenceTable::open(&db)?,
             db,
         })
     }
@@ -179,30 +181,35 @@ impl MarketDb {
         durable: bool,
     ) -> Result<(), DbError> {
         let record = to_cbor(job);
-        let result: Result<(), TransactionError<()>> =
-            (&self.requester_jobs, &self.reputation, &self.ledger).transaction(
-                |(jobs, reputation, ledger)| {
-                    jobs.insert(&job.id.0[..], record.as_slice())?;
-                    for action in actions {
-                        match action {
-                            Action::Reputation { peer, change } => {
-                                let key = peer.to_bytes();
-                                let old =
-                                    reputation.get(&key)?.map(|v| decode_i64(&v)).unwrap_or(0);
-                                let new = crate::requester::next_reputation(old, *change);
-                                reputation.insert(key, &new.to_be_bytes())?;
-                            }
-                            Action::Owe { worker, wei } => {
-                                let key = worker.to_bytes();
-                                let old = ledger.get(&key)?.map(|v| decode_u128(&v)).unwrap_or(0);
-                                ledger.insert(key, &old.saturating_add(*wei).to_be_bytes())?;
-                            }
-                            _ => {}
+        let result: Result<(), TransactionError<()>> = (
+            &self.requester_jobs,
+            &self.reputation,
+            &self.ledger,
+            self.evidence.tree(),
+        )
+            .transaction(|(jobs, reputation, ledger, evidence)| {
+                jobs.insert(&job.id.0[..], record.as_slice())?;
+                for action in actions {
+                    match action {
+                        Action::Reputation { peer, change } => {
+                            let key = peer.to_bytes();
+                            let old = reputation.get(&key)?.map(|v| decode_i64(&v)).unwrap_or(0);
+                            let new = crate::requester::next_reputation(old, *change);
+                            reputation.insert(key, &new.to_be_bytes())?;
                         }
+                        Action::Owe { worker, wei } => {
+                            let key = worker.to_bytes();
+                            let old = ledger.get(&key)?.map(|v| decode_u128(&v)).unwrap_or(0);
+                            ledger.insert(key, &old.saturating_add(*wei).to_be_bytes())?;
+                        }
+                        Action::Evidence { peer, change } => {
+                            self.evidence.apply(evidence, peer, *change)?;
+                        }
+                        _ => {}
                     }
-                    Ok::<(), ConflictableTransactionError<()>>(())
-                },
-            );
+                }
+                Ok::<(), ConflictableTransactionError<()>>(())
+            });
         self.finish(result, durable)
     }
 
@@ -342,6 +349,25 @@ impl MarketDb {
                 credit.insert(payer.as_slice(), &c.to_bytes()[..])?;
                 Ok::<(), ConflictableTransactionError<()>>(())
             });
+        self.finish(result, true)
+    }
+
+    /// What this requester knows about `peer` (nothing if unknown).
+    pub fn evidence(&self, peer: &PeerId) -> Result<crate::credibility::Evidence, DbError> {
+        self.evidence.get(peer)
+    }
+
+    /// Records one piece of evidence about `peer` on its own (a stake read from the chain; a test's history),
+    /// flushed before returning.
+    pub fn record_evidence(
+        &self,
+        peer: &PeerId,
+        change: crate::credibility::EvidenceChange,
+    ) -> Result<(), DbError> {
+        let result: Result<(), TransactionError<()>> = self
+            .evidence
+            .tree()
+            .transaction(|tx| Ok(self.evidence.apply(tx, peer, change)?));
         self.finish(result, true)
     }
 

@@ -14,12 +14,14 @@
 pub mod adversary;
 pub mod credibility;
 pub mod db;
+pub mod evidence;
 pub mod exec_metrics;
 pub mod messages;
 pub mod requester;
 pub mod runner;
 pub mod service;
 mod shared;
+pub mod stake;
 pub mod tally;
 #[cfg(test)]
 mod testkit;

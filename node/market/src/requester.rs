@@ -12,7 +12,7 @@ use libp2p_identity::PeerId;
 use serde::{Deserialize, Serialize};
 
 use crate::messages::{reveal_matches, JobId, JobSpec, Receipt, Reveal};
-use crate::tally::{owed_wei, select_workers, slots_by_record, tally, Candidate, Verdict};
+use crate::tally::{owed_wei, slots_by_record, tally, Candidate, Verdict};
 
 /// How long offers are collected before the first assignment, unless `replicas` offers arrive sooner of which a
 /// majority come from workers with a positive record.
@@ -225,6 +225,13 @@ pub enum Action {
         /// Why, and so by how much.
         change: RepChange,
     },
+    /// Record new evidence about `peer` (credibility-based verification, [`crate::credibility::Evidence`]).
+    Evidence {
+        /// The peer.
+        peer: PeerId,
+        /// What was learnt.
+        change: crate::credibility::EvidenceChange,
+    },
     /// Record in the ledger that `worker` is owed `wei`.
     Owe {
         /// The worker.
@@ -280,6 +287,13 @@ pub struct RequesterJob {
     /// Workers with a record invited by name to offer ([`JobAnnouncement::invited`](crate::messages::JobAnnouncement::invited)).
     #[serde(default, with = "crate::wire_ids::peers")]
     pub invited: Vec<PeerId>,
+    /// How the result is decided (default: a majority of `spec.replicas`, today's rule).
+    #[serde(default)]
+    pub rule: crate::verification::JobRule,
+    /// Under M-first and credibility rules: what the rule knows of each offering worker and how many replicas it
+    /// wants now ([`crate::verification`]).
+    #[serde(default)]
+    pub vote: crate::verification::VoteState,
 }
 
 impl RequesterJob {
@@ -301,6 +315,8 @@ impl RequesterJob {
             reannounced: 0,
             last_announced_ms: announced_ms,
             invited: Vec::new(),
+            rule: Default::default(),
+            vote: Default::default(),
         }
     }
 
@@ -326,8 +342,8 @@ impl RequesterJob {
     /// Whether replicas are missing and no offer is left to assign them to: only new workers can help.
     fn short_of_workers(&self) -> bool {
         matches!(self.phase, Phase::Announced | Phase::Committing)
-            && self.live_slots().count() < self.spec.replicas as usize
-            && select_workers(&self.offers, &self.tried(), 1, &self.seed).is_empty()
+            && self.live_slots().count() < self.wanted_replicas()
+            && self.choose(1).is_empty()
     }
 
     /// When a job short of workers is next announced again.
@@ -337,14 +353,14 @@ impl RequesterJob {
     }
 
     /// Replicas still needed: assigned slots that are not dropped count as filled.
-    fn live_slots(&self) -> impl Iterator<Item = (&u8, &Slot)> {
+    pub(crate) fn live_slots(&self) -> impl Iterator<Item = (&u8, &Slot)> {
         self.slots
             .iter()
             .filter(|(_, s)| !matches!(s.state, SlotState::Dropped { .. }))
     }
 
     /// Workers ever assigned (never assigned twice).
-    fn tried(&self) -> HashSet<PeerId> {
+    pub(crate) fn tried(&self) -> HashSet<PeerId> {
         self.slots.values().map(|s| s.worker).collect()
     }
 
@@ -705,7 +721,10 @@ impl RequesterJob {
 
     /// Assigns fresh workers to every missing replica, from the offers not yet tried.
     fn fill_slots(&mut self, now_ms: u64) -> Vec<Action> {
-        let missing = (self.spec.replicas as usize).saturating_sub(self.live_slots().count());
+        self.settle_wanted();
+        let missing = self
+            .wanted_replicas()
+            .saturating_sub(self.live_slots().count());
         if missing == 0 || now_ms >= self.deadline_ms {
             return Vec::new();
         }
@@ -718,8 +737,8 @@ impl RequesterJob {
     }
 
     /// Assigns up to `count` workers that were never assigned to this job.
-    fn assign_fresh(&mut self, count: usize, now_ms: u64) -> Vec<Action> {
-        let chosen = select_workers(&self.offers, &self.tried(), count, &self.seed);
+    pub(crate) fn assign_fresh(&mut self, count: usize, now_ms: u64) -> Vec<Action> {
+        let chosen = self.choose(count);
         let mut actions = Vec::new();
         for worker in chosen {
             let replica = self.slots.len() as u8;
@@ -754,10 +773,12 @@ impl RequesterJob {
         // Slots revealed in an earlier round count as committed.
         let (live, committed, _) = self.progress();
         let all_in = live > 0 && committed == live;
-        let full = live >= self.spec.replicas as usize;
-        let majority_possible = committed * 2 > self.spec.replicas as usize;
-        let no_more_candidates =
-            select_workers(&self.offers, &self.tried(), 1, &self.seed).is_empty();
+        let full = live >= self.wanted_replicas();
+        let majority_possible = match self.rule {
+            crate::verification::JobRule::Majority => committed * 2 > self.spec.replicas as usize,
+            _ => committed > 0,
+        };
+        let no_more_candidates = self.choose(1).is_empty();
         if !(all_in && (full || (majority_possible && no_more_candidates))) {
             return Vec::new();
         }
@@ -788,6 +809,9 @@ impl RequesterJob {
                 _ => None,
             })
             .collect();
+        if self.rule != crate::verification::JobRule::Majority {
+            return self.decide_by_rule(now_ms, &reveals);
+        }
         // A strict majority of everything revealed across rounds, and never less than a majority of the replicas.
         let assigned = (self.spec.replicas as usize).max(reveals.len());
         match tally(assigned, &reveals) {
@@ -843,6 +867,7 @@ impl RequesterJob {
                 peer: *worker,
                 change: RepChange::Agreed,
             });
+            actions.push(crate::verification::vote_evidence(*worker, true));
             actions.push(Action::Owe {
                 worker: *worker,
                 wei,
@@ -854,6 +879,7 @@ impl RequesterJob {
                 peer: *worker,
                 change: RepChange::Disagreed,
             });
+            actions.push(crate::verification::vote_evidence(*worker, false));
             actions.push(self.receipt(*worker, false, 0, "outside the accepted majority"));
         }
         self.finish(
@@ -874,7 +900,13 @@ impl RequesterJob {
             .collect()
     }
 
-    fn receipt(&self, worker: PeerId, accepted: bool, owed_wei: u128, reason: &str) -> Action {
+    pub(crate) fn receipt(
+        &self,
+        worker: PeerId,
+        accepted: bool,
+        owed_wei: u128,
+        reason: &str,
+    ) -> Action {
         Action::SendReceipt {
             worker,
             receipt: Receipt {
@@ -886,7 +918,7 @@ impl RequesterJob {
         }
     }
 
-    fn finish(&mut self, phase: Phase, reason: String) {
+    pub(crate) fn finish(&mut self, phase: Phase, reason: String) {
         self.phase = phase;
         self.reason = reason;
     }

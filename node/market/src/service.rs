@@ -61,6 +61,8 @@ pub struct MarketConfig {
     /// The stake contract whose active stakes this node's requester credits to offers (`node start
     /// --stake-contract`; the simulator deploys one on its embedded chain). `None`: claimed stakes are ignored.
     pub stake_contract: Option<[u8; 20]>,
+    /// Reads stakes from the chain; the node's launch sets it from `stake_contract` and its settlement chain.
+    pub stake_oracle: Option<Arc<dyn crate::stake::StakeOracle>>,
 }
 
 /// What a requester asks for.
@@ -264,6 +266,10 @@ pub(crate) struct Shared {
     live: std::sync::Mutex<HashMap<JobId, JobStatus>>,
     /// Where lottery notices go once a settlement service takes them ([`Market::take_lottery_notices`]).
     lottery_inbox: std::sync::Mutex<Option<mpsc::Sender<IncomingLottery>>>,
+    /// Executions and spot-checks of this requester's finished jobs.
+    counters: crate::verification::VerificationCounters,
+    /// Stakes read from the chain lately.
+    stakes: crate::stake::StakeCache,
 }
 
 impl std::ops::Deref for Shared {
@@ -291,6 +297,20 @@ impl IncomingLottery {
 }
 
 impl Shared {
+    /// A worker's credibility at this requester under the credibility policy (0 otherwise: unused).
+    fn credibility(&self, worker: &PeerId) -> f64 {
+        let Some(params) = self.cfg.verification.credibility() else {
+            return 0.0;
+        };
+        match self.db.evidence(worker) {
+            Ok(evidence) => params.assumptions().worker_credibility(&evidence),
+            Err(e) => {
+                warn!(%worker, error = %e, "cannot read a worker's evidence");
+                0.0
+            }
+        }
+    }
+
     /// A live job's latest status (see [`Shared::live`]).
     fn live_status(&self, id: &JobId) -> Option<JobStatus> {
         self.live
@@ -370,6 +390,8 @@ impl Market {
             updates,
             lottery_inbox: std::sync::Mutex::new(None),
             live: std::sync::Mutex::default(),
+            counters: Default::default(),
+            stakes: Default::default(),
         });
         let worker = shared
             .cfg
@@ -469,8 +491,9 @@ impl Market {
             .db
             .best_recorded(INVITED_PER_REPLICA * usize::from(spec.replicas))?;
         let now = now_ms();
-        let job =
+        let mut job =
             RequesterJob::new(spec, now, now + req.timeout.as_millis() as u64).inviting(invited);
+        job.rule = crate::verification::JobRule::for_job(&self.inner.cfg.verification, &job.spec);
         let id = job.id;
         let (reply, rx) = oneshot::channel();
         self.inner
@@ -560,6 +583,11 @@ impl Market {
         &self.inner.exec_metrics
     }
 
+    /// Executions and spot-checks of the jobs this node requested, for reports.
+    pub fn verification_counters(&self) -> crate::verification::CounterSnapshot {
+        self.inner.counters.snapshot()
+    }
+
     /// The market database (reputation and ledger).
     pub fn db(&self) -> &MarketDb {
         &self.inner.db
@@ -617,24 +645,13 @@ async fn inbound_loop(
             }
         };
         let response = match request {
-            Request::Offer(Offer {
-                job_id,
-                price_wei_per_mfuel,
-                eth_address,
-                ..
-            }) => {
-                if let Some(address) = eth_address {
+            Request::Offer(offer) => {
+                if let Some(address) = offer.eth_address {
                     if let Err(e) = shared.db.set_address(&peer, address) {
                         warn!(%peer, error = %e, "cannot record a worker's settlement address");
                     }
                 }
-                let _ = shared.actor.send(event(
-                    job_id,
-                    JobEvent::Offer {
-                        worker: peer,
-                        price: price_wei_per_mfuel,
-                    },
-                ));
+                tokio::spawn(forward_offer(shared.clone(), peer, offer));
                 Response::Ack
             }
             Request::Commitment(Commitment { job_id, commitment }) => {
@@ -712,16 +729,47 @@ async fn inbound_loop(
     }
 }
 
+/// Hands an offer to the requester's actor, after crediting the worker's stake when a stake contract is
+/// configured (the on-chain stake, never more than the offer claims; recorded as evidence when it changed).
+async fn forward_offer(shared: Arc<Shared>, peer: PeerId, offer: Offer) {
+    if let (Some(oracle), Some(address)) = (&shared.cfg.stake_oracle, offer.eth_address) {
+        let wei = shared
+            .stakes
+            .credit(oracle.as_ref(), peer, address, offer.stake_wei)
+            .await;
+        let known = shared.db.evidence(&peer).map(|e| e.stake_wei).unwrap_or(0);
+        if wei != known {
+            let change = crate::credibility::EvidenceChange::Stake { wei };
+            if let Err(e) = shared.db.record_evidence(&peer, change) {
+                warn!(%peer, error = %e, "cannot record a worker's stake");
+            }
+        }
+    }
+    let _ = shared.actor.send(event(
+        offer.job_id,
+        JobEvent::Offer {
+            worker: peer,
+            price: offer.price_wei_per_mfuel,
+        },
+    ));
+}
+
 /// The requester's actor: owns the live jobs, applies events and timers, persists, then acts.
 struct Actor {
     shared: Arc<Shared>,
     jobs: HashMap<JobId, RequesterJob>,
+    /// Verified results to make spot-checks of (credibility policy).
+    answers: crate::verification::KnownAnswers,
 }
 
 impl Actor {
     fn new(shared: Arc<Shared>, live: Vec<RequesterJob>) -> Actor {
         let jobs = live.into_iter().map(|j| (j.id, j)).collect();
-        Actor { shared, jobs }
+        Actor {
+            shared,
+            jobs,
+            answers: Default::default(),
+        }
     }
 
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<ActorMsg>) {
@@ -838,16 +886,17 @@ impl Actor {
                     debug!(job = %id, ?event, "event for a job that is not live");
                     return;
                 }
-                let reputation = match &event {
-                    JobEvent::Offer { worker, .. } => {
-                        self.shared.db.reputation(worker).unwrap_or(0)
-                    }
-                    _ => 0,
+                let (reputation, credibility) = match &event {
+                    JobEvent::Offer { worker, .. } => (
+                        self.shared.db.reputation(worker).unwrap_or(0),
+                        self.shared.credibility(worker),
+                    ),
+                    _ => (0, 0.0),
                 };
                 let now = now_ms();
                 self.step(id, false, move |job| match event {
                     JobEvent::Offer { worker, price } => {
-                        job.on_offer(now, worker, price, reputation)
+                        job.on_credible_offer(now, worker, price, reputation, credibility)
                     }
                     JobEvent::Answer { worker, answer } => job.on_answer(now, worker, answer),
                     JobEvent::Reveal { worker, reveal } => job.on_reveal(now, worker, reveal),
@@ -919,14 +968,58 @@ impl Actor {
         }
         let job = job.clone();
         self.shared.publish_status(after, id);
+        let assigned: Vec<PeerId> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Assign { worker, .. } => Some(*worker),
+                _ => None,
+            })
+            .collect();
         for action in actions {
             self.carry_out(&job, action);
         }
+        self.spot_check(&job, &assigned);
         if job.phase.is_terminal() {
+            self.shared.counters.job_finished(&job);
+            self.learn(&job);
             info!(job = %id, phase = job.phase.name(), reason = %job.reason, "job finished");
             self.jobs.remove(&id);
         }
         true
+    }
+
+    /// Under the credibility policy, sends a spot-check (with probability q) to each worker just assigned.
+    fn spot_check(&self, job: &RequesterJob, assigned: &[PeerId]) {
+        let Some(params) = self.shared.cfg.verification.credibility() else {
+            return;
+        };
+        if assigned.is_empty() {
+            return;
+        }
+        let invited = self
+            .shared
+            .db
+            .best_recorded(INVITED_PER_REPLICA * usize::from(job.spec.replicas))
+            .unwrap_or_default();
+        let q = params.spot_check_rate;
+        for check in job.draw_spot_checks(q, assigned, &self.answers, now_ms(), &invited) {
+            let (reply, _) = oneshot::channel();
+            let job = Box::new(check);
+            let _ = self.shared.actor.send(ActorMsg::Submit { job, reply });
+        }
+    }
+
+    /// A job is over: keep its result for spot-checks; after a failed spot-check, forget what the worker
+    /// vouched for and count it for nothing in the live jobs.
+    fn learn(&mut self, job: &RequesterJob) {
+        self.answers.record(job);
+        if let Some(worker) = job.failed_spot_check() {
+            warn!(job = %job.id, %worker, "spot-check failed: worker blacklisted");
+            self.answers.purge(&worker);
+            for live in self.jobs.values_mut() {
+                live.blacklist(&worker);
+            }
+        }
     }
 
     /// Sends the message an action asks for, in its own task; answers come back as events.
@@ -1043,7 +1136,10 @@ impl Actor {
                 });
             }
             // Recorded in the database by `step`.
-            Action::Reputation { .. } | Action::Owe { .. } | Action::Finished => {}
+            Action::Reputation { .. }
+            | Action::Evidence { .. }
+            | Action::Owe { .. }
+            | Action::Finished => {}
         }
     }
 }

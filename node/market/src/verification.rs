@@ -10,12 +10,19 @@
 //!
 //! Pure: no clock, network or disk.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use serde::{Deserialize, Serialize};
 
+use libp2p_identity::PeerId;
+
 use crate::credibility::{
-    self, Assumptions, CredibilityError, DEFAULT_ERROR_RATE, DEFAULT_MIN_STAKE_WEI,
+    self, Assumptions, CredibilityError, EvidenceChange, DEFAULT_ERROR_RATE, DEFAULT_MIN_STAKE_WEI,
     DEFAULT_SABOTEUR_SHARE, DEFAULT_UNSTAKED_SHARE,
 };
+use crate::messages::{JobSpec, Reveal};
+use crate::requester::{Action, Phase, RequesterJob, SlotState};
+use crate::tally::{select_workers, Verdict};
 
 /// Replicas of the default [`VerificationPolicy::Majority`] (today's default).
 pub const DEFAULT_REPLICAS: u8 = 3;
@@ -245,6 +252,517 @@ pub fn plain_m_first_votes(f: f64, epsilon: f64) -> Result<u8, VerificationError
         ))
 }
 
+/// How one job's result is decided: the node's [`VerificationPolicy`] applied to the job (its own error rate
+/// first).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobRule {
+    /// A strict majority of `spec.replicas` (today's rule).
+    #[default]
+    Majority,
+    /// Plain M-first voting.
+    MFirst {
+        /// Votes needed.
+        m: u8,
+    },
+    /// Credibility-based voting at this target error rate (parts per billion).
+    Credibility {
+        /// ε in parts per billion.
+        error_rate_ppb: u32,
+    },
+}
+
+impl JobRule {
+    /// The rule `policy` gives a job with `spec`.
+    pub fn for_job(policy: &VerificationPolicy, spec: &JobSpec) -> JobRule {
+        match policy {
+            VerificationPolicy::Majority { .. } => JobRule::Majority,
+            VerificationPolicy::MFirst { m } => JobRule::MFirst { m: *m },
+            VerificationPolicy::Credibility(p) => JobRule::Credibility {
+                error_rate_ppb: spec
+                    .error_rate_ppb
+                    .unwrap_or_else(|| error_rate_to_ppb(p.error_rate).unwrap_or(1_000_000)),
+            },
+        }
+    }
+}
+
+/// One offering worker's credibility at this requester when it offered, in parts per billion.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credible {
+    /// The worker.
+    #[serde(with = "crate::wire_ids::peer")]
+    pub peer: PeerId,
+    /// Its credibility × 10⁹.
+    pub ppb: u32,
+}
+
+/// What the M-first and credibility rules keep in a job's record.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteState {
+    /// Replicas wanted now (0: not decided yet).
+    pub wanted: u8,
+    /// Credibility of the workers whose offers are kept (credibility rule; as many as the job's offers).
+    pub credible: Vec<Credible>,
+    /// For a spot-check: the one worker it is for and the answer the requester already knows.
+    #[serde(default)]
+    pub spot_check: Option<SpotCheck>,
+}
+
+/// A spot-check: a job whose answer the requester already knows (a verified earlier result of its own,
+/// announced again under a fresh job id), meant for one worker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpotCheck {
+    /// The worker checked.
+    #[serde(with = "crate::wire_ids::peer")]
+    pub worker: PeerId,
+    /// The known result.
+    pub answer: Verdict,
+}
+
+impl SpotCheck {
+    /// Whether `reveal` is the known answer.
+    pub fn passed_by(&self, reveal: &Reveal) -> bool {
+        let a = &self.answer;
+        reveal.output == a.output
+            && reveal.fuel_used == a.fuel_used
+            && reveal.status == a.status
+            && reveal.detail.digest() == a.detail.digest()
+    }
+}
+
+/// The evidence action for a worker whose result agreed (or not) with the accepted one.
+pub fn vote_evidence(peer: PeerId, agreed: bool) -> Action {
+    Action::Evidence {
+        peer,
+        change: EvidenceChange::Vote { agreed },
+    }
+}
+
+/// Reveals grouped by what they agree on (output, fuel, status, failure detail), in order of first appearance:
+/// indices into `reveals`, one worker counted once.
+pub fn group_reveals(reveals: &[(PeerId, Reveal)]) -> Vec<Vec<usize>> {
+    type Key = (Vec<u8>, u64, String, [u8; 32]);
+    let mut keys: Vec<Key> = Vec::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, (peer, r)) in reveals.iter().enumerate() {
+        if !seen.insert(*peer) {
+            continue;
+        }
+        let key = (
+            r.output.to_bytes(),
+            r.fuel_used,
+            r.status.clone(),
+            r.detail.digest(),
+        );
+        match keys.iter().position(|k| *k == key) {
+            Some(g) => groups[g].push(i),
+            None => {
+                keys.push(key);
+                groups.push(vec![i]);
+            }
+        }
+    }
+    groups
+}
+
+const PPB: f64 = 1e9;
+
+impl RequesterJob {
+    /// A worker offered, with its credibility at this requester (credibility rule; under the others this is
+    /// [`on_offer`](Self::on_offer)). A blacklisted worker (credibility 0) is ignored.
+    pub fn on_credible_offer(
+        &mut self,
+        now_ms: u64,
+        worker: PeerId,
+        price_wei_per_mfuel: u64,
+        reputation: i64,
+        credibility: f64,
+    ) -> Vec<Action> {
+        if !matches!(self.rule, JobRule::Credibility { .. }) {
+            return self.on_offer(now_ms, worker, price_wei_per_mfuel, reputation);
+        }
+        let someone_else = |c: &SpotCheck| c.worker != worker;
+        if credibility <= 0.0
+            || self.offers.iter().any(|o| o.peer == worker)
+            || self.vote.spot_check.as_ref().is_some_and(someone_else)
+        {
+            return Vec::new();
+        }
+        self.vote.credible.push(Credible {
+            peer: worker,
+            ppb: (credibility.clamp(0.0, 1.0) * PPB).round() as u32,
+        });
+        let actions = self.on_offer(now_ms, worker, price_wei_per_mfuel, reputation);
+        if !self.offers.iter().any(|o| o.peer == worker) {
+            self.vote.credible.retain(|c| c.peer != worker);
+        }
+        actions
+    }
+
+    /// `worker` just failed a spot-check: it counts for nothing in this job any more (its offer is not
+    /// assigned, a result of it already in does not raise a group).
+    pub fn blacklist(&mut self, worker: &PeerId) {
+        for c in self.vote.credible.iter_mut().filter(|c| c.peer == *worker) {
+            c.ppb = 0;
+        }
+    }
+
+    /// The worker a failed spot-check blacklisted, if this job is one.
+    pub fn failed_spot_check(&self) -> Option<PeerId> {
+        let check = self.vote.spot_check.as_ref()?;
+        (self.phase == Phase::Failed && self.reason.starts_with("spot-check failed"))
+            .then_some(check.worker)
+    }
+
+    /// With probability `q` for each worker in `assigned` (a real job's new assignments), a spot-check of it.
+    pub fn draw_spot_checks(
+        &self,
+        q: f64,
+        assigned: &[PeerId],
+        answers: &KnownAnswers,
+        now_ms: u64,
+        invited: &[PeerId],
+    ) -> Vec<RequesterJob> {
+        if self.vote.spot_check.is_some() || answers.is_empty() {
+            return Vec::new();
+        }
+        assigned
+            .iter()
+            .filter(|_| rand::random::<f64>() < q)
+            .filter_map(|w| answers.spot_check(rand::random(), *w, now_ms, invited.to_vec()))
+            .collect()
+    }
+
+    /// A worker's credibility as recorded with its offer (0 if it has none).
+    pub fn credibility_of(&self, worker: &PeerId) -> f64 {
+        self.vote
+            .credible
+            .iter()
+            .find(|c| c.peer == *worker)
+            .map_or(0.0, |c| f64::from(c.ppb) / PPB)
+    }
+
+    /// How many live replicas the job wants now.
+    pub(crate) fn wanted_replicas(&self) -> usize {
+        match self.rule {
+            JobRule::Majority => usize::from(self.spec.replicas),
+            JobRule::MFirst { m } if self.vote.wanted == 0 => usize::from(m),
+            JobRule::Credibility { .. } if self.vote.spot_check.is_some() => 1,
+            JobRule::Credibility { .. } if self.vote.wanted == 0 => {
+                self.initial_credible_replicas()
+            }
+            _ => usize::from(self.vote.wanted),
+        }
+    }
+
+    /// Fixes the number of replicas to start with, at the first assignment.
+    pub(crate) fn settle_wanted(&mut self) {
+        if self.rule != JobRule::Majority && self.vote.wanted == 0 && !self.offers.is_empty() {
+            self.vote.wanted = self.wanted_replicas().min(usize::from(MAX_M)) as u8;
+        }
+    }
+
+    /// Credibility rule: the fewest of the most credible offers whose unanimous agreement reaches `1 − ε`, or
+    /// `spec.replicas` if no number of them does (then replicas are added one at a time).
+    fn initial_credible_replicas(&self) -> usize {
+        let JobRule::Credibility { error_rate_ppb } = self.rule else {
+            return usize::from(self.spec.replicas);
+        };
+        let creds: Vec<f64> = self
+            .choose(usize::from(MAX_M))
+            .iter()
+            .map(|w| self.credibility_of(w))
+            .collect();
+        credibility::replicas_needed(&creds, error_rate_from_ppb(error_rate_ppb))
+            .ok()
+            .flatten()
+            .unwrap_or(usize::from(self.spec.replicas))
+            .max(1)
+    }
+
+    /// Up to `count` untried workers to assign: by record under majority and M-first voting
+    /// ([`select_workers`]), the most credible first under the credibility rule (ties broken by the job's seed).
+    pub(crate) fn choose(&self, count: usize) -> Vec<PeerId> {
+        if !matches!(self.rule, JobRule::Credibility { .. }) {
+            return select_workers(&self.offers, &self.tried(), count, &self.seed);
+        }
+        let tried = self.tried();
+        let tiebreak = |peer: &PeerId| {
+            let mut h = blake3::Hasher::new_keyed(&self.seed);
+            h.update(&peer.to_bytes());
+            *h.finalize().as_bytes()
+        };
+        let mut pool: Vec<(u32, [u8; 32], PeerId)> = self
+            .vote
+            .credible
+            .iter()
+            .filter(|c| c.ppb > 0 && !tried.contains(&c.peer))
+            .map(|c| (c.ppb, tiebreak(&c.peer), c.peer))
+            .collect();
+        pool.sort_by_key(|(ppb, tie, _)| (std::cmp::Reverse(*ppb), *tie));
+        pool.into_iter().take(count).map(|(.., p)| p).collect()
+    }
+
+    /// Every committed replica revealed (or dropped): accept the group the rule accepts, or add replicas.
+    pub(crate) fn decide_by_rule(
+        &mut self,
+        now_ms: u64,
+        reveals: &[(PeerId, Reveal)],
+    ) -> Vec<Action> {
+        if let Some(check) = self.vote.spot_check.clone() {
+            return self.decide_spot_check(now_ms, &check, reveals);
+        }
+        let groups = group_reveals(reveals);
+        let best_votes = groups.iter().map(Vec::len).max().unwrap_or(0);
+        let (accepted, more, why) = match self.rule {
+            JobRule::MFirst { m } => {
+                let m = usize::from(m);
+                let accepted = groups.iter().position(|g| g.len() >= m);
+                let why = format!("best output has {best_votes} of {m} votes");
+                (accepted, m.saturating_sub(best_votes).max(1), why)
+            }
+            JobRule::Credibility { error_rate_ppb } => {
+                let creds: Vec<Vec<f64>> = groups
+                    .iter()
+                    .map(|g| {
+                        g.iter()
+                            .map(|&i| self.credibility_of(&reveals[i].0))
+                            .collect()
+                    })
+                    .collect();
+                let epsilon = error_rate_from_ppb(error_rate_ppb);
+                match credibility::decide(&creds, epsilon) {
+                    Ok(credibility::Decision::Accept { group, .. }) => {
+                        (Some(group), 0, String::new())
+                    }
+                    Ok(credibility::Decision::AddReplica { credibility, .. }) => (
+                        None,
+                        1,
+                        format!("best group's credibility {credibility:.6} < 1 − {epsilon}"),
+                    ),
+                    Err(e) => (None, 1, e.to_string()),
+                }
+            }
+            JobRule::Majority => (None, 0, "majority is tallied elsewhere".into()),
+        };
+        match accepted {
+            Some(g) => self.verdict_of(reveals, &groups, g),
+            None => self.add_replicas(now_ms, more, reveals, &why),
+        }
+    }
+
+    /// A spot-check's worker revealed: a pass is evidence and is paid like any result; a failure is evidence,
+    /// blacklists the worker (its credibility is 0 from now on) and its output is not accepted.
+    fn decide_spot_check(
+        &mut self,
+        now_ms: u64,
+        check: &SpotCheck,
+        reveals: &[(PeerId, Reveal)],
+    ) -> Vec<Action> {
+        let Some((_, reveal)) = reveals.iter().find(|(w, _)| *w == check.worker) else {
+            return self.add_replicas(
+                now_ms,
+                1,
+                reveals,
+                "the spot-check's worker revealed nothing",
+            );
+        };
+        let passed = check.passed_by(reveal);
+        let evidence = Action::Evidence {
+            peer: check.worker,
+            change: EvidenceChange::SpotCheck { passed },
+        };
+        tracing::info!(job = %self.id, worker = %check.worker, passed, "spot-check");
+        if passed {
+            let mut actions = vec![evidence];
+            actions.extend(self.verdict_of(reveals, &group_reveals(reveals), 0));
+            return actions;
+        }
+        self.finish(
+            Phase::Failed,
+            "spot-check failed: the worker is blacklisted".into(),
+        );
+        vec![
+            evidence,
+            Action::Reputation {
+                peer: check.worker,
+                change: crate::requester::RepChange::Disagreed,
+            },
+            self.receipt(check.worker, false, 0, "outside the accepted majority"),
+            Action::Finished,
+        ]
+    }
+
+    /// Accepts group `g` of `reveals`: its output goes to the result check.
+    fn verdict_of(
+        &mut self,
+        reveals: &[(PeerId, Reveal)],
+        groups: &[Vec<usize>],
+        g: usize,
+    ) -> Vec<Action> {
+        let first = &reveals[groups[g][0]].1;
+        let agreeing: Vec<PeerId> = groups[g].iter().map(|&i| reveals[i].0).collect();
+        let disagreeing = groups
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != g)
+            .flat_map(|(_, members)| members.iter().map(|&i| reveals[i].0))
+            .collect();
+        self.verdict = Some(Verdict {
+            output: first.output,
+            fuel_used: first.fuel_used,
+            status: first.status.clone(),
+            agreeing,
+            disagreeing,
+            detail: (*first.detail).clone(),
+        });
+        self.phase = Phase::Verifying;
+        self.reason = "fetching the result".into();
+        vec![Action::CheckResult]
+    }
+
+    /// Not accepted yet: assigns `more` fresh workers; with none at hand the job waits for new offers (it is
+    /// announced again while short of workers) until its deadline, rather than accept less.
+    fn add_replicas(
+        &mut self,
+        now_ms: u64,
+        more: usize,
+        reveals: &[(PeerId, Reveal)],
+        why: &str,
+    ) -> Vec<Action> {
+        let live = self.live_slots().count();
+        self.vote.wanted = (live + more).min(usize::from(u8::MAX)) as u8;
+        self.phase = Phase::Committing;
+        self.reason = format!("{why}: adding {more} replica(s)");
+        let before = self.slots.len();
+        let actions = self.assign_fresh(more, now_ms);
+        if self.slots.len() == before {
+            self.reason = format!(
+                "{why} after {} reveals: waiting for another worker",
+                reveals.len()
+            );
+        }
+        actions
+    }
+}
+
+/// How many verified results a requester keeps to make spot-checks of.
+pub const MAX_KNOWN_ANSWERS: usize = 64;
+
+/// The verified results a requester makes spot-checks of: its latest credibility-verified jobs (not
+/// spot-checks), at most [`MAX_KNOWN_ANSWERS`], in memory (a restarted requester starts collecting again).
+#[derive(Debug, Default)]
+pub struct KnownAnswers {
+    answers: std::collections::VecDeque<(JobSpec, Verdict, u64, JobRule)>,
+}
+
+impl KnownAnswers {
+    /// Keeps a finished job's result if it is a verified real job (not a spot-check).
+    pub fn record(&mut self, job: &RequesterJob) {
+        let Some(verdict) = job.verdict.as_ref() else {
+            return;
+        };
+        if job.phase != Phase::Verified || job.vote.spot_check.is_some() {
+            return;
+        }
+        if self.answers.len() >= MAX_KNOWN_ANSWERS {
+            self.answers.pop_front();
+        }
+        let timeout = job.deadline_ms.saturating_sub(job.announced_ms);
+        self.answers
+            .push_back((job.spec.clone(), verdict.clone(), timeout, job.rule));
+    }
+
+    /// Forgets every result `worker` agreed with (it failed a spot-check: what it vouched for is suspect).
+    pub fn purge(&mut self, worker: &PeerId) {
+        self.answers
+            .retain(|(_, v, ..)| !v.agreeing.contains(worker));
+    }
+
+    /// Whether there is nothing to make a spot-check of.
+    pub fn is_empty(&self) -> bool {
+        self.answers.is_empty()
+    }
+
+    /// A spot-check of `worker` from the known result `pick` (taken modulo their number): the same code, input
+    /// and limits under a fresh nonce, so a fresh job id, announced like any job (inviting `invited` and the
+    /// worker). `None` with no known result.
+    pub fn spot_check(
+        &self,
+        pick: usize,
+        worker: PeerId,
+        now_ms: u64,
+        mut invited: Vec<PeerId>,
+    ) -> Option<RequesterJob> {
+        let (spec, answer, timeout, rule) = self.answers.get(pick % self.answers.len().max(1))?;
+        let mut spec = spec.clone();
+        spec.nonce = rand::random();
+        if !invited.contains(&worker) {
+            invited.push(worker);
+        }
+        let mut job = RequesterJob::new(spec, now_ms, now_ms + timeout).inviting(invited);
+        job.rule = *rule;
+        job.vote.spot_check = Some(SpotCheck {
+            worker,
+            answer: answer.clone(),
+        });
+        Some(job)
+    }
+}
+
+/// What a requester's verification cost so far: counted as its jobs finish.
+#[derive(Debug, Default)]
+pub struct VerificationCounters {
+    jobs: AtomicU64,
+    accepted: AtomicU64,
+    executions: AtomicU64,
+    spot_checks: AtomicU64,
+}
+
+/// A reading of [`VerificationCounters`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CounterSnapshot {
+    /// Jobs finished (spot-checks not included).
+    pub jobs: u64,
+    /// Jobs whose result was accepted (verified).
+    pub accepted: u64,
+    /// Executions paid for: replicas that revealed a result, in every job and spot-check.
+    pub executions: u64,
+    /// Spot-checks finished (each one execution, counted in `executions` too).
+    pub spot_checks: u64,
+}
+
+impl VerificationCounters {
+    /// Counts a finished job.
+    pub fn job_finished(&self, job: &RequesterJob) {
+        let ran = job
+            .slots
+            .values()
+            .filter(|s| matches!(s.state, SlotState::Revealed(_)))
+            .count() as u64;
+        self.executions.fetch_add(ran, Ordering::Relaxed);
+        if job.vote.spot_check.is_some() {
+            self.spot_checks.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.jobs.fetch_add(1, Ordering::Relaxed);
+        if job.phase == Phase::Verified {
+            self.accepted.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The counts now.
+    pub fn snapshot(&self) -> CounterSnapshot {
+        CounterSnapshot {
+            jobs: self.jobs.load(Ordering::Relaxed),
+            accepted: self.accepted.load(Ordering::Relaxed),
+            executions: self.executions.load(Ordering::Relaxed),
+            spot_checks: self.spot_checks.load(Ordering::Relaxed),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,5 +811,195 @@ mod tests {
             ..c
         };
         assert_eq!(open.assumptions().f_unstaked, 0.1);
+    }
+
+    mod rule {
+        use std::collections::HashMap;
+
+        use libp2p_identity::PeerId;
+
+        use super::super::*;
+        use crate::credibility::spot_check_credibility;
+        use crate::messages::commitment_hash;
+        use crate::requester::{Answer, OFFER_WINDOW_MS};
+        use crate::testkit::{cid, peers, spec};
+
+        fn job(rule: JobRule) -> RequesterJob {
+            let mut job = RequesterJob::new(spec(3, false), 1_000, 1_000_000);
+            job.rule = rule;
+            job
+        }
+
+        fn credibility_rule() -> JobRule {
+            JobRule::Credibility {
+                error_rate_ppb: 1_000_000,
+            }
+        }
+
+        /// Offers from `workers` (with their credibility), then answers every assignment with the worker's
+        /// output in `outputs` until the job stops asking; returns the workers assigned, in order.
+        fn run(
+            job: &mut RequesterJob,
+            workers: &[(PeerId, f64)],
+            outputs: &HashMap<PeerId, &'static [u8]>,
+        ) -> Vec<PeerId> {
+            let now = job.announced_ms;
+            let mut actions = Vec::new();
+            for (w, c) in workers {
+                actions.extend(job.on_credible_offer(now, *w, 500, 0, *c));
+            }
+            actions.extend(job.on_tick(now + OFFER_WINDOW_MS));
+            let mut assigned = Vec::new();
+            let mut reveals: HashMap<PeerId, Reveal> = HashMap::new();
+            while !actions.is_empty() {
+                let mut next = Vec::new();
+                for a in std::mem::take(&mut actions) {
+                    match a {
+                        Action::Assign { worker, .. } => {
+                            assigned.push(worker);
+                            let out = cid(outputs[&worker]);
+                            let salt = [7; 32];
+                            let detail = Box::default();
+                            let c = commitment_hash(&out, 5, "ok", &detail, &salt, &worker);
+                            next.extend(job.on_answer(now, worker, Answer::Accepted));
+                            next.extend(job.on_commitment(now, worker, c));
+                            let reveal = Reveal {
+                                job_id: job.id,
+                                output: out,
+                                fuel_used: 5,
+                                status: "ok".into(),
+                                salt,
+                                detail,
+                            };
+                            reveals.insert(worker, reveal);
+                        }
+                        Action::RequestReveal { worker } => {
+                            let r = reveals[&worker].clone();
+                            next.extend(job.on_reveal(now, worker, r));
+                        }
+                        Action::CheckResult => next.extend(job.on_verified(true, "")),
+                        _ => {}
+                    }
+                }
+                actions = next;
+            }
+            assigned
+        }
+
+        #[test]
+        fn rule_a_credible_worker_alone_is_accepted_with_one_execution() {
+            let ps = peers(3);
+            let veteran = spot_check_credibility(0.1, 41, true); // 0.999003
+            let workers = [(ps[0], 0.9), (ps[1], veteran), (ps[2], 0.9)];
+            let outputs: HashMap<_, &'static [u8]> = ps.iter().map(|p| (*p, &b"ok"[..])).collect();
+            let mut j = job(credibility_rule());
+            let assigned = run(&mut j, &workers, &outputs);
+            assert_eq!(assigned, vec![ps[1]], "only the veteran runs it");
+            assert_eq!(j.phase, Phase::Verified, "{}", j.reason);
+            assert_eq!(j.verdict.as_ref().unwrap().agreeing, vec![ps[1]]);
+        }
+
+        #[test]
+        fn rule_staked_strangers_need_four_unanimous_and_blacklisted_offers_are_ignored() {
+            let ps = peers(6);
+            let mut workers: Vec<(PeerId, f64)> = ps[..5].iter().map(|p| (*p, 0.9)).collect();
+            workers.push((ps[5], 0.0)); // blacklisted: never assigned
+            let outputs: HashMap<_, &'static [u8]> = ps.iter().map(|p| (*p, &b"ok"[..])).collect();
+            let mut j = job(credibility_rule());
+            let assigned = run(&mut j, &workers, &outputs);
+            // Three agreeing strangers: 0.99863 < 0.999; four: 0.99985.
+            assert_eq!(assigned.len(), 4, "{assigned:?}");
+            assert!(!assigned.contains(&ps[5]));
+            assert!(!j.offers.iter().any(|o| o.peer == ps[5]));
+            assert_eq!(j.phase, Phase::Verified, "{}", j.reason);
+        }
+
+        #[test]
+        fn rule_disagreement_adds_replicas_until_credible_or_out_of_workers() {
+            // Two credible workers (k = 15: 0.99728 each; together 0.9999926) disagree: one more replica at a
+            // time; the third (a stranger, 0.9) sides with one of them: 0.8997 against the other, below
+            // 1 − ε, and no fourth worker: the job waits for one, and expires rather than accept.
+            let ps = peers(3);
+            let c = spot_check_credibility(0.1, 15, true);
+            let workers = [(ps[0], c), (ps[1], c), (ps[2], 0.9)];
+            let outputs: HashMap<_, &'static [u8]> = [
+                (ps[0], &b"right"[..]),
+                (ps[1], &b"wrong"[..]),
+                (ps[2], &b"right"[..]),
+            ]
+            .into_iter()
+            .collect();
+            let mut j = job(credibility_rule());
+            let assigned = run(&mut j, &workers, &outputs);
+            assert_eq!(&assigned[2..], &[ps[2]], "the stranger comes third");
+            assert_eq!(assigned.len(), 3);
+            assert!(j.verdict.is_none());
+            assert!(
+                j.reason.contains("waiting for another worker"),
+                "{}",
+                j.reason
+            );
+            let deadline = j.deadline_ms;
+            j.on_tick(deadline);
+            assert_eq!(j.phase, Phase::Expired, "{}", j.reason);
+            assert!(j.verdict.is_none());
+            // With a fourth credible worker (assigned third, before the stranger) siding with "right": {c, c}
+            // against {c} is 0.99728, still short; the stranger's agreement lifts it to 0.9997: accepted.
+            let ps4 = [ps[0], ps[1], ps[2], PeerId::random()];
+            let mut outputs4 = outputs.clone();
+            outputs4.insert(ps4[3], b"right");
+            let workers4 = [(ps4[0], c), (ps4[1], c), (ps4[2], 0.9), (ps4[3], c)];
+            let mut j = job(credibility_rule());
+            let assigned = run(&mut j, &workers4, &outputs4);
+            assert_eq!(j.phase, Phase::Verified, "{}", j.reason);
+            assert_eq!(assigned.len(), 4, "{assigned:?}");
+            assert_eq!(assigned[3], ps[2]);
+            let v = j.verdict.unwrap();
+            assert_eq!(v.output, cid(b"right"));
+            assert_eq!(v.disagreeing, vec![ps[1]]);
+        }
+
+        #[test]
+        fn rule_m_first_adds_replicas_until_one_output_has_m_votes() {
+            let ps = peers(5);
+            let workers: Vec<(PeerId, f64)> = ps.iter().map(|p| (*p, 0.0)).collect();
+            // Plain M-first ignores credibility: the two first assigned disagree, so more are added.
+            let outputs: HashMap<_, &'static [u8]> =
+                ps.iter().map(|p| (*p, &b"same"[..])).collect();
+            let mut j = job(JobRule::MFirst { m: 2 });
+            let assigned = run(&mut j, &workers, &outputs);
+            assert_eq!(assigned.len(), 2);
+            assert_eq!(j.phase, Phase::Verified, "{}", j.reason);
+            let mut mixed = outputs.clone();
+            let first_two = select_workers(&j.offers, &Default::default(), 2, &j.seed);
+            mixed.insert(first_two[1], b"other");
+            let mut j = job(JobRule::MFirst { m: 2 });
+            let assigned = run(&mut j, &workers, &mixed);
+            assert_eq!(assigned.len(), 3, "one more after a 1–1 split");
+            assert_eq!(j.phase, Phase::Verified, "{}", j.reason);
+            assert_eq!(j.verdict.unwrap().output, cid(b"same"));
+        }
+
+        #[test]
+        fn rule_a_unanimous_crowd_of_unstaked_strangers_is_never_accepted() {
+            // Stake required at cold start: every unstaked identity has credibility ½, so ten of them forging
+            // one output are no evidence; with no staked worker the job fails instead of accepting it.
+            let ps = peers(10);
+            let workers: Vec<(PeerId, f64)> = ps.iter().map(|p| (*p, 0.5)).collect();
+            let outputs: HashMap<_, &'static [u8]> =
+                ps.iter().map(|p| (*p, &b"forged"[..])).collect();
+            let mut j = job(credibility_rule());
+            let assigned = run(&mut j, &workers, &outputs);
+            assert_eq!(
+                assigned.len(),
+                10,
+                "every stranger tried, one at a time after the first three"
+            );
+            assert!(j.verdict.is_none(), "{}", j.reason);
+            let deadline = j.deadline_ms;
+            j.on_tick(deadline);
+            assert_eq!(j.phase, Phase::Expired, "{}", j.reason);
+            assert!(j.verdict.is_none());
+        }
     }
 }
