@@ -582,6 +582,7 @@ async fn start_member_in(
         eth_address: None,
         verification: env.verification,
         stake_contract: env.stake_contract,
+        ..MarketConfig::default()
     };
     let settlement = match &env.chain {
         Some(c) => Some((

@@ -437,8 +437,10 @@ pub async fn run(
     phases.plan_s = started.elapsed().as_secs_f64() - phases.start_s;
     let jobs_started = Instant::now();
     let jobs_started_ms = jobmesh_node::market::now_ms();
+    let sampler = crate::trust::CredibilitySampler::spawn(&cluster, s.requesters, &s.verification);
     let (mut records, faults, partition_healed_s) =
         run_jobs(s, &mut cluster, planned, faults, progress.clone()).await?;
+    let credibility = sampler.finish().await;
     phases.jobs_s = jobs_started.elapsed().as_secs_f64();
     let settle_started = Instant::now();
     progress(Progress::Settling);
@@ -447,7 +449,8 @@ pub async fn run(
     if let Some(model) = &links {
         note_round_trips(&mut records, &cluster, model);
     }
-    let cost = crate::trust::cost_of(&cluster, &records, jobs_started_ms);
+    let mut cost = crate::trust::cost_of(&cluster, &records, jobs_started_ms);
+    cost.credibility = credibility;
     let mut outcome = outcome_of(&records, cast.byzantine, cast.crashing, cast.slow);
     (outcome.saboteurs, outcome.sybil_forgers) = (cast.saboteurs, cast.sybil_forgers);
     let mut summary = Summary {

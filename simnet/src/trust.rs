@@ -125,6 +125,67 @@ pub async fn lock_stakes(
     Ok(locked)
 }
 
+/// Samples the requesters' mean credibility of the workers every [`SAMPLE_EVERY`] while the jobs run.
+pub struct CredibilitySampler {
+    task: tokio::task::JoinHandle<Vec<CredibilitySample>>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+/// How often [`CredibilitySampler`] samples.
+pub const SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl CredibilitySampler {
+    /// Starts sampling the first `requesters` members' view of every worker member, under `policy`'s
+    /// assumptions (the default credibility parameters under other policies).
+    pub fn spawn(cluster: &Cluster, requesters: usize, policy: &VerificationPolicy) -> Self {
+        let assumptions = policy
+            .credibility()
+            .copied()
+            .unwrap_or_default()
+            .assumptions();
+        let markets: Vec<_> = cluster.members[..requesters]
+            .iter()
+            .map(|m| m.market.clone())
+            .collect();
+        let workers: Vec<_> = cluster
+            .members
+            .iter()
+            .filter(|m| m.worker.is_some())
+            .map(|m| m.node.peer_id())
+            .collect();
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let started = std::time::Instant::now();
+        let task = tokio::spawn(async move {
+            let mut samples = Vec::new();
+            loop {
+                let (mut sum, mut n) = (0.0, 0usize);
+                for m in &markets {
+                    for w in &workers {
+                        let ev = m.db().evidence(w).unwrap_or_default();
+                        sum += assumptions.worker_credibility(&ev);
+                        n += 1;
+                    }
+                }
+                samples.push(CredibilitySample {
+                    at_s: started.elapsed().as_secs_f64(),
+                    mean: if n == 0 { 0.0 } else { sum / n as f64 },
+                });
+                tokio::select! {
+                    _ = tokio::time::sleep(SAMPLE_EVERY) => {}
+                    _ = stopped.changed() => return samples,
+                }
+            }
+        });
+        CredibilitySampler { task, stop }
+    }
+
+    /// Stops sampling; the samples taken.
+    pub async fn finish(self) -> Vec<CredibilitySample> {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap_or_default()
+    }
+}
+
 /// Why a `--verification` value was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum BadVerification {
