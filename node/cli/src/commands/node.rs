@@ -304,6 +304,8 @@ fn start(ctx: &Context, args: &StartArgs) -> Result<()> {
         eth_address: None,
         verification: args.verify.policy()?,
         stake_contract: args.verify.stake_contract(),
+        // Built by the launch from the stake contract and the settlement chain.
+        stake_oracle: None,
     };
     let mut cfg = Config::new(keypair);
     cfg.listen = listen;

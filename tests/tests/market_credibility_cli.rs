@@ -1,0 +1,60 @@
+//! The verification flags of the `jobmesh` binary (issue 21): out-of-range settings are refused in one line,
+//! with a non-zero exit, before a node starts or a job is stored.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use jobmesh_tests::{jobmesh_bin, run, workspace_root};
+
+fn jobmesh(home: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(jobmesh_bin());
+    cmd.arg("--data-dir")
+        .arg(home)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    run(&mut cmd, Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The command failed, without a panic, saying why in one line; returns that line.
+fn fails_in_one_line(out: &Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "succeeded: {err}");
+    assert_ne!(out.status.code(), Some(101), "panicked: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "not one line: {err}");
+    err
+}
+
+#[test]
+fn verification_settings_out_of_range_are_refused_in_one_line() {
+    let home = tempfile::tempdir().unwrap();
+    let start = |extra: &[&str]| {
+        let mut args = vec![
+            "node",
+            "start",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--api",
+            "127.0.0.1:0",
+            "--verification",
+            "credibility",
+        ];
+        args.extend_from_slice(extra);
+        jobmesh(home.path(), &args)
+    };
+    let err = fails_in_one_line(&start(&["--assumed-fault-rate", "0.7"]));
+    assert!(err.contains("assumed fault rate 0.7"), "{err}");
+    let err = fails_in_one_line(&start(&["--spot-check-rate", "0.9"]));
+    assert!(err.contains("spot-check rate 0.9"), "{err}");
+    let err = fails_in_one_line(&start(&["--default-error-rate", "0"]));
+    assert!(err.contains("error rate 0"), "{err}");
+    // A job's own error rate is checked before anything is stored or sent.
+    let echo = workspace_root().join("examples/echo.js");
+    let echo = echo.to_str().unwrap();
+    let err = fails_in_one_line(&jobmesh(
+        home.path(),
+        &["job", "submit", echo, "--error-rate", "0.9"],
+    ));
+    assert!(err.contains("--error-rate"), "{err}");
+}
