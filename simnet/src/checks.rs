@@ -60,7 +60,63 @@ pub fn all(s: &Summary) -> Vec<Check> {
         gossip_delivered(&s.network),
         gossip_within_anchor(&s.network),
         verified_within_round_trips(s.round_trips.as_ref()),
+        error_within_target(s),
+        executions_within_goal(s),
     ]
+}
+
+/// Executions per accepted job (spot-checks included) credibility must stay within (issue 21: 40 % below
+/// M-first's 4 at f = 0.1, ε = 10⁻³).
+pub const CREDIBILITY_EXECUTIONS_GOAL: f64 = 2.4;
+
+/// With credibility: the share of wrong results accepted is within the target error rate ε.
+pub fn error_within_target(s: &Summary) -> Check {
+    const EXPECTS: &str = "wrong results accepted / accepted ≤ ε";
+    let Some(error_rate) = s.scenario.verification.credibility().map(|p| p.error_rate) else {
+        return skipped("error_within_target", EXPECTS, "no target error rate");
+    };
+    let c = &s.cost;
+    check(
+        "error_within_target",
+        EXPECTS,
+        c.wrong_results_accepted as f64 <= error_rate * c.accepted as f64,
+        format!(
+            "{} wrong of {} accepted (95 % upper bound {:.2e}) against ε = {error_rate:e}",
+            c.wrong_results_accepted, c.accepted, c.wrong_rate_upper_95
+        ),
+    )
+}
+
+/// With credibility: executions per accepted job, spot-checks included, within
+/// [`CREDIBILITY_EXECUTIONS_GOAL`].
+pub fn executions_within_goal(s: &Summary) -> Check {
+    const EXPECTS: &str = "executions per accepted job (spot-checks included) ≤ 2.4";
+    if s.scenario.verification.credibility().is_none() {
+        return skipped("executions_within_goal", EXPECTS, "not credibility");
+    }
+    let c = &s.cost;
+    check(
+        "executions_within_goal",
+        EXPECTS,
+        c.accepted > 0 && c.executions_per_accepted_job <= CREDIBILITY_EXECUTIONS_GOAL,
+        format!(
+            "{:.2} overall ({} executions, {} spot-checks, {} accepted); steady state {:.2}",
+            c.executions_per_accepted_job,
+            c.executions,
+            c.spot_checks,
+            c.accepted,
+            c.steady_state.executions_per_accepted_job
+        ),
+    )
+}
+
+fn skipped(name: &'static str, expects: &'static str, why: &str) -> Check {
+    Check {
+        name,
+        expects,
+        verdict: Verdict::Skipped,
+        measured: why.into(),
+    }
 }
 
 /// Every submitted job reached a terminal phase.

@@ -13,6 +13,7 @@ use jobmesh_exec::{Executor, JobCode, Plugin};
 use jobmesh_node::launch::{launch, Launched};
 use jobmesh_node::market::db::MarketDb;
 use jobmesh_node::market::messages::{CodeKind, JobLimits, JOBS_TOPIC};
+use jobmesh_node::market::verification::VerificationPolicy;
 use jobmesh_node::market::{JobRequest, Market, MarketConfig, WorkerPolicy};
 use jobmesh_node::settlement::{Chain, Settler, SettlerConfig};
 use jobmesh_p2p::{identity::Keypair, Config, ConnLimits, GossipTrace, Mesh, PeerId, Transport};
@@ -153,6 +154,10 @@ pub struct ClusterSetup {
     pub connections: ConnLimits,
     /// Round-trip times, loss and bandwidth between members (memory transport only; `None`: no delay).
     pub links: Option<Arc<LinkModel>>,
+    /// How every member's requester verifies results.
+    pub verification: VerificationPolicy,
+    /// The stake contract whose stakes the members' requesters credit to offers, if any.
+    pub stake_contract: Option<[u8; 20]>,
 }
 
 /// Nodes in one process: member 0 first, every other member bootstrapped to it.
@@ -187,6 +192,8 @@ struct MemberEnv {
     trace: Arc<GossipTrace>,
     /// The link model, if any.
     links: Option<Arc<LinkModel>>,
+    verification: VerificationPolicy,
+    stake_contract: Option<[u8; 20]>,
 }
 
 impl Cluster {
@@ -211,6 +218,8 @@ impl Cluster {
             chain,
             connections: ConnLimits::default(),
             links: None,
+            verification: VerificationPolicy::default(),
+            stake_contract: None,
         };
         Self::start_setup(roles, setup).await
     }
@@ -225,6 +234,8 @@ impl Cluster {
             chain,
             connections,
             links,
+            verification,
+            stake_contract,
         } = setup;
         let exec = Arc::new(Executor::new(None).map_err(|e| ClusterError::Start {
             index: 0,
@@ -243,6 +254,8 @@ impl Cluster {
             chain,
             trace: Arc::new(GossipTrace::new()),
             links,
+            verification,
+            stake_contract,
         };
         let started = tokio::time::Instant::now();
         // Member 0 first: the others bootstrap to it. Then the others a batch at a time (opening stores and
@@ -567,6 +580,8 @@ async fn start_member_in(
     let market_cfg = MarketConfig {
         worker: worker.clone(),
         eth_address: None,
+        verification: env.verification,
+        stake_contract: env.stake_contract,
         ..MarketConfig::default()
     };
     let settlement = match &env.chain {

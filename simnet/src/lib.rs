@@ -12,5 +12,6 @@ pub mod commit_path;
 pub mod links;
 pub mod report;
 pub mod scenario;
+pub mod trust;
 
 pub use cluster::{Cluster, ClusterError, ClusterSetup, Member, SimChain};

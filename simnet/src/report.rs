@@ -27,6 +27,7 @@ pub fn text(s: &Summary) -> String {
         let _ = writeln!(t, "  {n} × {reason}");
     }
     let _ = writeln!(t, "wrong results accepted: {}", o.wrong_results_accepted);
+    cost_text(&mut t, s);
     let _ = writeln!(
         t,
         "latency submit→end: p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms; submit→verified p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms",
@@ -80,6 +81,30 @@ pub fn text(s: &Summary) -> String {
         );
     }
     t
+}
+
+/// What verification cost: executions per accepted job overall, in the warm-up and the steady state, the
+/// spot-checks, and the wrong results with their 95 % upper bound.
+fn cost_text(t: &mut String, s: &Summary) {
+    let c = &s.cost;
+    let _ = writeln!(
+        t,
+        "verification {:?}: {:.2} executions per accepted job ({} executions for {} accepted; warm-up {:.2} over {} jobs, \
+         steady state {:.2} over the last {} jobs); {} spot-checks ({} fuel, {} wei); wrong {} (rate ≤ {:.2e} at 95 %)",
+        s.scenario.verification,
+        c.executions_per_accepted_job,
+        c.executions,
+        c.accepted,
+        c.warm_up.executions_per_accepted_job,
+        c.warm_up.jobs,
+        c.steady_state.executions_per_accepted_job,
+        c.steady_state.jobs,
+        c.spot_checks,
+        c.spot_check_fuel,
+        c.spot_check_wei,
+        c.wrong_results_accepted,
+        c.wrong_rate_upper_95
+    );
 }
 
 /// The link model and the round trips, when the run had one.
@@ -256,6 +281,18 @@ fn html(s: &Summary) -> String {
             outcome_rows.push((format!("{kind}: {phase}"), *n as f64));
         }
     }
+    let executions: Vec<(f64, f64, &str)> = s
+        .cost
+        .timeline
+        .iter()
+        .map(|x| (x.first_job as f64, x.executions_per_accepted_job, "#27a"))
+        .collect();
+    let credibility: Vec<(f64, f64, &str)> = s
+        .cost
+        .credibility
+        .iter()
+        .map(|x| (x.at_s, x.mean, "#a72"))
+        .collect();
     let st = &s.settlement;
     let gas_rows = vec![
         ("lotteries (commit + claim)".to_string(), st.gas_used as f64),
@@ -298,6 +335,9 @@ pre{{background:#f4f4f4;padding:1em;white-space:pre-wrap}}</style></head><body>\
 <h2>Checks</h2><table><tr><th>verdict</th><th>check</th><th>expects</th><th>measured</th></tr>{checks}</table>\
 <h2>Jobs</h2>{outcome}<table><tr><th>failed</th><th>reason</th></tr>{failures}</table>\
 {latency}<p>Blue: verified; red: failed/expired. Wrong results accepted: <b>{wrong}</b>.</p>\
+<h2>Verification cost</h2>{executions}<p>Executions (every replica run, spot-checks included) per accepted job, \
+in twentieths of the run by submission order.</p>{credibility}<p>The requesters' mean credibility of the workers \
+they hold evidence on, sampled during the run.</p>\
 <h2>Settlement</h2>{fairness}<p>Each point is a worker: what requesters owed it (x) against what it received \
 through lotteries (y); the dashed line is y = x. Lotteries pay in expectation: over many lotteries points gather \
 around the line, over few they sit on an axis (won everything or nothing). Red: faulty or silent workers.</p>{gas}\
@@ -306,6 +346,8 @@ around the line, over few they sit on an axis (won everything or nothing). Red: 
         outcome = bars("Jobs by kind and final phase", &outcome_rows),
         latency = scatter("Submit → end latency over the run", "submitted at (s)", "latency (ms)", &latency, false),
         wrong = s.outcome.wrong_results_accepted,
+        executions = scatter("Executions per accepted job over the run", "first job of the slice", "executions / accepted job", &executions, false),
+        credibility = scatter("Requesters' mean worker credibility over time", "time (s)", "mean credibility", &credibility, false),
         fairness = scatter("Owed vs received per worker (wei)", "owed (wei)", "received (wei)", &fairness, true),
         gas = bars("Gas spent on settlement vs plain transfers", &gas_rows),
     )

@@ -23,7 +23,9 @@ use tracing::debug;
 
 use crate::checks::Check;
 use crate::links::{LinkConfig, LinkModel, LinkSummary};
+use crate::trust::{Adversaries, VerificationCost};
 use crate::{Cluster, ClusterError, ClusterSetup, SimChain};
+use jobmesh_node::market::verification::VerificationPolicy;
 
 /// What to simulate.
 #[derive(Debug, Clone, Serialize)]
@@ -56,6 +58,10 @@ pub struct Scenario {
     pub max_peers: usize,
     /// Round-trip times, loss and bandwidth between members ([`crate::links`]).
     pub links: LinkConfig,
+    /// Saboteurs, the cold-start Sybil crowd and worker stake ([`crate::trust`]).
+    pub adversaries: Adversaries,
+    /// How requesters verify results.
+    pub verification: VerificationPolicy,
 }
 
 /// Why a simulation could not run.
@@ -93,6 +99,8 @@ pub enum Progress {
 /// One finished job.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobRecord {
+    /// The job id (hex; empty if it was never submitted).
+    pub job_id: String,
     /// Which kind from the mix.
     pub kind: &'static str,
     /// Terminal phase.
@@ -139,6 +147,10 @@ pub struct Outcome {
     pub crashing: Vec<usize>,
     /// Slow workers (member indices).
     pub slow: Vec<usize>,
+    /// Saboteurs (member indices).
+    pub saboteurs: Vec<usize>,
+    /// The cold-start Sybil crowd of forgers (member indices).
+    pub sybil_forgers: Vec<usize>,
 }
 
 /// One worker's settlement.
@@ -242,6 +254,10 @@ pub struct Summary {
     pub settlement: SettlementSummary,
     /// The run's expectations, each with its verdict ([`crate::checks`]).
     pub checks: Vec<Check>,
+    /// What verification cost: executions per accepted job (spot-checks included), wrong results accepted
+    /// and their 95 % upper bound, the requesters' mean credibility over time.
+    #[serde(flatten)]
+    pub cost: VerificationCost,
     /// Every job.
     pub jobs: Vec<JobRecord>,
 }
@@ -375,6 +391,7 @@ impl Scenario {
                 return bad(format!("{name} must be a share between 0 and 1"));
             }
         }
+        self.adversaries.check().map_err(SimError::Invalid)?;
         let faulty = (self.byzantine * workers as f64).round() as usize;
         if workers - faulty < usize::from(self.replicas) / 2 + 1 {
             return bad("too many byzantine workers: honest ones cannot form a majority".into());
@@ -421,8 +438,11 @@ pub async fn run(
     let faults = FaultPlan::draw(s, &cast, &mut rng);
     phases.plan_s = started.elapsed().as_secs_f64() - phases.start_s;
     let jobs_started = Instant::now();
+    let jobs_started_ms = jobmesh_node::market::now_ms();
+    let sampler = crate::trust::CredibilitySampler::spawn(&cluster, s.requesters, &s.verification);
     let (mut records, faults, partition_healed_s) =
         run_jobs(s, &mut cluster, planned, faults, progress.clone()).await?;
+    let credibility = sampler.finish().await;
     phases.jobs_s = jobs_started.elapsed().as_secs_f64();
     let settle_started = Instant::now();
     progress(Progress::Settling);
@@ -431,9 +451,13 @@ pub async fn run(
     if let Some(model) = &links {
         note_round_trips(&mut records, &cluster, model);
     }
+    let mut cost = crate::trust::cost_of(&cluster, &records, jobs_started_ms);
+    cost.credibility = credibility;
+    let mut outcome = outcome_of(&records, cast.byzantine, cast.crashing, cast.slow);
+    (outcome.saboteurs, outcome.sybil_forgers) = (cast.saboteurs, cast.sybil_forgers);
     let mut summary = Summary {
         scenario: s.clone(),
-        outcome: outcome_of(&records, cast.byzantine, cast.crashing, cast.slow),
+        outcome,
         wall_s: started.elapsed().as_secs_f64(),
         phases,
         latency_ms: percentiles(records.iter().map(|r| r.latency_ms)),
@@ -451,6 +475,7 @@ pub async fn run(
         commit_path: crate::commit_path::report(&cluster),
         settlement: settlement_of(&cluster, &net.chain, net.deposits, s.requesters),
         checks: Vec::new(),
+        cost,
         jobs: records,
     };
     summary.checks = crate::checks::all(&summary);
@@ -465,6 +490,8 @@ struct Cast {
     byzantine: Vec<usize>,
     crashing: Vec<usize>,
     slow: Vec<usize>,
+    saboteurs: Vec<usize>,
+    sybil_forgers: Vec<usize>,
 }
 
 impl Cast {
@@ -485,6 +512,14 @@ impl Cast {
         let byzantine = sorted(shuffled[..n_byz].to_vec());
         let crashing = sorted(shuffled[n_byz..n_byz + n_crash].to_vec());
         let slow = sorted(shuffled[n_byz + n_crash..n_byz + n_crash + n_slow].to_vec());
+        // Saboteurs and the Sybil crowd come from the workers left (drawn after the others, so adding them
+        // leaves the byzantine, crashing and slow workers of a seed as they were).
+        let adv = &s.adversaries;
+        let rest = &shuffled[n_byz + n_crash + n_slow..];
+        let n_sab = ((adv.saboteurs * workers.len() as f64).round() as usize).min(rest.len());
+        let saboteurs = sorted(rest[..n_sab].to_vec());
+        let n_forgers = adv.sybil_forgers.min(rest.len() - n_sab);
+        let sybil_forgers = sorted(rest[n_sab..n_sab + n_forgers].to_vec());
         let delays: HashMap<usize, u64> = slow
             .iter()
             .map(|&i| (i, rng.gen_range(1_000..3_000)))
@@ -493,7 +528,11 @@ impl Cast {
             .map(|i| {
                 (i >= s.requesters).then(|| WorkerPolicy {
                     conduct: if byzantine.contains(&i) {
-                        Conduct::Faulty
+                        adv.byzantine()
+                    } else if sybil_forgers.contains(&i) {
+                        Conduct::WrongOutput
+                    } else if saboteurs.contains(&i) {
+                        adv.saboteur(s.seed)
                     } else if let Some(&delay_ms) = delays.get(&i) {
                         Conduct::Slow { delay_ms }
                     } else {
@@ -501,6 +540,8 @@ impl Cast {
                     },
                     // Queue runs rather than refuse work: the simulated machines share this one's cores anyway.
                     max_concurrent: 8,
+                    stake_wei: (adv.stake && !sybil_forgers.contains(&i))
+                        .then_some(crate::trust::STAKE_WEI),
                     ..WorkerPolicy::default()
                 })
             })
@@ -510,6 +551,8 @@ impl Cast {
             byzantine,
             crashing,
             slow,
+            saboteurs,
+            sybil_forgers,
         }
     }
 }
@@ -540,14 +583,24 @@ async fn start(
         ..DeployParams::default()
     };
     let chain = SimChain::new(s.seed, params, policy)?;
+    let stake = if s.adversaries.stake {
+        Some(crate::trust::deploy_stake(&chain)?)
+    } else {
+        None
+    };
     let miner = chain.spawn_miner(Duration::from_millis(200));
     let setup = ClusterSetup {
         transport: Transport::Memory,
         chain: Some(chain.clone()),
         connections: ConnLimits::with_high(s.max_peers),
         links,
+        verification: s.verification,
+        stake_contract: stake.as_ref().map(|c| c.contract().into_array()),
     };
     let cluster = Cluster::start_setup(&cast.roles, setup).await?;
+    if let Some(stake) = &stake {
+        crate::trust::lock_stakes(stake, &cluster).await?;
+    }
     let mut depositing = tokio::task::JoinSet::new();
     for m in &cluster.members[..s.requesters] {
         let settler = m.settler.clone().expect("every member settles");
@@ -994,6 +1047,7 @@ async fn drive(
             let record = match market.submit(req).await {
                 Ok(id) => match market.wait(&id, timeout).await {
                     Ok(st) => JobRecord {
+                        job_id: st.id.clone(),
                         kind,
                         wrong: st.phase == "verified"
                             && (st.output.as_deref() != Some(want_cid.as_str())
@@ -1008,7 +1062,10 @@ async fn drive(
                         rtt_max_ms: None,
                         agreeing: st.agreeing,
                     },
-                    Err(e) => failed(kind, requester, submitted, sent, format!("lost track: {e}")),
+                    Err(e) => JobRecord {
+                        job_id: id.to_hex(),
+                        ..failed(kind, requester, submitted, sent, format!("lost track: {e}"))
+                    },
                 },
                 Err(e) => failed(
                     kind,
@@ -1082,6 +1139,7 @@ fn failed(
     reason: String,
 ) -> JobRecord {
     JobRecord {
+        job_id: String::new(),
         kind,
         phase: "failed".into(),
         reason,
@@ -1112,6 +1170,8 @@ fn outcome_of(
         byzantine,
         crashing,
         slow,
+        saboteurs: Vec::new(),
+        sybil_forgers: Vec::new(),
     };
     for r in records {
         *o.by_phase.entry(r.phase.clone()).or_default() += 1;
@@ -1249,7 +1309,13 @@ fn settlement_of(
             honest: cluster.members[i]
                 .worker
                 .as_ref()
-                .is_some_and(|w| matches!(w.conduct, Conduct::Honest | Conduct::Slow { .. })),
+                // A saboteur is paid for the right results it returns, as an honest worker is.
+                .is_some_and(|w| {
+                    matches!(
+                        w.conduct,
+                        Conduct::Honest | Conduct::Slow { .. } | Conduct::Saboteur(_)
+                    )
+                }),
             earned_wei: earned.get(&i).copied().unwrap_or(0.0),
             owed_wei: owed.get(&i).copied().unwrap_or(0.0),
             received_wei: received.get(&i).copied().unwrap_or(0.0),

@@ -5,9 +5,11 @@
 
 use std::time::Duration;
 
+use jobmesh_node::market::verification::VerificationPolicy;
 use jobmesh_simnet::checks::Verdict;
 use jobmesh_simnet::links::{LinkConfig, LinkKind};
 use jobmesh_simnet::scenario::{run, Scenario};
+use jobmesh_simnet::trust::Adversaries;
 
 fn scenario(links: LinkConfig) -> Scenario {
     Scenario {
@@ -25,6 +27,8 @@ fn scenario(links: LinkConfig) -> Scenario {
         max_peers: 64,
         job_timeout: Duration::from_secs(60),
         links,
+        adversaries: Adversaries::default(),
+        verification: VerificationPolicy::Majority { replicas: 3 },
     }
 }
 

@@ -5,8 +5,10 @@
 
 use std::time::Duration;
 
+use jobmesh_node::market::verification::VerificationPolicy;
 use jobmesh_simnet::links::LinkConfig;
 use jobmesh_simnet::scenario::{run, Scenario, Summary};
+use jobmesh_simnet::trust::Adversaries;
 
 fn scenario(seed: u64, nodes: usize, jobs: usize) -> Scenario {
     Scenario {
@@ -25,6 +27,8 @@ fn scenario(seed: u64, nodes: usize, jobs: usize) -> Scenario {
         max_peers: 64,
         job_timeout: Duration::from_secs(60),
         links: LinkConfig::default(),
+        adversaries: Adversaries::default(),
+        verification: VerificationPolicy::Majority { replicas: 3 },
     }
 }
 

@@ -82,7 +82,9 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  jobmesh simnet --nodes 20 --requesters 2 --jobs 100 --report out/\n  \
         jobmesh simnet --nodes 100 --requesters 10 --jobs 1000 --replicas 3 --byzantine 0.1 --crash 0.1 --seed 42\n  \
-        jobmesh simnet --nodes 100 --jobs 1000 --links regions --loss 0.01 --bandwidth 50Mbit --report out/"
+        jobmesh simnet --nodes 100 --jobs 1000 --links regions --loss 0.01 --bandwidth 50Mbit --report out/\n  \
+        jobmesh simnet --nodes 100 --jobs 3000 --byzantine 0.1 --saboteurs 0.05 --sabotage-rate 0.3 --collude --stake \
+        --verification credibility --error-rate 1e-3 --assumed-fault-rate 0.1"
     )]
     Simnet(commands::simnet::SimnetArgs),
 }

@@ -11,6 +11,7 @@
 //! Must not touch: the chain (`jobmesh-settlement` settles the ledger), the control API, the command line or
 //! the daemon's lifecycle (`jobmesh-node`, `jobmesh`): nothing here prints or reads arguments.
 
+pub mod adversary;
 pub mod challenge;
 pub mod commit_path;
 pub mod credibility;
@@ -35,6 +36,7 @@ pub mod verification;
 pub mod wire_ids;
 pub mod worker;
 
+pub use adversary::{Forgery, Saboteur};
 pub use service::{JobRequest, JobStatus, Market, MarketConfig, MarketError};
 pub use shared::{now_ms, AskError};
 pub use worker::{Conduct, JobRunError, WorkerPolicy};

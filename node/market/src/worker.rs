@@ -16,6 +16,7 @@ use jobmesh_store::Cid;
 use tokio::sync::broadcast;
 use tracing::{debug, info, warn};
 
+use crate::adversary::{Forgery, Saboteur, COLLUDING_SUFFIX};
 use crate::commit_path::{Miss, Step};
 use crate::db::{DbError, WorkerJob, WorkerPhase};
 use crate::messages::{
@@ -91,6 +92,9 @@ pub struct WorkerPolicy {
     /// wei: above it the worker makes no offer for that requester's jobs and refuses its assignments until a
     /// lottery pays. `None`: no limit (a node that does not settle is never paid by lottery).
     pub max_unpaid_credit_wei: Option<u128>,
+    /// The active stake, in wei, this worker's offers claim in the stake contract (requesters check it on
+    /// chain). `None`: unstaked.
+    pub stake_wei: Option<u128>,
 }
 
 impl Default for WorkerPolicy {
@@ -101,6 +105,7 @@ impl Default for WorkerPolicy {
             max_concurrent: 2,
             conduct: Conduct::Honest,
             max_unpaid_credit_wei: None,
+            stake_wei: None,
         }
     }
 }
@@ -123,6 +128,8 @@ pub enum Conduct {
         /// The delay before each run.
         delay_ms: u64,
     },
+    /// Honest until a requester trusts it, then wrong at a seeded rate ([`Saboteur`]).
+    Saboteur(Saboteur),
 }
 
 /// A job in a worker's running table.
@@ -306,7 +313,7 @@ impl Worker {
                 .spec
                 .price_wei_per_mfuel
                 .max(self.policy.min_price_wei_per_mfuel),
-            stake_wei: None,
+            stake_wei: self.policy.stake_wei,
         });
         let shared = self.shared.clone();
         tokio::spawn(async move {
@@ -484,6 +491,7 @@ impl Worker {
         let path = &self.shared.commit_path;
         path.record(Step::Fetch, fetching.elapsed());
         let me = node.peer_id();
+        let forgery = self.forgery(&id, &job.requester);
         let started = std::time::Instant::now();
         let cancel = cancel.clone();
         let shared = self.shared.clone();
@@ -504,12 +512,12 @@ impl Worker {
             detail.stderr_cid = crate::stderr_log::keep(&store, &outcome.stderr, &limits)
                 .map_err(JobRunError::StoreOutput)?;
             let mut output = outcome.output;
-            match conduct {
-                Conduct::WrongOutput => output.extend_from_slice(b" (forged)"),
-                Conduct::Faulty => {
+            match forgery {
+                Forgery::Colluding => output.extend_from_slice(COLLUDING_SUFFIX),
+                Forgery::Own => {
                     output.extend_from_slice(format!(" (corrupted on {me})").as_bytes())
                 }
-                _ => {}
+                Forgery::None => {}
             }
             let root = store
                 .add_file(&output[..], &Profile::KUBO)
@@ -532,6 +540,23 @@ impl Worker {
         // Written before the commitment leaves this node, so a restart can still reveal.
         self.shared.db.save_worker_job(&id, &job)?;
         Ok(job)
+    }
+
+    /// What this worker's conduct returns for job `id` of `requester` in place of the real output.
+    fn forgery(&self, id: &JobId, requester: &PeerId) -> Forgery {
+        match self.policy.conduct {
+            Conduct::WrongOutput => Forgery::Colluding,
+            Conduct::Faulty => Forgery::Own,
+            Conduct::Saboteur(s) => {
+                let paid = self
+                    .shared
+                    .db
+                    .payer_credit(requester)
+                    .map_or(0, |c| c.receipts);
+                s.forgery(id, &self.shared.node.peer_id().to_bytes(), paid)
+            }
+            _ => Forgery::None,
+        }
     }
 
     /// Sends the commitment, retrying until the commitment deadline.

@@ -68,4 +68,40 @@ pub struct SimnetArgs {
     /// Each node's uplink, shared by its connections (e.g. 50Mbit, 1Gbit); unlimited by default.
     #[arg(long, value_name = "RATE")]
     pub bandwidth: Option<String>,
+    /// Share of the workers (0–1) that are saboteurs: honest until a requester has paid them for
+    /// --trusted-after results, then wrong on a seeded --sabotage-rate of that requester's jobs.
+    /// Example: `jobmesh simnet --saboteurs 0.05 --sabotage-rate 0.3 --collude --verification credibility`.
+    #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
+    pub saboteurs: f64,
+    /// Share (0–1) of a trusting requester's jobs a saboteur returns a wrong output for.
+    #[arg(long, value_name = "SHARE", default_value_t = 0.3)]
+    pub sabotage_rate: f64,
+    /// Results a requester must have paid a saboteur for before the saboteur cheats it.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub trusted_after: u64,
+    /// Saboteurs and byzantine workers collude: all return one common wrong output, saboteurs on the same jobs.
+    #[arg(long)]
+    pub collude: bool,
+    /// A cold-start Sybil crowd: this many fresh, unstaked identities present from the start that offer on every
+    /// job and return the colluders' common wrong output.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub sybil_forgers: usize,
+    /// Deploy the stake contract on the simulated chain; every worker but the Sybil crowd locks 0.1 ETH in it
+    /// and its offers say so.
+    #[arg(long)]
+    pub stake: bool,
+    /// How requesters verify results: `majority` (of --replicas, today's default), `m-first:M` (the first
+    /// output M replicas agree on; plain `m-first` takes M from --error-rate and --assumed-fault-rate) or `credibility` (Sarmenta's credibility with spot-checks, to
+    /// --error-rate under --assumed-fault-rate; docs/protocol.md, "Credibility").
+    #[arg(long, value_name = "POLICY", default_value = "majority")]
+    pub verification: String,
+    /// Target error rate ε of every job, with `--verification credibility`.
+    #[arg(long, value_name = "E", default_value_t = 1e-3)]
+    pub error_rate: f64,
+    /// Assumed upper bound f on the share of saboteurs, with `--verification credibility` or `m-first`.
+    #[arg(long, value_name = "F", default_value_t = 0.1)]
+    pub assumed_fault_rate: f64,
+    /// Probability that an assignment is a spot-check, with `--verification credibility`.
+    #[arg(long, value_name = "Q", default_value_t = 0.1)]
+    pub spot_check_rate: f64,
 }

@@ -5,6 +5,7 @@ use anyhow::{Context as _, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use jobmesh_simnet::report;
 use jobmesh_simnet::scenario::{self, Progress, Scenario};
+use jobmesh_simnet::trust::{parse_verification, Adversaries};
 
 use crate::commands::simnet::SimnetArgs;
 use crate::context::Context;
@@ -34,6 +35,21 @@ pub fn run(ctx: &Context, a: &SimnetArgs) -> Result<()> {
             &a.links,
             a.loss,
             a.bandwidth.as_deref(),
+        )?,
+        adversaries: Adversaries {
+            saboteurs: a.saboteurs,
+            sabotage_rate: a.sabotage_rate,
+            trusted_after: a.trusted_after,
+            collude: a.collude,
+            sybil_forgers: a.sybil_forgers,
+            stake: a.stake,
+        },
+        verification: parse_verification(
+            &a.verification,
+            a.replicas,
+            a.error_rate,
+            a.assumed_fault_rate,
+            a.spot_check_rate,
         )?,
     };
     s.check()?;
