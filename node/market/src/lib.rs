@@ -27,8 +27,8 @@ pub mod requester;
 pub mod runner;
 pub mod service;
 mod shared;
-pub mod stderr_log;
 pub mod stake;
+pub mod stderr_log;
 pub mod tally;
 #[cfg(test)]
 mod testkit;
