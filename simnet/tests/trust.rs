@@ -47,9 +47,13 @@ fn all_terminal(s: &Summary) {
     }
 }
 
+/// Colluding saboteurs that turn after two paid results, plus colluding byzantine workers: the credibility rule
+/// accepts none of their common forgery, and its spot-checks ran. (Its cost against a majority of 3 is measured in
+/// BENCHMARKS.md, "Verification cost", not asserted here: over 40 jobs the two differ by less than their noise —
+/// 3.25 against 3.00 executions per job in one run, 2.9 against 3.0 in others — while the majority of 3 accepted
+/// 3 of the same forgeries in the run that showed it.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn colluding_saboteurs_under_credibility_get_nothing_accepted_and_cost_fewer_executions_than_a_majority(
-) {
+async fn colluding_saboteurs_under_credibility_get_nothing_accepted() {
     let mut s = scenario(
         20,
         40,
@@ -63,27 +67,14 @@ async fn colluding_saboteurs_under_credibility_get_nothing_accepted_and_cost_few
         },
     );
     s.byzantine = 0.1;
-    let mut c = s.clone();
-    c.verification = credibility(1e-2);
-    // Side by side (the same seed casts the same saboteurs and byzantine workers in both).
-    let (majority, cred) = tokio::join!(run(&s, |_| {}), run(&c, |_| {}));
-    let (majority, cred) = (
-        majority.expect("majority run"),
-        cred.expect("credibility run"),
-    );
-    println!("{}", jobmesh_simnet::report::text(&majority));
+    s.verification = credibility(1e-2);
+    let cred = run(&s, |_| {}).await.expect("credibility run");
     println!("{}", jobmesh_simnet::report::text(&cred));
-    all_terminal(&majority);
     all_terminal(&cred);
     assert_eq!(cred.outcome.saboteurs.len(), 2, "the saboteurs were cast");
     assert_eq!(cred.cost.wrong_results_accepted, 0);
     assert!(cred.cost.accepted > 0, "credibility accepted nothing");
-    assert!(
-        cred.cost.executions_per_accepted_job < majority.cost.executions_per_accepted_job,
-        "credibility {:.2} executions per accepted job, majority {:.2}",
-        cred.cost.executions_per_accepted_job,
-        majority.cost.executions_per_accepted_job
-    );
+    assert!(cred.cost.spot_checks > 0, "no spot-check was sent");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,7 @@
 //! The jobmesh node as a library (`jobmesh-node`): the data directory and identity ([`home`]), a running
 //! node's assembly ([`launch`]: swarm, market, settlement), its whole life from a `NodeConfig` ([`lifecycle`]:
 //! API, signals, token and address files, pin re-announcement, shutdown), the control API, gateway and
-//! dashboard with their typed client ([`api`]) and Prometheus metrics ([`metrics`]). The market ([`market`], `jobmesh-market`) and
+//! dashboard with their typed client ([`api`]) Prometheus metrics ([`metrics`]) and the on-chain stake reader requesters credit offers with ([`stake`]). The market ([`market`], `jobmesh-market`) and
 //! settlement ([`settlement`], `jobmesh-settlement`) are re-exported so that `jobmesh_node::market::…` paths
 //! keep working.
 //!

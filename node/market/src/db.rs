@@ -17,21 +17,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use crate::messages::{from_cbor, to_cbor, JobId, JobSpec, MessageError};
 use crate::requester::{Action, RequesterJob};
 
-/// Why the market database failed.
-#[derive(Debug, thiserror::Error)]
-pub enum DbError {
-    /// sled failed (I/O, or another process holds the database).
-    #[error("market database: {0}")]
-    Sled(#[from] sled::Error),
-    /// A stored record does not decode (written by an incompatible version, or corrupt).
-    #[error("market database record {key}: {source}")]
-    Record {
-        /// Which record.
-        key: String,
-        /// The decoding error.
-        source: Box<MessageError>,
-    },
-}
+pub use crate::db_error::DbError;
 
 /// Where a worker is with a job it was assigned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

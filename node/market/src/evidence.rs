@@ -14,7 +14,7 @@ use libp2p_identity::PeerId;
 use sled::transaction::{TransactionalTree, UnabortableTransactionError};
 
 use crate::credibility::{Evidence, EvidenceChange};
-use crate::db::DbError;
+use crate::db_error::DbError;
 use crate::messages::{from_cbor, to_cbor};
 
 /// The most workers a requester keeps evidence about.

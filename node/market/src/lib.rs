@@ -16,6 +16,7 @@ pub mod challenge;
 pub mod commit_path;
 pub mod credibility;
 pub mod db;
+mod db_error;
 pub mod evidence;
 pub mod exec_metrics;
 pub mod messages;

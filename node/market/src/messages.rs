@@ -154,10 +154,19 @@ pub struct JobSpec {
     pub nonce: u64,
     /// The target error rate ε of the result, in parts per billion, for a requester verifying by credibility
     /// (docs/protocol.md, "Credibility"); absent (and then not encoded: older specs keep their ids) = the
-    /// requester's default. Bounded by [`crate::verification::MIN_ERROR_RATE`] and
-    /// [`crate::verification::MAX_ERROR_RATE`].
+    /// requester's default. Bounded by [`MIN_ERROR_RATE`] and [`MAX_ERROR_RATE`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_rate_ppb: Option<u32>,
+}
+
+/// The smallest target error rate a job may ask for (one in a billion).
+pub const MIN_ERROR_RATE: f64 = 1e-9;
+/// The largest target error rate a job may ask for.
+pub const MAX_ERROR_RATE: f64 = 0.5;
+
+/// A job spec's error rate in parts per billion, as a rate.
+pub fn error_rate_from_ppb(ppb: u32) -> f64 {
+    f64::from(ppb) / 1e9
 }
 
 impl JobSpec {
@@ -190,8 +199,8 @@ impl JobSpec {
             return invalid("engine", "must be 1..=256 bytes");
         }
         if let Some(ppb) = self.error_rate_ppb {
-            let epsilon = crate::verification::error_rate_from_ppb(ppb);
-            if crate::verification::check_error_rate(epsilon).is_err() {
+            let epsilon = error_rate_from_ppb(ppb);
+            if !(MIN_ERROR_RATE..=MAX_ERROR_RATE).contains(&epsilon) {
                 return invalid("error_rate", "must be between 1e-9 and 0.5");
             }
         }

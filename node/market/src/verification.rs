@@ -31,10 +31,7 @@ pub const DEFAULT_REPLICAS: u8 = 3;
 /// assigned it earns the few passed spot-checks that let two staked workers agree at ε = 10⁻³ (3 each:
 /// `1 − 0.1/(0.9·3·e) = 0.986`, two of them `1 − 2.6·10⁻⁴`); one worker alone needs 41.
 pub const DEFAULT_SPOT_CHECK_RATE: f64 = 0.1;
-/// The smallest target error rate a job may ask for (one in a billion).
-pub const MIN_ERROR_RATE: f64 = 1e-9;
-/// The largest target error rate a job may ask for.
-pub const MAX_ERROR_RATE: f64 = 0.5;
+pub use crate::messages::{error_rate_from_ppb, MAX_ERROR_RATE, MIN_ERROR_RATE};
 /// The largest spot-check rate (a requester spot-checking every assignment does no real work).
 pub const MAX_SPOT_CHECK_RATE: f64 = 0.5;
 /// The most replicas M-first voting may require.
@@ -146,11 +143,6 @@ pub fn check_fault_rate(f: f64) -> Result<f64, VerificationError> {
 /// encoding, and so its id, exact).
 pub fn error_rate_to_ppb(epsilon: f64) -> Result<u32, VerificationError> {
     Ok((check_error_rate(epsilon)? * 1e9).round() as u32)
-}
-
-/// A job spec's error rate in parts per billion, as a rate.
-pub fn error_rate_from_ppb(ppb: u32) -> f64 {
-    f64::from(ppb) / 1e9
 }
 
 /// How a node's requester verifies results.
