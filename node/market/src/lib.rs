@@ -25,6 +25,7 @@ pub mod receipt_store;
 pub mod receipt_verify;
 pub mod replay;
 pub mod requester;
+pub mod requester_rule;
 pub mod runner;
 pub mod service;
 mod shared;

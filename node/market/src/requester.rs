@@ -871,7 +871,7 @@ impl RequesterJob {
                 peer: *worker,
                 change: RepChange::Agreed,
             });
-            actions.push(crate::verification::vote_evidence(*worker, true));
+            actions.push(vote_evidence(*worker, true));
             actions.push(Action::Owe {
                 worker: *worker,
                 wei,
@@ -883,7 +883,7 @@ impl RequesterJob {
                 peer: *worker,
                 change: RepChange::Disagreed,
             });
-            actions.push(crate::verification::vote_evidence(*worker, false));
+            actions.push(vote_evidence(*worker, false));
             actions.push(self.receipt(*worker, false, 0, "outside the accepted majority"));
         }
         self.finish(
@@ -925,6 +925,14 @@ impl RequesterJob {
     pub(crate) fn finish(&mut self, phase: Phase, reason: String) {
         self.phase = phase;
         self.reason = reason;
+    }
+}
+
+/// The evidence action for a worker whose result agreed (or not) with the accepted one.
+pub(crate) fn vote_evidence(peer: PeerId, agreed: bool) -> Action {
+    Action::Evidence {
+        peer,
+        change: crate::credibility::EvidenceChange::Vote { agreed },
     }
 }
 

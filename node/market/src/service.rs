@@ -785,7 +785,7 @@ struct Actor {
     shared: Arc<Shared>,
     jobs: HashMap<JobId, RequesterJob>,
     /// Verified results to make spot-checks of (credibility policy).
-    answers: crate::verification::KnownAnswers,
+    answers: crate::requester_rule::KnownAnswers,
 }
 
 impl Actor {
