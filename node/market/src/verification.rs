@@ -442,8 +442,8 @@ mod tests {
         use crate::credibility::spot_check_credibility;
         use crate::messages::commitment_hash;
         use crate::requester::{Action, Phase, RequesterJob};
-        use crate::tally::select_workers;
         use crate::requester::{Answer, OFFER_WINDOW_MS};
+        use crate::tally::select_workers;
         use crate::testkit::{cid, peers, spec};
 
         fn job(rule: JobRule) -> RequesterJob {
