@@ -108,6 +108,27 @@ fn is_set_by_cargo_for_the_test(name: &str) -> bool {
         || matches!(name, "CARGO_TARGET_TMPDIR" | "CARGO_RUSTC_CURRENT_DIR")
 }
 
+/// `jobmesh --data-dir <home> <args>` with stdout and stderr captured, killed after `limit` (a panic names the
+/// command when it could not run or overran).
+pub fn jobmesh_in(home: &Path, args: &[&str], limit: Duration) -> Output {
+    let mut cmd = Command::new(jobmesh_bin());
+    cmd.arg("--data-dir")
+        .arg(home)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    run(&mut cmd, limit).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Checks that a command failed without a panic, saying why in one line of stderr; returns that stderr.
+pub fn fails_in_one_line(out: &Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "succeeded: {err}");
+    assert_ne!(out.status.code(), Some(101), "panicked: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "not one line: {err}");
+    err
+}
+
 /// Runs `cmd` to completion within `limit`, capturing stdout and stderr unless the caller redirected them.
 /// Kills the process and returns an error when the limit is exceeded.
 pub fn run(cmd: &mut Command, limit: Duration) -> Result<Output, String> {

@@ -13,37 +13,17 @@ use std::time::{Duration, Instant};
 use jobmesh_node::market::db::MarketDb;
 use jobmesh_node::market::messages::{CodeKind, JobLimits, JobSpec};
 use jobmesh_node::market::requester::{Phase, RequesterJob};
-use jobmesh_tests::{jobmesh_bin, run};
+use jobmesh_tests::{fails_in_one_line, jobmesh_bin, jobmesh_in, run};
 use mesh_util::{eventually, example, http, post, NodeProc};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// `jobmesh --data-dir <home> <args>` with stdout and stderr captured, killed after `limit`.
-fn jobmesh_within(home: &Path, args: &[&str], limit: Duration) -> Output {
-    let mut cmd = Command::new(jobmesh_bin());
-    cmd.arg("--data-dir")
-        .arg(home)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    run(&mut cmd, limit).unwrap_or_else(|e| panic!("{e}"))
-}
-
 fn jobmesh(home: &Path, args: &[&str]) -> Output {
-    jobmesh_within(home, args, LIMIT)
+    jobmesh_in(home, args, LIMIT)
 }
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Runs a command that must fail; returns its stderr, checked to be one line without a panic.
-fn fails_in_one_line(out: &Output) -> String {
-    let err = stderr(out);
-    assert!(!out.status.success(), "succeeded: {err}");
-    assert_ne!(out.status.code(), Some(101), "panicked: {err}");
-    assert_eq!(err.trim().lines().count(), 1, "not one line: {err}");
-    err
 }
 
 fn spec(nonce: u64) -> JobSpec {
@@ -195,7 +175,7 @@ fn a_job_short_of_workers_says_how_many_replicas_never_ran() {
         "--timeout",
         "45s",
     ];
-    let out = jobmesh_within(requester.home(), &args, Duration::from_secs(90));
+    let out = jobmesh_in(requester.home(), &args, Duration::from_secs(90));
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(
@@ -222,7 +202,7 @@ fn a_listen_port_that_is_taken_stops_the_node_at_start() {
         let home = tempfile::tempdir().unwrap();
         let listen = format!("/ip4/127.0.0.1/tcp/{port}");
         let args = ["node", "start", "--listen", &listen, "--api", "127.0.0.1:0"];
-        let out = jobmesh_within(home.path(), &args, Duration::from_secs(20));
+        let out = jobmesh_in(home.path(), &args, Duration::from_secs(20));
         let err = fails_in_one_line(&out);
         assert!(
             err.contains(&format!(
@@ -262,7 +242,7 @@ fn bootstrap_peers_can_be_named_by_dns_and_bad_ports_are_reported_once() {
         "--bootstrap",
         &bad,
     ];
-    let err = fails_in_one_line(&jobmesh_within(home.path(), &args, Duration::from_secs(20)));
+    let err = fails_in_one_line(&jobmesh_in(home.path(), &args, Duration::from_secs(20)));
     assert!(err.contains("invalid bootstrap address"), "{err}");
     assert_eq!(err.matches("too large").count(), 1, "{err}");
 }
@@ -273,7 +253,7 @@ fn cat_and_the_gateway_give_up_on_missing_content_within_their_own_timeouts() {
     let missing = jobmesh_store::cid_of_raw(b"no peer holds this block").to_string();
 
     let started = Instant::now();
-    let out = jobmesh_within(
+    let out = jobmesh_in(
         node.home(),
         &["cat", &missing, "--timeout", "2s"],
         Duration::from_secs(30),

@@ -2,28 +2,13 @@
 //! with a non-zero exit, before a node starts or a job is stored.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
-use jobmesh_tests::{jobmesh_bin, run, workspace_root};
+use jobmesh_tests::{fails_in_one_line, jobmesh_in, workspace_root};
 
 fn jobmesh(home: &Path, args: &[&str]) -> Output {
-    let mut cmd = Command::new(jobmesh_bin());
-    cmd.arg("--data-dir")
-        .arg(home)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    run(&mut cmd, Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// The command failed, without a panic, saying why in one line; returns that line.
-fn fails_in_one_line(out: &Output) -> String {
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "succeeded: {err}");
-    assert_ne!(out.status.code(), Some(101), "panicked: {err}");
-    assert_eq!(err.trim().lines().count(), 1, "not one line: {err}");
-    err
+    jobmesh_in(home, args, Duration::from_secs(60))
 }
 
 #[test]
