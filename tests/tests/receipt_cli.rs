@@ -6,7 +6,6 @@
 
 mod mesh_util;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use mesh_util::{example, http, wait_peers, NodeProc};
@@ -15,13 +14,7 @@ const LIMIT: Duration = Duration::from_secs(30);
 
 /// `jobmesh --data-dir <node> args…`: (exit code, stdout, stderr).
 fn jobmesh(node: &NodeProc, args: &[&str]) -> (i32, String, String) {
-    let mut cmd = Command::new(jobmesh_tests::jobmesh_bin());
-    cmd.arg("--data-dir")
-        .arg(node.home())
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let out = jobmesh_tests::run(&mut cmd, Duration::from_secs(120)).unwrap();
+    let out = jobmesh_tests::jobmesh_in(node.home(), args, Duration::from_secs(120));
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
